@@ -48,6 +48,10 @@ export const ERRORS = {
   KOA_OVSDB: { cni: CniCode.Ovsdb, msg: 'OVSDB %s: %s' },
   KOA_DATAPATH: { cni: CniCode.Datapath, msg: '%s' },
   KOA_INTERNAL: { cni: CniCode.Internal, msg: 'internal error: %s' },
+  // CNI (appended by the cni area)
+  KOA_POD_ARGS: { cni: CniCode.InvalidNetconf, msg: 'CNI_ARGS must contain %s (kubelet and Multus set them)' },
+  KOA_VERSION_FORBIDS: { cni: CniCode.IncompatibleVersion, msg: 'config version %s does not allow %s (needs %s or later)' },
+  KOA_UNREACHABLE: { cni: CniCode.TryAgainLater, msg: 'cannot reach the kube-ovn agent at %s: %s' },
 } as const satisfies Record<string, Entry>;
 export type ErrorCode = keyof typeof ERRORS;
 
