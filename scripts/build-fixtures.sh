@@ -15,7 +15,7 @@ stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/$1.version" 2>/dev/null)" = "$2"
 k8s_minor="${K8S_VERSION#v1.}"                 # 35.4 -> staging modules are v0.35.4
 staging_version="v0.${k8s_minor}"
 
-if ! stamp_ok kube-apiserver "$K8S_VERSION" || ! stamp_ok etcd "$K8S_VERSION"; then
+if ! stamp_ok kube-apiserver "$K8S_VERSION+v2" || ! stamp_ok etcd "$K8S_VERSION"; then
   mod="$CACHE/src/k8s-$K8S_VERSION"
   mkdir -p "$mod"
   # k8s.io/kubernetes replaces its staging modules with ./staging paths, which a dependent module cannot
@@ -51,11 +51,15 @@ GO
   ( cd "$mod"
     go mod tidy
     echo "building kube-apiserver $K8S_VERSION (first time: several minutes on 2 cores)"
-    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+    # Stamp the version as the Kubernetes release build does: the apiserver derives its emulation version from it.
+    vpkg=k8s.io/component-base/version
+    minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+    ldflags="-s -w -X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor -X $vpkg.gitTreeState=clean"
+    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
     echo "building etcd (the version kube-apiserver $K8S_VERSION pins)"
     GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$BIN/etcd" go.etcd.io/etcd/server/v3
   )
-  echo "$K8S_VERSION" > "$BIN/kube-apiserver.version"
+  echo "$K8S_VERSION+v2" > "$BIN/kube-apiserver.version"
   echo "$K8S_VERSION" > "$BIN/etcd.version"
 fi
 
