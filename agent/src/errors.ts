@@ -48,6 +48,10 @@ export const ERRORS = {
   KOA_OVSDB: { cni: CniCode.Ovsdb, msg: 'OVSDB %s: %s' },
   KOA_DATAPATH: { cni: CniCode.Datapath, msg: '%s' },
   KOA_INTERNAL: { cni: CniCode.Internal, msg: 'internal error: %s' },
+  // k8s/pod (configuration, annotations, plans)
+  KOA_CONFIG: { cni: CniCode.Internal, msg: 'invalid configuration: %s' },
+  KOA_BAD_ANNOTATION: { cni: CniCode.Kubernetes, msg: 'pod %s: invalid annotation %s: %s' },
+  KOA_PROVIDER_UNBOUND: { cni: CniCode.InvalidNetconf, msg: 'provider %s is not bound to any subnet' },
   // CNI (appended by the cni area)
   KOA_POD_ARGS: { cni: CniCode.InvalidNetconf, msg: 'CNI_ARGS must contain %s (kubelet and Multus set them)' },
   KOA_VERSION_FORBIDS: { cni: CniCode.IncompatibleVersion, msg: 'config version %s does not allow %s (needs %s or later)' },
