@@ -1,0 +1,196 @@
+// A real kube-apiserver + etcd for the bed, built from the Go module proxy by scripts/build-fixtures.sh.
+// Loopback only, free ports picked at start, a throw-away CA with serving + client certificates (openssl,
+// argv only), RBAC and the Node authorizer on, service-account keys, an admin kubeconfig, our CRDs applied.
+// No controller-manager or scheduler runs: pods stay Pending, namespaces' default ServiceAccount is never
+// created (so the ServiceAccount admission plugin is off), and a pod bound to a node needs
+// gracePeriodSeconds=0 to be deleted (no kubelet confirms it).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { loadAllYaml } from '@kubernetes/client-node';
+import { onCleanup } from './cleanup.ts';
+import { isAlive, killPidSync, stopPid } from './daemon.ts';
+import { run, waitFor } from './exec.ts';
+import { kubeApi, type KubeApi, type KubeCredentials } from './kubeapi.ts';
+
+export const FIXTURE_BIN = join(process.env.KOA_FIXTURE_CACHE ?? '/var/cache/kube-ovn-node-agent', 'bin');
+export const CRD_FILE = new URL('../../deploy/crds/kube-ovn-crds.yaml', import.meta.url).pathname;
+
+export interface Kube {
+  readonly dir: string;
+  readonly server: string;
+  /** Admin (system:masters) kubeconfig path, for @kubernetes/client-node KubeConfig.loadFromFile. */
+  readonly kubeconfig: string;
+  /** Bearer token of the same admin user (from --token-auth-file). */
+  readonly adminToken: string;
+  readonly caFile: string;
+  readonly api: KubeApi;
+  /** Writes a kubeconfig for a client certificate with this user/groups (e.g. system:node:<n>, [system:nodes]). */
+  kubeconfigFor(user: string, groups?: string[]): Promise<string>;
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function openssl(args: string[], cwd: string): Promise<void> {
+  await run(['openssl', ...args.map((a) => (a.startsWith('@') ? join(cwd, a.slice(1)) : a))]);
+}
+
+/** EC P-256 key + certificate signed by the bed CA; `@x` means a file in `dir`. */
+async function issueCert(dir: string, name: string, subject: string, ext: string): Promise<void> {
+  writeFileSync(join(dir, `${name}.ext`), ext);
+  await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `@${name}.key`, '-out', `@${name}.csr`, '-subj', subject], dir);
+  await openssl(['x509', '-req', '-in', `@${name}.csr`, '-CA', '@ca.crt', '-CAkey', '@ca.key', '-CAcreateserial', '-days', '7', '-out', `@${name}.crt`, '-extfile', `@${name}.ext`], dir);
+}
+
+function writeKubeconfig(path: string, server: string, dir: string, user: string, name: string): void {
+  // JSON is valid YAML; file paths keep the certs in one place.
+  const cfg = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'koa-bed', cluster: { server, 'certificate-authority': join(dir, 'ca.crt') } }],
+    users: [{ name: user, user: { 'client-certificate': join(dir, `${name}.crt`), 'client-key': join(dir, `${name}.key`) } }],
+    contexts: [{ name: 'koa-bed', context: { cluster: 'koa-bed', user } }],
+    'current-context': 'koa-bed',
+  };
+  writeFileSync(path, JSON.stringify(cfg, null, 2));
+}
+
+function startChild(argv: string[], logPath: string): ChildProcess {
+  const log = createWriteStream(logPath);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  return child;
+}
+
+export async function startKube(opts: { prefix: string; crds?: boolean }): Promise<Kube> {
+  for (const b of ['etcd', 'kube-apiserver']) {
+    if (!existsSync(join(FIXTURE_BIN, b))) throw new Error(`${join(FIXTURE_BIN, b)} missing: run \`npm run setup\` (scripts/build-fixtures.sh)`);
+  }
+  const dir = mkdtempSync(`/tmp/${opts.prefix}kube-`);
+  const children: ChildProcess[] = [];
+  const pids = () => children.map((c) => c.pid).filter((p): p is number => !!p);
+  let stopped = false;
+  const unregister = onCleanup({
+    label: `kube ${dir}`,
+    run: async () => {
+      if (stopped) return;
+      stopped = true;
+      for (const pid of pids().reverse()) await stopPid(pid, 5000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+    runSync: () => {
+      for (const pid of pids()) killPidSync(pid);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  });
+
+  // PKI: CA, apiserver serving cert (SAN 127.0.0.1 so it is valid through netns forwarders too), admin client cert, SA key.
+  await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', '@ca.key', '-out', '@ca.crt', '-days', '7', '-subj', '/CN=koa-bed-ca'], dir);
+  await issueCert(dir, 'apiserver', '/CN=kube-apiserver',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1\nextendedKeyUsage=serverAuth\n');
+  await issueCert(dir, 'admin', '/O=system:masters/CN=koa-admin', 'extendedKeyUsage=clientAuth\n');
+  await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', '@sa.key'], dir);
+  await openssl(['ec', '-in', '@sa.key', '-pubout', '-out', '@sa.pub'], dir);
+  const adminToken = `koa-${Math.random().toString(36).slice(2)}${Date.now().toString(36)}`;
+  writeFileSync(join(dir, 'tokens.csv'), `${adminToken},koa-admin,koa-admin,"system:masters"\n`);
+
+  const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+  children.push(startChild([
+    join(FIXTURE_BIN, 'etcd'), '--name', 'koa', '--data-dir', join(dir, 'etcd'), '--logger=zap', '--log-level=warn',
+    '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
+    '--listen-peer-urls', `http://127.0.0.1:${etcdPeer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${etcdPeer}`,
+    '--initial-cluster', `koa=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync',
+  ], join(dir, 'etcd.log')));
+  await waitFor('etcd /health', async () => {
+    const r = await fetch(`${etcdUrl}/health`).catch(() => undefined);
+    return r?.ok;
+  }, 20_000);
+
+  const server = `https://127.0.0.1:${apiPort}`;
+  children.push(startChild([
+    join(FIXTURE_BIN, 'kube-apiserver'),
+    `--etcd-servers=${etcdUrl}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
+    `--tls-cert-file=${join(dir, 'apiserver.crt')}`, `--tls-private-key-file=${join(dir, 'apiserver.key')}`, `--cert-dir=${dir}`,
+    `--client-ca-file=${join(dir, 'ca.crt')}`, `--token-auth-file=${join(dir, 'tokens.csv')}`,
+    '--authorization-mode=Node,RBAC', '--anonymous-auth=false',
+    `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    '--service-cluster-ip-range=10.96.0.0/12', '--disable-admission-plugins=ServiceAccount',
+    '--enable-priority-and-fairness=false', '--profiling=false', '--allow-privileged=true', '--v=0',
+  ], join(dir, 'kube-apiserver.log')));
+
+  const creds: KubeCredentials = {
+    server,
+    ca: readFileSync(join(dir, 'ca.crt'), 'utf8'),
+    cert: readFileSync(join(dir, 'admin.crt'), 'utf8'),
+    key: readFileSync(join(dir, 'admin.key'), 'utf8'),
+  };
+  const api = kubeApi(creds);
+  try {
+    await waitFor('kube-apiserver /readyz', async () => {
+      for (const c of children) if (c.exitCode !== null) throw new Error(`process exited (${c.exitCode}); see ${dir}/*.log`);
+      return (await api.get<string>('/readyz').catch(() => undefined)) === 'ok';
+    }, 60_000, 100);
+  } catch (e) {
+    const tail = readFileSync(join(dir, 'kube-apiserver.log'), 'utf8').split('\n').slice(-15).join('\n');
+    throw new Error(`${(e as Error).message}\n--- kube-apiserver.log (tail)\n${tail}`);
+  }
+  const kubeconfig = join(dir, 'admin.kubeconfig');
+  writeKubeconfig(kubeconfig, server, dir, 'koa-admin', 'admin');
+  if (opts.crds !== false) await applyCrds(api);
+
+  let n = 0;
+  return {
+    dir,
+    server,
+    kubeconfig,
+    adminToken,
+    caFile: join(dir, 'ca.crt'),
+    api,
+    kubeconfigFor: async (user, groups = []) => {
+      const name = `user${++n}`;
+      const subject = `${groups.map((g) => `/O=${g}`).join('')}/CN=${user}`;
+      await issueCert(dir, name, subject, 'extendedKeyUsage=clientAuth\n');
+      const path = join(dir, `${name}.kubeconfig`);
+      writeKubeconfig(path, server, dir, user, name);
+      return path;
+    },
+    pids: () => pids().filter(isAlive),
+    stop: unregister,
+  };
+}
+
+/** Creates (or replaces) every CRD in deploy/crds and waits until each is Established and served. */
+export async function applyCrds(api: KubeApi, file = CRD_FILE): Promise<string[]> {
+  const docs = (loadAllYaml(readFileSync(file, 'utf8')) as any[]).filter((d) => d?.kind === 'CustomResourceDefinition');
+  const base = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
+  for (const crd of docs) {
+    const name = crd.metadata.name as string;
+    const existing = await api.get(`${base}/${name}`).catch(() => undefined);
+    if (existing) await api.put(`${base}/${name}`, { ...crd, metadata: { ...crd.metadata, resourceVersion: existing.metadata.resourceVersion } });
+    else await api.post(base, crd);
+  }
+  for (const crd of docs) {
+    const name = crd.metadata.name as string;
+    await waitFor(`CRD ${name} Established`, async () => {
+      const c = await api.get(`${base}/${name}`);
+      return c.status?.conditions?.some((x: { type: string; status: string }) => x.type === 'Established' && x.status === 'True');
+    }, 30_000);
+    await waitFor(`${name} served`, async () => !!(await api.get(`/apis/${crd.spec.group}/v1/${crd.spec.names.plural}`)), 30_000);
+  }
+  return docs.map((d) => d.metadata.name as string);
+}
