@@ -1,5 +1,6 @@
 // Transaction operations (RFC 7047 §5.2) as typed builders, and decoding of a `transact` result: per-operation
 // results, and the error (with the failing operation's index) when the transaction was aborted.
+import { AgentError } from '../../errors.ts';
 import type { Atom, Row, Value } from './values.ts';
 
 export type ConditionFn = '==' | '!=' | '<' | '<=' | '>' | '>=' | 'includes' | 'excludes';
@@ -49,16 +50,14 @@ export const assertLock = (lock: string): AssertOp => ({ op: 'assert', lock });
 export interface OpResult { uuid?: Atom; rows?: Row[]; count?: number; error?: string; details?: string }
 
 /** A transaction the server answered with an error: `index` is the failing operation (or -1 for a commit-time error). */
-export class TransactError extends Error {
+export class TransactError extends AgentError {
   readonly error: string;
-  readonly details: string | undefined;
   readonly index: number;
   readonly op: string | undefined;
   constructor(error: string, details: string | undefined, index: number, op: string | undefined) {
-    super(`transaction failed${op ? ` at operation ${index} (${op})` : ''}: ${error}${details ? `: ${details}` : ''}`);
+    super('KOA_OVSDB', `OVSDB transaction failed${op ? ` at operation ${index} (${op})` : ''}: ${error}${details ? `: ${details}` : ''}`, details);
     this.name = 'TransactError';
     this.error = error;
-    this.details = details;
     this.index = index;
     this.op = op;
   }

@@ -20,7 +20,7 @@ export type TableUpdates2 = Record<string, Record<string, { initial?: Row; inser
 
 export class Replica {
   readonly tables = new Map<string, Map<string, Row>>();
-  private readonly schema: Schema | undefined;
+  private schema: Schema | undefined;
   /** Columns monitored per table (rows are completed with defaults for these only). */
   private readonly columns: Record<string, readonly string[]>;
 
@@ -29,6 +29,9 @@ export class Replica {
     this.schema = schema;
     for (const t of Object.keys(columns)) this.tables.set(t, new Map());
   }
+
+  /** Sets the schema used to normalise values and to interpret update2 diffs. */
+  setSchema(schema: Schema): void { this.schema = schema; }
 
   table(name: string): Map<string, Row> {
     let t = this.tables.get(name);
