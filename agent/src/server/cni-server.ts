@@ -1,0 +1,212 @@
+// The agent's CNI server: fastify on the Unix socket, speaking two protocols.
+//   POST /cni/v1/call   the project's own: body {env: {CNI_*...}, stdin: "..."} as forwarded by cni-shim/kube-ovn;
+//                       answer 200 with the bytes the shim must print and header `x-cni-exit-status` (0 or 1).
+//   POST /api/v1/add    the upstream kube-ovn protocol (CniRequest -> CniResponse), see agent/src/cni/upstream.ts.
+//   POST /api/v1/del
+// Socket hygiene: the directory is created 0700 when we create it, the socket is chmod 0600, a stale socket left
+// by a crashed agent is removed, but start-up is refused when a live agent still answers on it.
+import { connect } from 'node:net';
+import { chmod, lstat, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { agentError, AgentError, type ErrorCode } from '../errors.ts';
+import { encodeError } from '../cni/codec.ts';
+import type { Dispatcher } from '../cni/dispatcher.ts';
+import { sniffVersion } from '../cni/netconf.ts';
+import { handleUpstream } from '../cni/upstream.ts';
+import { LATEST_VERSION, type CallOutcome, type ForwardedCall } from '../cni/types.ts';
+
+export const CALL_PATH = '/cni/v1/call';
+export const EXIT_HEADER = 'x-cni-exit-status';
+/** Forwarded stdin is bounded to 1 MiB by the shim; JSON escaping can grow it, so the body limit is larger. */
+export const BODY_LIMIT = 8 * 1024 * 1024;
+export const DEFAULT_DEL_QUEUE_DIR = '/var/run/kube-ovn-node-agent/del-queue';
+
+export interface CniServerOptions {
+  socketPath: string;
+  dispatcher: Dispatcher;
+  log: Logger;
+  bodyLimit?: number;
+}
+
+export type CniApp = ReturnType<typeof buildCniApp>;
+
+export interface CniServer {
+  app: CniApp;
+  socketPath: string;
+  close(): Promise<void>;
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/** Validates the own protocol's body shape; throws KOA_BAD_JSON. */
+export function parseForwardedCall(body: unknown): ForwardedCall {
+  if (!isObj(body) || !isObj(body.env) || typeof body.stdin !== 'string') {
+    throw agentError('KOA_BAD_JSON', 'forwarded call', 'expected {"env": {...}, "stdin": "..."}');
+  }
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(body.env)) {
+    if (typeof v !== 'string') throw agentError('KOA_BAD_JSON', 'forwarded call', `env.${k} must be a string`);
+    env[k] = v;
+  }
+  return { env, stdin: body.stdin };
+}
+
+/** True when something accepts connections on the Unix socket `path` (within `timeoutMs`). */
+export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ path });
+    const done = (v: boolean) => { clearTimeout(t); s.destroy(); resolve(v); };
+    const t = setTimeout(() => done(true), timeoutMs); // accepted into the backlog but slow: treat as alive
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** Creates the socket directory (0700) and removes a stale socket; refuses a live one or a non-socket file. */
+export async function prepareSocketPath(path: string, log?: Logger): Promise<void> {
+  const dir = dirname(path);
+  const existed = await stat(dir).then((s) => s.isDirectory(), () => false);
+  if (!existed) {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700); // the umask may have cut bits we do not want anyway; make it exact
+  } else {
+    // A shared directory such as /run/openvswitch belongs to Open vSwitch too: leave its mode alone.
+    const m = (await stat(dir)).mode & 0o777;
+    if (m & 0o022) log?.warn({ dir, mode: m.toString(8) }, 'socket directory is writable by group or others');
+  }
+  const st = await lstat(path).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return null; throw e; });
+  if (!st) return;
+  if (!st.isSocket()) throw agentError('KOA_IO', `${path} exists and is not a socket; refusing to replace it`);
+  if (await socketAnswers(path)) throw agentError('KOA_IO', `another agent is answering on ${path}; refusing to start a second one`);
+  log?.info({ path }, 'removing stale CNI socket left by a previous agent');
+  await unlink(path).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+}
+
+function replyCall(reply: FastifyReply, out: CallOutcome, status = 200): FastifyReply {
+  return reply.code(status).header(EXIT_HEADER, String(out.exitCode)).type('application/json; charset=utf-8').send(out.stdout);
+}
+
+const FST_TO_KOA: Record<string, { code: ErrorCode; what: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'KOA_IO', what: 'request body too large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'KOA_BAD_JSON', what: 'request: content-type must be application/json' },
+};
+
+/** Builds the fastify app (not listening); exported so tests can use inject(). */
+export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BODY_LIMIT) {
+  const app = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    requestTimeout: 10_000, // receiving the request; handler time is bounded by the backend, not here
+    return503OnClosing: true,
+  });
+
+  app.post(CALL_PATH, async (req, reply) => {
+    const call = parseForwardedCall(req.body);
+    return replyCall(reply, await dispatcher.call(call));
+  });
+
+  app.post('/api/v1/add', async (req, reply) => {
+    const r = await handleUpstream(dispatcher, 'ADD', req.body);
+    return reply.code(r.status).send(r.body);
+  });
+
+  app.post('/api/v1/del', async (req, reply) => {
+    const r = await handleUpstream(dispatcher, 'DEL', req.body);
+    if (r.status === 204) return reply.code(204).send();
+    return reply.code(r.status).send(r.body);
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send({ error: `no route ${req.method} ${req.url}; use POST ${CALL_PATH}, /api/v1/add or /api/v1/del` });
+  });
+
+  app.setErrorHandler((err: FastifyError | AgentError, req: FastifyRequest, reply: FastifyReply) => {
+    let e: AgentError;
+    let status = 400;
+    if (err instanceof AgentError) e = err;
+    else if (FST_TO_KOA[err.code]) e = agentError(FST_TO_KOA[err.code]!.code, FST_TO_KOA[err.code]!.what);
+    else if (err.code?.startsWith('FST_ERR_CTP') || (err.statusCode ?? 500) < 500) e = agentError('KOA_BAD_JSON', 'request body', err.message);
+    else { e = agentError('KOA_INTERNAL', err.message); status = 500; log.error({ err, url: req.url }, 'CNI server error'); }
+    if ((err as FastifyError).statusCode === 413) status = 413;
+    if (req.url === CALL_PATH) {
+      const version = typeof (req.body as { stdin?: unknown } | undefined)?.stdin === 'string'
+        ? sniffVersion((req.body as { stdin: string }).stdin) ?? LATEST_VERSION : LATEST_VERSION;
+      return replyCall(reply, { stdout: JSON.stringify(encodeError(e, version)), exitCode: 1 }, status);
+    }
+    return reply.code(status).send({ ips: null, mac_address: '', routes: null, mtu: 0, nicname: '', dns: {}, error: e.message });
+  });
+
+  return app;
+}
+
+/** Prepares the socket path, listens, sets the socket mode to 0600. */
+export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
+  await prepareSocketPath(opts.socketPath, opts.log);
+  const app = buildCniApp(opts.dispatcher, opts.log, opts.bodyLimit);
+  app.server.headersTimeout = 3000; // as upstream's ReadHeaderTimeout: a silent client cannot hold a slot
+  await app.listen({ path: opts.socketPath });
+  await chmod(opts.socketPath, 0o600);
+  const ino = (await lstat(opts.socketPath)).ino;
+  opts.log.info({ socket: opts.socketPath }, 'CNI server listening');
+  let closed = false;
+  return {
+    app,
+    socketPath: opts.socketPath,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      // Remove the socket only if it is still ours (not one a newer agent has bound since).
+      const st = await lstat(opts.socketPath).catch(() => null);
+      if (st && st.ino === ino) await unlink(opts.socketPath).catch(() => undefined);
+    },
+  };
+}
+
+export interface DrainSummary { completed: number; kept: number; discarded: number }
+
+/**
+ * Completes the DELs the shim queued while the agent was unreachable (files `<containerid>-<ifname>.json`, each a
+ * forwarded call). Done or permanently invalid entries are removed; those that fail with "try again later" (11)
+ * stay for the next start.
+ */
+export async function drainDeleteQueue(dir: string, dispatcher: Dispatcher, log?: Logger): Promise<DrainSummary> {
+  const sum: DrainSummary = { completed: 0, kept: 0, discarded: 0 };
+  const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return [] as string[]; throw e; });
+  for (const name of names.filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort()) {
+    const file = join(dir, name);
+    let call: ForwardedCall;
+    try {
+      const st = await stat(file);
+      if (!st.isFile() || st.size > BODY_LIMIT) throw new Error(`not a regular file of at most ${BODY_LIMIT} bytes`);
+      call = parseForwardedCall(JSON.parse(await readFile(file, 'utf8')));
+      if (call.env.CNI_COMMAND !== 'DEL') throw new Error(`CNI_COMMAND is ${call.env.CNI_COMMAND ?? 'missing'}, not DEL`);
+    } catch (e) {
+      log?.error({ file, err: e }, 'discarding unreadable delete-queue entry');
+      await unlink(file).catch(() => undefined);
+      sum.discarded++;
+      continue;
+    }
+    const out = await dispatcher.call(call);
+    if (out.exitCode === 0) {
+      await unlink(file).catch(() => undefined);
+      sum.completed++;
+      log?.info({ file, containerId: call.env.CNI_CONTAINERID }, 'completed queued DEL');
+      continue;
+    }
+    let code = 0;
+    try { code = (JSON.parse(out.stdout) as { code?: number }).code ?? 0; } catch { /* keep 0 */ }
+    if (code === 11) {
+      sum.kept++;
+      log?.warn({ file, answer: out.stdout }, 'queued DEL must be retried later; keeping it');
+    } else {
+      await unlink(file).catch(() => undefined);
+      sum.discarded++;
+      log?.error({ file, answer: out.stdout }, 'queued DEL failed permanently; discarding it');
+    }
+  }
+  return sum;
+}
