@@ -4,10 +4,9 @@
 // 20,000 lines lost on SIGKILL. The agent can be OOM-killed or abort in the native addon, and the last lines
 // are the ones that explain why. The measured cost is ~5 % per call.
 //
-// Levels can change at runtime (SIGUSR2 or the metrics server's /debug/loglevel). pino children copy the
-// level at creation, so long-lived component loggers are made with `logger.child({ module: 'x' })`: every
-// child carrying a `module` binding is remembered and follows level changes. Request-scoped children
-// (`requestLogger`) live for one request and keep the level they were born with.
+// Levels can change at runtime (SIGUSR2 or the metrics server's /debug/loglevel). A pino child reads its level
+// through its prototype chain until a level is set on it explicitly, so every child made without a `level`
+// option (component loggers `logger.child({ module: 'x' })`, request loggers) follows the root's level.
 //
 // Secrets: structured fields named like credentials are censored (REDACT_PATHS), and error messages/stacks are
 // scrubbed of bearer tokens and `token=`/`password=` pairs before they are written.
@@ -49,6 +48,11 @@ function errSerializer(e: unknown): unknown {
   return o;
 }
 
+/** The DaemonSet's klog `--v=N` as a pino level: up to 3 (upstream's default) info, 4-5 debug, 6+ trace. */
+export function levelFromVerbosity(v: number): LevelWithSilent {
+  return v >= 6 ? 'trace' : v >= 4 ? 'debug' : 'info';
+}
+
 /** pino numeric level -> upstream klog level for klog_lines_total. */
 export function klogLevel(n: number): KlogLevel {
   return n >= 50 ? 'ERROR' : n >= 40 ? 'WARN' : 'INFO';
@@ -69,7 +73,7 @@ export interface LogControl {
   /** The level given at start; SIGUSR2 toggles between it and `debug`. */
   readonly baseLevel: LevelWithSilent;
   level(): string;
-  /** Sets the level of the root and every `module` child; throws on an unknown level name. */
+  /** Sets the level of the root (and so of every child made without its own level); throws on an unknown name. */
   setLevel(level: string): void;
   /** SIGUSR2 behaviour: at `debug`/`trace` go back to the base level, otherwise go to `debug`. Returns the new level. */
   toggleDebug(): string;
@@ -105,16 +109,12 @@ export function createLogger(opts: LoggerOptions = {}): LogControl {
   if (!LEVELS.includes(baseLevel)) throw new Error(`unknown log level ${String(baseLevel)}`);
   let dest = openDestination(opts.destination);
   if (opts.onLine) dest = countingDestination(dest, opts.onLine);
-  const modules = new Set<Logger>();
   const logger = pino({
     level: baseLevel,
     base: { pid: process.pid, ...opts.base },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: [...REDACT_PATHS], censor: CENSOR },
     serializers: { err: errSerializer, error: errSerializer },
-    onChild: (child) => {
-      if (Object.hasOwn(child.bindings(), 'module')) modules.add(child);
-    },
   }, dest);
 
   const ctl: LogControl = {
@@ -124,9 +124,12 @@ export function createLogger(opts: LoggerOptions = {}): LogControl {
     setLevel: (level) => {
       if (!(LEVELS as readonly string[]).includes(level)) throw new Error(`unknown log level "${level}" (one of ${LEVELS.join(', ')})`);
       const before = logger.level;
+      if (before === level) return;
+      // announce at info while info is still (or already) enabled, so quieting down is visible too
+      const quieter = logger.levels.values[level]! > logger.levelVal;
+      if (quieter) logger.info({ from: before, to: level }, 'log level changed');
       logger.level = level;
-      for (const c of modules) c.level = level;
-      if (before !== level) logger.info({ from: before, to: level }, 'log level changed');
+      if (!quieter) logger.info({ from: before, to: level }, 'log level changed');
     },
     toggleDebug: () => {
       const cur = logger.level;
