@@ -97,6 +97,15 @@ export async function startKube(opts: { prefix: string; crds?: boolean }): Promi
     },
   });
 
+  try {
+    return await boot(dir, children, pids, unregister, opts.crds !== false);
+  } catch (e) {
+    await unregister();
+    throw e;
+  }
+}
+
+async function boot(dir: string, children: ChildProcess[], pids: () => number[], unregister: () => Promise<void>, crds: boolean): Promise<Kube> {
   // PKI: CA, apiserver serving cert (SAN 127.0.0.1 so it is valid through netns forwarders too), admin client cert, SA key.
   await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', '@ca.key', '-out', '@ca.crt', '-days', '7', '-subj', '/CN=koa-bed-ca'], dir);
   await issueCert(dir, 'apiserver', '/CN=kube-apiserver',
@@ -151,7 +160,7 @@ export async function startKube(opts: { prefix: string; crds?: boolean }): Promi
   }
   const kubeconfig = join(dir, 'admin.kubeconfig');
   writeKubeconfig(kubeconfig, server, dir, 'koa-admin', 'admin');
-  if (opts.crds !== false) await applyCrds(api);
+  if (crds) await applyCrds(api);
 
   let n = 0;
   return {

@@ -77,20 +77,26 @@ export async function startOvs(opts: StartOvsOptions): Promise<OvsNode> {
     },
   });
 
-  const common = ['--pidfile', '--log-file', '--no-chdir', '--detach', '-vconsole:off'];
-  await run(['ovsdb-tool', 'create', join(dbdir, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema'], { env });
-  await nodeNs.exec(
-    ['ovsdb-server', join(dbdir, 'conf.db'), `--remote=punix:${dbSock}`, '--remote=db:Open_vSwitch,Open_vSwitch,manager_options', ...common],
-    { env },
-  );
-  pids.add(readPid(pidfiles[1]!)!);
   const vsctl = async (args: readonly string[], o: RunOptions = {}) =>
     (await run(['ovs-vsctl', '--timeout=10', ...args], { ...o, env: { ...env, ...o.env } })).stdout.trim();
-  await vsctl(['--no-wait', 'init']);
-  await nodeNs.exec(['ovs-vswitchd', `unix:${dbSock}`, ...common], { env });
-  pids.add(readPid(pidfiles[0]!)!);
-  // A write without --no-wait returns only once vswitchd has caught up (next_cfg == cur_cfg): proof it is serving.
-  await vsctl(['set', 'Open_vSwitch', '.', 'external_ids:koa-bed=true']);
+  try {
+    // A failure halfway (bad binary, port clash) must still leave nothing behind.
+    const common = ['--pidfile', '--log-file', '--no-chdir', '--detach', '-vconsole:off'];
+    await run(['ovsdb-tool', 'create', join(dbdir, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema'], { env });
+    await nodeNs.exec(
+      ['ovsdb-server', join(dbdir, 'conf.db'), `--remote=punix:${dbSock}`, '--remote=db:Open_vSwitch,Open_vSwitch,manager_options', ...common],
+      { env },
+    );
+    pids.add(readPid(pidfiles[1]!)!);
+    await vsctl(['--no-wait', 'init']);
+    await nodeNs.exec(['ovs-vswitchd', `unix:${dbSock}`, ...common], { env });
+    pids.add(readPid(pidfiles[0]!)!);
+    // A write without --no-wait returns only once vswitchd has caught up (next_cfg == cur_cfg): proof it is serving.
+    await vsctl(['set', 'Open_vSwitch', '.', 'external_ids:koa-bed=true']);
+  } catch (e) {
+    await unregister();
+    throw e;
+  }
 
   const node: OvsNode = {
     nodeNs,
