@@ -8,7 +8,6 @@
 //  - The returned fds are plain integers owned by the caller: close them with `close()`.
 import { createRequire } from 'node:module';
 import { promises as fsp } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -71,14 +70,6 @@ export async function warmUp(): Promise<void> {
   await Promise.all(Array.from({ length: size }, () => fsp.stat('/')));
   native();
   warmed = true;
-}
-
-/** errno number -> name (first name wins: EAGAIN over EWOULDBLOCK). */
-const errnoNames = new Map<number, string>();
-for (const [name, num] of Object.entries(osConstants.errno)) if (!errnoNames.has(num)) errnoNames.set(num, name);
-
-export function errnoName(errno: number): string {
-  return errnoNames.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
 }
 
 /** Socket constants the agent uses (Linux x86_64/arm64 values). */

@@ -1,0 +1,422 @@
+// In-memory `Netlink` and `PodNet` for unit tests of the modules that use them (pod apply, DEL, reconcilers).
+// Models namespaces (by path; null = the agent's own), links with indexes, addresses, routes, rules and neighbours,
+// and answers with the same errno names as the kernel path (EEXIST, ENODEV, ENOENT, ESRCH, EADDRNOTAVAIL, EINVAL).
+import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERNEL, RT_TABLE_MAIN, IFF_UP, IFF_RUNNING,
+  IFA_F_NODAD, IFA_F_PERMANENT } from './constants.ts';
+import { NetlinkError, describe, invalid, isNetlinkError } from './errors.ts';
+import { formatIp, networkOf, parseCidr, parseIp, parseMac } from './ip.ts';
+import { checkIfName } from './link.ts';
+import type {
+  AddressInfo, AddressSpec, DeleteOptions, LinkChanges, LinkInfo, NeighInfo, NeighSpec, Netlink, Netns, PodNet,
+  ProbeResult, ProbeTiming, RouteInfo, RouteSpec, RuleInfo, RuleSpec, VethSpec,
+} from './port.ts';
+
+const OWN = '<own>';
+const key = (ns: Netns | undefined): string => ns ?? OWN;
+const fail = (errno: string, op: string): NetlinkError => new NetlinkError(errno, op, describe(errno));
+
+interface FakeNs {
+  links: Map<number, LinkInfo & { peer?: { ns: string; index: number } }>;
+  addrs: AddressInfo[];
+  routes: RouteInfo[];
+  rules: RuleInfo[];
+  neighs: NeighInfo[];
+  sysctls: Map<string, string>;
+  txCsumOff: Set<string>;
+}
+
+let macSeq = 0;
+const randomMac = (): string => `02:fa:${((macSeq >> 24) & 0xff).toString(16).padStart(2, '0')}:${((macSeq >> 16) & 0xff).toString(16).padStart(2, '0')}:${((macSeq >> 8) & 0xff).toString(16).padStart(2, '0')}:${(macSeq++ & 0xff).toString(16).padStart(2, '0')}`;
+
+export class FakeNetlink implements Netlink, PodNet {
+  readonly namespaces = new Map<string, FakeNs>();
+  private nextIndex = 2;
+  /** Every mutating call, in order ("createVeth h1/eth0", "addAddress /ns eth0 10.0.0.2/24", ...). */
+  readonly calls: string[] = [];
+  /** Queue of errors to throw from the next call(s) of a method: `fake.failNext('addRoute', 'ENETUNREACH')`. */
+  private failures = new Map<string, string[]>();
+  /** IPv4 addresses another host answers for on a link (`${ns}|${dev}|${ip}` -> MAC), for probeIPv4. */
+  readonly conflicts = new Map<string, string>();
+  /** Reachable addresses per namespace for ping (`${ns}|${ip}`). */
+  readonly reachable = new Set<string>();
+
+  constructor() {
+    this.addNamespace(null);
+  }
+
+  /** Creates an empty namespace with `lo` (like `ip netns add`). */
+  addNamespace(path: Netns): void {
+    const ns: FakeNs = { links: new Map(), addrs: [], routes: [], rules: [], neighs: [], sysctls: new Map(), txCsumOff: new Set() };
+    ns.links.set(1, { index: 1, name: 'lo', mtu: 65536, up: false, running: false, flags: 8, operState: 0, mac: '00:00:00:00:00:00' });
+    this.namespaces.set(key(path), ns);
+  }
+
+  /** Removes a namespace (like `ip netns del`): its veths vanish, and so do their peers elsewhere. */
+  removeNamespace(path: string): void {
+    const ns = this.namespaces.get(path);
+    if (!ns) return;
+    for (const l of ns.links.values()) if (l.peer) this.namespaces.get(l.peer.ns)?.links.delete(l.peer.index);
+    this.namespaces.delete(path);
+  }
+
+  failNext(method: string, errno: string): void {
+    const q = this.failures.get(method) ?? [];
+    q.push(errno);
+    this.failures.set(method, q);
+  }
+
+  private enter(method: string, netns: Netns | undefined, detail = ''): FakeNs {
+    const q = this.failures.get(method);
+    if (q?.length) throw fail(q.shift()!, `${method} (injected)`);
+    const ns = this.namespaces.get(key(netns));
+    if (!ns) throw fail('ENOENT', `open netns ${netns}`);
+    if (detail) this.calls.push(`${method} ${netns ?? '-'} ${detail}`);
+    return ns;
+  }
+
+  private byName(ns: FakeNs, name: string, op: string): LinkInfo & { peer?: { ns: string; index: number } } {
+    for (const l of ns.links.values()) if (l.name === name) return l;
+    throw fail('ENODEV', op);
+  }
+
+  private has(ns: FakeNs, name: string): boolean {
+    for (const l of ns.links.values()) if (l.name === name) return true;
+    return false;
+  }
+
+  async createVeth(spec: VethSpec): Promise<void> {
+    const op = `create veth ${spec.name}/${spec.peer.name}`;
+    checkIfName(spec.name, op);
+    checkIfName(spec.peer.name, op);
+    for (const m of [spec.mac, spec.peer.mac]) if (m !== undefined) parseMac(m);
+    const host = this.enter('createVeth', spec.netns, `${spec.name}/${spec.peer.name}`);
+    const peerKey = key(spec.peer.netns ?? spec.netns);
+    const pod = this.namespaces.get(peerKey);
+    if (!pod) throw fail('ENOENT', `open netns ${spec.peer.netns}`);
+    if (this.has(host, spec.name) || this.has(pod, spec.peer.name) || (host === pod && spec.name === spec.peer.name)) throw fail('EEXIST', op);
+    const hi = this.nextIndex++, pi = this.nextIndex++;
+    const base = { up: false, running: false, flags: 0x1002, operState: 2, kind: 'veth', txQueueLen: 1000 };
+    host.links.set(hi, { ...base, index: hi, name: spec.name, mtu: spec.mtu ?? 1500, mac: spec.mac ?? randomMac(), link: pi, peer: { ns: peerKey, index: pi } });
+    pod.links.set(pi, { ...base, index: pi, name: spec.peer.name, mtu: spec.peer.mtu ?? spec.mtu ?? 1500, mac: spec.peer.mac ?? randomMac(), link: hi, peer: { ns: key(spec.netns), index: hi } });
+  }
+
+  /** Adds a plain link (e.g. an OVS internal port: kind "tun", tunType "tap"). */
+  addLink(netns: Netns, l: Partial<LinkInfo> & { name: string }): LinkInfo {
+    const ns = this.enter('addLink', netns);
+    if (this.has(ns, l.name)) throw fail('EEXIST', `add link ${l.name}`);
+    const index = this.nextIndex++;
+    const info: LinkInfo = { index, mtu: 1500, up: false, running: false, flags: 0x1002, operState: 2, mac: randomMac(), ...l };
+    ns.links.set(index, info);
+    return info;
+  }
+
+  async getLink(netns: Netns, name: string): Promise<LinkInfo | null> {
+    checkIfName(name, 'get link');
+    const ns = this.enter('getLink', netns);
+    for (const l of ns.links.values()) if (l.name === name) return strip(l);
+    return null;
+  }
+
+  async getLinkByIndex(netns: Netns, index: number): Promise<LinkInfo | null> {
+    const l = this.enter('getLinkByIndex', netns).links.get(index);
+    return l ? strip(l) : null;
+  }
+
+  async listLinks(netns: Netns): Promise<LinkInfo[]> {
+    return [...this.enter('listLinks', netns).links.values()].map(strip);
+  }
+
+  async setLink(netns: Netns, name: string, c: LinkChanges): Promise<void> {
+    const op = `set link ${name}`;
+    checkIfName(name, op);
+    if (c.name !== undefined) checkIfName(c.name, op);
+    if (c.mac !== undefined) parseMac(c.mac);
+    if (c.mtu !== undefined && (c.mtu < 68 || c.mtu > 65535)) throw invalid(op, `MTU ${c.mtu} out of range`);
+    const ns = this.enter('setLink', netns, `${name} ${JSON.stringify(c)}`);
+    const l = this.byName(ns, name, op);
+    if (c.name !== undefined && c.name !== name) {
+      if (this.has(ns, c.name)) throw fail('EEXIST', op);
+      if (l.up) throw fail('EBUSY', op);
+      l.name = c.name;
+    }
+    if (c.mac !== undefined) l.mac = c.mac.toLowerCase();
+    if (c.mtu !== undefined) l.mtu = c.mtu;
+    if (c.alias !== undefined) l.alias = c.alias;
+    if (c.txQueueLen !== undefined) l.txQueueLen = c.txQueueLen;
+    if (c.up !== undefined) {
+      l.up = c.up;
+      l.flags = c.up ? l.flags | IFF_UP | IFF_RUNNING : l.flags & ~(IFF_UP | IFF_RUNNING);
+      l.running = c.up;
+      if (c.up) this.connectedRoutes(ns, l.index);
+    }
+    if (c.moveTo !== undefined) {
+      const to = this.namespaces.get(c.moveTo);
+      if (!to) throw fail('ENOENT', `open netns ${c.moveTo}`);
+      if (this.has(to, l.name)) throw fail('EEXIST', op);
+      ns.links.delete(l.index);
+      ns.addrs = ns.addrs.filter((a) => a.index !== l.index);
+      ns.routes = ns.routes.filter((r) => r.oif !== l.index);
+      l.up = false; l.running = false;
+      to.links.set(l.index, l);
+      if (l.peer) {
+        const p = this.namespaces.get(l.peer.ns)?.links.get(l.peer.index) as (LinkInfo & { peer?: { ns: string; index: number } }) | undefined;
+        if (p?.peer) p.peer.ns = c.moveTo;
+      }
+    }
+  }
+
+  async renameLink(netns: Netns, from: string, to: string): Promise<void> {
+    return this.setLink(netns, from, { name: to });
+  }
+
+  async deleteLink(netns: Netns, name: string, opts: DeleteOptions = {}): Promise<boolean> {
+    checkIfName(name, 'delete link');
+    return this.deleting(opts, () => {
+      const ns = this.enter('deleteLink', netns, name);
+      const l = this.byName(ns, name, `delete link ${name}`);
+      this.drop(ns, l.index);
+      if (l.peer) {
+        const pns = this.namespaces.get(l.peer.ns);
+        if (pns) this.drop(pns, l.peer.index);
+      }
+    });
+  }
+
+  private drop(ns: FakeNs, index: number): void {
+    ns.links.delete(index);
+    ns.addrs = ns.addrs.filter((a) => a.index !== index);
+    ns.routes = ns.routes.filter((r) => r.oif !== index);
+    ns.neighs = ns.neighs.filter((n) => n.index !== index);
+  }
+
+  private deleting(opts: DeleteOptions, fn: () => void): boolean {
+    try {
+      fn();
+      return true;
+    } catch (e) {
+      if (opts.ignoreMissing && isNetlinkError(e, 'ENOENT', 'ENODEV', 'ESRCH', 'EADDRNOTAVAIL')) return false;
+      throw e;
+    }
+  }
+
+  /** The kernel adds a connected route for each address of an up link. */
+  private connectedRoutes(ns: FakeNs, index: number): void {
+    const l = ns.links.get(index);
+    if (!l?.up) return;
+    for (const a of ns.addrs.filter((x) => x.index === index)) {
+      const c = parseCidr(`${a.address}/${a.prefixLen}`);
+      if ((c.family === 4 && c.prefixLen === 32) || (c.family === 6 && c.prefixLen === 128)) continue;
+      const dst = `${formatIp(networkOf(c))}/${c.prefixLen}`;
+      if (ns.routes.some((r) => r.dst === dst && r.oif === index && r.table === RT_TABLE_MAIN)) continue;
+      ns.routes.push({ family: c.family, dst, oif: index, table: RT_TABLE_MAIN, protocol: RTPROT_KERNEL, scope: RT_SCOPE_LINK, type: RTN_UNICAST, onlink: false, ...(c.family === 4 ? { prefSrc: a.address } : {}) });
+    }
+  }
+
+  async addAddress(netns: Netns, dev: string, spec: AddressSpec, opts: { replace?: boolean } = {}): Promise<void> {
+    const c = parseCidr(spec.cidr, 'address');
+    if (spec.nodad && c.family !== 6) throw invalid('add address', 'nodad applies to IPv6 only');
+    const ns = this.enter('addAddress', netns, `${dev} ${spec.cidr}`);
+    const l = this.byName(ns, dev, `add address ${spec.cidr}`);
+    const address = formatIp(c.bytes);
+    const existing = ns.addrs.findIndex((a) => a.index === l.index && a.address === address);
+    if (existing >= 0 && !opts.replace) throw fail('EEXIST', `add address ${spec.cidr}`);
+    const flags = IFA_F_PERMANENT | (spec.nodad ? IFA_F_NODAD : 0);
+    const info: AddressInfo = { index: l.index, family: c.family, address, prefixLen: c.prefixLen, flags, scope: 0, tentative: false, dadFailed: false, deprecated: false, permanent: true };
+    if (existing >= 0) ns.addrs[existing] = info;
+    else ns.addrs.push(info);
+    this.connectedRoutes(ns, l.index);
+  }
+
+  async deleteAddress(netns: Netns, dev: string, cidr: string, opts: DeleteOptions = {}): Promise<boolean> {
+    const c = parseCidr(cidr, 'address');
+    return this.deleting(opts, () => {
+      const ns = this.enter('deleteAddress', netns, `${dev} ${cidr}`);
+      const l = this.byName(ns, dev, `delete address ${cidr}`);
+      const address = formatIp(c.bytes);
+      const i = ns.addrs.findIndex((a) => a.index === l.index && a.address === address && a.prefixLen === c.prefixLen);
+      if (i < 0) throw fail('EADDRNOTAVAIL', `delete address ${cidr}`);
+      ns.addrs.splice(i, 1);
+    });
+  }
+
+  async listAddresses(netns: Netns, filter: { dev?: string; family?: 4 | 6 } = {}): Promise<AddressInfo[]> {
+    const ns = this.enter('listAddresses', netns);
+    const index = filter.dev !== undefined ? this.byName(ns, filter.dev, `list addresses ${filter.dev}`).index : undefined;
+    return ns.addrs.filter((a) => (index === undefined || a.index === index) && (!filter.family || a.family === filter.family)).map((a) => ({ ...a }));
+  }
+
+  private routeOf(ns: FakeNs, r: RouteSpec, op: string): RouteInfo {
+    const gw = r.gateway !== undefined ? parseIp(r.gateway, 'gateway') : undefined;
+    let family = r.family ?? gw?.family;
+    let dst: string | null = null;
+    if (r.dst !== undefined && r.dst !== 'default') {
+      const c = parseCidr(r.dst, 'route destination');
+      family = c.family;
+      dst = c.prefixLen === 0 ? null : `${formatIp(networkOf(c))}/${c.prefixLen}`;
+    }
+    if (!family) throw invalid(op, 'a default route needs a gateway or a family');
+    const oif = r.dev !== undefined ? this.byName(ns, r.dev, op).index : undefined;
+    const out: RouteInfo = { family, dst, table: r.table ?? RT_TABLE_MAIN, protocol: r.protocol ?? RTPROT_BOOT,
+      scope: r.scope ?? (gw || oif === undefined ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK), type: r.type ?? RTN_UNICAST, onlink: !!r.onlink };
+    if (gw) out.gateway = formatIp(gw.bytes);
+    if (oif !== undefined) out.oif = oif;
+    if (r.metric !== undefined) out.metric = r.metric;
+    return out;
+  }
+
+  async addRoute(netns: Netns, r: RouteSpec, opts: { replace?: boolean } = {}): Promise<void> {
+    const op = `add route ${r.dst ?? 'default'}`;
+    const ns = this.enter('addRoute', netns, `${JSON.stringify(r)}${opts.replace ? ' replace' : ''}`);
+    const route = this.routeOf(ns, r, op);
+    if (!route.gateway && route.oif === undefined) throw invalid(op, 'a unicast route needs a gateway or a device');
+    if (route.oif !== undefined && !ns.links.get(route.oif)?.up) throw fail('ENETDOWN', op);
+    if (route.gateway && !route.onlink && route.oif !== undefined) {
+      const reachable = ns.routes.some((x) => x.oif === route.oif && x.dst !== null && x.family === route.family && inPrefix(route.gateway!, x.dst));
+      if (!reachable) throw fail('ENETUNREACH', op);
+    }
+    const i = ns.routes.findIndex((x) => x.family === route.family && x.dst === route.dst && x.table === route.table && (x.metric ?? 0) === (route.metric ?? 0));
+    if (i >= 0 && !opts.replace) throw fail('EEXIST', op);
+    if (i >= 0) ns.routes[i] = route;
+    else ns.routes.push(route);
+  }
+
+  async deleteRoute(netns: Netns, r: RouteSpec, opts: DeleteOptions = {}): Promise<boolean> {
+    return this.deleting(opts, () => {
+      const ns = this.enter('deleteRoute', netns, JSON.stringify(r));
+      const want = this.routeOf(ns, r, 'delete route');
+      const i = ns.routes.findIndex((x) => x.family === want.family && x.dst === want.dst && x.table === want.table
+        && (r.gateway === undefined || x.gateway === want.gateway) && (r.dev === undefined || x.oif === want.oif));
+      if (i < 0) throw fail('ESRCH', `delete route ${r.dst ?? 'default'}`);
+      ns.routes.splice(i, 1);
+    });
+  }
+
+  async listRoutes(netns: Netns, filter: { family?: 4 | 6; table?: number; dev?: string } = {}): Promise<RouteInfo[]> {
+    const ns = this.enter('listRoutes', netns);
+    const table = filter.table ?? RT_TABLE_MAIN;
+    const oif = filter.dev !== undefined ? this.byName(ns, filter.dev, 'list routes').index : undefined;
+    return ns.routes.filter((r) => (!filter.family || r.family === filter.family) && (table === 0 || r.table === table)
+      && (oif === undefined || r.oif === oif)).map((r) => ({ ...r }));
+  }
+
+  async addRule(netns: Netns, rule: RuleSpec): Promise<void> {
+    const ns = this.enter('addRule', netns, JSON.stringify(rule));
+    if (ns.rules.some((x) => sameRule(x, rule))) throw fail('EEXIST', 'add rule');
+    ns.rules.push({ ...rule, action: 1 });
+  }
+
+  async deleteRule(netns: Netns, rule: RuleSpec, opts: DeleteOptions = {}): Promise<boolean> {
+    return this.deleting(opts, () => {
+      const ns = this.enter('deleteRule', netns, JSON.stringify(rule));
+      const i = ns.rules.findIndex((x) => sameRule(x, rule));
+      if (i < 0) throw fail('ENOENT', 'delete rule');
+      ns.rules.splice(i, 1);
+    });
+  }
+
+  async listRules(netns: Netns, family: 4 | 6): Promise<RuleInfo[]> {
+    return this.enter('listRules', netns).rules.filter((r) => r.family === family).map((r) => ({ ...r }));
+  }
+
+  async setNeighbor(netns: Netns, n: NeighSpec): Promise<void> {
+    const ip = parseIp(n.ip, 'neighbour');
+    parseMac(n.mac);
+    const ns = this.enter('setNeighbor', netns, `${n.dev} ${n.ip} ${n.mac}`);
+    const l = this.byName(ns, n.dev, 'set neighbour');
+    const text = formatIp(ip.bytes);
+    ns.neighs = ns.neighs.filter((x) => !(x.index === l.index && x.ip === text));
+    ns.neighs.push({ index: l.index, family: ip.family, ip: text, mac: n.mac.toLowerCase(), state: n.state ?? 0x80, flags: 0 });
+  }
+
+  async deleteNeighbor(netns: Netns, dev: string, ipText: string, opts: DeleteOptions = {}): Promise<boolean> {
+    const ip = formatIp(parseIp(ipText, 'neighbour').bytes);
+    return this.deleting(opts, () => {
+      const ns = this.enter('deleteNeighbor', netns, `${dev} ${ipText}`);
+      const l = this.byName(ns, dev, 'delete neighbour');
+      const i = ns.neighs.findIndex((x) => x.index === l.index && x.ip === ip);
+      if (i < 0) throw fail('ENOENT', 'delete neighbour');
+      ns.neighs.splice(i, 1);
+    });
+  }
+
+  async listNeighbors(netns: Netns, filter: { dev?: string; family?: 4 | 6 } = {}): Promise<NeighInfo[]> {
+    const ns = this.enter('listNeighbors', netns);
+    const index = filter.dev !== undefined ? this.byName(ns, filter.dev, 'list neighbours').index : undefined;
+    return ns.neighs.filter((n) => (index === undefined || n.index === index) && (!filter.family || n.family === filter.family)).map((n) => ({ ...n }));
+  }
+
+  close(): void {}
+
+  // ---- PodNet ----
+
+  async probeIPv4(netns: Netns, dev: string, ip: string, _timing?: Partial<ProbeTiming>): Promise<ProbeResult> {
+    const ns = this.enter('probeIPv4', netns, `${dev} ${ip}`);
+    this.byName(ns, dev, 'probe');
+    const mac = this.conflicts.get(`${key(netns)}|${dev}|${ip}`);
+    return mac ? { conflict: true, mac } : { conflict: false };
+  }
+
+  async announceIPv4(netns: Netns, dev: string, ip: string): Promise<void> {
+    this.byName(this.enter('announceIPv4', netns, `${dev} ${ip}`), dev, 'gratuitous ARP');
+  }
+
+  async announceIPv6(netns: Netns, dev: string, ip: string): Promise<void> {
+    this.byName(this.enter('announceIPv6', netns, `${dev} ${ip}`), dev, 'neighbour advertisement');
+  }
+
+  async waitIPv6Dad(netns: Netns, dev: string): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }> {
+    const ns = this.enter('waitIPv6Dad', netns);
+    const l = this.byName(ns, dev, 'wait DAD');
+    const v6 = ns.addrs.filter((a) => a.index === l.index && a.family === 6);
+    const tentative = v6.filter((a) => a.tentative).map((a) => a.address);
+    const dadFailed = v6.filter((a) => a.dadFailed).map((a) => a.address);
+    return { ok: tentative.length === 0 && dadFailed.length === 0, tentative, dadFailed };
+  }
+
+  async ping(netns: Netns, ip: string): Promise<{ rttMs: number; tries: number } | null> {
+    this.enter('ping', netns, ip);
+    return this.reachable.has(`${key(netns)}|${formatIp(parseIp(ip).bytes)}`) ? { rttMs: 0.1, tries: 1 } : null;
+  }
+
+  async setTxChecksum(netns: Netns, dev: string, on: boolean): Promise<void> {
+    const ns = this.enter('setTxChecksum', netns, `${dev} ${on ? 'on' : 'off'}`);
+    this.byName(ns, dev, 'ethtool');
+    if (on) ns.txCsumOff.delete(dev);
+    else ns.txCsumOff.add(dev);
+  }
+
+  async getTxChecksum(netns: Netns, dev: string): Promise<boolean> {
+    const ns = this.enter('getTxChecksum', netns);
+    this.byName(ns, dev, 'ethtool');
+    return !ns.txCsumOff.has(dev);
+  }
+
+  async setSysctl(netns: Netns, k: string, value: string): Promise<void> {
+    this.enter('setSysctl', netns, `${k}=${value}`).sysctls.set(k.replace(/\./g, '/'), value);
+  }
+
+  async getSysctl(netns: Netns, k: string): Promise<string> {
+    const v = this.enter('getSysctl', netns).sysctls.get(k.replace(/\./g, '/'));
+    if (v === undefined) throw fail('ENOENT', `sysctl ${k}`);
+    return v;
+  }
+}
+
+function strip(l: LinkInfo & { peer?: unknown }): LinkInfo {
+  const { peer: _p, ...rest } = l;
+  return { ...rest };
+}
+
+function sameRule(a: RuleSpec, b: RuleSpec): boolean {
+  return a.family === b.family && a.table === b.table && a.src === b.src && a.dst === b.dst && a.priority === b.priority
+    && a.fwmark === b.fwmark && a.iif === b.iif && a.oif === b.oif;
+}
+
+function inPrefix(ip: string, cidr: string): boolean {
+  const c = parseCidr(cidr);
+  const a = parseIp(ip);
+  if (a.family !== c.family) return false;
+  const net = networkOf(c);
+  const mine = networkOf({ ...a, prefixLen: c.prefixLen });
+  return Buffer.from(net).equals(Buffer.from(mine));
+}

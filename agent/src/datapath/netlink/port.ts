@@ -1,0 +1,226 @@
+// The interfaces the agent sees for links, addresses, routes, rules and neighbours (`Netlink`) and for the
+// pod-side packet work of an ADD (`PodNet`). Implementations: rtnl.ts / podside.ts (real kernel), fake.ts (memory).
+//
+// Every method names the network namespace it acts in by path (e.g. "/var/run/netns/cni-1234" or
+// "/proc/<pid>/ns/net"); `null`/omitted = the agent's own namespace. Errors are `NetlinkError`s (errors.ts) whose
+// `code` is the errno name (EEXIST, ENOENT, ENODEV, ...) so callers can branch on it.
+
+/** Namespace path; null = the agent's own. */
+export type Netns = string | null;
+
+export interface LinkInfo {
+  index: number;
+  name: string;
+  /** IFLA_INFO_KIND ("veth", "tun", "bridge", "openvswitch", "dummy", ...); undefined for plain devices like lo. */
+  kind?: string;
+  /** For kind "tun": "tun" or "tap" (userspace-OVS internal ports are taps). */
+  tunType?: 'tun' | 'tap';
+  mtu: number;
+  /** "aa:bb:cc:dd:ee:ff" (absent for devices without a link-layer address). */
+  mac?: string;
+  /** Administrative state (IFF_UP). */
+  up: boolean;
+  /** Carrier/operational (IFF_RUNNING). */
+  running: boolean;
+  flags: number;
+  operState: number;
+  txQueueLen?: number;
+  alias?: string;
+  master?: number;
+  /** IFLA_LINK: for a veth, the peer's index (in the peer's namespace when linkNetnsId is set). */
+  link?: number;
+  linkNetnsId?: number;
+}
+
+export interface VethSpec {
+  /** Namespace of the host end (default: the agent's own). */
+  netns?: Netns;
+  name: string;
+  mtu?: number;
+  mac?: string;
+  txQueueLen?: number;
+  /** Peer end: created directly in `peer.netns` (IFLA_NET_NS_FD), never moved. */
+  peer: { name: string; netns?: Netns; mac?: string; mtu?: number };
+}
+
+export interface LinkChanges {
+  up?: boolean;
+  mtu?: number;
+  mac?: string;
+  /** Rename (the link must be down for most drivers). */
+  name?: string;
+  alias?: string;
+  txQueueLen?: number;
+  /** Move into this namespace (by path). */
+  moveTo?: string;
+}
+
+export interface AddressInfo {
+  index: number;
+  family: 4 | 6;
+  /** "10.16.0.5" / "fd00::5" */
+  address: string;
+  prefixLen: number;
+  /** IFA_F_* (IFA_FLAGS when present). */
+  flags: number;
+  scope: number;
+  tentative: boolean;
+  dadFailed: boolean;
+  deprecated: boolean;
+  permanent: boolean;
+  label?: string;
+}
+
+export interface AddressSpec {
+  /** CIDR: "10.16.0.5/16", "fd00::5/64". */
+  cidr: string;
+  /** IPv6: skip duplicate address detection (IFA_F_NODAD). */
+  nodad?: boolean;
+  /** IPv4 broadcast; default: computed from the prefix for /0../30. */
+  broadcast?: string | false;
+}
+
+export interface RouteSpec {
+  /** Destination CIDR; omitted/"default" = default route of `family`. */
+  dst?: string;
+  /** Needed when dst is default and no gateway says the family. */
+  family?: 4 | 6;
+  gateway?: string;
+  /** Output interface name (resolved in the same namespace). */
+  dev?: string;
+  /** Routing table id (default main, 254). */
+  table?: number;
+  /** RTNH_F_ONLINK: the gateway is reachable on `dev` even without a matching subnet route. */
+  onlink?: boolean;
+  metric?: number;
+  /** Preferred source. */
+  src?: string;
+  /** RT_SCOPE_*; default universe (link when there is no gateway and a dev). */
+  scope?: number;
+  /** RTPROT_*; default boot (like `ip route`). */
+  protocol?: number;
+  /** RTN_*; default unicast. */
+  type?: number;
+}
+
+export interface RouteInfo {
+  family: 4 | 6;
+  /** "10.16.0.0/16", or null for a default route. */
+  dst: string | null;
+  gateway?: string;
+  oif?: number;
+  table: number;
+  protocol: number;
+  scope: number;
+  type: number;
+  metric?: number;
+  src?: string;
+  prefSrc?: string;
+  onlink: boolean;
+}
+
+export interface RuleSpec {
+  family: 4 | 6;
+  /** Source CIDR ("10.16.0.5/32"). */
+  src?: string;
+  dst?: string;
+  table: number;
+  priority?: number;
+  fwmark?: number;
+  fwmask?: number;
+  iif?: string;
+  oif?: string;
+}
+
+export interface RuleInfo extends RuleSpec { action: number }
+
+export interface NeighSpec {
+  dev: string;
+  /** IP address (v4 or v6). */
+  ip: string;
+  mac: string;
+  /** NUD_* (default NUD_PERMANENT). */
+  state?: number;
+}
+
+export interface NeighInfo {
+  index: number;
+  family: 4 | 6;
+  ip: string;
+  mac?: string;
+  state: number;
+  flags: number;
+}
+
+export interface DeleteOptions {
+  /** Treat "already gone" (ENOENT/ENODEV/ESRCH/EADDRNOTAVAIL) as success; the call then returns false. */
+  ignoreMissing?: boolean;
+}
+
+export interface Netlink {
+  /** veth pair; the peer is created directly inside `peer.netns` (no move, which costs 15–21 ms per pod). */
+  createVeth(spec: VethSpec): Promise<void>;
+  getLink(netns: Netns, name: string): Promise<LinkInfo | null>;
+  getLinkByIndex(netns: Netns, index: number): Promise<LinkInfo | null>;
+  listLinks(netns: Netns): Promise<LinkInfo[]>;
+  /** One RTM_NEWLINK with all requested changes (rename, MAC, MTU, up, alias, txqueuelen, move). */
+  setLink(netns: Netns, name: string, changes: LinkChanges): Promise<void>;
+  renameLink(netns: Netns, from: string, to: string): Promise<void>;
+  /** Returns false when the link was already gone and `ignoreMissing` was set. */
+  deleteLink(netns: Netns, name: string, opts?: DeleteOptions): Promise<boolean>;
+
+  /** EEXIST if present unless `replace`. */
+  addAddress(netns: Netns, dev: string, addr: AddressSpec, opts?: { replace?: boolean }): Promise<void>;
+  deleteAddress(netns: Netns, dev: string, cidr: string, opts?: DeleteOptions): Promise<boolean>;
+  listAddresses(netns: Netns, filter?: { dev?: string; family?: 4 | 6 }): Promise<AddressInfo[]>;
+
+  /** EEXIST if present unless `replace`. */
+  addRoute(netns: Netns, route: RouteSpec, opts?: { replace?: boolean }): Promise<void>;
+  deleteRoute(netns: Netns, route: RouteSpec, opts?: DeleteOptions): Promise<boolean>;
+  listRoutes(netns: Netns, filter?: { family?: 4 | 6; table?: number; dev?: string }): Promise<RouteInfo[]>;
+
+  addRule(netns: Netns, rule: RuleSpec): Promise<void>;
+  deleteRule(netns: Netns, rule: RuleSpec, opts?: DeleteOptions): Promise<boolean>;
+  listRules(netns: Netns, family: 4 | 6): Promise<RuleInfo[]>;
+
+  /** Add or replace a neighbour entry. */
+  setNeighbor(netns: Netns, neigh: NeighSpec): Promise<void>;
+  deleteNeighbor(netns: Netns, dev: string, ip: string, opts?: DeleteOptions): Promise<boolean>;
+  listNeighbors(netns: Netns, filter?: { dev?: string; family?: 4 | 6 }): Promise<NeighInfo[]>;
+
+  /** Releases cached per-namespace sockets (all, or those of one namespace, e.g. after a pod's DEL). */
+  close(netns?: Netns): void;
+}
+
+/** Result of an IPv4 duplicate-address probe (RFC 5227). */
+export type ProbeResult = { conflict: false } | { conflict: true; mac: string };
+
+export interface ProbeTiming {
+  /** Random wait before the first probe, upper bound (RFC 5227 PROBE_WAIT 1000 ms). */
+  probeWaitMs: number;
+  probeNum: number;
+  /** Gap between probes: uniform in [min, max] (RFC: 1000..2000 ms). */
+  probeMinMs: number;
+  probeMaxMs: number;
+  /** Listen after the last probe (ANNOUNCE_WAIT 2000 ms). */
+  announceWaitMs: number;
+}
+
+export interface PodNet {
+  /** RFC 5227 probe for `ip` on `dev`: ARP requests from 0.0.0.0; conflict = a reply/probe for `ip` from another MAC. */
+  probeIPv4(netns: Netns, dev: string, ip: string, timing?: Partial<ProbeTiming>): Promise<ProbeResult>;
+  /** Gratuitous ARP announcements (`count`, `intervalMs` apart; RFC 5227: 2, 2000 ms). */
+  announceIPv4(netns: Netns, dev: string, ip: string, opts?: { count?: number; intervalMs?: number }): Promise<void>;
+  /** Unsolicited neighbour advertisement (override flag, target LLA = link MAC) to ff02::1. */
+  announceIPv6(netns: Netns, dev: string, ip: string): Promise<void>;
+  /** Polls the link's IPv6 addresses until none is tentative; reports DAD failures. Bounded by timeoutMs. */
+  waitIPv6Dad(netns: Netns, dev: string, opts?: { timeoutMs?: number; intervalMs?: number }): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }>;
+  /** ICMP/ICMPv6 echo from inside `netns`; resolves with the round-trip time or null after `timeoutMs` per try. */
+  ping(netns: Netns, ip: string, opts?: { timeoutMs?: number; tries?: number; intervalMs?: number }): Promise<{ rttMs: number; tries: number } | null>;
+  /** TX checksum offload on/off (ETHTOOL_STXCSUM); needed off on pod veths with the userspace OVS datapath. */
+  setTxChecksum(netns: Netns, dev: string, on: boolean): Promise<void>;
+  getTxChecksum(netns: Netns, dev: string): Promise<boolean>;
+  /** Writes /proc/sys/<key with dots or slashes> inside `netns`. */
+  setSysctl(netns: Netns, key: string, value: string): Promise<void>;
+  getSysctl(netns: Netns, key: string): Promise<string>;
+}

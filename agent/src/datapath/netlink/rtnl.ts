@@ -1,0 +1,227 @@
+// `Netlink` on the real kernel: rtnetlink messages (link/addr/route codecs) over native namespace-scoped sockets.
+//
+// Sockets: the agent's own namespace keeps one cached socket. A socket in another namespace holds that namespace
+// alive and a path may be re-used by a new namespace, so those are opened per call (≈12 µs) and closed at its end.
+import { native } from '../../native.ts';
+import * as addr from './addr.ts';
+import { RT_TABLE_MAIN } from './constants.ts';
+import { isNetlinkError } from './errors.ts';
+import * as link from './link.ts';
+import type {
+  AddressInfo, AddressSpec, DeleteOptions, LinkChanges, LinkInfo, NeighInfo, NeighSpec, Netlink, Netns, RouteInfo,
+  RouteSpec, RuleInfo, RuleSpec, VethSpec,
+} from './port.ts';
+import * as route from './route.ts';
+import { NlSocket, wrapNative } from './transport.ts';
+
+/** errnos meaning "the thing is already gone" for delete operations. */
+const MISSING = ['ENOENT', 'ENODEV', 'ESRCH', 'EADDRNOTAVAIL'];
+
+function openNetnsFd(path: string, op: string): number {
+  try {
+    return native().openNetns(path);
+  } catch (e) {
+    throw wrapNative(e, op);
+  }
+}
+
+export class RtNetlink implements Netlink {
+  private own: NlSocket | undefined;
+
+  /** Runs `fn` with a socket in `netns`; closes it afterwards unless it is the cached own-namespace socket. */
+  private with<T>(netns: Netns, fn: (s: NlSocket) => T): T {
+    if (netns === null || netns === undefined) {
+      this.own ??= new NlSocket(null);
+      return fn(this.own);
+    }
+    const s = new NlSocket(netns);
+    try {
+      return fn(s);
+    } finally {
+      s.close();
+    }
+  }
+
+  private index(s: NlSocket, name: string): number {
+    return s.get((q) => link.getLink(q, { name }), (m) => link.decodeLink(m).index, `get link ${name}`);
+  }
+
+  async createVeth(spec: VethSpec): Promise<void> {
+    const op = `create veth ${spec.name}/${spec.peer.name}`;
+    const peerNetns = spec.peer.netns ?? null;
+    // Validate before touching anything (names, MTU, MACs): the builder throws EINVAL.
+    link.newVeth(0, { name: spec.name, peerName: spec.peer.name, mtu: spec.mtu, mac: spec.mac, peerMac: spec.peer.mac, peerMtu: spec.peer.mtu });
+    const peerFd = peerNetns !== null && peerNetns !== (spec.netns ?? null) ? openNetnsFd(peerNetns, op) : undefined;
+    try {
+      this.with(spec.netns ?? null, (s) => s.ack((q) => link.newVeth(q, {
+        name: spec.name, mtu: spec.mtu, mac: spec.mac, txQueueLen: spec.txQueueLen,
+        peerName: spec.peer.name, peerNetnsFd: peerFd, peerMac: spec.peer.mac, peerMtu: spec.peer.mtu,
+      }), op));
+    } finally {
+      if (peerFd !== undefined) native().close(peerFd);
+    }
+  }
+
+  async getLink(netns: Netns, name: string): Promise<LinkInfo | null> {
+    link.checkIfName(name, 'get link');
+    return this.with(netns, (s) => {
+      try {
+        return s.get((q) => link.getLink(q, { name }), link.decodeLink, `get link ${name}`);
+      } catch (e) {
+        if (isNetlinkError(e, 'ENODEV')) return null;
+        throw e;
+      }
+    });
+  }
+
+  async getLinkByIndex(netns: Netns, index: number): Promise<LinkInfo | null> {
+    return this.with(netns, (s) => {
+      try {
+        return s.get((q) => link.getLink(q, { index }), link.decodeLink, `get link #${index}`);
+      } catch (e) {
+        if (isNetlinkError(e, 'ENODEV')) return null;
+        throw e;
+      }
+    });
+  }
+
+  async listLinks(netns: Netns): Promise<LinkInfo[]> {
+    return this.with(netns, (s) => s.dump((q) => link.getLink(q), link.decodeLink, 'dump links'));
+  }
+
+  async setLink(netns: Netns, name: string, changes: LinkChanges): Promise<void> {
+    const op = `set link ${name}`;
+    link.checkIfName(name, op);
+    if (changes.name !== undefined) link.checkIfName(changes.name, op);
+    const fd = changes.moveTo !== undefined ? openNetnsFd(changes.moveTo, op) : undefined;
+    try {
+      this.with(netns, (s) => {
+        const index = changes.name !== undefined && changes.name !== name ? this.index(s, name) : undefined;
+        s.ack((q) => link.setLink(q, {
+          index, name: index === undefined ? name : undefined, newName: index !== undefined ? changes.name : undefined,
+          up: changes.up, mtu: changes.mtu, mac: changes.mac, alias: changes.alias, txQueueLen: changes.txQueueLen, netnsFd: fd,
+        }), op);
+      });
+    } finally {
+      if (fd !== undefined) native().close(fd);
+    }
+  }
+
+  async renameLink(netns: Netns, from: string, to: string): Promise<void> {
+    return this.setLink(netns, from, { name: to });
+  }
+
+  async deleteLink(netns: Netns, name: string, opts: DeleteOptions = {}): Promise<boolean> {
+    link.checkIfName(name, 'delete link');
+    return this.deleting(opts, () => this.with(netns, (s) => s.ack((q) => link.delLink(q, { name }), `delete link ${name}`)));
+  }
+
+  /** Runs a delete; with ignoreMissing, "already gone" (also: the namespace itself is gone) returns false. */
+  private deleting(opts: DeleteOptions, fn: () => void): boolean {
+    try {
+      fn();
+      return true;
+    } catch (e) {
+      if (opts.ignoreMissing && isNetlinkError(e, ...MISSING)) return false;
+      throw e;
+    }
+  }
+
+  async addAddress(netns: Netns, dev: string, spec: AddressSpec, opts: { replace?: boolean } = {}): Promise<void> {
+    addr.newAddr(0, 0, spec, opts.replace); // validate first
+    this.with(netns, (s) => {
+      const index = this.index(s, dev);
+      s.ack((q) => addr.newAddr(q, index, spec, opts.replace), `add address ${spec.cidr} to ${dev}`);
+    });
+  }
+
+  async deleteAddress(netns: Netns, dev: string, cidr: string, opts: DeleteOptions = {}): Promise<boolean> {
+    addr.delAddr(0, 0, cidr);
+    return this.deleting(opts, () => this.with(netns, (s) => {
+      const index = this.index(s, dev);
+      s.ack((q) => addr.delAddr(q, index, cidr), `delete address ${cidr} from ${dev}`);
+    }));
+  }
+
+  async listAddresses(netns: Netns, filter: { dev?: string; family?: 4 | 6 } = {}): Promise<AddressInfo[]> {
+    return this.with(netns, (s) => {
+      const index = filter.dev !== undefined ? this.index(s, filter.dev) : 0;
+      const all = s.dump((q) => addr.getAddrs(q, filter.family, index), addr.decodeAddr, 'dump addresses');
+      return all.filter((a) => (index === 0 || a.index === index) && (filter.family === undefined || a.family === filter.family));
+    });
+  }
+
+  async addRoute(netns: Netns, r: RouteSpec, opts: { replace?: boolean } = {}): Promise<void> {
+    route.newRoute(0, r, r.dev !== undefined ? 0 : undefined, opts.replace);
+    const what = `${opts.replace ? 'replace' : 'add'} route ${r.dst ?? 'default'}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`;
+    this.with(netns, (s) => {
+      const oif = r.dev !== undefined ? this.index(s, r.dev) : undefined;
+      s.ack((q) => route.newRoute(q, r, oif, opts.replace), what);
+    });
+  }
+
+  async deleteRoute(netns: Netns, r: RouteSpec, opts: DeleteOptions = {}): Promise<boolean> {
+    route.delRoute(0, r, undefined);
+    return this.deleting(opts, () => this.with(netns, (s) => {
+      const oif = r.dev !== undefined ? this.index(s, r.dev) : undefined;
+      s.ack((q) => route.delRoute(q, r, oif), `delete route ${r.dst ?? 'default'}`);
+    }));
+  }
+
+  /** Routes of the main table by default; `table: 0` = every table. Cached clones are skipped. */
+  async listRoutes(netns: Netns, filter: { family?: 4 | 6; table?: number; dev?: string } = {}): Promise<RouteInfo[]> {
+    const table = filter.table ?? RT_TABLE_MAIN;
+    return this.with(netns, (s) => {
+      const oif = filter.dev !== undefined ? this.index(s, filter.dev) : undefined;
+      const families: Array<4 | 6> = filter.family ? [filter.family] : [4, 6];
+      const out: RouteInfo[] = [];
+      for (const f of families) out.push(...s.dump((q) => route.getRoutes(q, f, table || undefined), route.decodeRoute, `dump IPv${f} routes`));
+      return out.filter((r) => (table === 0 || r.table === table) && (oif === undefined || r.oif === oif));
+    });
+  }
+
+  async addRule(netns: Netns, rule: RuleSpec): Promise<void> {
+    route.newRule(0, rule);
+    this.with(netns, (s) => s.ack((q) => route.newRule(q, rule), `add rule table ${rule.table}`));
+  }
+
+  async deleteRule(netns: Netns, rule: RuleSpec, opts: DeleteOptions = {}): Promise<boolean> {
+    route.delRule(0, rule);
+    return this.deleting(opts, () => this.with(netns, (s) => s.ack((q) => route.delRule(q, rule), `delete rule table ${rule.table}`)));
+  }
+
+  async listRules(netns: Netns, family: 4 | 6): Promise<RuleInfo[]> {
+    return this.with(netns, (s) => s.dump((q) => route.getRules(q, family), route.decodeRule, `dump IPv${family} rules`));
+  }
+
+  async setNeighbor(netns: Netns, n: NeighSpec): Promise<void> {
+    route.newNeigh(0, 0, n);
+    this.with(netns, (s) => {
+      const index = this.index(s, n.dev);
+      s.ack((q) => route.newNeigh(q, index, n), `set neighbour ${n.ip} on ${n.dev}`);
+    });
+  }
+
+  async deleteNeighbor(netns: Netns, dev: string, ip: string, opts: DeleteOptions = {}): Promise<boolean> {
+    route.delNeigh(0, 0, ip);
+    return this.deleting(opts, () => this.with(netns, (s) => {
+      const index = this.index(s, dev);
+      s.ack((q) => route.delNeigh(q, index, ip), `delete neighbour ${ip} on ${dev}`);
+    }));
+  }
+
+  async listNeighbors(netns: Netns, filter: { dev?: string; family?: 4 | 6 } = {}): Promise<NeighInfo[]> {
+    return this.with(netns, (s) => {
+      const index = filter.dev !== undefined ? this.index(s, filter.dev) : 0;
+      const all = s.dump((q) => route.getNeighs(q, filter.family, index), route.decodeNeigh, 'dump neighbours');
+      return all.filter((n) => (index === 0 || n.index === index) && (filter.family === undefined || n.family === filter.family));
+    });
+  }
+
+  close(netns?: Netns): void {
+    if (netns === undefined || netns === null) {
+      this.own?.close();
+      this.own = undefined;
+    }
+  }
+}
