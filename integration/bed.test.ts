@@ -107,3 +107,52 @@ test('one-node bed: apiserver + CRDs, annotated pods, pods ping each other, the 
   }
   assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
 });
+
+test('two-node bed: geneve between nodes, dual-stack subnet, an OVN attachment NIC; clean down', async () => {
+  const prefix = newPrefix('koab');
+  const bed = await up({ prefix, nodes: 2 });
+  try {
+    const [n1, n2] = [bed.nodes[0]!, bed.nodes[1]!];
+    const c = bed.controller!;
+    const api = bed.kube!.api;
+    // each node registered its chassis with a geneve encap on its own underlay address
+    for (const n of bed.nodes) {
+      assert.equal(await bed.central.sbctl(['--bare', '--columns=ip', 'find', 'encap', `chassis_name=${n.name}`, 'type=geneve']), n.encapIp);
+    }
+    await c.createSubnet({ name: 'dual', cidrBlock: '10.17.0.0/16,fd00:10:17::/64' });
+    await c.createSubnet({ name: 'attach', cidrBlock: '172.18.0.0/16', provider: 'attach.default.ovn' });
+    await addPod(bed, 'a', n1.name);
+    await addPod(bed, 'b', n2.name);
+    const a = await c.allocatePod('default', 'a');
+    const b = await c.allocatePod('default', 'b', { subnet: 'dual' });
+    const att = await c.allocatePod('default', 'a', { provider: 'attach.default.ovn' });
+
+    const bAnn = (await api.get('/api/v1/namespaces/default/pods/b')).metadata.annotations;
+    assert.equal(bAnn['ovn.kubernetes.io/ip_address'], '10.17.0.2,fd00:10:17::2');
+    assert.equal(bAnn['ovn.kubernetes.io/cidr'], '10.17.0.0/16,fd00:10:17::/64');
+    assert.equal(bAnn['ovn.kubernetes.io/gateway'], '10.17.0.1,fd00:10:17::1');
+    const aAnn = (await api.get('/api/v1/namespaces/default/pods/a')).metadata.annotations;
+    assert.equal(aAnn['attach.default.ovn.kubernetes.io/ip_address'], '172.18.0.2');
+    assert.equal(aAnn['attach.default.ovn.kubernetes.io/logical_switch'], 'attach');
+    assert.equal(aAnn['attach.default.ovn.kubernetes.io/allocated'], 'true');
+    assert.equal(aAnn['ovn.kubernetes.io/ip_address'], '10.16.0.2', 'primary NIC untouched by the attachment');
+    assert.equal(att.lsp, 'a.default.attach.default.ovn');
+    assert.equal((await api.get('/apis/kubeovn.io/v1/ips/a.default.attach.default.ovn')).spec.subnet, 'attach');
+
+    const pa = await bed.wirePod(n1, 'a', a);
+    await bed.wirePod(n1, 'a', att, { ns: pa.ns, ifname: 'net1' });
+    const pb = await bed.wirePod(n2, 'b', b);
+    await bed.central.nbctl(['--wait=hv', 'sync']);
+    // across the geneve tunnel and through the router (different subnets on different nodes)
+    const ab = await ping(pa.ns, '10.17.0.2', { count: 3, minReceived: 2 });
+    assert.ok(ab.ok, `a(node1) -> b(node2): ${ab.output}`);
+    const gw6 = await ping(pb.ns, 'fd00:10:17::1', { count: 3, minReceived: 2 });
+    assert.ok(gw6.ok, `b -> IPv6 gateway: ${gw6.output}`);
+    const attGw = await ping(pa.ns, '172.18.0.1', { count: 2 });
+    assert.ok(attGw.ok, `a net1 -> attachment gateway: ${attGw.output}`);
+    assert.match(await n1.ovs.vsctl(['--columns=name', 'find', 'interface', 'type=geneve']), /ovn-/);
+  } finally {
+    await bed.down();
+  }
+  assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+});

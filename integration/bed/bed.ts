@@ -37,6 +37,15 @@ export interface WiredPod {
   readonly ifaceId: string;
 }
 
+export interface WireOptions {
+  /** Interface name in the pod (default eth0). */
+  ifname?: string;
+  /** Reuse an existing pod namespace (second NIC of the same pod). */
+  ns?: Netns;
+  /** Install default route(s) via the gateway(s); default: only for eth0, like the agent. */
+  defaultRoute?: boolean;
+}
+
 export interface Bed {
   readonly prefix: string;
   readonly central: OvnCentral;
@@ -46,7 +55,7 @@ export interface Bed {
   /** Pod MTU that fits the overlay (1400: geneve over a 1500 underlay). */
   readonly mtu: number;
   /** Wires a pod namespace by hand the way the agent would: veth, OVS port with iface-id, MAC/IP/routes, tx off. */
-  wirePod(node: BedNode, name: string, a: Allocation, opts?: { ifname?: string }): Promise<WiredPod>;
+  wirePod(node: BedNode, name: string, a: Allocation, opts?: WireOptions): Promise<WiredPod>;
   /** Wires the node's ovn0 by hand from its join allocation (for the self-test; the agent does this itself). */
   wireOvn0(node: BedNode): Promise<void>;
   down(): Promise<void>;
@@ -104,16 +113,21 @@ export async function up(opts: BedOptions = {}): Promise<Bed> {
       prefix, central, nodes, kube, controller, mtu,
       wirePod: async (node, name, a, o = {}) => {
         const ifname = o.ifname ?? 'eth0';
-        const ns = await createNetns(`${prefix}${name}`);
-        stops.push(ns.delete);
-        const hostIf = `${name}_h`.slice(-15);
+        let ns = o.ns;
+        if (!ns) {
+          ns = await createNetns(`${prefix}${name}`);
+          stops.push(ns.delete);
+        }
+        const hostIf = `${name}${ifname === 'eth0' ? '' : `_${ifname}`}_h`.slice(-15);
         await node.ns.ip(['link', 'add', hostIf, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', ifname, 'mtu', String(mtu), 'netns', ns.name]);
         await node.ns.ip(['link', 'set', hostIf, 'up']);
         await setMac(ns, ifname, a.mac);
         const prefixes = a.cidr.split(',').map((c) => c.split('/')[1]);
         for (const [i, ip] of a.ips.entries()) await addAddress(ns, ifname, `${ip}/${prefixes[i]}`);
         await ns.ip(['link', 'set', ifname, 'up']);
-        for (const gw of a.gateway.split(',')) await addRoute(ns, gw.includes(':') ? '::/0' : '0.0.0.0/0', gw, ifname);
+        if (o.defaultRoute ?? ifname === 'eth0') {
+          for (const gw of a.gateway.split(',')) await addRoute(ns, gw.includes(':') ? '::/0' : '0.0.0.0/0', gw, ifname);
+        }
         // userspace datapath + veth: partial checksums from the pod would leave OVS unfixed (testbed.md §2)
         await ns.exec(['ethtool', '-K', ifname, 'tx', 'off']);
         await node.ovs.vsctl(['add-port', 'br-int', hostIf, '--', 'set', 'interface', hostIf, `external_ids:iface-id=${a.lsp}`]);
