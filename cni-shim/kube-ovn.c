@@ -1,0 +1,365 @@
+/*
+ * kube-ovn: the CNI executable of kube-ovn-node-agent. It forwards the CNI call (the CNI_* environment and stdin,
+ * verbatim) to the agent over its Unix socket, prints the agent's answer and exits with the agent's status. All
+ * CNI logic lives in the agent; this program only finds the socket (`server_socket` in the netconf, or in its
+ * `ipam` object in IPAM-only mode), answers VERSION, and when the agent cannot be reached fails with CNI code 11
+ * (ADD/CHECK/STATUS/GC) or, for DEL, records the call in the delete queue for the agent to finish at start-up.
+ *
+ * Wire: POST /cni/v1/call, body {"env":{"CNI_...":"..."},"stdin":"..."}; answer: body = bytes to print, header
+ * x-cni-exit-status = exit status. Environment for tests: KOA_DEL_QUEUE_DIR, KOA_CNI_TIMEOUT_MS.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_STDIN (1 << 20)
+#define MAX_ANSWER (8 << 20)
+#define CONNECT_MS 2000
+#define TOTAL_MS 110000 /* below kubelet's 2 min runtime request timeout */
+#define DEFAULT_SOCKET "/run/openvswitch/kube-ovn-daemon.sock"
+#define DEFAULT_QUEUE "/var/run/kube-ovn-node-agent/del-queue"
+#define VERSIONS "[\"0.1.0\",\"0.2.0\",\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
+
+extern char **environ;
+
+struct buf { char *p; size_t n, cap; };
+static char version[16] = "1.1.0"; /* cniVersion for our own error replies */
+
+static void put(struct buf *b, const void *s, size_t n) {
+	if (b->n + n + 1 > b->cap) {
+		size_t c = b->cap ? b->cap : 4096;
+		while (c < b->n + n + 1) c *= 2;
+		char *p = realloc(b->p, c);
+		if (!p) { fputs("kube-ovn: out of memory\n", stderr); _exit(1); }
+		b->p = p, b->cap = c;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = 0;
+}
+static void puts_(struct buf *b, const char *s) { put(b, s, strlen(s)); }
+
+/* Appends s as a JSON string literal. */
+static void put_json(struct buf *b, const char *s, size_t n) {
+	static const char hex[] = "0123456789abcdef";
+	put(b, "\"", 1);
+	size_t run = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\') continue;
+		put(b, s + run, i - run);
+		run = i + 1;
+		char e[7] = {'\\', (char)c, 0};
+		if (c < 0x20) e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15], e[6] = 0;
+		puts_(b, e);
+	}
+	put(b, s + run, n - run);
+	put(b, "\"", 1);
+}
+
+/* Prints a CNI error and exits 1. */
+static void fail(int code, const char *fmt, ...) {
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	struct buf b = {0};
+	puts_(&b, "{\"cniVersion\":");
+	put_json(&b, version, strlen(version));
+	char c[32];
+	snprintf(c, sizeof c, ",\"code\":%d,\"msg\":", code);
+	puts_(&b, c);
+	put_json(&b, msg, strlen(msg));
+	puts_(&b, "}\n");
+	if (write(1, b.p, b.n) < 0) _exit(1);
+	exit(1);
+}
+
+/* ---- minimal JSON walking: only to find a few string values at known places ---- */
+static const char *ws(const char *p, const char *e) {
+	while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+	return p;
+}
+static const char *skip_str(const char *p, const char *e) { /* p at opening quote */
+	for (p++; p < e; p++) {
+		if (*p == '\\') p++;
+		else if (*p == '"') return p + 1;
+	}
+	return NULL;
+}
+static const char *skip_val(const char *p, const char *e, int depth) {
+	p = ws(p, e);
+	if (p >= e || depth > 64) return NULL;
+	if (*p == '"') return skip_str(p, e);
+	if (*p == '{' || *p == '[') {
+		char close = *p == '{' ? '}' : ']';
+		p = ws(p + 1, e);
+		if (p < e && *p == close) return p + 1;
+		for (;;) {
+			if (close == '}') {
+				if (p >= e || *p != '"' || !(p = skip_str(p, e))) return NULL;
+				p = ws(p, e);
+				if (p >= e || *p++ != ':') return NULL;
+			}
+			if (!(p = skip_val(p, e, depth + 1))) return NULL;
+			p = ws(p, e);
+			if (p < e && *p == ',') { p = ws(p + 1, e); continue; }
+			return p < e && *p == close ? p + 1 : NULL;
+		}
+	}
+	while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') p++;
+	return p;
+}
+/* Copies the JSON string at p (simple escapes only) into out; returns 0 on success. */
+static int get_str(const char *p, const char *e, char *out, size_t cap) {
+	size_t n = 0;
+	if (p >= e || *p != '"') return -1;
+	for (p++; p < e && *p != '"'; p++) {
+		char c = *p;
+		if (c == '\\') {
+			if (++p >= e) return -1;
+			c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p; /* \" \\ \/ ; \uXXXX is not expected in paths */
+			if (*p == 'u') return -1;
+		}
+		if (n + 1 >= cap) return -1;
+		out[n++] = c;
+	}
+	out[n] = 0;
+	return p < e ? 0 : -1;
+}
+/* Walks one object; for each key in `keys` whose value is a string, copies it into vals[i]. Returns the
+ * position of the value of key `sub` if that is an object, in *subp. */
+static int scan(const char *p, const char *e, const char **keys, char **vals, size_t cap, const char *sub, const char **subp) {
+	p = ws(p, e);
+	if (p >= e || *p != '{') return -1;
+	p = ws(p + 1, e);
+	if (p < e && *p == '}') return 0;
+	for (;;) {
+		if (p >= e || *p != '"') return -1;
+		const char *k = p + 1, *ke = skip_str(p, e);
+		if (!ke) return -1;
+		size_t kl = (size_t)(ke - 1 - k);
+		p = ws(ke, e);
+		if (p >= e || *p++ != ':') return -1;
+		p = ws(p, e);
+		for (int i = 0; keys[i]; i++)
+			if (strlen(keys[i]) == kl && !memcmp(k, keys[i], kl) && *p == '"' && get_str(p, e, vals[i], cap)) vals[i][0] = 0;
+		if (sub && strlen(sub) == kl && !memcmp(k, sub, kl) && *p == '{') *subp = p;
+		if (!(p = skip_val(p, e, 1))) return -1;
+		p = ws(p, e);
+		if (p < e && *p == ',') { p = ws(p + 1, e); continue; }
+		return p < e && *p == '}' ? 0 : -1;
+	}
+}
+
+/* ---- transport ---- */
+static long long now_ms(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+static int wait_fd(int fd, short ev, long long deadline) {
+	struct pollfd p = {fd, ev, 0};
+	for (;;) {
+		long long left = deadline - now_ms();
+		if (left <= 0) return errno = ETIMEDOUT, -1;
+		int r = poll(&p, 1, (int)left);
+		if (r > 0) return 0;
+		if (r < 0 && errno != EINTR) return -1;
+	}
+}
+
+/* Connects to the socket: -1 (errno set) when nobody is listening. */
+static int dial(const char *path, long long deadline) {
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) return -1;
+	while (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+		if ((errno != EAGAIN && errno != EINTR) || now_ms() >= deadline) { int e = errno; close(fd); errno = e == EAGAIN ? ETIMEDOUT : e; return -1; }
+		usleep(2000); /* listen backlog full: the agent is alive but busy */
+	}
+	return fd;
+}
+
+/* Sends the request and reads the whole answer (Connection: close). Returns 0, or -1 with errno. */
+static int exchange(int fd, const struct buf *req, struct buf *ans, long long deadline) {
+	for (size_t off = 0; off < req->n;) {
+		ssize_t w = send(fd, req->p + off, req->n - off, MSG_NOSIGNAL);
+		if (w > 0) { off += (size_t)w; continue; }
+		if (w < 0 && errno != EAGAIN && errno != EINTR) return -1;
+		if (wait_fd(fd, POLLOUT, deadline)) return -1;
+	}
+	char tmp[16384];
+	for (;;) {
+		ssize_t r = recv(fd, tmp, sizeof tmp, 0);
+		if (r > 0) {
+			if (ans->n + (size_t)r > MAX_ANSWER) return errno = EMSGSIZE, -1;
+			put(ans, tmp, (size_t)r);
+			continue;
+		}
+		if (r == 0) return 0;
+		if (errno != EAGAIN && errno != EINTR) return -1;
+		if (wait_fd(fd, POLLIN, deadline)) return -1;
+	}
+}
+
+/* ---- delete queue ---- */
+static int mkdirs(char *dir) {
+	for (char *s = dir + 1; *s; s++)
+		if (*s == '/') { *s = 0; if (mkdir(dir, 0700) && errno != EEXIST) return -1; *s = '/'; }
+	return mkdir(dir, 0700) && errno != EEXIST ? -1 : 0;
+}
+static int valid_name(const char *s, int cid) {
+	if (!*s || !strcmp(s, ".") || !strcmp(s, "..") || strlen(s) > 100) return 0;
+	for (const char *p = s; *p; p++) {
+		if (cid && !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || (p > s && strchr("_.-", *p)))) return 0;
+		if (!cid && (*p == '/' || *p == ':' || *p <= ' ')) return 0;
+	}
+	return 1;
+}
+/* Writes the forwarded call to <dir>/<containerid>-<ifname>.json atomically (tmp + fsync + rename + fsync dir). */
+static int enqueue(const struct buf *body, const char *cid, const char *ifn, char *err, size_t errcap) {
+	const char *q = getenv("KOA_DEL_QUEUE_DIR");
+	char dir[512], tmp[800], dst[800];
+	snprintf(dir, sizeof dir, "%s", q && *q ? q : DEFAULT_QUEUE);
+	snprintf(dst, sizeof dst, "%s/%s-%s.json", dir, cid, ifn);
+	snprintf(tmp, sizeof tmp, "%s/.%s-%s.%d.tmp", dir, cid, ifn, (int)getpid());
+	int fd = -1;
+	if (mkdirs(dir) || (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) goto bad;
+	for (size_t off = 0; off < body->n;) {
+		ssize_t w = write(fd, body->p + off, body->n - off);
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) goto bad;
+		off += (size_t)w;
+	}
+	if (fsync(fd) || close(fd)) { fd = -1; goto bad; }
+	fd = -1;
+	if (rename(tmp, dst)) goto bad;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) { fsync(fd); close(fd); }
+	return 0;
+bad:
+	snprintf(err, errcap, "%s: %s", dst, strerror(errno));
+	if (fd >= 0) close(fd);
+	unlink(tmp);
+	return -1;
+}
+
+int main(void) {
+	const char *cmd = getenv("CNI_COMMAND");
+	if (!cmd || !*cmd) {
+		fputs("CNI kube-ovn plugin (kube-ovn-node-agent)\nCNI protocol versions supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0\n", stderr);
+		return 0;
+	}
+	if (!strcmp(cmd, "VERSION")) {
+		fputs("{\"cniVersion\":\"1.1.0\",\"supportedVersions\":" VERSIONS "}", stdout);
+		return 0;
+	}
+	int del = !strcmp(cmd, "DEL");
+	if (!del && strcmp(cmd, "ADD") && strcmp(cmd, "CHECK") && strcmp(cmd, "STATUS") && strcmp(cmd, "GC"))
+		fail(4, "invalid or missing environment variable CNI_COMMAND: unknown command \"%.64s\"", cmd);
+
+	struct buf in = {0};
+	char chunk[65536];
+	for (;;) {
+		ssize_t r = read(0, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR) continue;
+		if (r < 0) fail(5, "I/O failure: reading stdin: %s", strerror(errno));
+		if (r == 0) break;
+		put(&in, chunk, (size_t)r);
+		if (in.n > MAX_STDIN) fail(5, "request of more than %d bytes on stdin exceeds the limit of %d bytes", MAX_STDIN, MAX_STDIN);
+	}
+
+	/* server_socket: top level, or from the ipam object when type != kube-ovn (IPAM-only mode) */
+	char top[256] = "", type[64] = "", ver[16] = "", ipam[256] = "", ipamtype[64] = "";
+	const char *keys[] = {"server_socket", "type", "cniVersion", NULL}, *ikeys[] = {"server_socket", "type", NULL};
+	char *vals[] = {top, type, ver}, *ivals[] = {ipam, ipamtype};
+	const char *sub = NULL, *end = in.p ? in.p + in.n : NULL;
+	if (in.p && scan(in.p, end, keys, vals, sizeof top, "ipam", &sub) == 0 && sub) scan(sub, end, ikeys, ivals, sizeof ipam, NULL, NULL);
+	if (ver[0] && strspn(ver, "0123456789.") == strlen(ver)) memcpy(version, ver, sizeof ver);
+	const char *sock = sub && strcmp(type, "kube-ovn") ? ipam : top;
+	if (!*sock) sock = DEFAULT_SOCKET;
+	if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		fail(7, "invalid network configuration: server_socket \"%s\" is longer than %d bytes", sock, (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+
+	struct buf body = {0};
+	puts_(&body, "{\"env\":{");
+	int first = 1;
+	for (char **e = environ; *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (strncmp(*e, "CNI_", 4) || !eq) continue;
+		if (!first) put(&body, ",", 1);
+		first = 0;
+		put_json(&body, *e, (size_t)(eq - *e));
+		put(&body, ":", 1);
+		put_json(&body, eq + 1, strlen(eq + 1));
+	}
+	puts_(&body, "},\"stdin\":");
+	put_json(&body, in.p ? in.p : "", in.n);
+	puts_(&body, "}");
+
+	struct buf req = {0};
+	char head[256];
+	snprintf(head, sizeof head, "POST /cni/v1/call HTTP/1.1\r\nHost: kube-ovn-agent\r\nContent-Type: application/json\r\n"
+	         "Content-Length: %zu\r\nConnection: close\r\n\r\n", body.n);
+	puts_(&req, head);
+	put(&req, body.p, body.n);
+
+	const char *tms = getenv("KOA_CNI_TIMEOUT_MS");
+	long long total = tms && atoll(tms) > 0 ? atoll(tms) : TOTAL_MS, start = now_ms();
+	struct buf ans = {0};
+	int fd = dial(sock, start + (total < CONNECT_MS ? total : CONNECT_MS));
+	int reached = fd >= 0;
+	if (fd < 0 || exchange(fd, &req, &ans, start + total)) {
+		int e = errno;
+		if (fd >= 0) close(fd);
+		if (del) {
+			const char *cid = getenv("CNI_CONTAINERID"), *ifn = getenv("CNI_IFNAME");
+			char qerr[900];
+			if (!cid || !valid_name(cid, 1) || !ifn || !valid_name(ifn, 0))
+				fail(4, "invalid or missing environment variable CNI_CONTAINERID/CNI_IFNAME (agent at %s unreachable: %s)", sock, strerror(e));
+			if (enqueue(&body, cid, ifn, qerr, sizeof qerr) == 0) return 0; /* the agent completes it at start */
+			fail(11, "cannot reach the kube-ovn agent at %s (%s) and cannot queue the DEL: %s", sock, strerror(e), qerr);
+		}
+		if (!reached) fail(11, "cannot reach the kube-ovn agent at %s: %s", sock, strerror(e));
+		fail(11, "the kube-ovn agent at %s did not answer: %s", sock, e == ETIMEDOUT ? "timed out" : strerror(e));
+	}
+	close(fd);
+
+	/* answer: status line, headers (x-cni-exit-status, content-length), body */
+	char *hend = ans.p ? strstr(ans.p, "\r\n\r\n") : NULL;
+	int status = -1, http = 0;
+	long clen = -1;
+	if (hend) {
+		*hend = 0;
+		sscanf(ans.p, "HTTP/1.%*d %d", &http);
+		for (char *l = strstr(ans.p, "\r\n"); l; l = strstr(l, "\r\n")) {
+			l += 2;
+			if (!strncasecmp(l, "x-cni-exit-status:", 18)) status = atoi(l + 18);
+			else if (!strncasecmp(l, "content-length:", 15)) clen = atol(l + 15);
+		}
+	}
+	const char *out = hend ? hend + 4 : NULL;
+	size_t outn = out ? ans.n - (size_t)(out - ans.p) : 0;
+	if (!hend || status < 0 || status > 255 || (clen >= 0 && (size_t)clen != outn))
+		fail(11, "the kube-ovn agent at %s gave an unexpected answer (HTTP %d, %zu bytes)", sock, http, outn);
+	for (size_t off = 0; off < outn;) {
+		ssize_t w = write(1, out + off, outn - off);
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) return 1;
+		off += (size_t)w;
+	}
+	return status;
+}
