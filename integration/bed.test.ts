@@ -10,6 +10,16 @@ import { addRoute, cleanupAll, newPrefix, ping } from './bed/netns.ts';
 import { kubeApi, type KubeApiError } from './bed/kubeapi.ts';
 import { CRD_FILE } from './bed/kube.ts';
 
+// Reads a kubeconfig (JSON) and GETs /readyz with its client certificate; runs inside a namespace.
+const READYZ_FROM_KUBECONFIG = `
+const fs = require('node:fs'); const https = require('node:https');
+const k = JSON.parse(fs.readFileSync(process.argv[1], 'utf8'));
+const u = new URL(k.clusters[0].cluster.server);
+https.get({ host: u.hostname, port: u.port, path: '/readyz', ca: fs.readFileSync(k.clusters[0].cluster['certificate-authority']),
+  cert: fs.readFileSync(k.users[0].user['client-certificate']), key: fs.readFileSync(k.users[0].user['client-key']) },
+  (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => console.log(r.statusCode, b)); });
+`;
+
 after(async () => {
   await cleanupAll();
 });
@@ -45,6 +55,9 @@ test('one-node bed: apiserver + CRDs, annotated pods, pods ping each other, the 
     });
     await assert.rejects(weak.get('/api/v1/nodes'), (e: KubeApiError) => e.status === 403);
     const node = bed.nodes[0]!;
+    // the same kubeconfig works from inside the node namespace (its own loopback, relayed to the apiserver)
+    const inside = await node.ns.exec([process.execPath, '-e', READYZ_FROM_KUBECONFIG, bed.kube!.kubeconfig]);
+    assert.equal(inside.stdout.trim(), '200 ok');
     const subnet = await api.get('/apis/kubeovn.io/v1/subnets/ovn-default');
     assert.equal(subnet.spec.cidrBlock, '10.16.0.0/16');
     assert.equal(subnet.spec.gateway, '10.16.0.1');

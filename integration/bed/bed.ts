@@ -105,7 +105,10 @@ export async function up(opts: BedOptions = {}): Promise<Bed> {
       stops.splice(0, 0, kube.stop); // stopped last
       controller = new StandInController(kube.api, central);
       await controller.ensureCluster();
-      for (const n of nodes) n.join = await controller.addNode(n.name, n.encapIp);
+      for (const n of nodes) {
+        n.join = await controller.addNode(n.name, n.encapIp);
+        await kube.exposeIn(n.ns); // an agent in the node namespace uses the same kubeconfig
+      }
     }
     const mtu = 1400;
 

@@ -6,13 +6,14 @@
 // gracePeriodSeconds=0 to be deleted (no kubelet confirms it).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { loadAllYaml } from '@kubernetes/client-node';
 import { onCleanup } from './cleanup.ts';
 import { isAlive, killPidSync, stopPid } from './daemon.ts';
 import { run, waitFor } from './exec.ts';
 import { kubeApi, type KubeApi, type KubeCredentials } from './kubeapi.ts';
+import type { Netns } from './netns.ts';
 
 export const FIXTURE_BIN = join(process.env.KOA_FIXTURE_CACHE ?? '/var/cache/kube-ovn-node-agent', 'bin');
 export const CRD_FILE = new URL('../../deploy/crds/kube-ovn-crds.yaml', import.meta.url).pathname;
@@ -26,6 +27,11 @@ export interface Kube {
   readonly adminToken: string;
   readonly caFile: string;
   readonly api: KubeApi;
+  /**
+   * Makes the apiserver reachable at the same https://127.0.0.1:<port> from inside `ns` (a namespace has its own
+   * loopback), so an agent started in a node namespace can use the same kubeconfig. Idempotent per namespace.
+   */
+  exposeIn(ns: Netns): Promise<void>;
   /** Writes a kubeconfig for a client certificate with this user/groups (e.g. system:node:<n>, [system:nodes]). */
   kubeconfigFor(user: string, groups?: string[]): Promise<string>;
   pids(): number[];
@@ -88,6 +94,7 @@ export async function startKube(opts: { prefix: string; crds?: boolean }): Promi
     run: async () => {
       if (stopped) return;
       stopped = true;
+      await stopForwarders(dir);
       for (const pid of pids().reverse()) await stopPid(pid, 5000);
       rmSync(dir, { recursive: true, force: true });
     },
@@ -178,9 +185,71 @@ async function boot(dir: string, children: ChildProcess[], pids: () => number[],
       writeKubeconfig(path, server, dir, user, name);
       return path;
     },
+    exposeIn: (ns) => exposeIn(ns, dir, Number(new URL(server).port)),
     pids: () => pids().filter(isAlive),
     stop: unregister,
   };
+}
+
+// Per apiserver dir: namespace name -> its forwarder's start promise and stop step.
+const forwarders = new Map<string, Map<string, { started: Promise<void>; stop: () => Promise<void> }>>();
+
+function exposeIn(ns: Netns, dir: string, port: number): Promise<void> {
+  let mine = forwarders.get(dir);
+  if (!mine) forwarders.set(dir, (mine = new Map()));
+  const existing = mine.get(ns.name);
+  if (existing) return existing.started;
+  const f = startForwarder(ns, dir, port);
+  mine.set(ns.name, f);
+  return f.started;
+}
+
+async function stopForwarders(dir: string): Promise<void> {
+  for (const f of forwarders.get(dir)?.values() ?? []) await f.stop();
+  forwarders.delete(dir);
+}
+
+function startForwarder(ns: Netns, dir: string, port: number): { started: Promise<void>; stop: () => Promise<void> } {
+  const sock = join(dir, `fwd-${ns.name}.sock`);
+  // host half: unix socket -> 127.0.0.1:port, served by this process
+  const open = new Set<Socket>();
+  const relay = createServer((c) => {
+    const up = connect(port, '127.0.0.1');
+    // long-lived watches would keep close() waiting forever: remember both ends to destroy them on stop
+    for (const s of [c, up]) {
+      open.add(s);
+      s.on('close', () => open.delete(s));
+    }
+    c.pipe(up).pipe(c);
+    c.on('error', () => up.destroy());
+    up.on('error', () => c.destroy());
+  });
+  let child: ChildProcess | undefined;
+  const stop = onCleanup({
+    label: `apiserver forwarder in ${ns.name}`,
+    run: async () => {
+      if (child?.pid) await stopPid(child.pid, 2000);
+      for (const s of open) s.destroy();
+      if (relay.listening) await new Promise<void>((r) => relay.close(() => r()));
+    },
+    runSync: () => {
+      if (child?.pid) killPidSync(child.pid);
+      relay.close();
+    },
+  });
+  const started = (async () => {
+    await new Promise<void>((resolve, reject) => relay.once('error', reject).listen(sock, resolve));
+    // namespace half: a small Node process inside the namespace
+    child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, new URL('./netns-forward.ts', import.meta.url).pathname, String(port), sock], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const c = child;
+    await new Promise<void>((resolve, reject) => {
+      c.once('exit', (code) => reject(new Error(`netns forwarder in ${ns.name} exited (${code})`)));
+      c.stdout!.once('data', () => resolve());
+    });
+  })();
+  return { started, stop };
 }
 
 /** Creates (or replaces) every CRD in deploy/crds and waits until each is Established and served. */
