@@ -44,12 +44,15 @@ test('new per-command CNI histogram: command and result labels, bounded values',
   m.observeCni('CHECK', 'KOA_TIMEOUT', 1, '/api/v1/check', 500);
   m.observeCni('rm -rf', 'some free text', 1, '/api/v1/add?pod=x', 500);
   m.observeCni('DEL', false, -5, '/api/v1/del', 500);
+  m.observeCni('CHECK', 'ok', 0.01, null, 200); // not an upstream request: only the new histogram
   const e = await scrape(m);
   const n = `${NAMESPACE}cni_request_duration_seconds`;
   assert.equal(e.types.get(n), 'histogram');
   assert.equal(value(e, `${n}_count`, { command: 'ADD', result: 'ok' }), 2);
   assert.equal(value(e, `${n}_sum`, { command: 'ADD', result: 'ok' }), 0.05);
   assert.equal(value(e, `${n}_count`, { command: 'CHECK', result: 'KOA_TIMEOUT' }), 1);
+  assert.equal(value(e, `${n}_count`, { command: 'CHECK', result: 'ok' }), 1);
+  assert.equal(find(e, 'cni_op_latency_seconds_count', { status_code: '200', method: 'other' }).length, 0);
   assert.equal(value(e, `${n}_count`, { command: 'other', result: 'error' }), 1);
   assert.equal(value(e, `${n}_sum`, { command: 'DEL', result: 'error' }), 0, 'negative durations are clamped to 0');
   // unknown upstream method URIs collapse into "other" instead of carrying query strings
@@ -228,6 +231,9 @@ test('registries are independent; resultLabel and nullMetrics', async () => {
   assert.equal(resultLabel('KOA_NOT_READY'), 'KOA_NOT_READY');
   assert.equal(resultLabel('toString'), 'error');
   assert.equal(resultLabel(true), 'ok');
+  assert.equal(resultLabel('cni_11'), 'cni_11');
+  assert.equal(resultLabel('cni_1000'), 'error');
+  assert.equal(resultLabel('cni_011'), 'error');
   const nm = nullMetrics();
   assert.deepEqual(Object.keys(nm).sort(), Object.keys(a).sort());
   nm.observeCni('ADD', 'ok', 1, '/api/v1/add', 200);

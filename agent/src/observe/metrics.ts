@@ -49,10 +49,12 @@ export const UPSTREAM_METHODS = ['/api/v1/add', '/api/v1/del'] as const;
 export const KLOG_LEVELS = ['INFO', 'WARN', 'ERROR'] as const;
 export type KlogLevel = (typeof KLOG_LEVELS)[number];
 
-/** `result` label: `ok`, `error`, or one of the coded errors of agent/src/errors.ts (a bounded set). */
+/** `result` label: `ok`, `error`, one of the coded errors of agent/src/errors.ts (`KOA_TIMEOUT`), or a CNI error
+ * code as `cni_<n>` (n < 1000) when only the wire answer is known. All bounded sets. */
 export function resultLabel(result: string | boolean): string {
   if (result === true || result === 'ok') return 'ok';
   if (result === false || result === 'error') return 'error';
+  if (/^cni_[1-9][0-9]{0,2}$/.test(result)) return result;
   return Object.hasOwn(ERRORS, result) ? result : 'error';
 }
 
@@ -106,8 +108,9 @@ export interface AgentMetricsOptions {
 
 export interface AgentMetrics {
   readonly registry: Registry;
-  /** One CNI request as the server saw it: new histogram {command,result} + upstream cni_op_latency_seconds. */
-  observeCni(command: string, result: string | boolean, seconds: number, upstreamMethod: string, statusCode: number): void;
+  /** One CNI request as the server saw it: new histogram {command,result}, and upstream cni_op_latency_seconds
+   * {method: upstreamMethod, status_code} unless upstreamMethod is null (upstream only ever had ADD and DEL). */
+  observeCni(command: string, result: string | boolean, seconds: number, upstreamMethod: string | null, statusCode: number): void;
   /** One wait of an ADD (new histogram {stage}; also the matching upstream cni_wait_*_seconds_total counter). */
   observeWait(stage: WaitStage, seconds: number): void;
   /** One OVSDB call: upstream ovs_client_request_latency_milliseconds{db,method,code} + new seconds histogram. */
@@ -248,7 +251,8 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
     observeCni: (command, result, seconds, upstreamMethod, statusCode) => {
       const s = nonNeg(seconds);
       cniDuration.observe({ command: cmd(command), result: resultLabel(result) }, s);
-      cniOpLatency.observe({ node_name: node, method: oneOf(UPSTREAM_METHODS, upstreamMethod), status_code: String(statusCode | 0) }, s);
+      if (upstreamMethod !== null)
+        cniOpLatency.observe({ node_name: node, method: oneOf(UPSTREAM_METHODS, upstreamMethod), status_code: String(statusCode | 0) }, s);
     },
     observeWait: (stage, seconds) => {
       const s = nonNeg(seconds);

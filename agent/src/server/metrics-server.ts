@@ -46,7 +46,7 @@ export function listenAddressesFromEnv(env: NodeJS.ProcessEnv = process.env): st
   return ips;
 }
 
-function isLoopback(addr: string | undefined): boolean {
+export function isLoopback(addr: string | undefined): boolean {
   if (addr === undefined) return false;
   return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
 }
