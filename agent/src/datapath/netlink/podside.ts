@@ -1,0 +1,253 @@
+// `PodNet` on the real kernel: the packet work of an ADD done from inside the pod namespace with native sockets
+// (AF_PACKET for ARP and neighbour advertisements, raw ICMP/ICMPv6 for echo), ethtool and sysctl through the addon.
+//
+// Waiting never blocks the event loop for long: a receive polls at most WAIT_SLICE_MS synchronously, then yields to
+// a timer before looking again, until the caller's bounded deadline.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomInt } from 'node:crypto';
+import { native, AF_INET, AF_INET6, AF_PACKET, ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM, IPPROTO_ICMP, IPPROTO_ICMPV6,
+  SOCK_RAW } from '../../native.ts';
+import { NetlinkError, invalid } from './errors.ts';
+import { formatIp, parseIp, parseMac } from './ip.ts';
+import { checkIfName } from './link.ts';
+import {
+  ETH_P_ARP, PACKET_OUTGOING, arpAnnounceFrame, arpConflict, arpProbeFrame, icmpEcho, parseArpFrame, parseEchoReply,
+  sllPktType, sockaddrIn, sockaddrIn6, sockaddrIp, sockaddrLl, unsolicitedNaFrame, BROADCAST_MAC, ALL_NODES_MAC, ETH_P_IPV6,
+} from './packets.ts';
+import type { LinkInfo, Netlink, Netns, PodNet, ProbeResult, ProbeTiming } from './port.ts';
+import { wrapNative } from './transport.ts';
+
+/** Longest synchronous poll inside a receive loop. */
+export const WAIT_SLICE_MS = 5;
+/** Gap between non-blocking checks while waiting. */
+export const POLL_GAP_MS = 2;
+/** RFC 5227 §1.1 constants. */
+export const RFC5227: ProbeTiming = { probeWaitMs: 1000, probeNum: 3, probeMinMs: 1000, probeMaxMs: 2000, announceWaitMs: 2000 };
+
+const buf = Buffer.allocUnsafe(65536);
+const addrBuf = Buffer.alloc(28);
+
+/**
+ * Receives until `match` returns non-null or `ms` elapse. Only the first poll may block (at most WAIT_SLICE_MS, so
+ * a fast answer is timed precisely); after that the queue is checked without blocking every POLL_GAP_MS, with the
+ * event loop free in between.
+ */
+async function receiveUntil<T>(fd: number, ms: number, match: (pkt: Buffer, from: Buffer) => T | null): Promise<T | null> {
+  const deadline = performance.now() + ms;
+  const n = native();
+  let first = true;
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) return null;
+    const got = n.recv(fd, buf, first ? Math.max(0, Math.min(WAIT_SLICE_MS, Math.floor(left))) : 0, addrBuf);
+    first = false;
+    if (got >= 0) {
+      const r = match(buf.subarray(0, Math.min(got, buf.length)), addrBuf);
+      if (r !== null) return r;
+      continue; // drain what is queued before yielding
+    }
+    await sleep(Math.max(1, Math.min(POLL_GAP_MS, deadline - performance.now())));
+  }
+}
+
+export class PodSide implements PodNet {
+  private readonly nl: Netlink;
+  constructor(nl: Netlink) {
+    this.nl = nl;
+  }
+
+  private async link(netns: Netns, dev: string, op: string): Promise<LinkInfo & { mac: string }> {
+    checkIfName(dev, op);
+    const l = await this.nl.getLink(netns, dev);
+    if (!l) throw new NetlinkError('ENODEV', op, `no link ${dev} in ${netns ?? 'own netns'}`);
+    if (!l.mac) throw new NetlinkError('EINVAL', op, `link ${dev} has no Ethernet address`);
+    return l as LinkInfo & { mac: string };
+  }
+
+  /** An AF_PACKET socket for `ethertype` bound to one link inside `netns`. */
+  private packetSocket(netns: Netns, ifindex: number, ethertype: number, op: string): number {
+    const n = native();
+    let fd: number;
+    try {
+      fd = n.socketInNetns(netns, AF_PACKET, SOCK_RAW, ((ethertype & 0xff) << 8) | (ethertype >> 8));
+    } catch (e) {
+      throw wrapNative(e, op);
+    }
+    try {
+      n.bind(fd, sockaddrLl(ethertype, ifindex));
+    } catch (e) {
+      n.close(fd);
+      throw wrapNative(e, op);
+    }
+    return fd;
+  }
+
+  async probeIPv4(netns: Netns, dev: string, ip: string, timing: Partial<ProbeTiming> = {}): Promise<ProbeResult> {
+    const op = `ARP probe ${ip} on ${dev}`;
+    const t = { ...RFC5227, ...timing };
+    const addr = parseIp(ip);
+    if (addr.family !== 4) throw invalid(op, `${ip} is not IPv4`);
+    const l = await this.link(netns, dev, op);
+    const mac = parseMac(l.mac);
+    const fd = this.packetSocket(netns, l.index, ETH_P_ARP, op);
+    const n = native();
+    const check = (pkt: Buffer, from: Buffer): string | null => {
+      if (sllPktType(from) === PACKET_OUTGOING) return null;
+      const arp = parseArpFrame(pkt);
+      return arp ? arpConflict(arp, addr.bytes, mac) : null;
+    };
+    try {
+      const to = sockaddrLl(ETH_P_ARP, l.index, BROADCAST_MAC);
+      const frame = arpProbeFrame(mac, addr.bytes);
+      const first = t.probeWaitMs > 0 ? await receiveUntil(fd, randomInt(0, t.probeWaitMs + 1), check) : null;
+      if (first) return { conflict: true, mac: first };
+      for (let i = 0; i < t.probeNum; i++) {
+        n.sendto(fd, frame, to);
+        const last = i === t.probeNum - 1;
+        const wait = last ? t.announceWaitMs : t.probeMinMs + randomInt(0, Math.max(0, t.probeMaxMs - t.probeMinMs) + 1);
+        const hit = await receiveUntil(fd, wait, check);
+        if (hit) return { conflict: true, mac: hit };
+      }
+      return { conflict: false };
+    } catch (e) {
+      throw wrapNative(e, op);
+    } finally {
+      n.close(fd);
+    }
+  }
+
+  async announceIPv4(netns: Netns, dev: string, ip: string, opts: { count?: number; intervalMs?: number } = {}): Promise<void> {
+    const op = `gratuitous ARP ${ip} on ${dev}`;
+    const addr = parseIp(ip);
+    if (addr.family !== 4) throw invalid(op, `${ip} is not IPv4`);
+    const l = await this.link(netns, dev, op);
+    const fd = this.packetSocket(netns, l.index, ETH_P_ARP, op);
+    const n = native();
+    try {
+      const frame = arpAnnounceFrame(parseMac(l.mac), addr.bytes);
+      const to = sockaddrLl(ETH_P_ARP, l.index, BROADCAST_MAC);
+      const count = opts.count ?? 2;
+      for (let i = 0; i < count; i++) {
+        if (i > 0) await sleep(opts.intervalMs ?? 2000);
+        n.sendto(fd, frame, to);
+      }
+    } catch (e) {
+      throw wrapNative(e, op);
+    } finally {
+      n.close(fd);
+    }
+  }
+
+  async announceIPv6(netns: Netns, dev: string, ip: string): Promise<void> {
+    const op = `neighbour advertisement ${ip} on ${dev}`;
+    const addr = parseIp(ip);
+    if (addr.family !== 6) throw invalid(op, `${ip} is not IPv6`);
+    const l = await this.link(netns, dev, op);
+    const fd = this.packetSocket(netns, l.index, ETH_P_IPV6, op);
+    const n = native();
+    try {
+      n.sendto(fd, unsolicitedNaFrame(parseMac(l.mac), addr.bytes), sockaddrLl(ETH_P_IPV6, l.index, ALL_NODES_MAC));
+    } catch (e) {
+      throw wrapNative(e, op);
+    } finally {
+      n.close(fd);
+    }
+  }
+
+  async waitIPv6Dad(netns: Netns, dev: string, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }> {
+    const deadline = performance.now() + (opts.timeoutMs ?? 5000);
+    for (;;) {
+      const v6 = await this.nl.listAddresses(netns, { dev, family: 6 });
+      const dadFailed = v6.filter((a) => a.dadFailed).map((a) => a.address);
+      const tentative = v6.filter((a) => a.tentative && !a.dadFailed).map((a) => a.address);
+      if (dadFailed.length > 0 || tentative.length === 0) return { ok: dadFailed.length === 0, tentative, dadFailed };
+      if (performance.now() >= deadline) return { ok: false, tentative, dadFailed };
+      await sleep(Math.max(1, Math.min(opts.intervalMs ?? 50, deadline - performance.now())));
+    }
+  }
+
+  async ping(netns: Netns, ip: string, opts: { timeoutMs?: number; tries?: number; intervalMs?: number; dev?: string } = {}): Promise<{ rttMs: number; tries: number } | null> {
+    const op = `ping ${ip}`;
+    const addr = parseIp(ip);
+    const v6 = addr.family === 6;
+    const scope = v6 && opts.dev !== undefined ? (await this.link(netns, opts.dev, op)).index : 0;
+    const n = native();
+    let fd: number;
+    try {
+      fd = n.socketInNetns(netns, v6 ? AF_INET6 : AF_INET, SOCK_RAW, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+    } catch (e) {
+      throw wrapNative(e, op);
+    }
+    const id = randomInt(1, 0xffff);
+    const to = v6 ? sockaddrIn6(addr.bytes, scope) : sockaddrIn(addr.bytes);
+    const want = formatIp(addr.bytes);
+    try {
+      const tries = opts.tries ?? 3;
+      for (let i = 0; i < tries; i++) {
+        const seq = i + 1;
+        const t0 = performance.now();
+        try {
+          n.sendto(fd, icmpEcho(v6, id, seq, Buffer.from('koa-ping')), to);
+        } catch (e) {
+          // ENETUNREACH and friends: this try failed; the next may succeed once routes/neighbours settle.
+          if (i === tries - 1) return null;
+          await sleep(opts.intervalMs ?? 200);
+          continue;
+        }
+        const got = await receiveUntil(fd, opts.timeoutMs ?? 1000, (pkt, from) => {
+          const r = parseEchoReply(v6, pkt);
+          if (!r || r.id !== id || r.seq !== seq) return null;
+          const src = v6 ? sockaddrIp(from) : r.src;
+          if (src !== want) return null;
+          return performance.now() - t0;
+        });
+        if (got !== null) return { rttMs: got, tries: i + 1 };
+        if (i < tries - 1 && opts.intervalMs) await sleep(opts.intervalMs);
+      }
+      return null;
+    } finally {
+      n.close(fd);
+    }
+  }
+
+  async setTxChecksum(netns: Netns, dev: string, on: boolean): Promise<void> {
+    checkIfName(dev, 'ethtool');
+    try {
+      native().ethtoolValue(netns, dev, ETHTOOL_STXCSUM, on ? 1 : 0);
+    } catch (e) {
+      throw wrapNative(e, `ethtool -K ${dev} tx ${on ? 'on' : 'off'}`);
+    }
+  }
+
+  async getTxChecksum(netns: Netns, dev: string): Promise<boolean> {
+    checkIfName(dev, 'ethtool');
+    try {
+      return native().ethtoolValue(netns, dev, ETHTOOL_GTXCSUM, 0) !== 0;
+    } catch (e) {
+      throw wrapNative(e, `ethtool -k ${dev}`);
+    }
+  }
+
+  async setSysctl(netns: Netns, key: string, value: string): Promise<void> {
+    try {
+      native().sysctlWrite(netns, sysctlFile(key), value);
+    } catch (e) {
+      throw wrapNative(e, `sysctl -w ${key}=${value}`);
+    }
+  }
+
+  async getSysctl(netns: Netns, key: string): Promise<string> {
+    try {
+      return native().sysctlRead(netns, sysctlFile(key));
+    } catch (e) {
+      throw wrapNative(e, `sysctl ${key}`);
+    }
+  }
+}
+
+/** "net.ipv4.ip_forward" or "net/ipv4/conf/eth0.100/rp_filter" -> /proc/sys/... (slashes win: names may hold dots). */
+export function sysctlFile(key: string): string {
+  const rel = key.includes('/') ? key.replace(/^\/?(proc\/sys\/)?/, '') : key.replace(/\./g, '/');
+  if (rel === '' || rel.split('/').some((p) => p === '' || p === '.' || p === '..')) throw invalid('sysctl', `invalid sysctl key "${key}"`);
+  return `/proc/sys/${rel}`;
+}
