@@ -10,12 +10,18 @@ CACHE="${KOA_FIXTURE_CACHE:-/var/cache/kube-ovn-node-agent}"
 BIN="$CACHE/bin"
 mkdir -p "$BIN" "$CACHE/src"
 
+need_go() {
+  command -v go >/dev/null 2>&1 || { echo "build-fixtures: the Go toolchain is needed to build the test fixtures (not found on PATH or in /usr/local/go/bin)" >&2; exit 1; }
+}
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
+
 stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/$1.version" 2>/dev/null)" = "$2" ]; }
 
 k8s_minor="${K8S_VERSION#v1.}"                 # 35.4 -> staging modules are v0.35.4
 staging_version="v0.${k8s_minor}"
 
 if ! stamp_ok kube-apiserver "$K8S_VERSION+v2" || ! stamp_ok etcd "$K8S_VERSION"; then
+  need_go
   mod="$CACHE/src/k8s-$K8S_VERSION"
   mkdir -p "$mod"
   # k8s.io/kubernetes replaces its staging modules with ./staging paths, which a dependent module cannot
@@ -64,6 +70,7 @@ GO
 fi
 
 if ! stamp_ok cnitool "$CNI_VERSION"; then
+  need_go
   GOBIN="$BIN" CGO_ENABLED=0 go install "github.com/containernetworking/cni/cnitool@$CNI_VERSION"
   echo "$CNI_VERSION" > "$BIN/cnitool.version"
 fi

@@ -6,10 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
 
-# Debian packages the agent and its test bed use. Services are never started by the packages here
+# Debian packages the agent and its test bed use (openssl: the bed's throw-away CA and certificates).
+# Services are never started by the packages here
 # (no systemd, policy-rc.d denies): the test bed starts its own daemons with private directories.
 PKGS=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common ipset iptables nftables
       containernetworking-plugins iproute2 ethtool iputils-ping tcpdump procps
+      openssl ca-certificates
       build-essential python3 make g++ gcc libc6-dev)
 missing=()
 for p in "${PKGS[@]}"; do
