@@ -75,3 +75,29 @@ test('listen addresses follow ENABLE_BIND_LOCAL_IP / POD_IPS; log level bodies',
   assert.equal(parseLevelBody('{bad json'), null);
   assert.equal(parseLevelBody('rm -rf /'), null);
 });
+
+test('agent version comes from package.json, else KOA_VERSION', async () => {
+  const { agentVersion, agentRevision } = await import('../../agent/src/observe/version.ts');
+  const { readFileSync } = await import('node:fs');
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  assert.equal(agentVersion({}), pkg.version);
+  assert.equal(agentVersion({ KOA_VERSION: '9.9.9' }, '/'), '9.9.9');
+  assert.equal(agentVersion({}, '/'), 'unknown');
+  assert.equal(agentRevision({ KOA_REVISION: 'abc' }), 'abc');
+  assert.equal(agentRevision({}), 'unknown');
+});
+
+test('observabilityFromArgs reads the upstream flags and environment, ignoring other flags', async () => {
+  const { observabilityFromArgs } = await import('../../agent/src/observe/index.ts');
+  const d = observabilityFromArgs(['--backend', 'fake', '--v=3'], { NODE_NAME: 'Node-A' });
+  assert.equal(d.port, 10665);
+  assert.equal(d.enableMetrics, true);
+  assert.equal(d.nodeName, 'node-a');
+  assert.deepEqual(d.addresses, ['0.0.0.0']);
+  const o = observabilityFromArgs(['--pprof-port=0', '--enable-metrics=false', '--node-name', 'n2', '--bind-socket=/x'],
+    { KUBE_NODE_NAME: 'other', ENABLE_BIND_LOCAL_IP: 'true', POD_IPS: '192.0.2.1' });
+  assert.deepEqual([o.port, o.enableMetrics, o.nodeName, o.addresses], [0, false, 'n2', ['192.0.2.1']]);
+  assert.throws(() => observabilityFromArgs(['--pprof-port=http'], {}), /--pprof-port="http": expected a port number/);
+  assert.throws(() => observabilityFromArgs(['--pprof-port=70000'], {}), /expected a port number/);
+  assert.throws(() => observabilityFromArgs(['--enable-metrics=yes'], {}), /not a boolean/);
+});

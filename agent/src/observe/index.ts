@@ -4,11 +4,14 @@
 //   obs.readiness.flag('node-initialised') ...; pass obs.metrics.observeX callbacks to the modules;
 //   on shutdown: await obs.close() (readiness fails first, then the server stops).
 
+import { hostname } from 'node:os';
 import type { LevelWithSilent } from 'pino';
+import { parseFlags, parseGoBool, parseInteger } from '../config/flags.ts';
 import { createAgentMetrics, type AgentMetrics, type AgentMetricsOptions } from './metrics.ts';
 import { createLogger, type LogControl, type Logger, type LoggerOptions } from './log.ts';
 import { Readiness, probeUnixSocket, type SocketProbeMode } from '../server/health.ts';
 import { DEFAULT_METRICS_PORT, listenAddressesFromEnv, startMetricsServer, type MetricsServer } from '../server/metrics-server.ts';
+import { agentRevision, agentVersion } from './version.ts';
 
 export interface ObservabilityOptions {
   /** NODE_NAME (upstream label value of node_name / hostname). */
@@ -83,4 +86,23 @@ export async function startObservability(o: ObservabilityOptions): Promise<Obser
       return closing;
     },
   };
+}
+
+/** The observability settings from the upstream flags and environment, for a main.ts that does not use the config
+ * module yet: `--pprof-port` (10665), `--enable-metrics` (true), `--node-name` / KUBE_NODE_NAME / NODE_NAME /
+ * hostname, ENABLE_BIND_LOCAL_IP + POD_IPS, version and revision. Other flags are ignored here. Throws on a bad
+ * value of one of these flags. (With the config module: nodeName, pprofPort, enableMetrics, listenAddresses.) */
+export function observabilityFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env):
+  Pick<ObservabilityOptions, 'nodeName' | 'port' | 'enableMetrics' | 'addresses' | 'version' | 'revision'> {
+  const { values } = parseFlags(argv, [
+    { name: 'pprof-port', kind: 'int' }, { name: 'enable-metrics', kind: 'bool' }, { name: 'node-name', kind: 'string' },
+  ]);
+  const portText = values.get('pprof-port');
+  const port = portText === undefined ? DEFAULT_METRICS_PORT : parseInteger(portText);
+  if (port === undefined || port < 0 || port > 65535) throw new Error(`--pprof-port=${JSON.stringify(portText)}: expected a port number`);
+  const metricsText = values.get('enable-metrics');
+  const enableMetrics = metricsText === undefined ? true : parseGoBool(metricsText);
+  if (enableMetrics === undefined) throw new Error(`--enable-metrics=${JSON.stringify(metricsText)}: not a boolean`);
+  const nodeName = (values.get('node-name') || env.KUBE_NODE_NAME || env.NODE_NAME || hostname()).trim().toLowerCase();
+  return { nodeName, port, enableMetrics, addresses: listenAddressesFromEnv(env), version: agentVersion(env), revision: agentRevision(env) };
 }
