@@ -41,6 +41,9 @@ describe('config: defaults', () => {
     assert.equal(c.annotationWaitTimeoutMs, 60_000);
     assert.equal(c.ovnInstalledTimeoutMs, 30_000);
     assert.equal(c.watchIdleTimeoutMs, 300_000);
+    assert.equal(c.backend, 'not-ready');
+    assert.equal(c.delQueueDir, '/var/run/kube-ovn-node-agent/del-queue');
+    assert.equal(c.logLevel, 'info');
   });
   it('is frozen, lists included', () => {
     const c = load([]);
@@ -103,14 +106,14 @@ describe('config: validation', () => {
   it('lists every invalid setting in one error', () => {
     const e = configError(() => load(['--mtu=abc', '--network-type=gre', '--pprof-port=70000', '--encap-checksum=maybe',
       '--bogus', '--annotation-wait-timeout=5min', '--service-cluster-ip-range=10.96.0.0/12,nope', '--bind-socket=rel.sock',
-      '--log-perm=9']));
+      '--log-perm=9', '--log-level=loud']));
     assert.equal(e.code, 'KOA_CONFIG');
     for (const needle of ['--mtu="abc"', '--network-type="gre"', '--pprof-port="70000"', '--encap-checksum="maybe"',
       'unknown flag --bogus', '--annotation-wait-timeout="5min"', '"nope" is not a CIDR', '--bind-socket="rel.sock"',
-      '--log-perm="9"']) {
+      '--log-perm="9"', '--log-level="loud"']) {
       assert.ok(e.message.includes(needle), `missing ${needle} in: ${e.message}`);
     }
-    assert.match(e.message, /^invalid configuration: 9 invalid settings: /);
+    assert.match(e.message, /^invalid configuration: 10 invalid settings: /);
   });
   it('rejects a timeout at or above kubelet\'s CRI timeout and too small MTUs', () => {
     assert.match(configError(() => load(['--annotation-wait-timeout=2m'])).message, /between 100ms and/);

@@ -304,3 +304,19 @@ describe('plan: mergeRoutes', () => {
     assert.equal(r.warnings.length, 2);
   });
 });
+
+describe('plan: request adapters', () => {
+  it('maps a CNI request to the planner inputs', async () => {
+    const { nicRequestFromCni, delRequestFromCni } = await import('../../agent/src/pod/request.ts');
+    const cni = {
+      command: 'ADD' as const, containerId: CID, netns: NETNS, ifName: 'net1', podName: 'p', podNamespace: 'ns',
+      args: { ignoreUnknown: true, all: {} }, cniPath: [], via: 'cni' as const,
+      netconf: { cniVersion: '1.0.0' as const, name: 'n', type: 'kube-ovn', ipamMode: false, serverSocket: '/s',
+        provider: 'a.b.ovn', routes: [{ dst: '1.0.0.0/8', gw: '10.0.0.1' }], dns: { nameservers: ['1.1.1.1'] }, raw: {} },
+    };
+    assert.deepEqual(nicRequestFromCni(cni), { containerId: CID, netns: NETNS, ifName: 'net1', podName: 'p', podNamespace: 'ns',
+      provider: 'a.b.ovn', cniType: 'kube-ovn', routes: [{ dst: '1.0.0.0/8', gw: '10.0.0.1' }], dns: { nameservers: ['1.1.1.1'] } });
+    assert.deepEqual(delRequestFromCni(cni), { containerId: CID, netns: NETNS, ifName: 'net1', podName: 'p', podNamespace: 'ns',
+      provider: 'a.b.ovn', cniType: 'kube-ovn' });
+  });
+});

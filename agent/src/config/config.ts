@@ -74,6 +74,12 @@ export interface Config {
   readonly ovnInstalledTimeoutMs: number;
   readonly gatewayCheckTimeoutMs: number;
   readonly watchIdleTimeoutMs: number;
+  /** CNI backend by name (main.ts BACKENDS) */
+  readonly backend: string;
+  /** where DELs that could not finish are queued for the next start */
+  readonly delQueueDir: string;
+  /** pino level */
+  readonly logLevel: string;
 }
 
 type Origin = 'upstream' | 'ours' | 'klog';
@@ -139,6 +145,9 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'ovn-installed-timeout', kind: 'duration', def: '30s', env: ['KOA_OVN_INSTALLED_TIMEOUT'], origin: 'ours', help: 'wait for external_ids:ovn-installed on the pod port' },
   { name: 'gateway-check-timeout', kind: 'duration', def: '30s', env: ['KOA_GATEWAY_CHECK_TIMEOUT'], origin: 'ours', help: 'bound of the pod gateway check' },
   { name: 'watch-idle-timeout', kind: 'duration', def: '5m', env: ['KOA_WATCH_IDLE_TIMEOUT'], origin: 'ours', help: 'restart a Kubernetes watch that showed no sign of life for this long' },
+  { name: 'backend', kind: 'string', def: 'not-ready', env: ['KOA_BACKEND'], origin: 'ours', help: 'CNI backend (main.ts BACKENDS)' },
+  { name: 'cni-del-queue-dir', kind: 'string', def: '/var/run/kube-ovn-node-agent/del-queue', env: ['KOA_DEL_QUEUE_DIR'], origin: 'ours', help: 'DELs that could not finish are kept here and retried at start' },
+  { name: 'log-level', kind: 'string', def: 'info', env: ['KOA_LOG_LEVEL'], origin: 'ours', help: 'trace | debug | info | warn | error | fatal' },
   // klog flags the DaemonSet passes: accepted; -v sets the verbosity, the rest is ignored (logs go to stdout)
   { name: 'v', kind: 'int', def: '0', origin: 'klog', help: 'log verbosity' },
   ...['logtostderr', 'alsologtostderr', 'skip_headers', 'skip_log_headers', 'add_dir_header', 'one_output']
@@ -150,6 +159,7 @@ export const FLAGS: readonly FlagDef[] = [
 const TLS_VERSIONS = new Set(['', 'TLS10', 'TLS11', 'TLS12', 'TLS13', '1.0', '1.1', '1.2', '1.3', 'TLS 1.0', 'TLS 1.1', 'TLS 1.2', 'TLS 1.3']);
 const DEFS = new Map(FLAGS.map((f) => [f.name, f]));
 const MAX_TIMEOUT_MS = 120_000;
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
 function isCidr(text: string): boolean {
   const slash = text.indexOf('/');
@@ -306,7 +316,11 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     ovnInstalledTimeoutMs: duration('ovn-installed-timeout', 100, MAX_TIMEOUT_MS - 1),
     gatewayCheckTimeoutMs: duration('gateway-check-timeout', 0, MAX_TIMEOUT_MS - 1),
     watchIdleTimeoutMs: duration('watch-idle-timeout', 10_000, 24 * 3_600_000),
+    backend: nonEmpty('backend'),
+    delQueueDir: absPath('cni-del-queue-dir'),
+    logLevel: str('log-level'),
   };
+  if (!LOG_LEVELS.includes(config.logLevel)) problems.push(`--log-level=${JSON.stringify(config.logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`);
   if (config.pprofPort === config.tcpConnCheckPort && config.enableVerboseConnCheck) {
     problems.push(`--pprof-port and --tcp-conn-check-port are both ${config.pprofPort}`);
   }
