@@ -1,12 +1,13 @@
 // Composition root of the node agent: parse the configuration, build the logger and the infrastructure, wire them
 // to the logic, start serving. Later issues add the k8s client, datapath executors and the real pod-wiring backend
 // here; every other module receives what it needs as arguments.
-import { pino, type Logger } from 'pino';
+import type { Logger, LevelWithSilent } from 'pino';
 import { NotReadyBackend, type BackendFactory } from './cni/backend.ts';
 import { Dispatcher } from './cni/dispatcher.ts';
 import { FakeBackend } from './cni/fake-backend.ts';
 import { DEFAULT_SERVER_SOCKET } from './cni/netconf.ts';
 import { DEFAULT_DEL_QUEUE_DIR, drainDeleteQueue, startCniServer, type CniServer } from './server/cni-server.ts';
+import { observabilityFromArgs, startObservability, type Observability } from './observe/index.ts';
 
 /**
  * CNI backends by `--backend` name. `not-ready` (the default until pod wiring lands) refuses ADD with a clear
@@ -85,10 +86,21 @@ async function main(): Promise<void> {
     process.stderr.write(`kube-ovn node agent: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(2);
   }
-  const log = pino({ level: cfg.logLevel, base: { component: 'kube-ovn-node-agent' } });
+  // logger, metrics and the health server (:10665) first, so start-up is logged and probed (observe/index.ts)
+  let obs: Observability;
+  try {
+    obs = await startObservability({ ...observabilityFromArgs(process.argv.slice(2)), cniSocketPath: cfg.bindSocket, logLevel: cfg.logLevel as LevelWithSilent });
+  } catch (e) {
+    process.stderr.write(`kube-ovn node agent: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(2);
+  }
+  const log = obs.logger;
+  const initialised = obs.readiness.flag('node-initialised', 'starting');
+  obs.readiness.register('backend', () => cfg.backend !== 'not-ready' || 'pod wiring not available (--backend=not-ready)');
   let agent: Agent;
   try {
     agent = await startAgent(cfg, log);
+    initialised.set(true);
   } catch (e) {
     log.fatal({ err: e }, 'start-up failed');
     process.exit(1);
@@ -98,7 +110,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    agent.stop().then(() => process.exit(0), (e: unknown) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
+    obs.readiness.shutdown();
+    agent.stop().then(() => obs.close()).then(() => process.exit(0), (e: unknown) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
