@@ -41,6 +41,7 @@ test('secrets are redacted from fields and scrubbed from error text', () => {
     req: { headers: { authorization: 'Bearer s3cr3t-A' } }, headers: { authorization: 'Basic s3cr3t-B' },
     token: 's3cr3t-C', kubeconfig: 'apiVersion: v1\nusers:\n- user:\n    token: s3cr3t-D\n',
     client: { password: 's3cr3t-E', bearerToken: 's3cr3t-F', keyData: 's3cr3t-G' }, pod: 'ok-to-log',
+    user: { 'client-key-data': 's3cr3t-K', secret: 's3cr3t-L' }, cookie: 'x', headers2: { cookie: 'y' },
   }, 'request');
   log.logger.error({ err: new Error('GET /api failed: Authorization: Bearer s3cr3t-H; token=s3cr3t-I password: "s3cr3t-J"') }, 'k8s call failed');
   const raw = c.raw();
