@@ -180,7 +180,7 @@ test('runtime log level over HTTP, metrics disabled, port in use', async (t) => 
   assert.equal(r.status, 400);
   assert.match(r.body, /unknown log level "chatty"/);
   r = await http({ port, method: 'PUT', path: '/log-level', body: 'x'.repeat(5000) });
-  assert.equal(r.status, 500, 'oversized body refused');
+  assert.equal(r.status, 413, 'oversized body refused');
   assert.equal(obs.log.level(), 'warn');
   r = await http({ port, method: 'DELETE', path: '/log-level' });
   assert.equal(r.status, 405);

@@ -92,7 +92,9 @@ async function handle(o: MetricsServerOptions, req: IncomingMessage, res: Server
     if (method !== 'PUT' && method !== 'POST') return send(res, 405, 'method not allowed\n');
     if (!o.allowRemoteLogLevel && !isLoopback(req.socket.remoteAddress))
       return send(res, 403, 'log level can only be changed from loopback\n');
-    const level = parseLevelBody(await readBody(req));
+    let body: string;
+    try { body = await readBody(req); } catch (e) { return send(res, 413, `${(e as Error).message}\n`); }
+    const level = parseLevelBody(body);
     if (level === null) return send(res, 400, 'body must be a level name, level=<name> or {"level":"<name>"}\n');
     try { o.log.setLevel(level); } catch (e) { return send(res, 400, `${(e as Error).message}\n`); }
     return send(res, 200, `${o.log.level()}\n`);
