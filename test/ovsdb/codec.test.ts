@@ -86,16 +86,17 @@ test('remotes', () => {
 });
 
 test('schema column kinds, defaults and the column check', () => {
-  assert.deepEqual(columnInfo('string'), { kind: 'scalar', keyType: 'string' });
-  assert.deepEqual(columnInfo({ key: 'integer', min: 0, max: 1 }), { kind: 'set', keyType: 'integer' });
-  assert.deepEqual(columnInfo({ key: { type: 'uuid', refTable: 'Port' }, min: 0, max: 'unlimited' }), { kind: 'set', keyType: 'uuid' });
-  assert.deepEqual(columnInfo({ key: 'string', value: 'string', min: 0, max: 'unlimited' }), { kind: 'map', keyType: 'string', valueType: 'string' });
-  assert.deepEqual(columnInfo({ key: { type: 'integer', minInteger: 0 } }), { kind: 'scalar', keyType: 'integer' });
-  assert.equal(defaultValue({ kind: 'scalar', keyType: 'integer' }), 0);
-  assert.equal(defaultValue({ kind: 'scalar', keyType: 'boolean' }), false);
-  assert.equal(defaultValue({ kind: 'scalar', keyType: 'string' }), '');
-  assert.deepEqual(defaultValue({ kind: 'set', keyType: 'string' }), ['set', []]);
-  assert.deepEqual(defaultValue({ kind: 'map', keyType: 'string' }), ['map', []]);
+  assert.deepEqual(columnInfo('string'), { kind: 'scalar', keyType: 'string', max: 1 });
+  assert.deepEqual(columnInfo({ key: 'integer', min: 0, max: 1 }), { kind: 'set', keyType: 'integer', max: 1 });
+  assert.deepEqual(columnInfo({ key: { type: 'uuid', refTable: 'Port' }, min: 0, max: 'unlimited' }), { kind: 'set', keyType: 'uuid', max: Infinity });
+  assert.deepEqual(columnInfo({ key: 'integer', min: 0, max: 4096 }), { kind: 'set', keyType: 'integer', max: 4096 });
+  assert.deepEqual(columnInfo({ key: 'string', value: 'string', min: 0, max: 'unlimited' }), { kind: 'map', keyType: 'string', valueType: 'string', max: Infinity });
+  assert.deepEqual(columnInfo({ key: { type: 'integer', minInteger: 0 } }), { kind: 'scalar', keyType: 'integer', max: 1 });
+  assert.equal(defaultValue({ kind: 'scalar', keyType: 'integer', max: 1 }), 0);
+  assert.equal(defaultValue({ kind: 'scalar', keyType: 'boolean', max: 1 }), false);
+  assert.equal(defaultValue({ kind: 'scalar', keyType: 'string', max: 1 }), '');
+  assert.deepEqual(defaultValue({ kind: 'set', keyType: 'string', max: 1 }), ['set', []]);
+  assert.deepEqual(defaultValue({ kind: 'map', keyType: 'string', max: Infinity }), ['map', []]);
   const s = parseSchema({ name: 'Open_vSwitch', version: '8.3.1', tables: { Port: { columns: { name: { type: 'string' } } } } });
   assert.equal(s.version, '8.3.1');
   assert.deepEqual(missingColumns(s, { Port: ['name', '_uuid', 'qos'], QoS: ['type'] }), ['Port.qos', 'QoS (table)']);

@@ -27,11 +27,13 @@ test('update2: initial rows are completed with defaults; modify applies scalar/s
   assert.deepEqual(r.get('Interface', 'u1'), { name: 'veth1', ofport: ['set', []], external_ids: ['map', []] });
   assert.deepEqual(r.get('Port', 'p1'), { name: 'veth1', interfaces: ['set', [['uuid', 'u1']]], trunks: ['set', []] });
 
-  // optional column set from [] to 1, then 1 -> 2 (diff = symmetric difference {1,2})
+  // optional column (set with max 1): modify carries the new value, as ovsdb-server 3.1 sends it
   r.applyUpdate2({ Interface: { u1: { modify: { ofport: 1 } } } });
   assert.deepEqual(r.get('Interface', 'u1')!.ofport, ['set', [1]]);
-  r.applyUpdate2({ Interface: { u1: { modify: { ofport: ['set', [1, 2]] } } } });
+  r.applyUpdate2({ Interface: { u1: { modify: { ofport: 2 } } } });
   assert.deepEqual(r.get('Interface', 'u1')!.ofport, ['set', [2]]);
+  r.applyUpdate2({ Interface: { u1: { modify: { ofport: ['set', []] } } } });
+  assert.deepEqual(r.get('Interface', 'u1')!.ofport, ['set', []]);
 
   // map: add two keys; then remove one (same value), change the other (new value), add a third
   r.applyUpdate2({ Interface: { u1: { modify: { external_ids: ['map', [['iface-id', 'a.ns'], ['vendor', 'kube-ovn']]] } } } });
@@ -45,10 +47,12 @@ test('update2: initial rows are completed with defaults; modify applies scalar/s
   r.applyUpdate2({ Interface: { u1: { modify: { name: 'veth2' } } } });
   assert.equal(r.get('Interface', 'u1')!.name, 'veth2');
 
-  // set with many elements
-  r.applyUpdate2({ Port: { p1: { modify: { trunks: ['set', [0, 10, 20]] } } } });
-  r.applyUpdate2({ Port: { p1: { modify: { trunks: ['set', [10, 30]] } } } });
-  assert.deepEqual(r.get('Port', 'p1')!.trunks, ['set', [0, 20, 30]]);
+  // set with many elements: symmetric difference (trunks 1,2 -> 2,3 arrives as [1,3] from ovsdb-server 3.1)
+  r.applyUpdate2({ Port: { p1: { modify: { trunks: ['set', [1, 2]] } } } });
+  r.applyUpdate2({ Port: { p1: { modify: { trunks: ['set', [1, 3]] } } } });
+  assert.deepEqual(r.get('Port', 'p1')!.trunks, ['set', [2, 3]]);
+  r.applyUpdate2({ Port: { p1: { modify: { trunks: ['set', [0, 10]] } } } });
+  assert.deepEqual(r.get('Port', 'p1')!.trunks, ['set', [2, 3, 0, 10]]);
 
   // delete
   const cd = r.applyUpdate2({ Port: { p1: { delete: null } }, Interface: { gone: { delete: null } } });

@@ -2,3 +2,6 @@
 // owns its port file). Import from here in planners/executors; the real implementations are wired in main.ts.
 export type * from './netlink/port.ts';
 export { FakeNetlink } from './netlink/fake.ts';
+export type * from './ovsdb/port.ts';
+export { VENDOR as OVS_VENDOR, podExternalIds, policingBurstKbit, htbQueueConfig, netemConfig } from './ovsdb/port.ts';
+export { FakeVswitch } from './ovsdb/fake.ts';

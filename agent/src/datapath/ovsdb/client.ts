@@ -189,7 +189,8 @@ export class OvsdbClient extends EventEmitter {
    * polling); rejects with KOA_TIMEOUT after `timeoutMs`.
    */
   waitUntil<T>(check: () => T | undefined, timeoutMs: number, what: () => string): Promise<T> {
-    const now = check();
+    let now: T | undefined;
+    try { now = check(); } catch (e) { return Promise.reject(e as Error); }
     if (now !== undefined) return Promise.resolve(now);
     return new Promise<T>((resolve, reject) => {
       const onChanges = (): void => {

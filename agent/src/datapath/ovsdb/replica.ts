@@ -110,14 +110,16 @@ export class Replica {
   }
 
   /**
-   * update2 modify semantics: a scalar column carries its new value; a set column carries the elements present in
-   * exactly one of old/new (toggle them); a map column carries pairs whose key is in only one map (add or remove)
-   * and, for keys in both with different values, the new value.
+   * update2 modify semantics: a column holding at most one value (scalar, or optional: set with max 1) carries its
+   * new value (ovsdb-server sends ["set",[]] when an optional value is cleared: verified against 3.1); a set column
+   * carries the elements present in exactly one of old/new (toggle them); a map column carries pairs whose key is
+   * in only one map (add or remove) and, for keys in both with different values, the new value.
    */
   private applyDiff(table: string, column: string, old: Value | undefined, diff: Value): Value {
-    const kind = this.schema?.tables.get(table)?.columns.get(column)?.kind
-      ?? (isMap(diff) ? 'map' : isSet(diff) ? 'set' : 'scalar');
+    const info = this.schema?.tables.get(table)?.columns.get(column);
+    const kind = info?.kind ?? (isMap(diff) ? 'map' : isSet(diff) ? 'set' : 'scalar');
     if (kind === 'scalar') return diff;
+    if (kind === 'set' && info?.max === 1) return this.norm(table, column, diff);
     if (kind === 'set') {
       const cur = new Map(setAtoms(old).map((a) => [atomKey(a), a]));
       for (const a of setAtoms(diff)) {

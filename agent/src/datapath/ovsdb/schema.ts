@@ -4,19 +4,20 @@
 import type { Atom, Value } from './values.ts';
 
 export type ColumnKind = 'scalar' | 'set' | 'map';
-export interface ColumnInfo { kind: ColumnKind; keyType: string; valueType?: string }
+/** `max` is the set's maximum size (1 for scalars and optional values, Infinity for "unlimited"). */
+export interface ColumnInfo { kind: ColumnKind; keyType: string; valueType?: string; max: number }
 export interface TableInfo { columns: Map<string, ColumnInfo> }
 export interface Schema { name: string; version: string; tables: Map<string, TableInfo> }
 
 const baseType = (t: unknown): string => (typeof t === 'string' ? t : (t as { type?: string } | null)?.type ?? 'string');
 
 export function columnInfo(type: unknown): ColumnInfo {
-  if (typeof type === 'string') return { kind: 'scalar', keyType: type };
+  if (typeof type === 'string') return { kind: 'scalar', keyType: type, max: 1 };
   const t = type as { key?: unknown; value?: unknown; min?: number; max?: number | 'unlimited' };
   const keyType = baseType(t.key);
-  if (t.value !== undefined) return { kind: 'map', keyType, valueType: baseType(t.value) };
-  const min = t.min ?? 1, max = t.max ?? 1;
-  return { kind: min === 1 && max === 1 ? 'scalar' : 'set', keyType };
+  const min = t.min ?? 1, max = t.max === 'unlimited' ? Infinity : t.max ?? 1;
+  if (t.value !== undefined) return { kind: 'map', keyType, valueType: baseType(t.value), max };
+  return { kind: min === 1 && max === 1 ? 'scalar' : 'set', keyType, max };
 }
 
 /** Parses a get_schema reply. The implicit `_uuid` and `_version` columns are added. */
@@ -26,8 +27,8 @@ export function parseSchema(json: unknown): Schema {
   const tables = new Map<string, TableInfo>();
   for (const [name, t] of Object.entries(s.tables)) {
     const columns = new Map<string, ColumnInfo>();
-    columns.set('_uuid', { kind: 'scalar', keyType: 'uuid' });
-    columns.set('_version', { kind: 'scalar', keyType: 'uuid' });
+    columns.set('_uuid', { kind: 'scalar', keyType: 'uuid', max: 1 });
+    columns.set('_version', { kind: 'scalar', keyType: 'uuid', max: 1 });
     for (const [cname, c] of Object.entries(t.columns ?? {})) columns.set(cname, columnInfo(c.type));
     tables.set(name, { columns });
   }
