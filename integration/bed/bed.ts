@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { StandInController, type Allocation } from './controller.ts';
 import { isAlive } from './daemon.ts';
-import { waitFor } from './exec.ts';
+import { trace, waitFor } from './exec.ts';
 import { startKube, type Kube } from './kube.ts';
 import { addAddress, addRoute, createNetns, listNetns, newPrefix, setMac, type Netns } from './netns.ts';
 import { addUnderlay, startOvnCentral, startOvnController, type OvnCentral, type OvnController } from './ovn.ts';
@@ -87,6 +87,7 @@ export async function up(opts: BedOptions = {}): Promise<Bed> {
       stops.push(ovs.stop);
       ovsNodes.push(ovs);
     }
+    trace('ovs up');
     const central = await startOvnCentral(nodeCount === 1 ? { prefix, ns: ovsNodes[0]!.nodeNs } : { prefix });
     stops.push(central.stop);
     const encapIps = nodeCount === 1 ? ['127.0.0.1'] : ['172.30.0.1', '172.30.0.2'];
@@ -98,18 +99,23 @@ export async function up(opts: BedOptions = {}): Promise<Bed> {
       stops.push(ovn.stop);
       nodes.push({ name, ns: ovs.nodeNs, ovs, ovn, encapIp: encapIps[i]! });
     }
+    trace('ovn up');
     let kube: Kube | undefined;
     let controller: StandInController | undefined;
     if (kubeP) {
       kube = await kubeP;
+      trace('kube up');
       stops.splice(0, 0, kube.stop); // stopped last
       controller = new StandInController(kube.api, central);
       await controller.ensureCluster();
+      trace('controller: router, join, ovn-default');
       for (const n of nodes) {
         n.join = await controller.addNode(n.name, n.encapIp);
+        trace(`controller: node ${n.name}`);
         await kube.exposeIn(n.ns); // an agent in the node namespace uses the same kubeconfig
       }
     }
+    trace('controller: cluster and nodes ready');
     const mtu = 1400;
 
     const bed: Bed = {

@@ -5,6 +5,7 @@
 // §5.4; user guide §8.13). It does not watch anything: tests call it explicitly.
 import type { KubeApi } from './kubeapi.ts';
 import type { OvnCentral } from './ovn.ts';
+import { trace } from './exec.ts';
 import { contains, nth, parseCidr, type Cidr } from './ipam.ts';
 
 export const ROUTER = 'ovn-cluster';
@@ -67,7 +68,9 @@ export class StandInController {
   async ensureCluster(opts: { joinCidr?: string; defaultCidr?: string } = {}): Promise<void> {
     await this.central.nbctl(['--may-exist', 'lr-add', ROUTER, '--', 'set', 'logical_router', ROUTER, 'external_ids:vendor=kube-ovn']);
     await this.upsert('/apis/kubeovn.io/v1/vpcs', { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: ROUTER }, spec: {} });
+    trace('controller: vpc');
     await this.api.mergePatch(`/apis/kubeovn.io/v1/vpcs/${ROUTER}/status`, { status: { default: true, standby: true, router: ROUTER, defaultLogicalSwitch: 'ovn-default' } });
+    trace('controller: vpc status');
     await this.createSubnet({ name: JOIN, cidrBlock: opts.joinCidr ?? '100.64.0.0/16' });
     await this.createSubnet({ name: 'ovn-default', cidrBlock: opts.defaultCidr ?? '10.16.0.0/16', default: true });
   }

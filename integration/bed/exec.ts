@@ -74,3 +74,9 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     await sleep(stepMs);
   }
 }
+
+const traceStart = performance.now();
+/** `KOA_BED_TRACE=1` prints bed phases with a millisecond clock to stderr (for finding slow start-up steps). */
+export function trace(what: string): void {
+  if (process.env.KOA_BED_TRACE) process.stderr.write(`[bed ${Math.round(performance.now() - traceStart)} ms] ${what}\n`);
+}
