@@ -23,41 +23,59 @@ export function wrapNative(e: unknown, op: string): unknown {
   return e;
 }
 
+/** What carries the bytes: the native socket, or a scripted stand-in in unit tests. */
+export interface NlWire {
+  send(msg: Buffer): void;
+  /** Bytes received into buf, or -1 on timeout. */
+  recv(buf: Buffer, timeoutMs: number): number;
+  close(): void;
+}
+
+/** A NETLINK_ROUTE socket opened inside `netns` (null = the caller's own namespace). */
+export function nativeWire(netns: Netns): NlWire {
+  const n = native();
+  let fd: number;
+  try {
+    fd = n.socketInNetns(netns, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+  } catch (e) {
+    throw wrapNative(e, `open netlink socket in ${netns ?? 'own netns'}`);
+  }
+  try {
+    n.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, 1); // error strings from the kernel
+    n.setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1); // ACKs without the echoed request
+    n.setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1); // dumps honour header filters
+  } catch (e) {
+    n.close(fd);
+    throw wrapNative(e, 'configure netlink socket');
+  }
+  return {
+    send: (msg) => void n.sendto(fd, msg, null),
+    recv: (b, t) => n.recv(fd, b, t, null),
+    close: () => n.close(fd),
+  };
+}
+
 export class NlSocket {
   readonly netns: Netns;
-  readonly fd: number;
+  private readonly wire: NlWire;
   private closed = false;
   timeoutMs = DEFAULT_TIMEOUT_MS;
 
-  /** Opens a NETLINK_ROUTE socket inside `netns` (null = the caller's own namespace). */
-  constructor(netns: Netns) {
+  constructor(netns: Netns, wire?: NlWire) {
     this.netns = netns;
-    const n = native();
-    try {
-      this.fd = n.socketInNetns(netns, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
-    } catch (e) {
-      throw wrapNative(e, `open netlink socket in ${netns ?? 'own netns'}`);
-    }
-    try {
-      n.setsockopt(this.fd, SOL_NETLINK, NETLINK_EXT_ACK, 1); // error strings from the kernel
-      n.setsockopt(this.fd, SOL_NETLINK, NETLINK_CAP_ACK, 1); // ACKs without the echoed request
-      n.setsockopt(this.fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1); // dumps honour header filters
-    } catch (e) {
-      n.close(this.fd);
-      throw wrapNative(e, 'configure netlink socket');
-    }
+    this.wire = wire ?? nativeWire(netns);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    native().close(this.fd);
+    this.wire.close();
   }
 
   private send(msg: Buffer, op: string): void {
     if (this.closed) throw new NetlinkError('EBADF', op, 'netlink socket is closed');
     try {
-      native().sendto(this.fd, msg, null);
+      this.wire.send(msg);
     } catch (e) {
       throw wrapNative(e, op);
     }
@@ -67,7 +85,7 @@ export class NlSocket {
   private receive(op: string): NlMessage[] {
     let n: number;
     try {
-      n = native().recv(this.fd, recvBuf, this.timeoutMs, null);
+      n = this.wire.recv(recvBuf, this.timeoutMs);
     } catch (e) {
       throw wrapNative(e, op);
     }
