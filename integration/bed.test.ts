@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { leaks, up, type Bed } from './bed/bed.ts';
 import { readFileSync } from 'node:fs';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { addRoute, cleanupAll, newPrefix, ping } from './bed/netns.ts';
 import { kubeApi, type KubeApiError } from './bed/kubeapi.ts';
 import { CRD_FILE } from './bed/kube.ts';
@@ -61,6 +62,12 @@ test('one-node bed: apiserver + CRDs, annotated pods, pods ping each other, the 
     const subnet = await api.get('/apis/kubeovn.io/v1/subnets/ovn-default');
     assert.equal(subnet.spec.cidrBlock, '10.16.0.0/16');
     assert.equal(subnet.spec.gateway, '10.16.0.1');
+
+    // the admin kubeconfig is consumable by @kubernetes/client-node, as the agent and tests use it
+    const kc = new KubeConfig();
+    kc.loadFromFile(bed.kube!.kubeconfig);
+    const viaClient = await kc.makeApiClient(CoreV1Api).readNode({ name: node.name });
+    assert.equal(viaClient.metadata?.name, node.name);
 
     // node annotations as upstream's controller writes them (§5.4)
     const nodeObj = await api.get(`/api/v1/nodes/${node.name}`);
