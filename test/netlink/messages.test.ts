@@ -301,3 +301,9 @@ test('decoders refuse short fixed headers', () => {
   assert.throws(() => addr.decodeAddr(short), /short ifaddrmsg/);
   assert.throws(() => route.decodeRoute(short), /short rtmsg/);
 });
+
+test('encode RTM_GETNEIGH dump filtered by link: header index 0, NDA_IFINDEX attribute (strict checking)', () => {
+  assert.equal(route.getNeighs(22, 4, 3).toString('hex'), H(`24000000 1e00 0103 16000000 00000000
+    02 00 0000 00000000 0000 00 00
+    0800 0800 03000000`));
+});

@@ -157,6 +157,7 @@ export const FR_ACT_TO_TBL = 1;
 export const NDMSG_LEN = 12;
 export const NDA_DST = 1;
 export const NDA_LLADDR = 2;
+export const NDA_IFINDEX = 8;
 export const NUD_INCOMPLETE = 0x01;
 export const NUD_REACHABLE = 0x02;
 export const NUD_STALE = 0x04;

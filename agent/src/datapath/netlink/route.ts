@@ -2,7 +2,7 @@
 import { attrString, attrU32, buildMessage, parseAttrs, type NlMessage, type NlWriter } from './codec.ts';
 import {
   AF_INET, AF_INET6, FIB_RULE_HDR_LEN, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_SRC,
-  FRA_TABLE, FR_ACT_TO_TBL, NDA_DST, NDA_LLADDR, NDMSG_LEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+  FRA_TABLE, FR_ACT_TO_TBL, NDA_DST, NDA_IFINDEX, NDA_LLADDR, NDMSG_LEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
   NLM_F_REQUEST, NUD_PERMANENT, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTMSG_LEN,
   RTM_DELNEIGH, RTM_DELROUTE, RTM_DELRULE, RTM_F_CLONED, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWNEIGH,
   RTM_NEWROUTE, RTM_NEWRULE, RTNH_F_ONLINK, RTN_UNICAST, RTN_UNSPEC, RTPROT_BOOT, RTPROT_UNSPEC, RT_SCOPE_LINK,
@@ -202,9 +202,11 @@ export function delNeigh(seq: number, index: number, ipText: string): Buffer {
   });
 }
 
+/** RTM_GETNEIGH dump; strict checking wants ndm_ifindex 0 and the link filter as NDA_IFINDEX. */
 export function getNeighs(seq: number, family?: 4 | 6, index = 0): Buffer {
   return buildMessage({ type: RTM_GETNEIGH, flags: NLM_F_REQUEST | NLM_F_DUMP, seq }, (w) => {
-    w.u8(familyToAf(family)).u8(0).u16(0).i32(index).u16(0).u8(0).u8(0);
+    w.u8(familyToAf(family)).u8(0).u16(0).i32(0).u16(0).u8(0).u8(0);
+    if (index) w.attrU32(NDA_IFINDEX, index);
   });
 }
 

@@ -175,7 +175,14 @@ export class RtNetlink implements Netlink {
       const oif = filter.dev !== undefined ? this.index(s, filter.dev) : undefined;
       const families: Array<4 | 6> = filter.family ? [filter.family] : [4, 6];
       const out: RouteInfo[] = [];
-      for (const f of families) out.push(...s.dump((q) => route.getRoutes(q, f, table || undefined), route.decodeRoute, `dump IPv${f} routes`));
+      for (const f of families) {
+        try {
+          out.push(...s.dump((q) => route.getRoutes(q, f, table || undefined), route.decodeRoute, `dump IPv${f} routes`));
+        } catch (e) {
+          // A strict table filter on a table that does not exist (yet) in this family: no routes.
+          if (!(table && isNetlinkError(e, 'ENOENT'))) throw e;
+        }
+      }
       return out.filter((r) => (table === 0 || r.table === table) && (oif === undefined || r.oif === oif));
     });
   }
