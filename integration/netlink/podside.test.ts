@@ -1,0 +1,169 @@
+// Pod-side helpers against the real kernel in fresh namespaces (prefix koan): ARP probe finds a real conflicting
+// host, gratuitous ARP and unsolicited NA are seen on the wire (packet socket on the other end), ICMP echo, DAD,
+// TX checksum offload.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { warmUp, native, AF_PACKET, SOCK_RAW } from '../../agent/src/native.ts';
+import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
+import { PodSide } from '../../agent/src/datapath/netlink/podside.ts';
+import { ETH_P_ARP, ETH_P_IPV6, parseArpFrame, parseNaFrame, sockaddrLl } from '../../agent/src/datapath/netlink/packets.ts';
+import { formatIp } from '../../agent/src/datapath/netlink/ip.ts';
+import { isNetlinkError } from '../../agent/src/datapath/netlink/errors.ts';
+import { fdCount, sh, withNs, type TestNs } from './ns.ts';
+
+const nl = new RtNetlink();
+const pod = new PodSide(nl);
+const FAST = { probeWaitMs: 0, probeNum: 2, probeMinMs: 50, probeMaxMs: 80, announceWaitMs: 150 };
+
+before(async () => {
+  await warmUp();
+});
+
+async function pair(host: TestNs, p: TestNs): Promise<{ hostMac: string; podMac: string }> {
+  await nl.createVeth({ netns: host.path, name: 'koah0', peer: { name: 'eth0', netns: p.path, mac: '0a:58:0a:10:00:05' } });
+  await nl.setLink(p.path, 'eth0', { up: true });
+  await nl.setLink(host.path, 'koah0', { up: true });
+  await nl.addAddress(host.path, 'koah0', { cidr: '10.16.0.1/16' });
+  await nl.addAddress(host.path, 'koah0', { cidr: 'fd00:10:16::1/64', nodad: true });
+  return { hostMac: (await nl.getLink(host.path, 'koah0'))!.mac!, podMac: '0a:58:0a:10:00:05' };
+}
+
+/** Frames of `ethertype` seen on `dev` in `ns` while `during` runs (a packet socket opened in that namespace). */
+async function capture(ns: TestNs, dev: string, ethertype: number, during: () => Promise<void>): Promise<Buffer[]> {
+  const n = native();
+  const index = (await nl.getLink(ns.path, dev))!.index;
+  const fd = n.socketInNetns(ns.path, AF_PACKET, SOCK_RAW, ((ethertype & 0xff) << 8) | (ethertype >> 8));
+  const frames: Buffer[] = [];
+  try {
+    n.bind(fd, sockaddrLl(ethertype, index));
+    await during();
+    const buf = Buffer.alloc(65536);
+    for (;;) {
+      const got = n.recv(fd, buf, 50, null);
+      if (got < 0) break;
+      frames.push(Buffer.from(buf.subarray(0, got)));
+    }
+  } finally {
+    n.close(fd);
+  }
+  return frames;
+}
+
+test('ARP probe (RFC 5227): a free address has no conflict; an address held by the other end reports its MAC', async () => {
+  await withNs(2, async (host, p) => {
+    const { hostMac } = await pair(host, p);
+    assert.deepEqual(await pod.probeIPv4(p.path, 'eth0', '10.16.0.5', FAST), { conflict: false });
+    const t0 = performance.now();
+    assert.deepEqual(await pod.probeIPv4(p.path, 'eth0', '10.16.0.1', FAST), { conflict: true, mac: hostMac });
+    assert.ok(performance.now() - t0 < 1000, 'a conflict ends the probe early');
+    // the probes on the wire: sender IP 0.0.0.0, target the probed address
+    const frames = await capture(host, 'koah0', ETH_P_ARP, async () => { await pod.probeIPv4(p.path, 'eth0', '10.16.0.9', FAST); });
+    const probes = frames.map(parseArpFrame).filter((a) => a && formatIp(a.tpa) === '10.16.0.9');
+    assert.equal(probes.length, 2);
+    assert.ok(probes.every((a) => formatIp(a!.spa) === '0.0.0.0' && a!.op === 1 && a!.srcMac === '0a:58:0a:10:00:05'));
+  });
+});
+
+test('gratuitous ARP is on the wire and updates the neighbour entry of the other end', async () => {
+  await withNs(2, async (host, p) => {
+    await pair(host, p);
+    await nl.addAddress(p.path, 'eth0', { cidr: '10.16.0.5/16' });
+    // a stale entry for the pod IP on the node side, with another MAC
+    sh(['ip', '-n', host.name, 'neigh', 'replace', '10.16.0.5', 'lladdr', '02:00:00:00:00:99', 'dev', 'koah0', 'nud', 'stale']);
+    const frames = await capture(host, 'koah0', ETH_P_ARP, () => pod.announceIPv4(p.path, 'eth0', '10.16.0.5', { count: 2, intervalMs: 20 }));
+    const garps = frames.map(parseArpFrame).filter((a) => a && formatIp(a.spa) === '10.16.0.5' && formatIp(a.tpa) === '10.16.0.5');
+    assert.equal(garps.length, 2);
+    assert.equal(garps[0]!.srcMac, '0a:58:0a:10:00:05');
+    const neigh = sh(['ip', '-n', host.name, 'neigh', 'show', '10.16.0.5', 'dev', 'koah0']);
+    assert.match(neigh, /lladdr 0a:58:0a:10:00:05/);
+  });
+});
+
+test('unsolicited neighbour advertisement is on the wire with a valid checksum and overrides the stale entry', async () => {
+  await withNs(2, async (host, p) => {
+    await pair(host, p);
+    await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::5/64', nodad: true });
+    sh(['ip', '-n', host.name, 'neigh', 'replace', 'fd00:10:16::5', 'lladdr', '02:00:00:00:00:99', 'dev', 'koah0', 'nud', 'stale']);
+    const frames = await capture(host, 'koah0', ETH_P_IPV6, () => pod.announceIPv6(p.path, 'eth0', 'fd00:10:16::5'));
+    const nas = frames.map(parseNaFrame).filter((x) => x && x.target === 'fd00:10:16::5');
+    assert.equal(nas.length, 1);
+    assert.deepEqual(nas[0], { srcMac: '0a:58:0a:10:00:05', src: 'fd00:10:16::5', dst: 'ff02::1', hopLimit: 255, flags: 0x20000000,
+      target: 'fd00:10:16::5', tlla: '0a:58:0a:10:00:05', checksumOk: true });
+    // the kernel accepted it (it checks hop limit and checksum): the override flag replaced the MAC
+    assert.match(sh(['ip', '-n', host.name, 'neigh', 'show', 'fd00:10:16::5', 'dev', 'koah0']), /lladdr 0a:58:0a:10:00:05/);
+  });
+});
+
+test('ICMP echo to the peer (v4 and v6) returns an RTT; no answer returns null within the bound', async () => {
+  await withNs(2, async (host, p) => {
+    await pair(host, p);
+    await nl.addAddress(p.path, 'eth0', { cidr: '10.16.0.5/16' });
+    await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::5/64', nodad: true });
+    const v4 = await pod.ping(p.path, '10.16.0.1', { timeoutMs: 1000, tries: 3 });
+    assert.ok(v4 && v4.rttMs > 0 && v4.rttMs < 1000, JSON.stringify(v4));
+    const v6 = await pod.ping(p.path, 'fd00:10:16::1', { timeoutMs: 1000, tries: 3 });
+    assert.ok(v6 && v6.rttMs > 0, JSON.stringify(v6));
+    const t0 = performance.now();
+    assert.equal(await pod.ping(p.path, '10.16.0.77', { timeoutMs: 100, tries: 2 }), null);
+    assert.ok(performance.now() - t0 < 1500);
+    // link-local with a scope
+    const ll = (await nl.listAddresses(host.path, { dev: 'koah0', family: 6 })).find((a) => a.address.startsWith('fe80'));
+    if (ll) {
+      const r = await pod.ping(p.path, ll.address, { dev: 'eth0', timeoutMs: 2000, tries: 3, intervalMs: 200 });
+      assert.ok(r, 'link-local echo with scope id');
+    }
+  });
+});
+
+test('DAD: a fresh address is tentative, then preferred; a duplicate is reported as dadfailed', async () => {
+  await withNs(2, async (host, p) => {
+    await pair(host, p);
+    // make DAD quick and certain in the pod
+    await pod.setSysctl(p.path, 'net/ipv6/conf/eth0/dad_transmits', '1');
+    await pod.setSysctl(p.path, 'net/ipv6/neigh/eth0/retrans_time_ms', '100');
+    await pod.setSysctl(p.path, 'net/ipv6/conf/eth0/accept_dad', '1');
+    await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::5/64' });
+    const first = (await nl.listAddresses(p.path, { dev: 'eth0', family: 6 })).find((a) => a.address === 'fd00:10:16::5');
+    assert.equal(first?.tentative, true);
+    const ok = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 5000, intervalMs: 20 });
+    assert.deepEqual(ok, { ok: true, tentative: [], dadFailed: [] });
+
+    await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::1/64' }); // the node end already has it
+    const dup = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 5000, intervalMs: 20 });
+    assert.equal(dup.ok, false);
+    assert.deepEqual(dup.dadFailed, ['fd00:10:16::1']);
+    // bounded: a wait shorter than DAD reports the tentative address
+    await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::6/64' });
+    const short = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 10, intervalMs: 5 });
+    assert.equal(short.ok, false);
+  });
+});
+
+test('TX checksum offload off on the pod end (ethtool -k agrees), errors for a missing link', async () => {
+  await withNs(2, async (host, p) => {
+    await pair(host, p);
+    assert.equal(await pod.getTxChecksum(p.path, 'eth0'), true);
+    await pod.setTxChecksum(p.path, 'eth0', false);
+    assert.equal(await pod.getTxChecksum(p.path, 'eth0'), false);
+    assert.match(sh(['ip', 'netns', 'exec', p.name, 'ethtool', '-k', 'eth0']), /tx-checksumming: off/);
+    assert.match(sh(['ip', 'netns', 'exec', host.name, 'ethtool', '-k', 'koah0']), /tx-checksumming: on/, 'the node end is untouched');
+    await assert.rejects(pod.setTxChecksum(p.path, 'nope0', false), (e) => isNetlinkError(e, 'ENODEV'));
+    await assert.rejects(pod.probeIPv4(p.path, 'nope0', '10.16.0.5', FAST), (e) => isNetlinkError(e, 'ENODEV'));
+    await assert.rejects(pod.ping('/run/netns/koan-missing', '10.16.0.1'), (e) => isNetlinkError(e, 'ENOENT'));
+  });
+});
+
+test('pod-side helpers leak no fds', async () => {
+  await withNs(2, async (host, p) => {
+    await pair(host, p);
+    await nl.addAddress(p.path, 'eth0', { cidr: '10.16.0.5/16' });
+    const start = fdCount();
+    for (let i = 0; i < 50; i++) {
+      await pod.ping(p.path, '10.16.0.1', { timeoutMs: 500, tries: 1 });
+      await pod.announceIPv4(p.path, 'eth0', '10.16.0.5', { count: 1 });
+      await pod.setTxChecksum(p.path, 'eth0', false);
+      await assert.rejects(pod.ping('/run/netns/koan-missing', '10.16.0.1'));
+    }
+    assert.equal(fdCount(), start);
+  });
+});
