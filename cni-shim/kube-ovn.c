@@ -287,7 +287,10 @@ int main(void) {
 	const char *keys[] = {"server_socket", "type", "cniVersion", NULL}, *ikeys[] = {"server_socket", "type", NULL};
 	char *vals[] = {top, type, ver}, *ivals[] = {ipam, ipamtype};
 	const char *sub = NULL, *end = in.p ? in.p + in.n : NULL;
-	if (in.p && scan(in.p, end, keys, vals, sizeof top, "ipam", &sub) == 0 && sub) scan(sub, end, ikeys, ivals, sizeof ipam, NULL, NULL);
+	/* The walker accepts a superset of JSON, so a failure here is certainly a decoding failure (code 6). */
+	if (!in.p || scan(in.p, end, keys, vals, sizeof top, "ipam", &sub))
+		fail(6, "cannot decode network configuration: stdin is not a JSON object");
+	if (sub) scan(sub, end, ikeys, ivals, sizeof ipam, NULL, NULL);
 	if (ver[0] && strspn(ver, "0123456789.") == strlen(ver)) memcpy(version, ver, sizeof ver);
 	const char *sock = sub && strcmp(type, "kube-ovn") ? ipam : top;
 	if (!*sock) sock = DEFAULT_SOCKET;

@@ -34,6 +34,9 @@ const FLAGS: Record<string, keyof Omit<MainConfig, 'ignored'>> = {
   'log-level': 'logLevel',
 };
 
+/** Flags other modules parse from the same argv (observe/index.ts): skipped here, not reported as ignored. */
+const HANDLED_ELSEWHERE: Record<string, 'value' | 'bool'> = { 'pprof-port': 'value', 'enable-metrics': 'bool', 'node-name': 'value' };
+
 /** Parses `--flag=value` / `--flag value` (upstream flag names where they exist: `--bind-socket`). */
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): MainConfig {
   const cfg: MainConfig = {
@@ -48,6 +51,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
     const m = /^--?([a-zA-Z0-9_-]+)(?:=(.*))?$/s.exec(a);
     if (!m) throw new Error(`unexpected argument "${a}"`);
     const name = m[1]!;
+    const elsewhere = HANDLED_ELSEWHERE[name];
+    if (elsewhere) { if (elsewhere === 'value' && m[2] === undefined) i++; continue; }
     const key = FLAGS[name];
     if (!key) { cfg.ignored.push(a); continue; }
     let value = m[2];
