@@ -252,3 +252,21 @@ test('sysctl inside a namespace changes only that namespace', async () => {
     assert.equal(selfNs(), home);
   });
 });
+
+test('libuv pool threads stay in the agent namespace while namespace sockets are opened around them', async () => {
+  await withNs(1, async (ns) => {
+    const { promises: fsp } = await import('node:fs');
+    const n = native();
+    const homeLink = await fsp.readlink('/proc/thread-self/ns/net');
+    const seen = new Set<string>();
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++) {
+      // an async read is queued to the pool, then the main thread switches and back synchronously
+      pending.push(fsp.readlink('/proc/thread-self/ns/net').then((l) => void seen.add(l)));
+      n.close(n.socketInNetns(ns.path, AF_NETLINK, SOCK_RAW, NETLINK_ROUTE));
+    }
+    await Promise.all(pending);
+    assert.deepEqual([...seen], [homeLink]);
+    assert.equal(selfNs(), home);
+  });
+});
