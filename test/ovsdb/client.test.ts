@@ -206,3 +206,25 @@ test('echo probe: a silent server is detected and the connection is replaced', a
   for (const s of srv.sockets) s.removeAllListeners('data');
   await until(() => srv.connections === 2, 2000);
 });
+
+test('tcp remote, and a comma list that skips a dead remote', async () => {
+  const srv = new FakeOvsdbServer({ tcp: true });
+  srv.rows = { Interface: { t1: { name: 'tcp' } } };
+  await srv.listen();
+  cleanups.push(() => srv.close());
+  const c = new OvsdbClient({ remote: `unix:/nonexistent/koao-dead.sock,${srv.remote}`, backoffInitialMs: 5, monitor: { Interface: ['name'] } });
+  cleanups.push(() => c.close());
+  await c.start(3000);
+  assert.match(srv.remote, /^tcp:127\.0\.0\.1:\d+$/);
+  assert.equal(c.replica.get('Interface', 't1')!.name, 'tcp');
+  srv.onTransact = (params) => params.slice(1).map(() => ({ rows: [] }));
+  assert.deepEqual(await c.transact([select('Interface', [])]), [{ rows: [] }]);
+});
+
+test('a connect that never completes is abandoned after connectTimeoutMs and retried', async () => {
+  const { PassThrough } = await import('node:stream');
+  let attempts = 0;
+  const c = new OvsdbClient({ remote: 'tcp:192.0.2.1:6640', connectTimeoutMs: 30, backoffInitialMs: 5, connect: () => { attempts++; return new PassThrough(); } });
+  await assert.rejects(c.start(200), /no synced connection within 200 ms \(last error: connect timed out\)/);
+  assert.ok(attempts >= 2, `attempts ${attempts}`);
+});

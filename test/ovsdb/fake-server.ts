@@ -43,11 +43,24 @@ export class FakeOvsdbServer {
   /** Extra raw text written right after the monitor reply, in the same write. */
   afterMonitor: ((monitorId: unknown) => string) | undefined;
 
-  constructor() {
+  /** Listen on 127.0.0.1 (random port) instead of the unix socket. */
+  readonly tcp: boolean;
+
+  constructor(opts: { tcp?: boolean } = {}) {
+    this.tcp = opts.tcp ?? false;
     this.server = createServer((sock) => this.accept(sock));
   }
 
-  listen(): Promise<void> { return new Promise((r) => this.server.listen(this.path, () => r())); }
+  listen(): Promise<void> {
+    return new Promise((r) => (this.tcp ? this.server.listen(0, '127.0.0.1', () => r()) : this.server.listen(this.path, () => r())));
+  }
+
+  /** The OVS remote string for this server. */
+  get remote(): string {
+    if (!this.tcp) return `unix:${this.path}`;
+    const a = this.server.address();
+    return `tcp:127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+  }
 
   private accept(sock: Socket): void {
     this.connections++;

@@ -253,7 +253,11 @@ export class OvsdbClient extends EventEmitter {
       : remote.kind === 'unix' ? createConnection({ path: remote.path }) : createConnection({ host: remote.host, port: remote.port });
     const s: Session = { socket, remote, parser: new JsonStreamParser(), inflight: new Map(), synced: false, closed: false, lastRx: Date.now(), probeSent: false, early: [] };
     this.session = s;
-    const onConnect = (): void => { void this.handshake(s); };
+    // A TCP connect to an unreachable host can hang for minutes: give up and try the next remote.
+    const connectTimer = setTimeout(() => this.drop(s, 'connect timed out'), this.opts.connectTimeoutMs ?? 10_000);
+    connectTimer.unref();
+    socket.once('close', () => clearTimeout(connectTimer));
+    const onConnect = (): void => { clearTimeout(connectTimer); void this.handshake(s); };
     if ((socket as { connecting?: boolean }).connecting === false) queueMicrotask(onConnect);
     else socket.once('connect', onConnect);
     socket.on('data', (chunk: Buffer) => this.onData(s, chunk));
@@ -375,6 +379,7 @@ export class OvsdbClient extends EventEmitter {
   private drop(s: Session, reason: string): void {
     if (s.closed) return;
     s.closed = true;
+    this.lastError = reason;
     s.socket.destroy();
     if (this.session === s) this.session = undefined;
     const wasSynced = s.synced;
