@@ -1,0 +1,162 @@
+// Wiring to @kubernetes/client-node 2.0.1: one KubeConfig (2.x caches one undici dispatcher per cluster/user pair,
+// so every API client and watch shares its connection pool), watches paced so that a reconnect storm cannot pile
+// up sockets (dependencies.md §4 measured ~1,400 sockets with unpaced 2.0.1 reconnects), the resource watches the
+// agent needs, and the IP CR API. README "Kubernetes layer and pod planning" has the 1.x-vs-2.x evidence.
+
+import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, ListWatch, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import type { Config } from '../config/config.ts';
+import type { BackoffOptions } from './backoff.ts';
+import type { IpCrApi } from './ipcr.ts';
+import { NODE_NAME_LABEL } from './ipcr.ts';
+import { storePodSource, type PodSource } from './pods.ts';
+import type { IpCr, KubeList, Node, Pod, Subnet } from './types.ts';
+import { ResilientListWatch, type InformerFactory, type InformerLike, type ListFn, type Log, type WatchHealth } from './watch.ts';
+
+export const KUBEOVN_GROUP = 'kubeovn.io';
+export const KUBEOVN_VERSION = 'v1';
+
+/** Kubeconfig file when given, else the in-cluster service account (as upstream's --kubeconfig ""). */
+export function loadKubeConfig(kubeconfigPath: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (kubeconfigPath !== '') kc.loadFromFile(kubeconfigPath);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+/**
+ * A Watch that starts a new watch request at most once per `minIntervalMs`. ListWatch re-watches immediately after
+ * a clean close and its own backoff is reset by every event (even a BOOKMARK), so without this a server that ends
+ * each watch at once makes it loop as fast as the network allows.
+ */
+export class PacedWatch extends Watch {
+  readonly #minIntervalMs: number;
+  #last = 0;
+  constructor(kc: KubeConfig, minIntervalMs: number) {
+    super(kc);
+    this.#minIntervalMs = minIntervalMs;
+  }
+  override async watch(path: string, queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
+    const wait = this.#last + this.#minIntervalMs - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    this.#last = Date.now();
+    return super.watch(path, queryParams, callback, done);
+  }
+}
+
+/** An informer factory over the client's ListWatch for `path` with selectors (the same selectors go into `list`). */
+export function listWatchFactory<T>(kc: KubeConfig, path: string, selectors: { labelSelector?: string; fieldSelector?: string },
+  watchMinIntervalMs: number): InformerFactory<T> {
+  return (list: ListFn<T>) => new ListWatch<KubernetesObject>(path, new PacedWatch(kc, watchMinIntervalMs),
+    list as unknown as () => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }> as never,
+    false, selectors.labelSelector, selectors.fieldSelector) as unknown as InformerLike<T>;
+}
+
+export interface WatchSet {
+  readonly pods: ResilientListWatch<Pod>;
+  readonly node: ResilientListWatch<Node>;
+  readonly subnets: ResilientListWatch<Subnet>;
+  /** IP CRs labelled for this node */
+  readonly ips: ResilientListWatch<IpCr>;
+  readonly podSource: PodSource;
+  readonly ipApi: IpCrApi;
+  all(): ResilientListWatch<any>[];
+  health(): WatchHealth[];
+  /** all started watches have listed once */
+  waitSynced(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface WatchSetOptions {
+  readonly log?: Log;
+  readonly backoff?: BackoffOptions;
+  /** minimum ms between two watch requests of one resource (default 250) */
+  readonly watchMinIntervalMs?: number;
+  readonly onRestart?: (resource: string, reason: string) => void;
+  readonly onHealth?: (resource: string, ok: boolean) => void;
+}
+
+/** Field selector of the pods the agent serves (upstream's informer filter, spec §7). */
+export const podFieldSelector = (nodeName: string): string => `spec.nodeName=${nodeName},spec.hostNetwork=false`;
+
+/** Builds (does not start) the agent's watches: pods on this node, this Node, Subnets, this node's IP CRs. */
+export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' | 'watchIdleTimeoutMs'>, o: WatchSetOptions = {}): WatchSet {
+  const core = kc.makeApiClient(CoreV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const paceMs = o.watchMinIntervalMs ?? 250;
+  const common = {
+    idleTimeoutMs: config.watchIdleTimeoutMs,
+    ...(o.backoff ? { backoff: o.backoff } : {}),
+    ...(o.log ? { log: o.log } : {}),
+    ...(o.onRestart ? { onRestart: o.onRestart } : {}),
+    ...(o.onHealth ? { onHealth: o.onHealth } : {}),
+  };
+  const podSel = { fieldSelector: podFieldSelector(config.nodeName) };
+  const nodeSel = { fieldSelector: `metadata.name=${config.nodeName}` };
+  const ipSel = { labelSelector: `${NODE_NAME_LABEL}=${config.nodeName}` };
+  const crList = <T>(plural: string, labelSelector?: string): ListFn<T> => async () =>
+    (await custom.listClusterCustomObject({ group: KUBEOVN_GROUP, version: KUBEOVN_VERSION, plural, ...(labelSelector ? { labelSelector } : {}) })) as KubeList<T>;
+
+  const pods = new ResilientListWatch<Pod>({
+    ...common, resource: 'pods',
+    list: async () => (await core.listPodForAllNamespaces(podSel)) as unknown as KubeList<Pod>,
+    informer: listWatchFactory<Pod>(kc, '/api/v1/pods', podSel, paceMs),
+  });
+  const node = new ResilientListWatch<Node>({
+    ...common, resource: 'nodes',
+    list: async () => (await core.listNode(nodeSel)) as unknown as KubeList<Node>,
+    informer: listWatchFactory<Node>(kc, '/api/v1/nodes', nodeSel, paceMs),
+  });
+  const subnets = new ResilientListWatch<Subnet>({
+    ...common, resource: 'subnets',
+    list: crList<Subnet>('subnets'),
+    informer: listWatchFactory<Subnet>(kc, `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/subnets`, {}, paceMs),
+  });
+  const ips = new ResilientListWatch<IpCr>({
+    ...common, resource: 'ips',
+    list: crList<IpCr>('ips', ipSel.labelSelector),
+    informer: listWatchFactory<IpCr>(kc, `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/ips`, ipSel, paceMs),
+  });
+  const all = [pods, node, subnets, ips];
+  return {
+    pods, node, subnets, ips,
+    podSource: storePodSource(pods.store),
+    ipApi: ipCrApi(custom),
+    all: () => all,
+    health: () => all.map((w) => w.health()),
+    waitSynced: async () => { await Promise.all(all.map((w) => w.waitSynced())); },
+    stop: async () => { await Promise.all(all.map((w) => w.stop())); },
+  };
+}
+
+/** IpCrApi over the CustomObjectsApi: GET (404 -> undefined) and PUT (409 surfaces as statusCode 409). */
+export function ipCrApi(custom: CustomObjectsApi): IpCrApi {
+  const base = { group: KUBEOVN_GROUP, version: KUBEOVN_VERSION, plural: 'ips' };
+  return {
+    async get(name) {
+      try {
+        return (await custom.getClusterCustomObject({ ...base, name })) as IpCr;
+      } catch (e) {
+        if (e instanceof ApiException && e.code === 404) return undefined;
+        throw apiError(`GET ips/${name}`, e);
+      }
+    },
+    async replace(ip) {
+      const name = ip.metadata?.name ?? '';
+      try {
+        await custom.replaceClusterCustomObject({ ...base, name, body: ip });
+      } catch (e) {
+        throw apiError(`PUT ips/${name}`, e);
+      }
+    },
+  };
+}
+
+function apiError(what: string, e: unknown): Error {
+  if (e instanceof ApiException) {
+    const body = e.body as { message?: string } | string | undefined;
+    const msg = typeof body === 'object' && body?.message ? body.message : String(body ?? e.message);
+    return Object.assign(new Error(`${what}: HTTP ${e.code}: ${msg}`), { statusCode: e.code });
+  }
+  return new Error(`${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
