@@ -3,6 +3,7 @@
 //
 // Waiting never blocks the event loop for long: a receive polls at most WAIT_SLICE_MS synchronously, then yields to
 // a timer before looking again, until the caller's bounded deadline.
+import { close as fsClose } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomInt } from 'node:crypto';
 import { native, AF_INET, AF_INET6, AF_PACKET, ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM, IPPROTO_ICMP, IPPROTO_ICMPV6,
@@ -23,6 +24,20 @@ export const WAIT_SLICE_MS = 5;
 export const POLL_GAP_MS = 2;
 /** RFC 5227 §1.1 constants. */
 export const RFC5227: ProbeTiming = { probeWaitMs: 1000, probeNum: 3, probeMinMs: 1000, probeMaxMs: 2000, announceWaitMs: 2000 };
+
+/**
+ * Closing an AF_PACKET socket waits for an RCU grace period in the kernel (packet_release -> synchronize_net), about
+ * 20 ms here. That must not stall the event loop, so packet sockets are closed on the libuv pool (close(2) does not
+ * depend on the thread's namespace). `settled()` waits for the closes still in flight (tests, shutdown).
+ */
+const closing = new Set<Promise<void>>();
+function closeLater(fd: number): void {
+  const p = new Promise<void>((resolve) => fsClose(fd, () => resolve())).finally(() => closing.delete(p));
+  closing.add(p);
+}
+export async function settled(): Promise<void> {
+  await Promise.all([...closing]);
+}
 
 const buf = Buffer.allocUnsafe(65536);
 const addrBuf = Buffer.alloc(28);
@@ -64,19 +79,25 @@ export class PodSide implements PodNet {
     return l as LinkInfo & { mac: string };
   }
 
-  /** An AF_PACKET socket for `ethertype` bound to one link inside `netns`. */
-  private packetSocket(netns: Netns, ifindex: number, ethertype: number, op: string): number {
+  /**
+   * An AF_PACKET socket inside `netns`. It is opened with protocol 0, so no receive hook exists yet: opening it with the
+   * ethertype and then binding to the link would unregister a hook, and that waits for an RCU grace period (~15 ms).
+   * With `receive`, it is then bound to `ethertype` on the link (the one hook it ever has); send-only sockets name the
+   * link and protocol in each sendto's sockaddr_ll.
+   */
+  private packetSocket(netns: Netns, ifindex: number, ethertype: number, receive: boolean, op: string): number {
     const n = native();
     let fd: number;
     try {
-      fd = n.socketInNetns(netns, AF_PACKET, SOCK_RAW, ((ethertype & 0xff) << 8) | (ethertype >> 8));
+      fd = n.socketInNetns(netns, AF_PACKET, SOCK_RAW, 0);
     } catch (e) {
       throw wrapNative(e, op);
     }
+    if (!receive) return fd;
     try {
       n.bind(fd, sockaddrLl(ethertype, ifindex));
     } catch (e) {
-      n.close(fd);
+      closeLater(fd);
       throw wrapNative(e, op);
     }
     return fd;
@@ -89,7 +110,7 @@ export class PodSide implements PodNet {
     if (addr.family !== 4) throw invalid(op, `${ip} is not IPv4`);
     const l = await this.link(netns, dev, op);
     const mac = parseMac(l.mac);
-    const fd = this.packetSocket(netns, l.index, ETH_P_ARP, op);
+    const fd = this.packetSocket(netns, l.index, ETH_P_ARP, true, op);
     const n = native();
     const check = (pkt: Buffer, from: Buffer): string | null => {
       if (sllPktType(from) === PACKET_OUTGOING) return null;
@@ -112,7 +133,7 @@ export class PodSide implements PodNet {
     } catch (e) {
       throw wrapNative(e, op);
     } finally {
-      n.close(fd);
+      closeLater(fd);
     }
   }
 
@@ -121,7 +142,7 @@ export class PodSide implements PodNet {
     const addr = parseIp(ip);
     if (addr.family !== 4) throw invalid(op, `${ip} is not IPv4`);
     const l = await this.link(netns, dev, op);
-    const fd = this.packetSocket(netns, l.index, ETH_P_ARP, op);
+    const fd = this.packetSocket(netns, l.index, ETH_P_ARP, false, op);
     const n = native();
     try {
       const frame = arpAnnounceFrame(parseMac(l.mac), addr.bytes);
@@ -134,7 +155,7 @@ export class PodSide implements PodNet {
     } catch (e) {
       throw wrapNative(e, op);
     } finally {
-      n.close(fd);
+      closeLater(fd);
     }
   }
 
@@ -143,14 +164,14 @@ export class PodSide implements PodNet {
     const addr = parseIp(ip);
     if (addr.family !== 6) throw invalid(op, `${ip} is not IPv6`);
     const l = await this.link(netns, dev, op);
-    const fd = this.packetSocket(netns, l.index, ETH_P_IPV6, op);
+    const fd = this.packetSocket(netns, l.index, ETH_P_IPV6, false, op);
     const n = native();
     try {
       n.sendto(fd, unsolicitedNaFrame(parseMac(l.mac), addr.bytes), sockaddrLl(ETH_P_IPV6, l.index, ALL_NODES_MAC));
     } catch (e) {
       throw wrapNative(e, op);
     } finally {
-      n.close(fd);
+      closeLater(fd);
     }
   }
 
