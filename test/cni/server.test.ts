@@ -158,3 +158,14 @@ test('drainDeleteQueue completes queued DELs, keeps retryable ones, discards bro
   assert.deepEqual(await drainDeleteQueue(join(dir, 'missing'), d), { completed: 0, kept: 0, discarded: 0 });
   await rm(dir, { recursive: true });
 });
+
+test('a client that sends nothing is disconnected after the 3 s header timeout', async () => {
+  await withServer(async (sock) => {
+    const s = connect({ path: sock });
+    const t0 = performance.now();
+    s.write('POST /cni/v1/call HTTP/1.1\r\nHost: x\r\n'); // headers never finished
+    const closedAfter = await new Promise<number>((r) => { s.on('close', () => r(performance.now() - t0)); s.on('error', () => undefined); s.resume(); });
+    assert.ok(closedAfter >= 2500 && closedAfter < 6000, `closed after ${closedAfter} ms`);
+    assert.equal((await post(sock, CALL_PATH, JSON.stringify({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' }))).status, 200);
+  });
+});

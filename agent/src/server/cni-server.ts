@@ -100,6 +100,8 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     requestTimeout: 10_000, // receiving the request; handler time is bounded by the backend, not here
+    // as upstream's ReadHeaderTimeout: a silent client cannot hold a slot; checked every second
+    http: { headersTimeout: 3000, connectionsCheckingInterval: 1000 },
     return503OnClosing: true,
   });
 
@@ -146,7 +148,6 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   await prepareSocketPath(opts.socketPath, opts.log);
   const app = buildCniApp(opts.dispatcher, opts.log, opts.bodyLimit);
-  app.server.headersTimeout = 3000; // as upstream's ReadHeaderTimeout: a silent client cannot hold a slot
   await app.listen({ path: opts.socketPath });
   await chmod(opts.socketPath, 0o600);
   const ino = (await lstat(opts.socketPath)).ino;
