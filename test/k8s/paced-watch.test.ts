@@ -2,7 +2,8 @@
 // right after one BOOKMARK (the case dependencies.md §4 measured at ~470 reconnects/s and ~1,400 sockets).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Socket } from 'node:http';
+import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { listWatchFactory } from '../../agent/src/k8s/client.ts';
 import { ResilientListWatch } from '../../agent/src/k8s/watch.ts';
