@@ -84,6 +84,14 @@ test('GC releases attachments not listed as valid', async () => {
   assert.deepEqual([...fake.attachments.keys()], ['a2/eth0']);
 });
 
+test('GC reads the erratum key cni.dev/attachments when cni.dev/valid-attachments is absent', async () => {
+  const fake = new FakeBackend();
+  const d = new Dispatcher({ backend: fake });
+  for (const id of ['b1', 'b2']) await d.call({ env: env('ADD', { CNI_CONTAINERID: id }), stdin: conf('1.1.0') });
+  await d.call({ env: { CNI_COMMAND: 'GC' }, stdin: conf('1.1.0', { 'cni.dev/attachments': [{ containerID: 'b1', ifname: 'eth0' }] }) });
+  assert.deepEqual([...fake.attachments.keys()], ['b1/eth0']);
+});
+
 test('CHECK against an unknown container or a changed address fails with a coded error', async () => {
   const fake = new FakeBackend();
   const d = new Dispatcher({ backend: fake });

@@ -123,7 +123,9 @@ export function parseNetconf(text: string): NetConf {
   const caps = optObject(o, 'capabilities'); if (caps) nc.capabilities = caps;
   const args = optObject(o, 'args'); if (args) nc.args = args;
   if (o.prevResult !== undefined && o.prevResult !== null) nc.prevResult = decodeResult(o.prevResult, cniVersion);
-  const va = parseValidAttachments(o['cni.dev/valid-attachments']); if (va) nc.validAttachments = va;
+  // libcni 1.2.0 sent the list as `cni.dev/attachments` (spec erratum); read it when the spec's key is absent,
+  // so that an old runtime's GC never looks like "nothing is valid"
+  const va = parseValidAttachments(o['cni.dev/valid-attachments'] ?? o['cni.dev/attachments']); if (va) nc.validAttachments = va;
   return nc;
 }
 
