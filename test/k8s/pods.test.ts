@@ -90,6 +90,17 @@ describe('waitForPodAnnotations', () => {
     const e2 = await rejection(waitForPodAnnotations(src, 'default', 'p1', 'ovn', 'eth0', { timeoutMs: 5000, signal: AbortSignal.abort() }));
     assert.equal(e2.code, 'KOA_TRY_AGAIN');
   });
+  it('with a UID, a stale namesake neither resolves nor fails the wait', async () => {
+    const src = new InMemoryPodSource();
+    src.set({ metadata: { namespace: 'default', name: 'sts-0', uid: 'old', annotations: full } });
+    const p = waitForPodAnnotations(src, 'default', 'sts-0', 'ovn', 'eth0', { timeoutMs: 2000, uid: 'new' });
+    src.delete('default', 'sts-0');
+    src.set({ metadata: { namespace: 'default', name: 'sts-0', uid: 'new', annotations: full } });
+    assert.equal((await p).pod.metadata!.uid, 'new');
+    src.set({ metadata: { namespace: 'default', name: 'x', uid: 'old', annotations: full } });
+    const e = await rejection(waitForPodAnnotations(src, 'default', 'x', 'ovn', 'eth0', { timeoutMs: 20, uid: 'new' }));
+    assert.match(e.message, /has UID old, the request is for UID new/);
+  });
   it('works over the watch-fed store', async () => {
     const store = new ObjectStore<Pod>();
     const src = storePodSource(store);

@@ -57,6 +57,8 @@ export class InMemoryPodSource implements PodSource {
 export interface WaitOptions {
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
+  /** the pod UID from CNI_ARGS K8S_POD_UID: a cached pod with another UID is a stale namesake, so keep waiting */
+  readonly uid?: string;
 }
 
 export interface AnnotatedPod {
@@ -94,6 +96,11 @@ export function waitForPodAnnotations(source: PodSource, namespace: string, name
     };
     const check = (pod: Pod | undefined): void => {
       if (!pod) return;
+      const uid = pod.metadata?.uid;
+      if (options.uid && uid && uid !== options.uid) {
+        lastReason = `the cached ${who} has UID ${uid}, the request is for UID ${options.uid}`;
+        return;
+      }
       const r = decodePodNic(pod.metadata?.annotations ?? {}, provider, ifName);
       if (r.ok) { finish(undefined, { pod, nic: r.nic, waitedMs: Date.now() - started }); return; }
       if (!r.retry) { finish(agentError('KOA_BAD_ANNOTATION', key, r.key, r.reason)); return; }
@@ -106,7 +113,7 @@ export function waitForPodAnnotations(source: PodSource, namespace: string, name
     if (options.signal?.aborted) { onAbort(); return; }
     unsubscribe = source.subscribe((k, change, pod) => {
       if (k !== key) return;
-      if (change === 'delete') { finish(agentError('KOA_K8S', `${who} was deleted while waiting for its annotations`)); return; }
+      if (change === 'delete' && !(options.uid && pod.metadata?.uid && pod.metadata.uid !== options.uid)) { finish(agentError('KOA_K8S', `${who} was deleted while waiting for its annotations`)); return; }
       check(pod);
     });
     check(source.get(namespace, name));

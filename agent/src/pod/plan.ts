@@ -19,6 +19,8 @@ export interface NicRequest {
   readonly ifName: string;
   readonly podName: string;
   readonly podNamespace: string;
+  /** CNI_ARGS K8S_POD_UID, when the runtime passes it */
+  readonly podUid?: string;
   /** resolved provider (netconf `provider`, or `ipam.provider` in IPAM-only mode); '' means ovn */
   readonly provider: string;
   /** netconf `type` */

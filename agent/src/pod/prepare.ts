@@ -48,7 +48,7 @@ export async function prepareAdd(deps: PrepareDeps, req: NicRequest, signal?: Ab
   const bound = subnetForProvider(subnets, req.provider, req.ifName);
   if (bound === undefined) throw agentError('KOA_PROVIDER_UNBOUND', req.provider);
   const { pod, nic, waitedMs } = await waitForPodAnnotations(deps.pods, req.podNamespace, req.podName, req.provider, req.ifName,
-    { timeoutMs: deps.annotationWaitTimeoutMs, ...(signal ? { signal } : {}) });
+    { timeoutMs: deps.annotationWaitTimeoutMs, ...(signal ? { signal } : {}), ...(req.podUid ? { uid: req.podUid } : {}) });
   const subnetName = nic.logicalSwitch ?? bound?.metadata?.name;
   const subnet = subnetName === undefined ? undefined : subnets.find((s) => s.metadata?.name === subnetName);
   if (isOvnProvider(req.provider) && !subnet) {

@@ -11,6 +11,7 @@ export function nicRequestFromCni(req: CniRequest): NicRequest {
     ifName: req.ifName,
     podName: req.podName,
     podNamespace: req.podNamespace,
+    ...(req.podUid ? { podUid: req.podUid } : {}),
     provider: n.provider,
     cniType: n.type,
     routes: n.routes,
