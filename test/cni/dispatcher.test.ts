@@ -92,6 +92,16 @@ test('GC reads the erratum key cni.dev/attachments when cni.dev/valid-attachment
   assert.deepEqual([...fake.attachments.keys()], ['b1/eth0']);
 });
 
+test('DEL ignores an undecodable prevResult (teardown must not depend on it); CHECK does not', async () => {
+  const fake = new FakeBackend();
+  const d = new Dispatcher({ backend: fake });
+  await d.call({ env: env('ADD'), stdin: conf('1.0.0') });
+  const broken = { cniVersion: '1.0.0', ips: [{ address: 'garbage' }] };
+  assert.deepEqual(await d.call({ env: env('DEL'), stdin: conf('1.0.0', { prevResult: broken }) }), { stdout: '', exitCode: 0 });
+  assert.equal(fake.attachments.size, 0);
+  assert.equal(errOf((await d.call({ env: env('CHECK'), stdin: conf('1.0.0', { prevResult: broken }) })).stdout).code, 7);
+});
+
 test('CHECK against an unknown container or a changed address fails with a coded error', async () => {
   const fake = new FakeBackend();
   const d = new Dispatcher({ backend: fake });

@@ -59,7 +59,7 @@ export class Dispatcher {
     if (command === 'VERSION') return VERSION_INFO_JSON;
     const size = Buffer.byteLength(call.stdin);
     if (size > this.maxStdin) throw agentError('KOA_TOO_LARGE', size, this.maxStdin);
-    const netconf = parseNetconf(call.stdin);
+    const netconf = parseNetconf(call.stdin, { lenientPrevResult: command === 'DEL' });
     const min = MIN_VERSION[command];
     if (min && !atLeast(netconf.cniVersion, min)) throw agentError('KOA_VERSION_FORBIDS', netconf.cniVersion, command, min);
     const env = parseEnv(call.env);

@@ -80,10 +80,10 @@ function parseValidAttachments(x: unknown): { containerID: string; ifname: strin
 }
 
 /**
- * Parses and validates the netconf. `ifName` feeds the upstream provider rule ("type kube-ovn and eth0 -> ovn",
- * which the plain default already covers).
+ * Parses and validates the netconf. The upstream provider rule "type kube-ovn and ifname eth0 -> ovn" is covered
+ * by the plain default. `lenientPrevResult` (DEL) drops an undecodable prevResult instead of failing.
  */
-export function parseNetconf(text: string): NetConf {
+export function parseNetconf(text: string, opts: { lenientPrevResult?: boolean } = {}): NetConf {
   const o = decodeJsonObject(text, 'network configuration');
   const cniVersion = netconfVersion(o);
   const name = o.name;
@@ -122,7 +122,14 @@ export function parseNetconf(text: string): NetConf {
   const rc = optObject(o, 'runtimeConfig'); if (rc) nc.runtimeConfig = rc;
   const caps = optObject(o, 'capabilities'); if (caps) nc.capabilities = caps;
   const args = optObject(o, 'args'); if (args) nc.args = args;
-  if (o.prevResult !== undefined && o.prevResult !== null) nc.prevResult = decodeResult(o.prevResult, cniVersion);
+  if (o.prevResult !== undefined && o.prevResult !== null) {
+    try {
+      nc.prevResult = decodeResult(o.prevResult, cniVersion);
+    } catch (e) {
+      // DEL must tear down even when a runtime's cached prevResult is unreadable: it does not need it
+      if (!opts.lenientPrevResult) throw e;
+    }
+  }
   // libcni 1.2.0 sent the list as `cni.dev/attachments` (spec erratum); read it when the spec's key is absent,
   // so that an old runtime's GC never looks like "nothing is valid"
   const va = parseValidAttachments(o['cni.dev/valid-attachments'] ?? o['cni.dev/attachments']); if (va) nc.validAttachments = va;
