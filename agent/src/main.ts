@@ -6,7 +6,8 @@ import { NotReadyBackend, type BackendFactory } from './cni/backend.ts';
 import { Dispatcher } from './cni/dispatcher.ts';
 import { FakeBackend } from './cni/fake-backend.ts';
 import { DEFAULT_SERVER_SOCKET } from './cni/netconf.ts';
-import { DEFAULT_DEL_QUEUE_DIR, drainDeleteQueue, startCniServer, type CniServer } from './server/cni-server.ts';
+import { DEFAULT_DEL_QUEUE_DIR, drainDeleteQueue, startCniServer, type CniApp, type CniServer } from './server/cni-server.ts';
+import { instrumentCniApp } from './server/metrics-cni-hook.ts';
 import { observabilityFromArgs, startObservability, type Observability } from './observe/index.ts';
 
 /**
@@ -71,13 +72,13 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
 
 export interface Agent { cni: CniServer; dispatcher: Dispatcher; log: Logger; stop(): Promise<void> }
 
-/** Builds and starts the agent for `cfg`. */
-export async function startAgent(cfg: MainConfig, log: Logger): Promise<Agent> {
+/** Builds and starts the agent for `cfg`; `onCniApp` sees the CNI app before it listens (instrumentation). */
+export async function startAgent(cfg: MainConfig, log: Logger, onCniApp?: (app: CniApp) => void): Promise<Agent> {
   if (cfg.ignored.length) log.warn({ flags: cfg.ignored }, 'ignoring flags this agent does not handle yet');
   const backend = BACKENDS[cfg.backend]!();
   if (cfg.backend === 'fake') log.warn('using the in-memory fake CNI backend: no pod is really wired (tests only)');
   const dispatcher = new Dispatcher({ backend, log });
-  const cni = await startCniServer({ socketPath: cfg.bindSocket, dispatcher, log });
+  const cni = await startCniServer({ socketPath: cfg.bindSocket, dispatcher, log, ...(onCniApp ? { onApp: onCniApp } : {}) });
   const drained = await drainDeleteQueue(cfg.delQueueDir, dispatcher, log);
   if (drained.completed + drained.kept + drained.discarded > 0) log.info({ ...drained, dir: cfg.delQueueDir }, 'delete queue drained');
   return { cni, dispatcher, log, stop: () => cni.close() };
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
   obs.readiness.register('backend', () => cfg.backend !== 'not-ready' || 'pod wiring not available (--backend=not-ready)');
   let agent: Agent;
   try {
-    agent = await startAgent(cfg, log);
+    agent = await startAgent(cfg, log, (app) => instrumentCniApp(app, obs.metrics));
     initialised.set(true);
   } catch (e) {
     log.fatal({ err: e }, 'start-up failed');

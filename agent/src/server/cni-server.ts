@@ -28,6 +28,8 @@ export interface CniServerOptions {
   dispatcher: Dispatcher;
   log: Logger;
   bodyLimit?: number;
+  /** Called with the app before it listens (fastify refuses hooks later): e.g. metrics instrumentation. */
+  onApp?: (app: CniApp) => void;
 }
 
 export type CniApp = ReturnType<typeof buildCniApp>;
@@ -148,6 +150,7 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   await prepareSocketPath(opts.socketPath, opts.log);
   const app = buildCniApp(opts.dispatcher, opts.log, opts.bodyLimit);
+  opts.onApp?.(app);
   await app.listen({ path: opts.socketPath });
   await chmod(opts.socketPath, 0o600);
   const ino = (await lstat(opts.socketPath)).ino;
