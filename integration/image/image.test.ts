@@ -1,0 +1,283 @@
+// The image's runtime tree, assembled by scripts/image-rootfs.sh (the same script the Dockerfile uses) into a temp
+// dir with no node_modules: its install-cni.sh against temp dirs (atomic copies, conflist 0600, an existing 0600
+// conflist kept), its kube-ovn-daemon serving the real shim, and start-cniserver.sh waiting for a real Open vSwitch
+// inside a `koai*` network namespace before it starts the agent. No Docker engine runs here.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { cleanupAll, createNetns, newPrefix } from '../bed/netns.ts';
+import { startOvs } from '../bed/ovs.ts';
+
+const run = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+let base = '';
+let rootfs = '';
+const started = new Set<ChildProcess>();
+
+after(async () => {
+  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  await cleanupAll();
+  if (base) await rm(base, { recursive: true, force: true });
+});
+
+before(async () => {
+  base = await mkdtemp(join(tmpdir(), 'koai-image-'));
+  rootfs = join(base, 'rootfs');
+  await run('make', ['-s', '-C', join(ROOT, 'cni-shim')], { cwd: ROOT });
+  await run('npm', ['run', '--silent', 'build:agent'], { cwd: ROOT });
+  await run('bash', [join(ROOT, 'scripts/image-rootfs.sh'), rootfs], { cwd: ROOT });
+});
+
+const CNI_BINS = ['loopback', 'portmap', 'kube-ovn', 'macvlan', 'ipvlan'];
+const srcOf = (b: string) => (b === 'kube-ovn' ? join(rootfs, 'kube-ovn/kube-ovn') : join(rootfs, b));
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on('error', rej);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
+  });
+}
+
+interface Proc { proc: ChildProcess; out: string[]; exited: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<void> }
+function spawnLogged(argv: string[], env: NodeJS.ProcessEnv): Proc {
+  const proc = spawn(argv[0]!, argv.slice(1), { cwd: '/', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(proc);
+  const out: string[] = [];
+  const on = (c: Buffer) => { out.push(...c.toString().split('\n').filter((l) => l !== '')); };
+  proc.stdout!.on('data', on);
+  proc.stderr!.on('data', on);
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  return {
+    proc, out, exited,
+    async waitFor(re, ms = 20000) {
+      const t0 = Date.now();
+      while (!out.some((l) => re.test(l))) {
+        if (Date.now() - t0 > ms) throw new Error(`no line matching ${re} in ${ms} ms: ${out.join('\n').slice(0, 3000)}`);
+        if (proc.exitCode !== null) throw new Error(`exited ${proc.exitCode} before ${re}: ${out.join('\n').slice(0, 3000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+function runShim(sock: string, command: string, cid: string, netconf: object): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(join(rootfs, 'kube-ovn/kube-ovn'), [], {
+      env: { CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: '/var/run/netns/koai-none', CNI_IFNAME: 'eth0',
+        CNI_ARGS: 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=p1', CNI_PATH: '/opt/cni/bin' },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    p.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+    p.on('error', rej);
+    p.on('close', (code) => res({ code, stdout }));
+    p.stdin.end(JSON.stringify({ ...netconf, server_socket: sock }));
+  });
+}
+
+describe('image rootfs layout', () => {
+  it('has the upstream drop-in paths, executable, and no node_modules', async () => {
+    for (const f of ['kube-ovn/kube-ovn', 'kube-ovn/install-cni.sh', 'kube-ovn/start-cniserver.sh', 'kube-ovn/kube-ovn-daemon',
+      'usr/local/bin/node', 'loopback', 'portmap', 'macvlan', 'ipvlan']) {
+      assert.equal((await stat(join(rootfs, f))).mode & 0o111, 0o111, `${f} executable`);
+    }
+    for (const f of ['kube-ovn/01-kube-ovn.conflist', 'kube-ovn/dist/agent.mjs', 'kube-ovn/dist/install-cni-config.mjs', 'kube-ovn/build/Release/koa_native.node']) {
+      assert.ok((await stat(join(rootfs, f))).isFile(), f);
+    }
+    assert.equal(existsSync(join(rootfs, 'node_modules')) || existsSync(join(rootfs, 'kube-ovn/node_modules')), false);
+    const conf = JSON.parse(await readFile(join(rootfs, 'kube-ovn/01-kube-ovn.conflist'), 'utf8')) as { name: string; cniVersion: string; plugins: Record<string, unknown>[] };
+    assert.equal(conf.name, 'kube-ovn');
+    assert.equal(conf.cniVersion, '0.3.1');
+    assert.deepEqual(conf.plugins, [{ type: 'kube-ovn', server_socket: '/run/openvswitch/kube-ovn-daemon.sock' }, { type: 'portmap', capabilities: { portMappings: true } }]);
+    const { stdout } = await run(join(rootfs, 'usr/local/bin/node'), ['--version']);
+    assert.match(stdout, /^v24\./);
+  });
+
+  it('the shim is a static executable (no ELF interpreter) and the bundle imports only node: builtins', async () => {
+    const elf = await readFile(join(rootfs, 'kube-ovn/kube-ovn'));
+    assert.equal(elf.subarray(0, 4).toString('latin1'), '\x7fELF');
+    const phoff = Number(elf.readBigUInt64LE(0x20));
+    const phentsize = elf.readUInt16LE(0x36);
+    const phnum = elf.readUInt16LE(0x38);
+    assert.ok(phnum > 0);
+    for (let i = 0; i < phnum; i++) assert.notEqual(elf.readUInt32LE(phoff + i * phentsize), 3 /* PT_INTERP */, 'static: no PT_INTERP');
+    for (const b of ['agent.mjs', 'install-cni-config.mjs']) {
+      const js = await readFile(join(rootfs, 'kube-ovn/dist', b), 'utf8');
+      const specs = [...js.matchAll(/(?:^|[\s;])(?:import|export)\b[^'"`;]*?\bfrom\s*["']([^"']+)["']/g)].map((m) => m[1]!);
+      assert.ok(specs.length > 0, `${b} has imports`);
+      for (const s of specs) assert.match(s, /^node:/, `${b} imports only node: builtins, found ${s}`);
+    }
+  });
+});
+
+describe('install-cni.sh', () => {
+  async function env(name: string): Promise<{ dir: string; bin: string; netd: string; sys: string; env: NodeJS.ProcessEnv }> {
+    const dir = join(base, name);
+    const sys = join(dir, 'proc-sys');
+    for (const d of ['net/ipv4/conf/all', 'net/ipv6/conf/all']) await mkdir(join(sys, d), { recursive: true });
+    for (const [f, v] of [['net/ipv4/ip_forward', '0'], ['net/ipv4/conf/all/rp_filter', '1'], ['net/ipv6/conf/all/forwarding', '0']] as const) {
+      await writeFile(join(sys, f), `${v}\n`);
+    }
+    const bin = join(dir, 'opt-cni-bin');
+    return { dir, bin, netd: join(dir, 'net.d'), sys, env: { PATH: process.env.PATH, KOA_CNI_BIN_DIR: bin, KOA_PROC_SYS: sys, KOA_KUBECTL_DIR: join(dir, 'no-such-dir') } };
+  }
+  const install = (e: NodeJS.ProcessEnv, netd: string, extra: string[] = []) =>
+    run(join(rootfs, 'kube-ovn/install-cni.sh'), [`--cni-conf-dir=${netd}`, `--cni-conf-file=${join(rootfs, 'kube-ovn/01-kube-ovn.conflist')}`, '--cni-conf-name=01-kube-ovn.conflist', ...extra], { env: e, cwd: '/' });
+
+  it('copies the executables, sets forwarding for POD_IPS and installs the conflist with mode 0600', async () => {
+    const t = await env('fresh');
+    const r = await install({ ...t.env, POD_IPS: '10.0.0.5,fd00::5' }, t.netd);
+    assert.match(r.stdout, /"action":"written"/);
+    assert.deepEqual((await readdir(t.bin)).sort(), [...CNI_BINS].sort());
+    for (const b of CNI_BINS) {
+      assert.deepEqual(await readFile(join(t.bin, b)), await readFile(srcOf(b)), `${b} identical`);
+      assert.equal((await stat(join(t.bin, b))).mode & 0o777, 0o755);
+    }
+    const conf = join(t.netd, '01-kube-ovn.conflist');
+    assert.equal((await stat(conf)).mode & 0o777, 0o600);
+    assert.equal(await readFile(conf, 'utf8'), await readFile(join(rootfs, 'kube-ovn/01-kube-ovn.conflist'), 'utf8'));
+    assert.equal((await readFile(join(t.sys, 'net/ipv4/ip_forward'), 'utf8')).trim(), '1');
+    assert.equal((await readFile(join(t.sys, 'net/ipv4/conf/all/rp_filter'), 'utf8')).trim(), '0');
+    assert.equal((await readFile(join(t.sys, 'net/ipv6/conf/all/forwarding'), 'utf8')).trim(), '1');
+    // the installed shim is the real one
+    const { stdout } = await run(join(t.bin, 'kube-ovn'), [], { env: { CNI_COMMAND: 'VERSION' } });
+    assert.match(stdout, /"supportedVersions"/);
+  });
+
+  it('only the families in POD_IPS get sysctls; none without POD_IPS', async () => {
+    const t = await env('v4only');
+    await install({ ...t.env, POD_IPS: '10.0.0.5' }, t.netd);
+    assert.equal((await readFile(join(t.sys, 'net/ipv6/conf/all/forwarding'), 'utf8')).trim(), '0');
+    const u = await env('none');
+    await install(u.env, u.netd);
+    assert.equal((await readFile(join(u.sys, 'net/ipv4/ip_forward'), 'utf8')).trim(), '0');
+  });
+
+  it('replaces by rename: a running executable is replaced (no ETXTBSY), an open old file keeps its content, stale temps go', async () => {
+    const t = await env('atomic');
+    await mkdir(t.bin, { recursive: true });
+    // a "kube-ovn" that is running while the init container replaces it (cp over it would fail with ETXTBSY)
+    await writeFile(join(t.bin, 'kube-ovn'), await readFile('/bin/sleep'));
+    await chmod(join(t.bin, 'kube-ovn'), 0o755);
+    const busy = spawn(join(t.bin, 'kube-ovn'), ['30'], { stdio: 'ignore' });
+    started.add(busy);
+    await new Promise((r) => busy.once('spawn', r));
+    const oldIno = (await stat(join(t.bin, 'kube-ovn'))).ino;
+    await writeFile(join(t.bin, 'portmap'), 'old portmap');
+    const held = await open(join(t.bin, 'portmap'), 'r');
+    await writeFile(join(t.bin, 'kube-ovn.tmp.4242'), 'half-written leftover');
+    await writeFile(join(t.bin, 'portmap.tmp.1'), 'half-written leftover');
+    try {
+      await install(t.env, t.netd);
+      assert.notEqual((await stat(join(t.bin, 'kube-ovn'))).ino, oldIno, 'new inode: renamed over, not written in place');
+      assert.deepEqual(await readFile(join(t.bin, 'kube-ovn')), await readFile(srcOf('kube-ovn')));
+      assert.equal((await held.readFile()).toString(), 'old portmap', 'a reader of the old file never sees a mix');
+      assert.deepEqual((await readdir(t.bin)).sort(), [...CNI_BINS].sort(), 'no .tmp.* left');
+      assert.equal(busy.exitCode, null, 'the running old executable was not disturbed');
+    } finally {
+      await held.close();
+      busy.kill('SIGKILL');
+    }
+  });
+
+  it('an existing 0600 conflist is not overwritten; another mode is only chmod-ed', async () => {
+    const t = await env('existing');
+    await mkdir(t.netd, { recursive: true });
+    const conf = join(t.netd, '01-kube-ovn.conflist');
+    await writeFile(conf, '{"operator":"edited"}');
+    await chmod(conf, 0o600);
+    const r1 = await install(t.env, t.netd);
+    assert.match(r1.stdout, /"action":"kept"/);
+    assert.equal(await readFile(conf, 'utf8'), '{"operator":"edited"}');
+    await chmod(conf, 0o644);
+    const r2 = await install(t.env, t.netd);
+    assert.match(r2.stdout, /"action":"chmod"/);
+    assert.equal((await stat(conf)).mode & 0o777, 0o600);
+    assert.equal(await readFile(conf, 'utf8'), '{"operator":"edited"}');
+  });
+
+  it('a broken conflist source fails the init container and writes nothing', async () => {
+    const t = await env('broken');
+    const bad = join(t.dir, 'bad.conflist');
+    await mkdir(t.dir, { recursive: true });
+    await writeFile(bad, '{"name": "kube-ovn", "plugins": [');
+    await assert.rejects(
+      run(join(rootfs, 'kube-ovn/install-cni.sh'), [`--cni-conf-dir=${t.netd}`, `--cni-conf-file=${bad}`], { env: t.env, cwd: '/' }),
+      (e: { code?: number; stdout?: string }) => e.code === 1 && /not JSON/.test(e.stdout ?? ''),
+    );
+    assert.equal(existsSync(t.netd), false);
+  });
+});
+
+describe('kube-ovn-daemon from the image tree', () => {
+  it('serves the shim on a temp socket with the upstream chart flags, answers probes, stops on SIGTERM', async () => {
+    const dir = join(base, 'daemon');
+    await mkdir(dir);
+    const sock = join(dir, 'kube-ovn-daemon.sock');
+    const port = await freePort();
+    const chartFlags = ['--enable-mirror=false', '--mirror-iface=mirror0', '--node-switch=join', '--encap-checksum=true',
+      '--service-cluster-ip-range=10.96.0.0/12', '--iface=', '--dpdk-tunnel-iface=br-phy', '--network-type=geneve',
+      '--default-interface-name=', '--logtostderr=false', '--alsologtostderr=true', `--log_file=${dir}/kube-ovn-cni.log`,
+      '--log_file_max_size=200', '--enable-metrics=true', '--kubelet-dir=/var/lib/kubelet', '--enable-tproxy=false',
+      '--ovs-vsctl-concurrency=100', '--secure-serving=false', '--enable-ovn-ipsec=false', '--set-vxlan-tx-off=false',
+      '--host-tunnel-src=false', '--non-primary-cni-mode=false', '--install-cni-config=false'];
+    const a = spawnLogged([join(rootfs, 'kube-ovn/kube-ovn-daemon'), '--backend=fake', `--pprof-port=${port}`, `--bind-socket=${sock}`,
+      `--cni-del-queue-dir=${dir}/q`, ...chartFlags], { PATH: process.env.PATH, NODE_NAME: 'koai-node' });
+    await a.waitFor(/CNI server listening/);
+    const add = await runShim(sock, 'ADD', 'koaiimage1', { cniVersion: '1.0.0', name: 'kube-ovn', type: 'kube-ovn' });
+    assert.equal(add.code, 0, add.stdout);
+    assert.equal((JSON.parse(add.stdout) as { cniVersion: string }).cniVersion, '1.0.0');
+    const del = await runShim(sock, 'DEL', 'koaiimage1', { cniVersion: '1.0.0', name: 'kube-ovn', type: 'kube-ovn' });
+    assert.equal(del.code, 0, del.stdout);
+    for (const path of ['/livez', '/readyz', '/healthz']) {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`);
+      assert.equal(r.status, 200, `${path}: ${await r.text()}`);
+    }
+    const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    assert.match(m, /kube_ovn_agent_cni_request_duration_seconds_count\{command="ADD",result="ok"\} 1/);
+    a.proc.kill('SIGTERM');
+    assert.equal(await a.exited, 0);
+    assert.equal(existsSync(sock), false, 'socket removed at shutdown');
+  });
+});
+
+describe('start-cniserver.sh', () => {
+  it('waits for a real Open vSwitch, then execs the agent on the socket (inside a koai netns)', async () => {
+    const prefix = newPrefix('koai');
+    const ns = await createNetns(`${prefix}node`);
+    const dir = join(base, 'start');
+    await mkdir(dir);
+    const link = join(dir, 'run-openvswitch');
+    const sock = join(dir, 'kube-ovn-daemon.sock');
+    const port = await freePort();
+    const p = spawnLogged(['ip', 'netns', 'exec', ns.name, 'bash', join(rootfs, 'kube-ovn/start-cniserver.sh'), '--backend=fake',
+      `--pprof-port=${port}`, `--cni-del-queue-dir=${dir}/q`],
+    { PATH: process.env.PATH, OVS_RUNDIR: link, KOA_CNI_SOCK: sock, KOA_OVS_WAIT_LOG_EVERY: '1', NODE_NAME: 'koai-node' });
+    await p.waitFor(/waiting for Open vSwitch/);
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(existsSync(sock), false, 'no agent before OVS is up');
+    const ovs = await startOvs({ prefix, nodeNs: ns });
+    try {
+      await symlink(ovs.rundir, link);
+      await p.waitFor(/CNI server listening/, 20000);
+      const pid = p.proc.pid!;
+      // exec chain: bash -> sh wrapper -> node, all the same process (signals reach the agent)
+      assert.match(await readFile(`/proc/${pid}/cmdline`, 'utf8'), /node.*dist\/agent\.mjs.*--ovs-socket=.*db\.sock.*--bind-socket=/);
+      const r = await runShim(sock, 'ADD', 'koaistart1', { cniVersion: '0.3.1', name: 'kube-ovn', type: 'kube-ovn' });
+      assert.equal(r.code, 0, r.stdout);
+      p.proc.kill('SIGTERM');
+      assert.equal(await p.exited, 0);
+    } finally {
+      await ovs.stop();
+      await ns.delete();
+    }
+  });
+});

