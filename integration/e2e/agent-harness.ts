@@ -49,7 +49,7 @@ export interface AgentOptions {
   args?: string[];
   /** extra environment (e.g. KOA_FAULT_AFTER_STEP) */
   env?: Record<string, string>;
-  /** reuse this state dir (socket, delete queue, log) — e.g. to restart an agent on the same socket */
+  /** reuse this state dir (socket, delete queue, logs), e.g. to restart an agent on the same socket; it must exist */
   dir?: string;
   /** wait for /readyz (default true) */
   waitReady?: boolean;
@@ -102,8 +102,13 @@ export function agentArgs(bed: Bed, node: BedNode, dir: string, o: AgentOptions 
 /** Starts the real agent in `node`'s namespace and waits until /readyz answers 200. */
 export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = {}): Promise<NodeAgent> {
   if (!bed.kube) throw new Error('the agent needs the bed with kube-apiserver');
-  const dir = o.dir ?? mkdtempSync(`/tmp/${bed.prefix}agent-`);
-  const ownDir = !o.dir;
+  let dir = o.dir;
+  if (!dir) {
+    const made = mkdtempSync(`/tmp/${bed.prefix}agent-`);
+    // the state dir outlives this process (a restarted agent reuses it); it goes at bed cleanup
+    onCleanup({ label: `agent dir ${made}`, run: () => rmSync(made, { recursive: true, force: true }) });
+    dir = made;
+  }
   const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, MAIN, ...agentArgs(bed, node, dir, o)];
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,
@@ -156,8 +161,8 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
   };
   const unregister = onCleanup({
     label: `agent ${pid}`,
-    run: async () => { await stopNow('SIGTERM'); if (ownDir) rmSync(dir, { recursive: true, force: true }); },
-    runSync: () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } if (ownDir) rmSync(dir, { recursive: true, force: true }); },
+    run: () => stopNow('SIGTERM'),
+    runSync: () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } },
   });
 
   const http = async (path: string) => {
@@ -346,3 +351,23 @@ export async function ifaceExternalIds(node: BedNode, iface: string): Promise<Re
 }
 
 export { sleep, existsSync };
+
+export interface TestPod {
+  readonly name: string;
+  readonly namespace: string;
+  readonly uid: string;
+  readonly ns: Netns;
+  readonly containerId: string;
+}
+
+/** Pod object on `node` + its network namespace + a fresh container id (no annotations yet). */
+export async function newPod(bed: Bed, node: BedNode, name: string, namespace = 'default'): Promise<TestPod> {
+  const { uid } = await createPod(bed, node, name, { namespace });
+  const ns = await createPodNetns(bed, name);
+  return { name, namespace, uid, ns, containerId: newContainerId() };
+}
+
+/** cniCall for a TestPod (netns, container id, names, uid filled in). */
+export function podCall(command: string, agent: NodeAgent, pod: TestPod, o: Partial<CniCallOptions> = {}): Promise<CniCallResult> {
+  return cniCall(command, { agent, netns: pod.ns.path, containerId: pod.containerId, podName: pod.name, podNamespace: pod.namespace, podUid: pod.uid, ...o });
+}
