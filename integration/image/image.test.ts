@@ -86,18 +86,21 @@ function runShim(sock: string, command: string, cid: string, netconf: object): P
 describe('image rootfs layout', () => {
   it('has the upstream drop-in paths, executable, and no node_modules', async () => {
     for (const f of ['kube-ovn/kube-ovn', 'kube-ovn/install-cni.sh', 'kube-ovn/start-cniserver.sh', 'kube-ovn/kube-ovn-daemon',
-      'usr/local/bin/node', 'loopback', 'portmap', 'macvlan', 'ipvlan']) {
+      'kube-ovn/node', 'loopback', 'portmap', 'macvlan', 'ipvlan']) {
       assert.equal((await stat(join(rootfs, f))).mode & 0o111, 0o111, `${f} executable`);
     }
     for (const f of ['kube-ovn/01-kube-ovn.conflist', 'kube-ovn/dist/agent.mjs', 'kube-ovn/dist/install-cni-config.mjs', 'kube-ovn/build/Release/koa_native.node']) {
       assert.ok((await stat(join(rootfs, f))).isFile(), f);
     }
     assert.equal(existsSync(join(rootfs, 'node_modules')) || existsSync(join(rootfs, 'kube-ovn/node_modules')), false);
+    // upstream's DaemonSet mounts the host's /usr/local/bin (install-cni) and an emptyDir at /usr/local/sbin over the
+    // image: nothing the agent needs may live there
+    assert.equal(existsSync(join(rootfs, 'usr/local')), false, 'nothing under /usr/local');
     const conf = JSON.parse(await readFile(join(rootfs, 'kube-ovn/01-kube-ovn.conflist'), 'utf8')) as { name: string; cniVersion: string; plugins: Record<string, unknown>[] };
     assert.equal(conf.name, 'kube-ovn');
     assert.equal(conf.cniVersion, '0.3.1');
     assert.deepEqual(conf.plugins, [{ type: 'kube-ovn', server_socket: '/run/openvswitch/kube-ovn-daemon.sock' }, { type: 'portmap', capabilities: { portMappings: true } }]);
-    const { stdout } = await run(join(rootfs, 'usr/local/bin/node'), ['--version']);
+    const { stdout } = await run(join(rootfs, 'kube-ovn/node'), ['--version']);
     assert.match(stdout, /^v24\./);
   });
 
