@@ -196,12 +196,12 @@ test('agent process: socket modes, SIGTERM removes the socket, a killed agent le
     assert.equal((await runShim(cniEnv('ADD'), netconf(s3))).code, 0);
     assert.equal(await stopAgent(a3, 'SIGTERM'), 0);
     await assert.rejects(lstat(s3), { code: 'ENOENT' });
-    // default backend: honest refusal
-    const a4 = startAgentProcess(['--bind-socket', s3, '--cni-del-queue-dir', join(d3, 'q')]);
-    await a4.waitFor(/CNI server listening/);
+    // default backend (ovn) without a reachable cluster: start-up fails clearly, no socket is left serving
+    const a4 = startAgentProcess(['--bind-socket', s3, '--cni-del-queue-dir', join(d3, 'q'), '--kubeconfig=/nonexistent/koac.kubeconfig']);
+    assert.equal(await a4.exited, 1);
+    assert.ok(a4.lines.some((l) => l.msg === 'start-up failed' && /koac\.kubeconfig/.test(JSON.stringify(l))), JSON.stringify(a4.lines).slice(0, 2000));
     const r = await runShim(cniEnv('ADD'), netconf(s3, '0.3.1'));
-    assert.deepEqual([r.code, errOf(r.stdout)], [1, { cniVersion: '0.3.1', code: 50, msg: 'agent not ready: pod wiring not implemented yet' }]);
-    assert.equal(await stopAgent(a4, 'SIGINT'), 0);
+    assert.deepEqual([r.code, errOf(r.stdout).code], [1, 11]);
     // bad flags: exit 2 with a message
     const a5 = startAgentProcess(['--backend=nope']);
     assert.equal(await a5.exited, 2);

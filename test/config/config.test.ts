@@ -41,7 +41,8 @@ describe('config: defaults', () => {
     assert.equal(c.annotationWaitTimeoutMs, 60_000);
     assert.equal(c.ovnInstalledTimeoutMs, 30_000);
     assert.equal(c.watchIdleTimeoutMs, 300_000);
-    assert.equal(c.backend, 'not-ready');
+    assert.equal(c.backend, 'ovn');
+    assert.equal(c.ipConflictProbeMs, 300);
     assert.equal(c.delQueueDir, '/var/run/kube-ovn-node-agent/del-queue');
     assert.equal(c.logLevel, 'info');
   });
@@ -103,6 +104,10 @@ describe('config: flag syntax', () => {
 });
 
 describe('config: validation', () => {
+  it('--pprof-port=0 means an ephemeral port (tests start several agents)', () => {
+    assert.equal(load(['--pprof-port=0']).pprofPort, 0);
+    assert.ok(configError(() => load(['--pprof-port=-1'])).message.includes('--pprof-port="-1"'));
+  });
   it('lists every invalid setting in one error', () => {
     const e = configError(() => load(['--mtu=abc', '--network-type=gre', '--pprof-port=70000', '--encap-checksum=maybe',
       '--bogus', '--annotation-wait-timeout=5min', '--service-cluster-ip-range=10.96.0.0/12,nope', '--bind-socket=rel.sock',

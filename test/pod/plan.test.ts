@@ -98,8 +98,11 @@ describe('plan: OVN NIC', () => {
     assert.equal(p.ipv6Dad, true);
     assert.deepEqual(p.gatewayCheck, { mode: 'ping', concerned: true, targets: [{ ip: '10.16.0.9', gateway: '10.16.0.1', family: 4 }], timeoutMs: 30_000 });
     assert.deepEqual(p.ipCr, { name: 'web-1.default', subnet: 'ovn-default' });
-    assert.deepEqual(p.steps.map((s) => s.op), ['createVeth', 'ovsClearStaleIfaceId', 'ovsAddPort', 'hostLinkUp',
-      'waitOvnInstalled', 'moveToNetns', 'configureContainerNic', 'addRoutes', 'gatewayCheck']);
+    assert.deepEqual(p.steps.map((s) => s.op), ['podSysctls', 'createVeth', 'renameInNetns', 'ovsAddPort', 'hostLinkUp',
+      'waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'gatewayCheck']);
+    assert.deepEqual(p.steps[1], { op: 'createVeth', host: '0123456789ab_h', container: '0123456789ab_c', netns: NETNS, mtu: 1400,
+      undo: [{ op: 'deleteLink', link: '0123456789ab_h', onlyIfVeth: true }] });
+    assert.deepEqual(p.steps[2], { op: 'renameInNetns', netns: NETNS, link: '0123456789ab_c', newName: 'eth0', alias: '0123456789ab_c' });
     assert.deepEqual(p.response, {
       ips: [{ protocol: 'IPv4', ip: '10.16.0.9', cidr: '10.16.0.0/16', gateway: '10.16.0.1' }],
       mac_address: '00:00:00:ab:cd:ef', routes: [{ dst: '10.16.0.0/16', gw: '' }, { dst: '', gw: '10.16.0.1' }],
@@ -113,11 +116,11 @@ describe('plan: OVN NIC', () => {
   });
   it('undo runs in reverse: QoS rows and port, then the veth', () => {
     const p = ovn(v4);
-    assert.deepEqual(undoSteps(p.steps.slice(0, 4)), [
+    assert.deepEqual(undoSteps(p.steps.slice(0, 5)), [
       { op: 'ovsDelPort', bridge: 'br-int', port: '0123456789ab_h' },
       { op: 'destroyQos', podKey: 'default/web-1', ifaceId: 'web-1.default' },
       { op: 'deleteLink', link: '0123456789ab_h', onlyIfVeth: true }]);
-    assert.deepEqual(undoSteps(p.steps.slice(0, 1)), [{ op: 'deleteLink', link: '0123456789ab_h', onlyIfVeth: true }]);
+    assert.deepEqual(undoSteps(p.steps.slice(0, 2)), [{ op: 'deleteLink', link: '0123456789ab_h', onlyIfVeth: true }]);
     assert.deepEqual(undoSteps([]), []);
   });
   it('dual stack: both addresses, both default routes, both gateway targets', () => {
@@ -139,8 +142,7 @@ describe('plan: OVN NIC', () => {
     assert.deepEqual(p.routes, [{ family: 4, dst: '192.168.0.0/16', gw: '172.17.0.254' }]);
     assert.deepEqual(p.response.ips, [{ protocol: 'IPv4', ip: '172.17.0.5', cidr: '172.17.0.0/24' }]);
     assert.deepEqual(p.ipCr, { name: 'web-1.default.attachnet.default.ovn', subnet: 'attach-subnet' });
-    assert.equal(p.steps.find((s) => s.op === 'moveToNetns')?.op === 'moveToNetns' &&
-      (p.steps.find((s) => s.op === 'moveToNetns') as { newName: string }).newName, 'net1');
+    assert.equal((p.steps.find((s) => s.op === 'renameInNetns') as { newName: string }).newName, 'net1');
   });
   it('attachment with default_route=true gets the default route', () => {
     const a = { ...attachA, ...ann('attachnet.default.ovn', { default_route: 'true', routed: 'true' }) };
@@ -191,7 +193,8 @@ describe('plan: OVN NIC', () => {
     assert.equal(p.txChecksumOff, true);
     const ops = p.steps.map((s) => s.op);
     assert.ok(ops.indexOf('txChecksumOff') < ops.indexOf('waitOvnInstalled'));
-    assert.deepEqual(p.steps.find((s) => s.op === 'txChecksumOff'), { op: 'txChecksumOff', link: '0123456789ab_c' });
+    assert.deepEqual(p.steps.find((s) => s.op === 'txChecksumOff'), { op: 'txChecksumOff', netns: NETNS, link: 'eth0' });
+    assert.ok(ops.indexOf('renameInNetns') < ops.indexOf('txChecksumOff'));
   });
   it('gateway check modes: underlay arping, disableGatewayCheck, migration target, activation strategy, timeout 0', () => {
     assert.equal(ovn(v4, {}, {}, { name: 's', vlan: 'v1' }).gatewayCheck.mode, 'arping');

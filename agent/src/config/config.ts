@@ -74,6 +74,8 @@ export interface Config {
   readonly ovnInstalledTimeoutMs: number;
   readonly gatewayCheckTimeoutMs: number;
   readonly watchIdleTimeoutMs: number;
+  /** total time of one IPv4 conflict probe (pod/executor.ts probeTiming) */
+  readonly ipConflictProbeMs: number;
   /** CNI backend by name (main.ts BACKENDS) */
   readonly backend: string;
   /** where DELs that could not finish are queued for the next start */
@@ -114,7 +116,7 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'node-switch', kind: 'string', def: 'join', origin: 'upstream', help: 'join subnet name' },
   { name: 'encap-checksum', kind: 'bool', def: 'true', origin: 'upstream', help: 'OVS external_ids:ovn-encap-csum' },
   { name: 'enable-pprof', kind: 'bool', def: 'false', origin: 'upstream', help: 'profiling endpoints' },
-  { name: 'pprof-port', kind: 'int', def: '10665', origin: 'upstream', help: 'metrics / health port' },
+  { name: 'pprof-port', kind: 'int', def: '10665', origin: 'upstream', help: 'metrics / health port (0 = an ephemeral port, for tests)' },
   { name: 'secure-serving', kind: 'bool', def: 'false', origin: 'upstream', help: 'HTTPS with authn/z on metrics' },
   { name: 'mac-learning-fallback', kind: 'bool', def: 'false', origin: 'upstream', help: 'provider bridges other_config:mac-learning-fallback' },
   { name: 'network-type', kind: 'string', def: 'geneve', origin: 'upstream', help: 'geneve | vxlan | stt | vlan (encap overhead, tunnel checks)' },
@@ -145,7 +147,8 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'ovn-installed-timeout', kind: 'duration', def: '30s', env: ['KOA_OVN_INSTALLED_TIMEOUT'], origin: 'ours', help: 'wait for external_ids:ovn-installed on the pod port' },
   { name: 'gateway-check-timeout', kind: 'duration', def: '30s', env: ['KOA_GATEWAY_CHECK_TIMEOUT'], origin: 'ours', help: 'bound of the pod gateway check' },
   { name: 'watch-idle-timeout', kind: 'duration', def: '5m', env: ['KOA_WATCH_IDLE_TIMEOUT'], origin: 'ours', help: 'restart a Kubernetes watch that showed no sign of life for this long' },
-  { name: 'backend', kind: 'string', def: 'not-ready', env: ['KOA_BACKEND'], origin: 'ours', help: 'CNI backend (main.ts BACKENDS)' },
+  { name: 'ip-conflict-probe-time', kind: 'duration', def: '300ms', env: ['KOA_IP_CONFLICT_PROBE_TIME'], origin: 'ours', help: 'bound of the IPv4 conflict probe per ADD (RFC 5227 timing takes 4-9 s; 3 probes + listening fit in this)' },
+  { name: 'backend', kind: 'string', def: 'ovn', env: ['KOA_BACKEND'], origin: 'ours', help: 'CNI backend: ovn (pod wiring) or fake (in-memory, CNI tests)' },
   { name: 'cni-del-queue-dir', kind: 'string', def: '/var/run/kube-ovn-node-agent/del-queue', env: ['KOA_DEL_QUEUE_DIR'], origin: 'ours', help: 'DELs that could not finish are kept here and retried at start' },
   { name: 'log-level', kind: 'string', def: 'info', env: ['KOA_LOG_LEVEL'], origin: 'ours', help: 'trace | debug | info | warn | error | fatal' },
   // klog flags the DaemonSet passes: accepted; -v sets the verbosity, the rest is ignored (logs go to stdout)
@@ -285,7 +288,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     nodeSwitch: nonEmpty('node-switch'),
     encapChecksum: bool('encap-checksum'),
     enablePprof: bool('enable-pprof'),
-    pprofPort: int('pprof-port', 1, 65535),
+    pprofPort: int('pprof-port', 0, 65535),
     secureServing: bool('secure-serving'),
     macLearningFallback: bool('mac-learning-fallback'),
     networkType,
@@ -316,6 +319,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     ovnInstalledTimeoutMs: duration('ovn-installed-timeout', 100, MAX_TIMEOUT_MS - 1),
     gatewayCheckTimeoutMs: duration('gateway-check-timeout', 0, MAX_TIMEOUT_MS - 1),
     watchIdleTimeoutMs: duration('watch-idle-timeout', 10_000, 24 * 3_600_000),
+    ipConflictProbeMs: duration('ip-conflict-probe-time', 10, 10_000),
     backend: nonEmpty('backend'),
     delQueueDir: absPath('cni-del-queue-dir'),
     logLevel: str('log-level'),

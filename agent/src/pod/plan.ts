@@ -107,14 +107,18 @@ export interface QosSpec extends NicQos {
  * executor runs the undo lists of the applied steps in reverse order of application (see undoSteps).
  */
 export type AddStep =
-  | { op: 'createVeth'; host: string; container: string; mtu: number; containerAlias: string; undo: readonly DelStep[] }
-  | { op: 'ovsClearStaleIfaceId'; ifaceId: string; keepInterface: string }
+  /** upstream's binary step (§2.3.1): IPv6 on and RA off in the pod netns (all/default), before the link exists */
+  | { op: 'podSysctls'; netns: string }
+  /** veth pair with the peer created directly inside the pod netns (never moved); undo deletes the host end (and so the peer) */
+  | { op: 'createVeth'; host: string; container: string; netns: string; mtu: number; undo: readonly DelStep[] }
+  /** inside the pod netns: rename the peer to CNI_IFNAME, alias = its original name (§3.8.1-2) */
+  | { op: 'renameInNetns'; netns: string; link: string; newName: string; alias: string }
+  /** one transaction: strips iface-id from any other interface claiming it (§3.6.4), then adds the port (§3.6.5) */
   | { op: 'ovsAddPort'; bridge: string; port: string; externalIds: Readonly<Record<string, string>>; undo: readonly DelStep[] }
   | { op: 'hostLinkUp'; link: string; txQueueLen: number }
   | { op: 'setQos'; port: string; qos: QosSpec }
-  | { op: 'txChecksumOff'; link: string }
+  | { op: 'txChecksumOff'; netns: string; link: string }
   | { op: 'waitOvnInstalled'; iface: string; timeoutMs: number }
-  | { op: 'moveToNetns'; link: string; netns: string; newName: string }
   | { op: 'configureContainerNic'; netns: string; link: string; mac: string; mtu: number;
       addresses: readonly PlannedAddress[]; ipv4ConflictProbe: boolean; ipv6Dad: boolean }
   | { op: 'addRoutes'; netns: string; link: string; routes: readonly PlannedRoute[] }
@@ -366,18 +370,18 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
   const txChecksumOff = node.datapathType === 'netdev';
 
   const steps: AddStep[] = [
-    { op: 'createVeth', host: names.host, container: names.container, mtu, containerAlias: names.container,
+    { op: 'podSysctls', netns: req.netns },
+    { op: 'createVeth', host: names.host, container: names.container, netns: req.netns, mtu,
       undo: [{ op: 'deleteLink', link: names.host, onlyIfVeth: true }] },
-    { op: 'ovsClearStaleIfaceId', ifaceId, keepInterface: names.host },
+    { op: 'renameInNetns', netns: req.netns, link: names.container, newName: ifName, alias: names.container },
     { op: 'ovsAddPort', bridge: INTEGRATION_BRIDGE, port: names.host, externalIds,
       undo: [{ op: 'ovsDelPort', bridge: INTEGRATION_BRIDGE, port: names.host }, { op: 'destroyQos', podKey, ifaceId }] },
     { op: 'hostLinkUp', link: names.host, txQueueLen: 1000 },
   ];
   if (qos) steps.push({ op: 'setQos', port: names.host, qos });
-  if (txChecksumOff) steps.push({ op: 'txChecksumOff', link: names.container });
+  if (txChecksumOff) steps.push({ op: 'txChecksumOff', netns: req.netns, link: ifName });
   steps.push(
     { op: 'waitOvnInstalled', iface: names.host, timeoutMs: node.ovnInstalledTimeoutMs },
-    { op: 'moveToNetns', link: names.container, netns: req.netns, newName: ifName },
     { op: 'configureContainerNic', netns: req.netns, link: ifName, mac: nic.mac, mtu, addresses, ipv4ConflictProbe, ipv6Dad },
   );
   if (routes.length > 0) steps.push({ op: 'addRoutes', netns: req.netns, link: ifName, routes });

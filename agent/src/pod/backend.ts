@@ -1,0 +1,182 @@
+// OvnBackend: the real CniBackend. ADD = prepareAdd (provider check, event-driven annotation wait bounded by config,
+// subnet + node facts, plan) -> executor (rollback on failure) -> the plan's CNI result; the IP CR update runs
+// alongside and never fails the ADD. DEL plans from the request alone (no annotations needed) and is idempotent.
+// CHECK compares the live pod link with prevResult; STATUS reports readiness; GC removes our stale pod ports.
+// The dispatcher (cni/dispatcher.ts) has already validated the request and holds the per-container lock.
+
+import { agentError, toAgentError } from '../errors.ts';
+import type { CniBackend } from '../cni/backend.ts';
+import type { CniRequest, CniResult, GcRequest, NetConf } from '../cni/types.ts';
+import { updateIpCr, type IpCrApi, type IpCrUpdateOptions } from '../k8s/ipcr.ts';
+import { isOvnProvider } from './annotations.ts';
+import { applyAdd, applyDelSteps, type AddOutcome, type ExecLog, type ExecutorDeps } from './executor.ts';
+import { vethNames } from './names.ts';
+import { INTEGRATION_BRIDGE, planDel, type AddPlan, type DelStep } from './plan.ts';
+import { prepareAdd, type PrepareDeps } from './prepare.ts';
+import { delRequestFromCni, nicRequestFromCni } from './request.ts';
+
+export interface OvnBackendOptions {
+  readonly prepare: PrepareDeps;
+  readonly exec: ExecutorDeps;
+  readonly nodeName: string;
+  /** the IP CR API; absent = no IP CR update (tests) */
+  readonly ipApi?: IpCrApi;
+  readonly ipCrOptions?: IpCrUpdateOptions;
+  readonly log?: ExecLog;
+  /** seconds waited for the pod's annotations (metrics stage `annotation`) */
+  readonly onAnnotationWait?: (seconds: number) => void;
+  /** STATUS: true when ADD can succeed, else the reason (OVSDB not connected, watches not synced, ...) */
+  readonly ready?: () => true | string;
+  /** observer of each finished ADD (bench / logs): the plan and the executor's step timings */
+  readonly onAdded?: (plan: AddPlan, outcome: AddOutcome, req: CniRequest) => void;
+}
+
+export class OvnBackend implements CniBackend {
+  readonly #o: OvnBackendOptions;
+  /** containers with an ADD in progress: GC never touches them */
+  readonly #adding = new Set<string>();
+  /** IP CR updates still running (tests and shutdown can wait for them) */
+  readonly #ipCrUpdates = new Set<Promise<void>>();
+
+  constructor(o: OvnBackendOptions) { this.#o = o; }
+
+  async add(req: CniRequest): Promise<CniResult> {
+    this.#adding.add(req.containerId);
+    try {
+      const nic = nicRequestFromCni(req);
+      const t0 = performance.now();
+      let prepared;
+      try {
+        prepared = await prepareAdd(this.#o.prepare, nic);
+      } finally {
+        this.#o.onAnnotationWait?.((performance.now() - t0) / 1000);
+      }
+      const { plan } = prepared;
+      for (const w of plan.warnings) this.#o.log?.warn({ pod: `${req.podNamespace}/${req.podName}`, ifName: plan.ifName }, w);
+      if (plan.ipCr && this.#o.ipApi) this.#updateIpCr(plan.ipCr.name, plan.ipCr.subnet);
+      const outcome = await applyAdd(plan, this.#o.exec);
+      this.#o.onAdded?.(plan, outcome, req);
+      return plan.result;
+    } finally {
+      this.#adding.delete(req.containerId);
+    }
+  }
+
+  /** Concurrent with the datapath work: a missing CR (retried ~20 s upstream) adds no latency to the ADD. */
+  #updateIpCr(name: string, subnet: string): void {
+    const p = updateIpCr(this.#o.ipApi!, name, subnet, this.#o.nodeName, this.#o.ipCrOptions).then((r) => {
+      if (r.result === 'missing' || r.result === 'failed') this.#o.log?.warn({ ip: name, ...r }, 'IP CR not updated');
+      else this.#o.log?.debug({ ip: name, ...r }, 'IP CR update');
+    }, (e: unknown) => { this.#o.log?.warn({ ip: name, err: String(e) }, 'IP CR update failed'); });
+    this.#ipCrUpdates.add(p);
+    void p.finally(() => this.#ipCrUpdates.delete(p));
+  }
+
+  /** Resolves when every IP CR update started so far has finished. */
+  async settled(): Promise<void> { await Promise.all([...this.#ipCrUpdates]); }
+
+  async del(req: CniRequest): Promise<void> {
+    const dreq = delRequestFromCni(req);
+    const provider = dreq.provider === '' ? 'ovn' : dreq.provider;
+    // KubeVirt: QoS rows carry the VM name; the pod (if still cached) says which
+    const pod = this.#o.prepare.pods.get(req.podNamespace, req.podName);
+    const vm = pod?.metadata?.annotations?.[`${provider}.kubernetes.io/virtualmachine`] || undefined;
+    const plan = planDel(dreq, vm);
+    if (plan.skip) { this.#o.log?.debug({ containerId: req.containerId, reason: plan.skip }, 'DEL: nothing to remove'); return; }
+    await applyDelSteps(plan.steps, this.#o.exec);
+  }
+
+  async check(req: CniRequest, prev: CniResult): Promise<void> {
+    const n = req.netconf;
+    if (n.ipamMode || !isOvnProvider(n.provider)) return; // the calling plugin owns the link
+    const { netlink, vswitch } = this.#o.exec;
+    const names = vethNames(req.containerId, req.ifName);
+    if (typeof names === 'string') throw agentError('KOA_UNKNOWN_CONTAINER', req.containerId, names);
+    const fail = (why: string): never => { throw agentError('KOA_DATAPATH', `CHECK ${req.containerId}/${req.ifName}: ${why}`); };
+    if (!vswitch.getInterface(names.host)) fail(`OVS port ${names.host} is missing`);
+    let link;
+    try {
+      link = await netlink.getLink(req.netns, req.ifName);
+    } catch (e) {
+      fail(`cannot read the pod netns ${req.netns}: ${toAgentError(e).message}`);
+    }
+    if (!link) return fail(`no link ${req.ifName} in ${req.netns}`);
+    const idx = (prev.interfaces ?? []).findIndex((i) => i.name === req.ifName && (!i.sandbox || i.sandbox === req.netns));
+    const want = idx >= 0 ? prev.interfaces![idx]! : undefined;
+    if (want?.mac && want.mac.toLowerCase() !== (link.mac ?? '').toLowerCase()) fail(`MAC is ${link.mac}, prevResult says ${want.mac}`);
+    if (!link.up) fail(`link ${req.ifName} is down`);
+    const have = new Set((await netlink.listAddresses(req.netns, { dev: req.ifName })).map((a) => `${a.address}/${a.prefixLen}`));
+    for (const ip of prev.ips ?? []) {
+      if (ip.interface !== undefined && ip.interface !== idx) continue;
+      const [addr, len] = ip.address.split('/');
+      const canon = [...have].find((h) => { const [ha, hl] = h.split('/'); return hl === len && sameIp(ha!, addr!); });
+      if (!canon) fail(`address ${ip.address} is not configured`);
+    }
+  }
+
+  async status(_netconf: NetConf): Promise<void> {
+    const r = this.#o.ready?.() ?? true;
+    if (r !== true) throw agentError('KOA_NOT_READY', r);
+  }
+
+  /**
+   * CNI GC: removes our pod ports on br-int (Interface external_ids vendor=kube-ovn with pod_name/pod_namespace, a
+   * `<cid>[_<if>]_h` veth name) whose container has no valid attachment at all, with their QoS rows and host veth.
+   * A container with any valid attachment keeps all its ports (Multus attachment NICs are not in this network's
+   * list); containers with an ADD in progress are never touched. IPAM-only networks own no ports.
+   */
+  async gc(req: GcRequest): Promise<void> {
+    const n = req.netconf;
+    if (n.ipamMode || !isOvnProvider(n.provider)) return;
+    const valid = req.validAttachments.map((a) => a.containerID);
+    const steps: DelStep[] = [];
+    const removed: string[] = [];
+    for (const name of stalePodPorts(this.#o.exec.vswitch, valid, [...this.#adding])) {
+      const ids = this.#o.exec.vswitch.getInterface(name)?.externalIds ?? {};
+      steps.push({ op: 'ovsDelPort', bridge: INTEGRATION_BRIDGE, port: name }, { op: 'destroyQos', podKey: `${ids.pod_namespace}/${ids.pod_name}` },
+        { op: 'deleteLink', link: name, onlyIfVeth: true });
+      removed.push(name);
+    }
+    if (removed.length) this.#o.log?.info({ ports: removed }, 'GC: removing stale pod ports');
+    const failed = await applyDelSteps(steps, this.#o.exec, { bestEffort: true });
+    if (failed.length) throw agentError('KOA_DATAPATH', `GC could not remove everything: ${failed.join('; ')}`);
+  }
+}
+
+/** The container-ID prefix a pod port name carries: `<cid[0:12]>_h` or `<cid[0:12-len(if)]>_<if>_h`. */
+export function portContainerPrefix(port: string): string | undefined {
+  if (!port.endsWith('_h')) return undefined;
+  const stem = port.slice(0, -2);
+  const prefix = stem.split('_')[0] ?? '';
+  return prefix.length >= 1 ? prefix : undefined;
+}
+
+/** Names of our pod ports on br-int whose container prefix matches none of `keep` (container IDs). */
+export function stalePodPorts(vs: ExecutorDeps['vswitch'], keep: readonly string[], alsoKeep: readonly string[] = []): string[] {
+  const ids = [...keep, ...alsoKeep];
+  const out: string[] = [];
+  for (const name of vs.listPorts(INTEGRATION_BRIDGE)) {
+    const prefix = portContainerPrefix(name);
+    if (!prefix) continue;
+    const iface = vs.getInterface(name);
+    const x = iface?.externalIds ?? {};
+    if (!iface || x.vendor !== 'kube-ovn' || !x.pod_name || !x.pod_namespace || (iface.type !== '' && iface.type !== 'system')) continue;
+    if (ids.some((c) => c.startsWith(prefix))) continue;
+    out.push(name);
+  }
+  return out;
+}
+
+function sameIp(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (!a.includes(':') || !b.includes(':')) return false;
+  return expand6(a) === expand6(b);
+}
+
+function expand6(ip: string): string {
+  const [h, t] = ip.toLowerCase().split('::') as [string, string | undefined];
+  const head = h ? h.split(':') : [];
+  const tail = t ? t.split(':') : [];
+  const mid = t === undefined ? [] : Array<string>(8 - head.length - tail.length).fill('0');
+  return [...head, ...mid, ...tail].map((g) => g.padStart(4, '0')).join(':');
+}

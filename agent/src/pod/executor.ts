@@ -1,0 +1,282 @@
+// The executor: applies a plan's steps (plan.ts) through the datapath ports (Netlink, PodNet, Vswitch). ADD runs the
+// steps in order and, on any failure, runs the undo steps of everything applied so far (and of the step that failed,
+// which may have half-happened) in reverse, then rethrows a coded error. DEL steps are all "if exists", so DEL is
+// idempotent and succeeds when the netns, the pod or the agent's memory of the container is gone. Upstream facts:
+// spec §2.3.1 (pod sysctls), §3.6 (host side), §3.7 (QoS), §3.8 (container side), §2.5 (IPAM-only), §4 (DEL).
+
+import { agentError, toAgentError } from '../errors.ts';
+import type { Netlink, PodNet, ProbeTiming, Vswitch } from '../datapath/ports.ts';
+import { isNetlinkError } from '../datapath/netlink/errors.ts';
+import { undoSteps, type AddPlan, type AddStep, type DelStep, type GatewayCheck, type PlannedAddress, type QosSpec } from './plan.ts';
+
+export type WaitStage = 'ovn_installed' | 'gateway_check';
+
+/** Minimal logger (pino's Logger fits). */
+export interface ExecLog {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface ExecutorDeps {
+  readonly netlink: Netlink;
+  readonly podNet: PodNet;
+  readonly vswitch: Vswitch;
+  readonly log?: ExecLog;
+  /** seconds spent in a wait stage (metrics: kube_ovn_agent_cni_wait_duration_seconds) */
+  readonly onWait?: (stage: WaitStage, seconds: number) => void;
+  /**
+   * IPv4 conflict probe timing. The RFC 5227 defaults take 4-9 s per address; the agent passes short, bounded timings
+   * (probeTiming(ms) below) so a probe costs a fraction of a second (upstream: --enable-arp-detect-ip-conflict).
+   */
+  readonly probe?: Partial<ProbeTiming>;
+  /** per-try timeout of a gateway ping (default 250 ms; the whole check is bounded by the plan's timeout) */
+  readonly gatewayPingTryMs?: number;
+  /** test hook: runs before each ADD step (throw to inject a fault at that step) */
+  readonly beforeStep?: (step: AddStep, index: number) => void | Promise<void>;
+}
+
+/** Probe timing that fits in `totalMs`: no random pre-wait, 3 probes totalMs/6 apart, then listen totalMs/2. */
+export function probeTiming(totalMs: number): ProbeTiming {
+  const gap = Math.max(1, Math.floor(totalMs / 6));
+  return { probeWaitMs: 0, probeNum: 3, probeMinMs: gap, probeMaxMs: gap, announceWaitMs: Math.max(1, Math.floor(totalMs / 2)) };
+}
+
+export interface AddOutcome {
+  /** ms per applied step, in order (a bench can sum everything before waitOvnInstalled) */
+  readonly stepMs: readonly { op: AddStep['op']; ms: number }[];
+}
+
+const isV4 = (a: PlannedAddress): boolean => a.family === 4;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Applies an ADD plan. On failure everything this ADD created is removed (undo in reverse), and the error is rethrown
+ * as an AgentError (netlink -> KOA_NETLINK, OVSDB -> KOA_OVSDB, timeouts -> KOA_TIMEOUT, ...).
+ */
+export async function applyAdd(plan: AddPlan, deps: ExecutorDeps): Promise<AddOutcome> {
+  const applied: AddStep[] = [];
+  const stepMs: { op: AddStep['op']; ms: number }[] = [];
+  for (const [i, step] of plan.steps.entries()) {
+    const t0 = performance.now();
+    try {
+      await deps.beforeStep?.(step, i);
+      await runAddStep(step, deps);
+    } catch (e) {
+      // the failing step may have half-happened (a veth whose name existed, a port write that timed out): its own
+      // undo runs too; every undo step is "if exists"
+      const undo = undoSteps([...applied, step]);
+      const err = toAgentError(e);
+      deps.log?.warn({ step: step.op, code: err.code, err: err.message, undo: undo.map((u) => u.op) }, 'ADD failed; rolling back');
+      const left = await applyDelSteps(undo, deps, { bestEffort: true });
+      if (left.length) deps.log?.warn({ failed: left }, 'rollback left something behind');
+      throw err;
+    }
+    applied.push(step);
+    stepMs.push({ op: step.op, ms: performance.now() - t0 });
+  }
+  return { stepMs };
+}
+
+async function runAddStep(step: AddStep, d: ExecutorDeps): Promise<void> {
+  const { netlink: nl, podNet, vswitch: vs } = d;
+  switch (step.op) {
+    case 'podSysctls':
+      return podSysctls(step.netns, d);
+    case 'createVeth':
+      return nl.createVeth({
+        name: step.host, ...(step.mtu > 0 ? { mtu: step.mtu } : {}),
+        peer: { name: step.container, netns: step.netns, ...(step.mtu > 0 ? { mtu: step.mtu } : {}) },
+      });
+    case 'renameInNetns':
+      return nl.setLink(step.netns, step.link, { name: step.newName, alias: step.alias });
+    case 'ovsAddPort': {
+      const ids = step.externalIds;
+      const ips = ids.ip ? ids.ip.split(',') : [];
+      await vs.addPodPort({
+        bridge: step.bridge, name: step.port, ifaceId: ids['iface-id'] ?? '', podName: ids.pod_name ?? '',
+        podNamespace: ids.pod_namespace ?? '', podNetns: ids.pod_netns ?? '', ...(ips.length ? { ips } : {}),
+        ...(ids['encap-ip'] ? { encapIp: ids['encap-ip'] } : {}),
+      });
+      return;
+    }
+    case 'hostLinkUp':
+      return nl.setLink(null, step.link, { up: true, txQueueLen: step.txQueueLen });
+    case 'setQos':
+      return setQos(step.port, step.qos, vs);
+    case 'txChecksumOff':
+      return podNet.setTxChecksum(step.netns, step.link, false);
+    case 'waitOvnInstalled': {
+      const t0 = performance.now();
+      try {
+        await vs.waitOvnInstalled(step.iface, step.timeoutMs);
+      } finally {
+        d.onWait?.('ovn_installed', (performance.now() - t0) / 1000);
+      }
+      return;
+    }
+    case 'configureContainerNic':
+      return configureContainerNic(step, d);
+    case 'addRoutes':
+      for (const r of step.routes) {
+        const isDefault = r.dst === '0.0.0.0/0' || r.dst === '::/0';
+        try {
+          await nl.addRoute(step.netns, { family: r.family, ...(isDefault ? {} : { dst: r.dst }), ...(r.gw ? { gateway: r.gw } : {}), dev: step.link },
+            { replace: true });
+        } catch (e) {
+          // upstream only logs failing custom routes (§3.8.7); a default route via the gateway must exist
+          if (isDefault) throw e;
+          d.log?.warn({ dst: r.dst, gw: r.gw, err: e instanceof Error ? e.message : String(e) }, 'custom route not installed');
+        }
+      }
+      return;
+    case 'gatewayCheck':
+      return gatewayCheck(step.netns, step.link, step.check, d);
+    case 'removeDefaultRoutes':
+      for (const family of step.families) {
+        const routes = await nl.listRoutes(step.netns, { family });
+        for (const r of routes.filter((x) => x.dst === null)) {
+          await nl.deleteRoute(step.netns, { family, ...(r.gateway ? { gateway: r.gateway } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}) },
+            { ignoreMissing: true });
+        }
+      }
+      return;
+  }
+}
+
+const POD_SYSCTLS: readonly [string, string][] = [
+  ['net.ipv6.conf.all.disable_ipv6', '0'], ['net.ipv6.conf.default.disable_ipv6', '0'],
+  ['net.ipv6.conf.all.accept_ra', '0'], ['net.ipv6.conf.default.accept_ra', '0'],
+];
+
+/** IPv6 on, router advertisements ignored (runtimes' "none" network disables IPv6); missing or read-only: skipped. */
+async function podSysctls(netns: string, d: ExecutorDeps): Promise<void> {
+  for (const [k, v] of POD_SYSCTLS) {
+    try {
+      await d.podNet.setSysctl(netns, k, v);
+    } catch (e) {
+      if (isNetlinkError(e, 'ENOENT', 'EACCES', 'EPERM', 'EROFS')) continue;
+      throw e;
+    }
+  }
+}
+
+/** Pod egress = OVS ingress policing; pod ingress = OVS egress HTB queue; then netem (§3.7). */
+async function setQos(port: string, q: QosSpec, vs: Vswitch): Promise<void> {
+  if (q.egressRate !== undefined) await vs.setIngressPolicing(q.ifaceId, q.egressRate, q.egressBurst);
+  if (q.ingressRate !== undefined && q.ingressRate > 0) {
+    await vs.setHtbQos({ ifaceId: q.ifaceId, pod: q.podKey, port, rateMbps: q.ingressRate, ...(q.ingressBurst !== undefined ? { burstMbit: q.ingressBurst } : {}) });
+  }
+  if (q.latency || q.jitter || q.limit || q.loss) {
+    await vs.setNetemQos({ ifaceId: q.ifaceId, pod: q.podKey, port, ...(q.latency ? { latencyMs: q.latency } : {}),
+      ...(q.jitter ? { jitterMs: q.jitter } : {}), ...(q.limit ? { limit: q.limit } : {}), ...(q.loss ? { lossPercent: q.loss } : {}) });
+  }
+}
+
+type ConfigureStep = Extract<AddStep, { op: 'configureContainerNic' }>;
+
+/** MAC (OVN port security needs LSP MAC == NIC MAC), MTU, up, then addresses with the IPv4 probe / IPv6 DAD rules (§3.8.4). */
+async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise<void> {
+  const { netlink: nl, podNet } = d;
+  await nl.setLink(s.netns, s.link, { mac: s.mac, ...(s.mtu > 0 ? { mtu: s.mtu } : {}), up: true });
+  const v4 = s.addresses.filter(isV4);
+  const v6 = s.addresses.filter((a) => !isV4(a));
+  if (s.ipv4ConflictProbe && v4.length) {
+    const results = await Promise.all(v4.map(async (a) => ({ a, r: await podNet.probeIPv4(s.netns, s.link, a.ip, d.probe) })));
+    for (const { a, r } of results) {
+      if (r.conflict) throw agentError('KOA_DATAPATH', `IP address ${a.ip} has already been used by host with MAC ${r.mac}`);
+    }
+  }
+  for (const a of v4) await nl.addAddress(s.netns, s.link, { cidr: a.address }, { replace: true });
+  for (const a of v6) await nl.addAddress(s.netns, s.link, { cidr: a.address, nodad: !s.ipv6Dad }, { replace: true });
+  // announcements are best effort: a lost GARP/NA only delays the neighbours' learning
+  const best = (p: Promise<void>, what: string): Promise<void> =>
+    p.catch((e: unknown) => d.log?.debug({ err: e instanceof Error ? e.message : String(e) }, `${what} not sent`));
+  await Promise.all([
+    ...v4.map((a) => best(podNet.announceIPv4(s.netns, s.link, a.ip, { count: 1 }), 'gratuitous ARP')),
+    // with DAD on, the NA goes out once the address is preferred (gatewayCheck); an unchecked NIC announces now
+    ...(s.ipv6Dad ? [] : v6.map((a) => best(podNet.announceIPv6(s.netns, s.link, a.ip), 'neighbour advertisement'))),
+  ]);
+  if (v4.length && s.ipv4ConflictProbe) {
+    // upstream sends a second announcement 2 s later; ours goes out in the background 1 s later, never failing the ADD
+    const t = setTimeout(() => { for (const a of v4) void best(podNet.announceIPv4(s.netns, s.link, a.ip, { count: 1 }), 'second gratuitous ARP'); }, 1000);
+    t.unref();
+  }
+}
+
+/**
+ * IPv6 addresses preferred (DAD done), then each gateway answers: IPv4 and IPv6 ICMP echo from inside the pod
+ * (upstream resolves IPv4 gateways by ARP; an echo needs the same ARP resolution first). Bounded by check.timeoutMs;
+ * "not concerned" modes try once and ignore the answer (§3.8.9).
+ */
+async function gatewayCheck(netns: string, link: string, check: GatewayCheck, d: ExecutorDeps): Promise<void> {
+  const t0 = performance.now();
+  const deadline = t0 + check.timeoutMs;
+  const tryMs = d.gatewayPingTryMs ?? 250;
+  try {
+    const v6 = check.targets.filter((t) => t.family === 6);
+    const dad = async (): Promise<void> => {
+      if (v6.length === 0) return;
+      const r = await d.podNet.waitIPv6Dad(netns, link, { timeoutMs: Math.max(1, Math.min(5000, deadline - performance.now())), intervalMs: 50 });
+      if (r.dadFailed.length) throw agentError('KOA_DATAPATH', `IPv6 duplicate address detection failed for ${r.dadFailed.join(', ')} (the address is used by another host)`);
+      if (!r.ok) throw agentError('KOA_TIMEOUT', Math.round(performance.now() - t0), `IPv6 addresses ${r.tentative.join(', ')} to leave the tentative state`);
+      for (const t of v6) await d.podNet.announceIPv6(netns, link, t.ip).catch(() => undefined);
+    };
+    const one = async (t: GatewayCheck['targets'][number]): Promise<void> => {
+      if (t.family === 6) await dadDone;
+      if (!check.concerned) {
+        await d.podNet.ping(netns, t.gateway, { timeoutMs: 1000, tries: 1, ...(t.family === 6 ? { dev: link } : {}) }).catch(() => null);
+        return;
+      }
+      const left = deadline - performance.now();
+      const tries = Math.max(1, Math.ceil(left / tryMs));
+      const r = await d.podNet.ping(netns, t.gateway, { timeoutMs: Math.min(tryMs, Math.max(1, left)), tries, intervalMs: 0, ...(t.family === 6 ? { dev: link } : {}) });
+      if (!r) throw agentError('KOA_TIMEOUT', check.timeoutMs, `gateway ${t.gateway} to answer from ${t.ip} (gateway check)`);
+    };
+    const dadDone = dad();
+    dadDone.catch(() => undefined);
+    await Promise.all([dadDone, ...check.targets.map(one)]);
+  } finally {
+    d.onWait?.('gateway_check', (performance.now() - t0) / 1000);
+  }
+}
+
+export interface DelOptions {
+  /** keep going after a failing step (rollback); the failures are returned instead of thrown */
+  readonly bestEffort?: boolean;
+}
+
+/** Runs removal steps in order. Each succeeds when there is nothing to remove. */
+export async function applyDelSteps(steps: readonly DelStep[], d: Pick<ExecutorDeps, 'netlink' | 'vswitch' | 'log'>, o: DelOptions = {}): Promise<string[]> {
+  const failed: string[] = [];
+  for (const s of steps) {
+    try {
+      await runDelStep(s, d);
+    } catch (e) {
+      if (!o.bestEffort) throw toAgentError(e);
+      failed.push(`${s.op}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return failed;
+}
+
+async function runDelStep(s: DelStep, d: Pick<ExecutorDeps, 'netlink' | 'vswitch' | 'log'>): Promise<void> {
+  switch (s.op) {
+    case 'ovsDelPort':
+      await d.vswitch.deletePort(s.port);
+      return;
+    case 'destroyQos':
+      await d.vswitch.deletePodQos(s.podKey);
+      return;
+    case 'deleteLink': {
+      const l = await d.netlink.getLink(null, s.link);
+      if (!l) return;
+      if (s.onlyIfVeth && l.kind !== 'veth') {
+        d.log?.warn({ link: s.link, kind: l.kind }, 'not deleting a link that is not a veth');
+        return;
+      }
+      await d.netlink.deleteLink(null, s.link, { ignoreMissing: true });
+      return;
+    }
+  }
+}
