@@ -55,6 +55,8 @@ export class OvnBackend implements CniBackend {
       for (const w of plan.warnings) this.#o.log?.warn({ pod: `${req.podNamespace}/${req.podName}`, ifName: plan.ifName }, w);
       if (plan.ipCr && this.#o.ipApi) this.#updateIpCr(plan.ipCr.name, plan.ipCr.subnet);
       const outcome = await applyAdd(plan, this.#o.exec);
+      this.#o.log?.info({ containerId: req.containerId, pod: `${req.podNamespace}/${req.podName}`, ifName: plan.ifName, kind: plan.kind,
+        waitedMs: Math.round(prepared.waitedMs), steps: Object.fromEntries(outcome.stepMs.map((s) => [s.op, Math.round(s.ms * 10) / 10])) }, 'pod NIC configured');
       this.#o.onAdded?.(plan, outcome, req);
       return plan.result;
     } finally {
