@@ -56,7 +56,7 @@ describe('deploy manifests on a real kube-apiserver', () => {
   });
 
   it('the ServiceAccount may do what the agent does today (pods, nodes, subnets, ips, events)', async () => {
-    const allowed: [string, string, string, string?][] = [
+    const allowed: [string, string, string, string?, string?][] = [
       ['list', '', 'pods'], ['watch', '', 'pods'], ['get', '', 'pods', 'default'], ['patch', '', 'pods', 'default'],
       ['get', '', 'nodes'], ['list', '', 'nodes'], ['watch', '', 'nodes'], ['patch', '', 'nodes'], ['patch', '', 'nodes/status'],
       ['list', 'kubeovn.io', 'subnets'], ['watch', 'kubeovn.io', 'subnets'], ['get', 'kubeovn.io', 'ips'], ['update', 'kubeovn.io', 'ips'],
