@@ -151,6 +151,7 @@ test('agent in the node namespace wires a pod through the real shim: ADD waits f
     assert.ok(!(await vsctl(bed, ['list-ports', 'br-int'])).includes(`${cid2.slice(0, 12)}_h`));
     assert.equal((await node.ns.ip(['link', 'show', `${cid2.slice(0, 12)}_h`], { allowFail: true })).code !== 0, true);
 
+    for (const l of agent.lines.filter((x) => x.msg === 'pod NIC configured')) t.diagnostic(`steps (ms): ${JSON.stringify(l.steps)}`);
     agent.proc.kill('SIGTERM');
     assert.equal(await agent.exited, 0);
   } finally {

@@ -42,7 +42,7 @@ describe('config: defaults', () => {
     assert.equal(c.ovnInstalledTimeoutMs, 30_000);
     assert.equal(c.watchIdleTimeoutMs, 300_000);
     assert.equal(c.backend, 'ovn');
-    assert.equal(c.ipConflictProbeMs, 300);
+    assert.equal(c.ipConflictProbeMs, 60);
     assert.equal(c.delQueueDir, '/var/run/kube-ovn-node-agent/del-queue');
     assert.equal(c.logLevel, 'info');
   });
