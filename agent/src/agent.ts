@@ -159,10 +159,12 @@ async function startOvnBackend(cfg: AgentConfig, log: Logger, h: AgentHooks, sto
       },
     },
     exec: {
-      netlink, podNet, vswitch, log, probe,
+      netlink, podNet, vswitch, log, probe, ...faultInjection(log),
       ...(m ? { onWait: (stage: 'ovn_installed' | 'gateway_check', s: number) => m.observeWait(stage, s) } : {}),
     },
     ...(m ? { onAnnotationWait: (s: number) => m.observeWait('annotation', s) } : {}),
+    // per-ADD step timings (the e2e bench derives the agent's own time up to the OVN binding wait from this line)
+    onAdded: (_plan, outcome, req) => log.info({ containerId: req.containerId, stepMs: outcome.stepMs.map((x) => ({ op: x.op, ms: Math.round(x.ms * 1000) / 1000 })) }, 'ADD applied'),
     ready: () => {
       if (!vswitch.client.connected) return `no synced OVSDB connection to ${cfg.ovsSocket}`;
       const notSynced = watches.health().filter((w) => !w.synced).map((w) => w.resource);
@@ -171,6 +173,27 @@ async function startOvnBackend(cfg: AgentConfig, log: Logger, h: AgentHooks, sto
   });
   log.info({ node: cfg.nodeName, mtu, ovsSocket: cfg.ovsSocket, probeMs: cfg.ipConflictProbeMs }, 'pod wiring backend ready');
   return backend;
+}
+
+/**
+ * Test-only fault injection: `KOA_FAULT_AFTER_STEP=<op>` (e.g. `ovsAddPort`) kills this process with SIGKILL right after
+ * that ADD step was applied, to prove that an ADD killed halfway leaves nothing behind once the runtime's DEL runs
+ * (integration/e2e/failures.test.ts). Unset in production: no hook at all.
+ */
+function faultInjection(log: Logger): { beforeStep?: (step: { op: string }, index: number) => void } {
+  const after = process.env.KOA_FAULT_AFTER_STEP;
+  if (!after) return {};
+  log.warn({ after }, 'KOA_FAULT_AFTER_STEP set: this agent kills itself mid-ADD (tests only)');
+  let previous = '';
+  return {
+    beforeStep: (step, index) => {
+      const prev = index === 0 ? '' : previous;
+      previous = step.op;
+      if (prev !== after) return;
+      log.fatal({ after, next: step.op }, 'fault injected: killing the agent mid-ADD');
+      process.kill(process.pid, 'SIGKILL');
+    },
+  };
 }
 
 /**
