@@ -109,6 +109,20 @@ describe('OvnBackend: ADD', () => {
     assert.match(e.message, /ovn\.kubernetes\.io\/routed/);
   });
 
+  it('the pod deleted during the gateway check stops the ADD within one try (code 11) and rolls back', async () => {
+    const s = setup();
+    s.nl.reachable.clear();
+    s.pods.set({ metadata: { name: 'p', namespace: 'default', uid: 'u1', annotations: v4() } });
+    const t0 = Date.now();
+    const adding = s.backend.add(cniReq({ podUid: 'u1' }));
+    setTimeout(() => s.pods.delete('default', 'p'), 100);
+    const e = await rejects(adding);
+    assert.equal(e.cniCode, 11);
+    assert.match(e.message, /gateway check of 10\.16\.0\.9 stopped: pod default\/p was deleted/);
+    assert.ok(Date.now() - t0 < 450, `stopped after ${Date.now() - t0} ms (check bound 500 ms)`);
+    await assertEmpty(s.nl, s.vs);
+  });
+
   it('an unbound provider is refused before waiting (code 7)', async () => {
     const s = setup();
     const e = await rejects(s.backend.add(cniReq({ ifName: 'net1' }, { provider: 'nope.default.ovn' })));

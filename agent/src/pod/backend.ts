@@ -54,7 +54,18 @@ export class OvnBackend implements CniBackend {
       const { plan } = prepared;
       for (const w of plan.warnings) this.#o.log?.warn({ pod: `${req.podNamespace}/${req.podName}`, ifName: plan.ifName }, w);
       if (plan.ipCr && this.#o.ipApi) this.#updateIpCr(plan.ipCr.name, plan.ipCr.subnet);
-      const outcome = await applyAdd(plan, this.#o.exec);
+      // the pod deleted while we wire it: stop (upstream cancels its gateway check when the pod is gone)
+      const gone = new AbortController();
+      const key = `${req.podNamespace}/${req.podName}`;
+      const unsubscribe = this.#o.prepare.pods.subscribe((k, change, p) => {
+        if (k === key && change === 'delete' && (!req.podUid || !p.metadata?.uid || p.metadata.uid === req.podUid)) gone.abort(new Error(`pod ${key} was deleted`));
+      });
+      let outcome: AddOutcome;
+      try {
+        outcome = await applyAdd(plan, this.#o.exec, gone.signal);
+      } finally {
+        unsubscribe();
+      }
       this.#o.log?.info({ containerId: req.containerId, pod: `${req.podNamespace}/${req.podName}`, ifName: plan.ifName, kind: plan.kind,
         waitedMs: Math.round(prepared.waitedMs), steps: Object.fromEntries(outcome.stepMs.map((s) => [s.op, Math.round(s.ms * 10) / 10])) }, 'pod NIC configured');
       this.#o.onAdded?.(plan, outcome, req);

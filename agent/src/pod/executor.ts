@@ -52,16 +52,18 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /**
  * Applies an ADD plan. On failure everything this ADD created is removed (undo in reverse), and the error is rethrown
- * as an AgentError (netlink -> KOA_NETLINK, OVSDB -> KOA_OVSDB, timeouts -> KOA_TIMEOUT, ...).
+ * as an AgentError (netlink -> KOA_NETLINK, OVSDB -> KOA_OVSDB, timeouts -> KOA_TIMEOUT, ...). `signal` (the pod was
+ * deleted) stops the ADD between steps and inside the gateway check (KOA_TRY_AGAIN), with the same rollback.
  */
-export async function applyAdd(plan: AddPlan, deps: ExecutorDeps): Promise<AddOutcome> {
+export async function applyAdd(plan: AddPlan, deps: ExecutorDeps, signal?: AbortSignal): Promise<AddOutcome> {
   const applied: AddStep[] = [];
   const stepMs: { op: AddStep['op']; ms: number }[] = [];
   for (const [i, step] of plan.steps.entries()) {
     const t0 = performance.now();
     try {
       await deps.beforeStep?.(step, i);
-      await runAddStep(step, deps);
+      if (signal?.aborted) throw agentError('KOA_TRY_AGAIN', `ADD stopped before ${step.op}: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`);
+      await runAddStep(step, deps, signal);
     } catch (e) {
       // the failing step may have half-happened (a veth whose name existed, a port write that timed out): its own
       // undo runs too; every undo step is "if exists"
@@ -78,7 +80,7 @@ export async function applyAdd(plan: AddPlan, deps: ExecutorDeps): Promise<AddOu
   return { stepMs };
 }
 
-async function runAddStep(step: AddStep, d: ExecutorDeps): Promise<void> {
+async function runAddStep(step: AddStep, d: ExecutorDeps, signal?: AbortSignal): Promise<void> {
   const { netlink: nl, podNet, vswitch: vs } = d;
   switch (step.op) {
     case 'podSysctls':
@@ -131,7 +133,7 @@ async function runAddStep(step: AddStep, d: ExecutorDeps): Promise<void> {
       }
       return;
     case 'gatewayCheck':
-      return gatewayCheck(step.netns, step.link, step.check, d);
+      return gatewayCheck(step.netns, step.link, step.check, d, signal);
     case 'removeDefaultRoutes':
       for (const family of step.families) {
         const routes = await nl.listRoutes(step.netns, { family });
@@ -209,7 +211,7 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
  * (upstream resolves IPv4 gateways by ARP; an echo needs the same ARP resolution first). Bounded by check.timeoutMs;
  * "not concerned" modes try once and ignore the answer (§3.8.9).
  */
-async function gatewayCheck(netns: string, link: string, check: GatewayCheck, d: ExecutorDeps): Promise<void> {
+async function gatewayCheck(netns: string, link: string, check: GatewayCheck, d: ExecutorDeps, signal?: AbortSignal): Promise<void> {
   const t0 = performance.now();
   const deadline = t0 + check.timeoutMs;
   const tryMs = d.gatewayPingTryMs ?? 250;
@@ -228,10 +230,18 @@ async function gatewayCheck(netns: string, link: string, check: GatewayCheck, d:
         await d.podNet.ping(netns, t.gateway, { timeoutMs: 1000, tries: 1, ...(t.family === 6 ? { dev: link } : {}) }).catch(() => null);
         return;
       }
-      const left = deadline - performance.now();
-      const tries = Math.max(1, Math.ceil(left / tryMs));
-      const r = await d.podNet.ping(netns, t.gateway, { timeoutMs: Math.min(tryMs, Math.max(1, left)), tries, intervalMs: 0, ...(t.family === 6 ? { dev: link } : {}) });
-      if (!r) throw agentError('KOA_TIMEOUT', check.timeoutMs, `gateway ${t.gateway} to answer from ${t.ip} (gateway check)`);
+      // one echo per try, so that a deleted pod (signal) stops the check within one try (upstream: within 5 s)
+      for (;;) {
+        if (signal?.aborted) throw agentError('KOA_TRY_AGAIN', `gateway check of ${t.ip} stopped: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`);
+        const started = performance.now();
+        const left = deadline - started;
+        const r = await d.podNet.ping(netns, t.gateway, { timeoutMs: Math.min(tryMs, Math.max(1, left)), tries: 1, ...(t.family === 6 ? { dev: link } : {}) });
+        if (r) return;
+        // a try that failed early (no route yet, an ICMP error) waits out its slot: no busy loop
+        const rest = Math.min(tryMs, deadline - performance.now()) - (performance.now() - started);
+        if (rest > 0) await sleep(rest);
+        if (deadline - performance.now() <= 0) throw agentError('KOA_TIMEOUT', check.timeoutMs, `gateway ${t.gateway} to answer from ${t.ip} (gateway check)`);
+      }
     };
     const dadDone = dad();
     dadDone.catch(() => undefined);
