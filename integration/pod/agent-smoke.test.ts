@@ -152,6 +152,20 @@ test('agent in the node namespace wires a pod through the real shim: ADD waits f
     assert.equal((await node.ns.ip(['link', 'show', `${cid2.slice(0, 12)}_h`], { allowFail: true })).code !== 0, true);
 
     for (const l of agent.lines.filter((x) => x.msg === 'pod NIC configured')) t.diagnostic(`steps (ms): ${JSON.stringify(l.steps)}`);
+    // the metrics were fed by the wait stages, the netlink and OVSDB observers and the watches; readiness is green
+    const listening = await agent.waitFor(/metrics server listening/);
+    const port = String((listening.addresses as string[])[0]).split(':').pop();
+    const scrape = async (path: string) => (await node.ns.exec(['curl', '-s', '-w', '\n%{http_code}', `http://127.0.0.1:${port}${path}`])).stdout;
+    const metrics = await scrape('/metrics');
+    for (const re of [/kube_ovn_agent_cni_wait_duration_seconds_count\{stage="annotation"\} [1-9]/, /kube_ovn_agent_cni_wait_duration_seconds_count\{stage="ovn_installed"\} [1-9]/,
+      /kube_ovn_agent_cni_wait_duration_seconds_count\{stage="gateway_check"\} [1-9]/, /kube_ovn_agent_netlink_request_duration_seconds_count\{op="createVeth",result="ok"\} 2/,
+      /kube_ovn_agent_ovsdb_request_duration_seconds_count\{[^}]*\} [1-9]/, /kube_ovn_agent_watch_healthy\{resource="pods"\} 1/]) {
+      assert.match(metrics, re);
+    }
+    const ready = await scrape('/readyz?verbose');
+    assert.match(ready, /\[\+\]watches-synced ok/);
+    assert.match(ready, /\[\+\]ovsdb-connected ok/);
+    assert.match(ready, /200$/);
     agent.proc.kill('SIGTERM');
     assert.equal(await agent.exited, 0);
   } finally {
