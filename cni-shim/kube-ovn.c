@@ -6,7 +6,14 @@
  * (ADD/CHECK/STATUS/GC) or, for DEL, records the call in the delete queue for the agent to finish at start-up.
  *
  * Wire: POST /cni/v1/call, body {"env":{"CNI_...":"..."},"stdin":"..."}; answer: body = bytes to print, header
- * x-cni-exit-status = exit status. Environment for tests: KOA_DEL_QUEUE_DIR, KOA_CNI_TIMEOUT_MS.
+ * x-cni-exit-status = exit status. Environment for tests: KOA_DEL_QUEUE_DIR, KOA_CNI_TIMEOUT_MS, KOA_SHIM_STATE_DIR.
+ *
+ * Own wall time: after the answer is written, the shim appends one line "<COMMAND> <ms> <CNI code>" to a small state
+ * file per agent socket (<state dir>/shim-last.<FNV-1a 64 of the socket path>; state dir: KOA_SHIM_STATE_DIR, else
+ * the parent of the delete queue, /var/run/kube-ovn-node-agent; O_APPEND, no fsync: these are metrics). The next
+ * call takes the file atomically (rename) and sends up to 16 reports as "shim_prev" in its body. Each report is
+ * delivered at most once (one racing append into a file just taken may be lost). Only lines that parse are
+ * re-rendered, so a corrupt state file cannot break a call.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <math.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -68,6 +76,8 @@ static void put_json(struct buf *b, const char *s, size_t n) {
 	put(b, "\"", 1);
 }
 
+static void save_report(int code);
+
 /* Prints a CNI error and exits 1. */
 static void fail(int code, const char *fmt, ...) {
 	char msg[1024];
@@ -84,6 +94,7 @@ static void fail(int code, const char *fmt, ...) {
 	put_json(&b, msg, strlen(msg));
 	puts_(&b, "}\n");
 	if (write(1, b.p, b.n) < 0) _exit(1);
+	save_report(code);
 	exit(1);
 }
 
@@ -257,7 +268,98 @@ bad:
 	return -1;
 }
 
+/* ---- shim-observed time (see the top of this file) ---- */
+#define MAX_REPORTS 16
+struct report { char cmd[8]; double ms; int code; };
+static struct timespec t_start;
+static const char *r_cmd; /* set once the call is being forwarded */
+static char r_dir[512], r_path[600];
+
+static double elapsed_ms(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t_start.tv_sec) * 1e3 + (double)(t.tv_nsec - t_start.tv_nsec) / 1e6;
+}
+/* <state dir>/shim-last.<FNV-1a 64 of the socket path>: one file per agent socket */
+static void state_path(const char *sock) {
+	const char *s = getenv("KOA_SHIM_STATE_DIR"), *q = getenv("KOA_DEL_QUEUE_DIR");
+	if (s && *s) snprintf(r_dir, sizeof r_dir, "%s", s);
+	else {
+		snprintf(r_dir, sizeof r_dir, "%s", q && *q ? q : DEFAULT_QUEUE);
+		char *sl = strrchr(r_dir, '/');
+		if (sl && sl != r_dir) *sl = 0;
+		else snprintf(r_dir, sizeof r_dir, "/");
+	}
+	unsigned long long h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *p = (const unsigned char *)sock; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
+	snprintf(r_path, sizeof r_path, "%s/shim-last.%016llx", r_dir, h);
+}
+static int known_cmd(const char *c) {
+	return !strcmp(c, "ADD") || !strcmp(c, "DEL") || !strcmp(c, "CHECK") || !strcmp(c, "STATUS") || !strcmp(c, "GC");
+}
+/* Takes the state file for this process (rename: at most one taker) and parses its complete lines
+ * "<COMMAND> <ms> <code>\n" (strtod/strtol, not sscanf: an out-of-range %d is undefined behaviour). */
+static int claim(struct report *r, int max) {
+	char mine[700];
+	snprintf(mine, sizeof mine, "%s.%d.claim", r_path, (int)getpid());
+	if (rename(r_path, mine)) return 0;
+	int fd = open(mine, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	unlink(mine);
+	if (fd < 0) return 0;
+	char b[4096];
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	if (n <= 0) return 0;
+	b[n] = 0;
+	int k = 0;
+	for (char *l = b, *e; k < max && (e = strchr(l, '\n')); l = e + 1) {
+		*e = 0;
+		struct report x = {0};
+		char *sp = strchr(l, ' '), *end;
+		if (!sp || sp - l >= (long)sizeof x.cmd || sp[1] < '0' || sp[1] > '9') continue;
+		memcpy(x.cmd, l, (size_t)(sp - l));
+		x.ms = strtod(sp + 1, &end);
+		if (*end != ' ' || !(end[1] == '-' || (end[1] >= '0' && end[1] <= '9'))) continue;
+		errno = 0;
+		long code = strtol(end + 1, &end, 10);
+		if (errno || *end || code < -1 || code >= 1000) continue;
+		x.code = (int)code;
+		if (known_cmd(x.cmd) && isfinite(x.ms) && x.ms >= 0 && x.ms <= 3600000) r[k++] = x;
+	}
+	return k;
+}
+/* Appends ,"shim_prev":[...] for the reports left by earlier calls on this socket. */
+static void put_prev(struct buf *b) {
+	struct report r[MAX_REPORTS];
+	int n = claim(r, MAX_REPORTS);
+	if (!n) return;
+	puts_(b, ",\"shim_prev\":[");
+	for (int i = 0; i < n; i++) {
+		char e[480], res[16];
+		if (r[i].code == 0) snprintf(res, sizeof res, "ok");
+		else if (r[i].code < 0) snprintf(res, sizeof res, "error");
+		else snprintf(res, sizeof res, "cni_%d", r[i].code);
+		snprintf(e, sizeof e, "%s{\"command\":\"%.7s\",\"ms\":%.3f,\"result\":\"%s\"}", i ? "," : "", r[i].cmd, r[i].ms, res);
+		puts_(b, e);
+	}
+	puts_(b, "]");
+}
+/* Records this call (code: 0 ok, CNI code, -1 unknown failure) after its answer is out: one O_APPEND write of one
+ * short line (atomic between concurrent shims; no rename, no fsync). Best effort, silent. */
+static void save_report(int code) {
+	if (!r_cmd) return;
+	char l[448]; /* ms is finite and small; the size only quiets -Wformat-truncation */
+	int n = snprintf(l, sizeof l, "%.7s %.3f %d\n", r_cmd, elapsed_ms(), code);
+	r_cmd = NULL; /* once */
+	int fd = open(r_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == ENOENT && !mkdirs(r_dir)) fd = open(r_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) return;
+	if (write(fd, l, (size_t)n) < 0) { /* nothing to do: metrics only */ }
+	close(fd);
+}
+
 int main(void) {
+	clock_gettime(CLOCK_MONOTONIC, &t_start);
 	const char *cmd = getenv("CNI_COMMAND");
 	if (!cmd || !*cmd) {
 		fputs("CNI kube-ovn plugin (kube-ovn-node-agent)\nCNI protocol versions supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0\n", stderr);
@@ -313,12 +415,20 @@ int main(void) {
 	put_json(&body, in.p ? in.p : "", in.n);
 	puts_(&body, "}");
 
+	/* the wire body = the call (what a queued DEL keeps) + the reports of earlier calls */
+	state_path(sock);
+	r_cmd = cmd;
+	struct buf wire = {0};
+	put(&wire, body.p, body.n - 1);
+	put_prev(&wire);
+	puts_(&wire, "}");
+
 	struct buf req = {0};
 	char head[256];
 	snprintf(head, sizeof head, "POST /cni/v1/call HTTP/1.1\r\nHost: kube-ovn-agent\r\nContent-Type: application/json\r\n"
-	         "Content-Length: %zu\r\nConnection: close\r\n\r\n", body.n);
+	         "Content-Length: %zu\r\nConnection: close\r\n\r\n", wire.n);
 	puts_(&req, head);
-	put(&req, body.p, body.n);
+	put(&req, wire.p, wire.n);
 
 	const char *tms = getenv("KOA_CNI_TIMEOUT_MS");
 	long long total = tms && atoll(tms) > 0 ? atoll(tms) : TOTAL_MS, start = now_ms();
@@ -333,7 +443,7 @@ int main(void) {
 			char qerr[900];
 			if (!cid || !valid_name(cid, 1) || !ifn || !valid_name(ifn, 0))
 				fail(4, "invalid or missing environment variable CNI_CONTAINERID/CNI_IFNAME (agent at %s unreachable: %s)", sock, strerror(e));
-			if (enqueue(&body, cid, ifn, qerr, sizeof qerr) == 0) return 0; /* the agent completes it at start */
+			if (enqueue(&body, cid, ifn, qerr, sizeof qerr) == 0) { save_report(0); return 0; } /* the agent completes it at start */
 			fail(11, "cannot reach the kube-ovn agent at %s (%s) and cannot queue the DEL: %s", sock, strerror(e), qerr);
 		}
 		if (!reached) fail(11, "cannot reach the kube-ovn agent at %s: %s", sock, strerror(e));
@@ -361,8 +471,15 @@ int main(void) {
 	for (size_t off = 0; off < outn;) {
 		ssize_t w = write(1, out + off, outn - off);
 		if (w < 0 && errno == EINTR) continue;
-		if (w <= 0) return 1;
+		if (w <= 0) { save_report(-1); return 1; }
 		off += (size_t)w;
 	}
+	int code = 0;
+	if (status) {
+		const char *c = strstr(out, "\"code\":");
+		long v = c ? strtol(c + 7, NULL, 10) : -1;
+		code = v > 0 && v < 1000 ? (int)v : -1;
+	}
+	save_report(code);
 	return status;
 }

@@ -19,10 +19,22 @@ export function buildShim(): void {
 export interface ShimRun { code: number | null; stdout: string; stderr: string; ms: number }
 
 /** Runs the executable asynchronously (an in-process agent must keep its event loop free). */
+/** Where the shim keeps its own-time report when a test sets neither KOA_SHIM_STATE_DIR nor KOA_DEL_QUEUE_DIR
+ *  (instead of the product default /var/run/kube-ovn-node-agent on the test machine). */
+export const TEST_SHIM_STATE_DIR = join(tmpdir(), 'koac-shim-state');
+
+/** The shim's own-time state file for `socket` in `dir`: shim-last.<FNV-1a 64 of the socket path, hex>. */
+export function shimStateFile(dir: string, socket: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(socket)) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
+  return join(dir, `shim-last.${h.toString(16).padStart(16, '0')}`);
+}
+
 export function runShim(env: Record<string, string>, stdin: string | Buffer, exe = SHIM): Promise<ShimRun> {
+  const e = env.KOA_SHIM_STATE_DIR || env.KOA_DEL_QUEUE_DIR ? env : { ...env, KOA_SHIM_STATE_DIR: TEST_SHIM_STATE_DIR };
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
-    const p = spawn(exe, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(exe, [], { env: e, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => out.push(c));
