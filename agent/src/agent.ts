@@ -105,6 +105,9 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
 /** Netlink (after warmUp), the watches (bounded sync), OVSDB, the node facts, and the OvnBackend over them. */
 async function startOvnBackend(cfg: AgentConfig, log: Logger, h: AgentHooks, stops: (() => Promise<void> | void)[]): Promise<OvnBackend> {
   const m = h.metrics;
+  if (cfg.kubeconfig === '' && !process.env.KUBERNETES_SERVICE_HOST) {
+    throw new Error('no --kubeconfig (or KUBECONFIG) given and not running in a cluster (KUBERNETES_SERVICE_HOST is not set)');
+  }
   // threads inherit the namespace of their creator: the libuv pool and the addon come up before any netns switch
   await warmUp();
   const raw = createNetlink();
