@@ -174,7 +174,8 @@ describe('executor: ADD', () => {
     const calls = w.nl.calls.map((c) => c.split(' ')[0]!);
     assert.ok(done.includes('waitIPv6Dad'));
     assert.ok(done.indexOf('waitIPv6Dad') < done.lastIndexOf('ping'), done.join());
-    assert.ok(done.indexOf('waitIPv6Dad') < done.indexOf('announceIPv6'), 'NA once the address is preferred');
+    assert.ok(done.indexOf('waitIPv6Dad') < done.lastIndexOf('announceIPv6'), 'an NA once the address is preferred');
+    assert.equal(done.filter((x) => x === 'announceIPv6').length, 2, 'one right after the address, one after DAD');
     assert.equal(calls.includes('setTxChecksum'), false, 'system datapath keeps checksum offload');
     assert.deepEqual(w.nl.calls.filter((c) => c.startsWith('ping')).map((c) => c.split(' ')[2]).sort(), ['10.16.0.1', 'fd00:10:16::1']);
   });

@@ -196,8 +196,8 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
     p.catch((e: unknown) => d.log?.debug({ err: e instanceof Error ? e.message : String(e) }, `${what} not sent`));
   await Promise.all([
     ...v4.map((a) => best(podNet.announceIPv4(s.netns, s.link, a.ip, { count: 1 }), 'gratuitous ARP')),
-    // with DAD on, the NA goes out once the address is preferred (gatewayCheck); an unchecked NIC announces now
-    ...(s.ipv6Dad ? [] : v6.map((a) => best(podNet.announceIPv6(s.netns, s.link, a.ip), 'neighbour advertisement'))),
+    // as upstream: one unsolicited NA right after the address (with DAD on, gatewayCheck sends another once it is preferred)
+    ...v6.map((a) => best(podNet.announceIPv6(s.netns, s.link, a.ip), 'neighbour advertisement')),
   ]);
   if (v4.length && s.ipv4ConflictProbe) {
     // upstream sends a second announcement 2 s later; ours goes out in the background 1 s later, never failing the ADD
