@@ -32,6 +32,10 @@ RUN apt-get update \
       iptables ipset iproute2 ethtool ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /rootfs/ /
+# the tree's /usr/sbin/iptables* links to iptables-wrapper, made again in case COPY kept Debian's alternatives links
+RUN for c in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do \
+      ln -sfn iptables-wrapper "/usr/sbin/$c"; \
+    done && iptables-legacy -V && iptables-nft -V
 WORKDIR /kube-ovn
 # the DaemonSet runs `bash /kube-ovn/start-cniserver.sh <flags>` (and the init container /kube-ovn/install-cni.sh)
 CMD ["bash", "/kube-ovn/start-cniserver.sh"]

@@ -14,6 +14,8 @@
 #   OUT/kube-ovn/dist/install-cni-config.mjs   the --install-cni-config entry (agent/src/install-cni-config.ts)
 #   OUT/kube-ovn/build/Release/koa_native.node the addon (agent/src/native.ts looks in <bundle dir>/../build/Release)
 #   OUT/{loopback,portmap,macvlan,ipvlan}  CNI plugins install-cni.sh copies (Debian containernetworking-plugins)
+#   OUT/usr/sbin/iptables-wrapper          picks the node's iptables backend; OUT/usr/sbin/{ip,ip6}tables{,-save,-restore}
+#                                          are links to it (they replace Debian's alternatives links in the image)
 #
 # usage: scripts/image-rootfs.sh OUT        env: CNI_PLUGINS_DIR (default /usr/lib/cni)
 set -euo pipefail
@@ -39,6 +41,9 @@ install -m 0644 "$repo/dist/agent.mjs" "$out/kube-ovn/dist/agent.mjs"
 [ -f "$repo/dist/agent.mjs.map" ] && install -m 0644 "$repo/dist/agent.mjs.map" "$out/kube-ovn/dist/agent.mjs.map"
 install -m 0755 "$repo/build/Release/koa_native.node" "$out/kube-ovn/build/Release/koa_native.node"
 for p in loopback portmap macvlan ipvlan; do install -m 0755 "$plugins/$p" "$out/$p"; done
+mkdir -p "$out/usr/sbin"
+install -m 0755 "$repo/deploy/image/iptables-wrapper" "$out/usr/sbin/iptables-wrapper"
+for c in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do ln -sfn iptables-wrapper "$out/usr/sbin/$c"; done
 
 # the conflist installer as its own small bundle (the agent bundle's entry is main.ts)
 (cd "$repo" && printf '%s\n' \
