@@ -259,17 +259,16 @@ describe('kube-ovn-daemon from the image tree', () => {
 });
 
 describe('start-cniserver.sh', () => {
-  it('waits for a real Open vSwitch, then execs the agent on the socket (inside a koai netns)', async () => {
+  for (const probe of ['ovs-appctl', 'node (the image has no ovs-appctl)']) it(`waits for a real Open vSwitch (probe: ${probe}), then execs the agent on the socket (inside a koai netns)`, async () => {
     const prefix = newPrefix('koai');
     const ns = await createNetns(`${prefix}node`);
-    const dir = join(base, 'start');
-    await mkdir(dir);
+    const dir = await mkdtemp(join(base, 'start-'));
     const link = join(dir, 'run-openvswitch');
     const sock = join(dir, 'kube-ovn-daemon.sock');
     const port = await freePort();
     const p = spawnLogged(['ip', 'netns', 'exec', ns.name, 'bash', join(rootfs, 'kube-ovn/start-cniserver.sh'), '--backend=fake',
       `--pprof-port=${port}`, `--cni-del-queue-dir=${dir}/q`],
-    { PATH: process.env.PATH, OVS_RUNDIR: link, KOA_CNI_SOCK: sock, KOA_OVS_WAIT_LOG_EVERY: '1', NODE_NAME: 'koai-node' });
+    { PATH: process.env.PATH, OVS_RUNDIR: link, KOA_CNI_SOCK: sock, KOA_OVS_WAIT_LOG_EVERY: '1', NODE_NAME: 'koai-node', ...(probe.startsWith('node') ? { KOA_OVS_APPCTL: 'none' } : {}) });
     await p.waitFor(/waiting for Open vSwitch/);
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal(existsSync(sock), false, 'no agent before OVS is up');
