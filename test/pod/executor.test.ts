@@ -66,7 +66,7 @@ describe('executor: ADD', () => {
     const w = world();
     const p = plan(v4);
     const out = await applyAdd(p, w.deps);
-    assert.deepEqual(out.stepMs.map((s) => s.op), ['podSysctls', 'createVeth', 'renameInNetns', 'ovsAddPort', 'hostLinkUp', 'txChecksumOff',
+    assert.deepEqual(out.stepMs.map((s) => s.op), ['podSysctls', 'createVeth', 'renameInNetns', 'hostLinkUp', 'ovsAddPort', 'txChecksumOff',
       'waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'gatewayCheck']);
     const calls = w.nl.calls.map((c) => c.split(' ')[0]);
     assert.deepEqual(calls.slice(0, 6), ['setSysctl', 'setSysctl', 'setSysctl', 'setSysctl', 'createVeth', 'setLink']);

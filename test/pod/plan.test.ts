@@ -98,7 +98,7 @@ describe('plan: OVN NIC', () => {
     assert.equal(p.ipv6Dad, true);
     assert.deepEqual(p.gatewayCheck, { mode: 'ping', concerned: true, targets: [{ ip: '10.16.0.9', gateway: '10.16.0.1', family: 4 }], timeoutMs: 30_000 });
     assert.deepEqual(p.ipCr, { name: 'web-1.default', subnet: 'ovn-default' });
-    assert.deepEqual(p.steps.map((s) => s.op), ['podSysctls', 'createVeth', 'renameInNetns', 'ovsAddPort', 'hostLinkUp',
+    assert.deepEqual(p.steps.map((s) => s.op), ['podSysctls', 'createVeth', 'renameInNetns', 'hostLinkUp', 'ovsAddPort',
       'waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'gatewayCheck']);
     assert.deepEqual(p.steps[1], { op: 'createVeth', host: '0123456789ab_h', container: '0123456789ab_c', netns: NETNS, mtu: 1400,
       undo: [{ op: 'deleteLink', link: '0123456789ab_h', onlyIfVeth: true }] });
@@ -217,7 +217,7 @@ describe('plan: OVN NIC', () => {
     const p = ovn({ ...v4, 'ovn.kubernetes.io/ingress_rate': '10', 'ovn.kubernetes.io/egress_rate': '5' });
     assert.deepEqual(p.qos, { ingressRate: 10, egressRate: 5, ifaceId: 'web-1.default', podKey: 'default/web-1' });
     const ops = p.steps.map((s) => s.op);
-    assert.equal(ops.indexOf('setQos'), ops.indexOf('ovsAddPort') + 2);
+    assert.equal(ops.indexOf('setQos'), ops.indexOf('ovsAddPort') + 1);
   });
   it('KubeVirt VM name replaces the pod name in iface-id, external_ids and IP CR', () => {
     const p = ovn({ ...v4, 'ovn.kubernetes.io/virtualmachine': 'vm-a' });

@@ -374,9 +374,12 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
     { op: 'createVeth', host: names.host, container: names.container, netns: req.netns, mtu,
       undo: [{ op: 'deleteLink', link: names.host, onlyIfVeth: true }] },
     { op: 'renameInNetns', netns: req.netns, link: names.container, newName: ifName, alias: names.container },
+    // up BEFORE the port is added: ovs-vswitchd sets IFF_PROMISC on a new port from the flags it cached when it opened
+    // the device, so a link brought up right after the OVSDB commit (we do not wait for vswitchd) could be set down
+    // again by that write (seen in 1 of ~20-30 ADDs on the e2e bed: host veth DOWN, gateway check timing out)
+    { op: 'hostLinkUp', link: names.host, txQueueLen: 1000 },
     { op: 'ovsAddPort', bridge: INTEGRATION_BRIDGE, port: names.host, externalIds,
       undo: [{ op: 'ovsDelPort', bridge: INTEGRATION_BRIDGE, port: names.host }, { op: 'destroyQos', podKey, ifaceId }] },
-    { op: 'hostLinkUp', link: names.host, txQueueLen: 1000 },
   ];
   if (qos) steps.push({ op: 'setQos', port: names.host, qos });
   if (txChecksumOff) steps.push({ op: 'txChecksumOff', netns: req.netns, link: ifName });
