@@ -2,6 +2,7 @@
 // in-process), temp dirs and network namespaces with the `koac` prefix.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -20,8 +21,9 @@ export interface ShimRun { code: number | null; stdout: string; stderr: string; 
 
 /** Runs the executable asynchronously (an in-process agent must keep its event loop free). */
 /** Where the shim keeps its own-time report when a test sets neither KOA_SHIM_STATE_DIR nor KOA_DEL_QUEUE_DIR
- *  (instead of the product default /var/run/kube-ovn-node-agent on the test machine). */
-export const TEST_SHIM_STATE_DIR = join(tmpdir(), 'koac-shim-state');
+ *  (instead of the product default /var/run/kube-ovn-node-agent on the test machine); removed at exit. */
+export const TEST_SHIM_STATE_DIR = join(tmpdir(), `koac-shim-state-${process.pid}`);
+process.once('exit', () => rmSync(TEST_SHIM_STATE_DIR, { recursive: true, force: true }));
 
 /** The shim's own-time state file for `socket` in `dir`: shim-last.<FNV-1a 64 of the socket path, hex>. */
 export function shimStateFile(dir: string, socket: string): string {
