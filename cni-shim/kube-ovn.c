@@ -9,8 +9,8 @@
  * x-cni-exit-status = exit status. Environment for tests: KOA_DEL_QUEUE_DIR, KOA_CNI_TIMEOUT_MS, KOA_SHIM_STATE_DIR.
  *
  * Own wall time: after the answer is written, the shim appends one line "<COMMAND> <ms> <CNI code>" to a small state
- * file per agent socket (<state dir>/shim-last.<FNV-1a 64 of the socket path>; state dir: KOA_SHIM_STATE_DIR, else
- * the parent of the delete queue, /var/run/kube-ovn-node-agent; O_APPEND, no fsync: these are metrics). The next
+ * file per agent socket (<socket>.shim-last, e.g. /run/openvswitch/kube-ovn-daemon.sock.shim-last; or
+ * <KOA_SHIM_STATE_DIR>/shim-last.<FNV-1a 64 of the socket path>; O_APPEND, no fsync: these are metrics). The next
  * call takes the file atomically (rename) and sends up to 16 reports as "shim_prev" in its body. Each report is
  * delivered at most once (one racing append into a file just taken may be lost). Only lines that parse are
  * re-rendered, so a corrupt state file cannot break a call.
@@ -280,19 +280,21 @@ static double elapsed_ms(void) {
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)(t.tv_sec - t_start.tv_sec) * 1e3 + (double)(t.tv_nsec - t_start.tv_nsec) / 1e6;
 }
-/* <state dir>/shim-last.<FNV-1a 64 of the socket path>: one file per agent socket */
+/* <socket path>.shim-last, next to the agent's socket (one file per socket; it goes away with a test's temp dir);
+ * or <KOA_SHIM_STATE_DIR>/shim-last.<FNV-1a 64 of the socket path> */
+static int r_mkdir;
 static void state_path(const char *sock) {
-	const char *s = getenv("KOA_SHIM_STATE_DIR"), *q = getenv("KOA_DEL_QUEUE_DIR");
-	if (s && *s) snprintf(r_dir, sizeof r_dir, "%s", s);
-	else {
-		snprintf(r_dir, sizeof r_dir, "%s", q && *q ? q : DEFAULT_QUEUE);
-		char *sl = strrchr(r_dir, '/');
-		if (sl && sl != r_dir) *sl = 0;
-		else snprintf(r_dir, sizeof r_dir, "/");
+	const char *s = getenv("KOA_SHIM_STATE_DIR");
+	if (s && *s) {
+		unsigned long long h = 0xcbf29ce484222325ULL;
+		for (const unsigned char *p = (const unsigned char *)sock; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
+		snprintf(r_dir, sizeof r_dir, "%s", s);
+		snprintf(r_path, sizeof r_path, "%s/shim-last.%016llx", r_dir, h);
+		r_mkdir = 1;
+	} else {
+		snprintf(r_path, sizeof r_path, "%s.shim-last", sock);
+		r_mkdir = 0; /* the socket's directory belongs to the agent (or OVS): never created here */
 	}
-	unsigned long long h = 0xcbf29ce484222325ULL;
-	for (const unsigned char *p = (const unsigned char *)sock; *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
-	snprintf(r_path, sizeof r_path, "%s/shim-last.%016llx", r_dir, h);
 }
 static int known_cmd(const char *c) {
 	return !strcmp(c, "ADD") || !strcmp(c, "DEL") || !strcmp(c, "CHECK") || !strcmp(c, "STATUS") || !strcmp(c, "GC");
@@ -352,7 +354,7 @@ static void save_report(int code) {
 	int n = snprintf(l, sizeof l, "%.7s %.3f %d\n", r_cmd, elapsed_ms(), code);
 	r_cmd = NULL; /* once */
 	int fd = open(r_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 && errno == ENOENT && !mkdirs(r_dir)) fd = open(r_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == ENOENT && r_mkdir && !mkdirs(r_dir)) fd = open(r_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) return;
 	if (write(fd, l, (size_t)n) < 0) { /* nothing to do: metrics only */ }
 	close(fd);

@@ -2,7 +2,6 @@
 // in-process), temp dirs and network namespaces with the `koac` prefix.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -20,23 +19,19 @@ export function buildShim(): void {
 export interface ShimRun { code: number | null; stdout: string; stderr: string; ms: number }
 
 /** Runs the executable asynchronously (an in-process agent must keep its event loop free). */
-/** Where the shim keeps its own-time report when a test sets neither KOA_SHIM_STATE_DIR nor KOA_DEL_QUEUE_DIR
- *  (instead of the product default /var/run/kube-ovn-node-agent on the test machine); removed at exit. */
-export const TEST_SHIM_STATE_DIR = join(tmpdir(), `koac-shim-state-${process.pid}`);
-process.once('exit', () => rmSync(TEST_SHIM_STATE_DIR, { recursive: true, force: true }));
-
-/** The shim's own-time state file for `socket` in `dir`: shim-last.<FNV-1a 64 of the socket path, hex>. */
-export function shimStateFile(dir: string, socket: string): string {
+/** The shim's own-time state file: `<socket>.shim-last`, or with KOA_SHIM_STATE_DIR=`dir`
+ *  `<dir>/shim-last.<FNV-1a 64 of the socket path, hex>`. */
+export function shimStateFile(socket: string, dir?: string): string {
+  if (dir === undefined) return `${socket}.shim-last`;
   let h = 0xcbf29ce484222325n;
   for (const b of Buffer.from(socket)) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
   return join(dir, `shim-last.${h.toString(16).padStart(16, '0')}`);
 }
 
 export function runShim(env: Record<string, string>, stdin: string | Buffer, exe = SHIM): Promise<ShimRun> {
-  const e = env.KOA_SHIM_STATE_DIR || env.KOA_DEL_QUEUE_DIR ? env : { ...env, KOA_SHIM_STATE_DIR: TEST_SHIM_STATE_DIR };
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
-    const p = spawn(exe, [], { env: e, stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(exe, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on('data', (c: Buffer) => out.push(c));

@@ -89,12 +89,12 @@ test(`shim fuzz under ASan/UBSan: mutated netconfs and hostile answers (seed ${s
   const N = Number(process.env.KOA_SHIM_FUZZ_N) || 1500;
   let viaAgent = 0;
   for (let batch = 0; batch < N / 6; batch++) {
-    // the shim's own-time state file (<dirname of KOA_DEL_QUEUE_DIR>/shim-last.<hash>): sometimes hostile content
+    // the shim's own-time state file (<socket>.shim-last): sometimes hostile content
     if (rnd() < 0.3) {
       const lines = Array.from({ length: Math.floor(rnd() * 40) }, () => `${pick(['ADD', 'DEL', 'GC', 'X'.repeat(20), ''])}${pick([' ', '  ', ''])}${pick(['1.5', '-3', 'nan', 'inf', '1e308', '9'.repeat(400), ''])} ${pick(['0', '-1', '11', '2147483648', '99999999999999999999', 'x', ''])}`);
       const text = pick([`${lines.join('\n')}\n`, lines.join('\n'),
         Buffer.from(Array.from({ length: Math.floor(rnd() * 6000) }, () => Math.floor(rnd() * 256))).toString('latin1')]);
-      await writeFile(shimStateFile(dir, pick([sock, garbageSock])), text, 'latin1');
+      await writeFile(shimStateFile(pick([sock, garbageSock])), text, 'latin1');
     }
     await Promise.all(Array.from({ length: 6 }, async () => {
       const target = pick([sock, sock, sock, garbageSock, join(dir, 'nobody.sock')]);

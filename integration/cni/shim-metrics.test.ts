@@ -1,5 +1,5 @@
 // Shim-observed time: the real C executable records its own wall time after printing its answer (state file
-// <state dir>/shim-last.<fnv1a64(socket)>) and the next call on the same socket carries it as `shim_prev`; the real agent process
+// <socket>.shim-last) and the next call on the same socket carries it as `shim_prev`; the real agent process
 // (main.ts, metrics on a free port) exports it as kube_ovn_agent_cni_shim_duration_seconds.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,8 +31,8 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const env = (cmd: string, o: Record<string, string> = {}) => ({ ...cniEnv(cmd, { CNI_CONTAINERID: `koac-sm${n++}`, ...o }), KOA_SHIM_STATE_DIR: stateDir });
-const STATE = (socket = sock) => shimStateFile(stateDir, socket);
+const env = (cmd: string, o: Record<string, string> = {}) => cniEnv(cmd, { CNI_CONTAINERID: `koac-sm${n++}`, ...o });
+const STATE = (socket = sock) => shimStateFile(socket);
 
 /** `kube_ovn_agent_cni_shim_duration_seconds` {count, sum} per `command/result` */
 async function shimMetrics(): Promise<Map<string, { count: number; sum: number }>> {
@@ -133,4 +133,20 @@ test('parallel calls: every delivered report is a real call, none twice', async 
   const delivered = total(await shimMetrics()) - base;
   // N ADDs + the first STATUS (in the file before the batch started, maybe taken by one of them); at most that many
   assert.ok(delivered >= 1 && delivered <= N + 1, `delivered ${delivered} of ${N + 1}`);
+});
+
+test('KOA_SHIM_STATE_DIR moves the state file (one per socket, dir created); a missing socket dir is never created', async () => {
+  await runShim(env('STATUS'), netconf(sock, '1.1.0')); // leaves a report next to the socket
+  const base = total(await shimMetrics());
+  const e = (cmd: string) => ({ ...env(cmd), KOA_SHIM_STATE_DIR: stateDir });
+  assert.equal((await runShim(e('ADD'), netconf(sock))).code, 0); // delivers nothing: its own file is new
+  assert.equal(total(await shimMetrics()), base);
+  assert.deepEqual(parseState(await readFile(shimStateFile(sock, stateDir), 'utf8')).reports.map((r) => r.cmd), ['ADD']);
+  assert.equal((await runShim(e('DEL'), netconf(sock))).code, 0);
+  assert.equal(total(await shimMetrics()), base + 1);
+  // default location with the agent's socket directory gone: the DEL is queued, no directory appears
+  const gone = join(dir, 'no-such-dir', 'agent.sock');
+  const r = await runShim({ ...env('DEL'), KOA_DEL_QUEUE_DIR: join(dir, 'q1') }, netconf(gone));
+  assert.equal(r.code, 0, r.stdout);
+  assert.equal(existsSync(join(dir, 'no-such-dir')), false);
 });
