@@ -28,6 +28,7 @@ export interface ExecutorDeps {
   /**
    * IPv4 conflict probe timing. The RFC 5227 defaults take 4-9 s per address; the agent passes short, bounded timings
    * (probeTiming(ms) below) so a probe costs a fraction of a second (upstream: --enable-arp-detect-ip-conflict).
+   * Default: probeTiming(DEFAULT_PROBE_MS).
    */
   readonly probe?: Partial<ProbeTiming>;
   /** per-try timeout of a gateway ping (default 250 ms; the whole check is bounded by the plan's timeout) */
@@ -35,6 +36,9 @@ export interface ExecutorDeps {
   /** test hook: runs before each ADD step (throw to inject a fault at that step) */
   readonly beforeStep?: (step: AddStep, index: number) => void | Promise<void>;
 }
+
+/** The executor's probe bound when the caller gives none (config: --ip-conflict-probe-time, same default). */
+export const DEFAULT_PROBE_MS = 60;
 
 /** Probe timing that fits in `totalMs`: no random pre-wait, 3 probes totalMs/6 apart, then listen totalMs/2. */
 export function probeTiming(totalMs: number): ProbeTiming {
@@ -184,7 +188,8 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
   const v4 = s.addresses.filter(isV4);
   const v6 = s.addresses.filter((a) => !isV4(a));
   if (s.ipv4ConflictProbe && v4.length) {
-    const results = await Promise.all(v4.map(async (a) => ({ a, r: await podNet.probeIPv4(s.netns, s.link, a.ip, d.probe) })));
+    const timing = d.probe ?? probeTiming(DEFAULT_PROBE_MS);
+    const results = await Promise.all(v4.map(async (a) => ({ a, r: await podNet.probeIPv4(s.netns, s.link, a.ip, timing) })));
     for (const { a, r } of results) {
       if (r.conflict) throw agentError('KOA_DATAPATH', `IP address ${a.ip} has already been used by host with MAC ${r.mac}`);
     }
