@@ -24,6 +24,13 @@ import { createNetns, type Netns } from '../bed/netns.ts';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const SHIM = join(ROOT, 'cni-shim', 'kube-ovn');
 export const MAIN = join(ROOT, 'agent', 'src', 'main.ts');
+/** The shipped form (`npm run build:agent`): one ESM file, no type stripping at start, lower RSS. */
+export const BUNDLE = join(ROOT, 'dist', 'agent.mjs');
+
+/** Builds dist/agent.mjs from the current sources. */
+export function buildBundle(): void {
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.ts')], { cwd: ROOT, stdio: 'inherit' });
+}
 /** The pod-wiring backend of the real agent (main.ts BACKENDS). */
 export const REAL_BACKEND = process.env.KOA_E2E_BACKEND ?? 'ovn';
 export const METRICS_PORT = 10665;
@@ -53,6 +60,8 @@ export interface AgentOptions {
   dir?: string;
   /** wait for /readyz (default true) */
   waitReady?: boolean;
+  /** run the sources (agent/src/main.ts, default) or the bundle (dist/agent.mjs; build it first with buildBundle) */
+  entry?: 'source' | 'bundle';
 }
 
 export type LogLine = Record<string, unknown> & { msg?: string; time?: string };
@@ -109,7 +118,8 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
     onCleanup({ label: `agent dir ${made}`, run: () => rmSync(made, { recursive: true, force: true }) });
     dir = made;
   }
-  const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, MAIN, ...agentArgs(bed, node, dir, o)];
+  const entry = (o.entry ?? process.env.KOA_E2E_AGENT) === 'bundle' ? BUNDLE : MAIN;
+  const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, entry, ...agentArgs(bed, node, dir, o)];
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
