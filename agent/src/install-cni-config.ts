@@ -12,7 +12,6 @@
 
 import { constants as C } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { loadConfig } from './config/config.ts';
 import { AgentError, agentError, agentErrorCause } from './errors.ts';
@@ -140,13 +139,14 @@ export async function installCniConfig(opts: InstallCniConfigOptions): Promise<I
  */
 export async function runInstallCniConfig(
   argv: readonly string[],
-  env: Readonly<Record<string, string | undefined>> = process.env,
   out: (line: string) => void = (l) => { process.stdout.write(l); },
 ): Promise<number> {
   const log = (level: number, msg: string, extra: Record<string, unknown>) =>
     out(`${JSON.stringify({ level, time: Date.now(), component: 'kube-ovn-node-agent', mode: 'install-cni-config', ...extra, msg })}\n`);
   try {
-    const cfg = loadConfig(argv, env, hostname());
+    // Only the flags matter here: no environment (the init container sets POD_IPS, nothing else of ours) and a
+    // placeholder node name, so an odd hostname or env can never fail the conflist install (upstream ignores them too).
+    const cfg = loadConfig(argv, {}, 'install-cni-config');
     const r = await installCniConfig({ confDir: cfg.cniConfDir, confFile: cfg.cniConfFile, confName: cfg.cniConfName });
     const msg = r.action === 'kept' ? 'CNI config already installed with mode 0600: left as it is'
       : r.action === 'chmod' ? 'CNI config already installed: mode set to 0600' : 'CNI config installed';

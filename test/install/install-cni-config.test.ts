@@ -138,7 +138,7 @@ describe('runInstallCniConfig', () => {
   it('reads the upstream flags through the config table and logs one JSON line', async () => {
     const { dir, file } = await fixture();
     const lines: string[] = [];
-    const code = await runInstallCniConfig(['--install-cni-config', `--cni-conf-dir=${dir}`, `--cni-conf-file=${file}`, '--cni-conf-name=05-kube-ovn.conflist'], {}, (l) => lines.push(l));
+    const code = await runInstallCniConfig(['--install-cni-config', `--cni-conf-dir=${dir}`, `--cni-conf-file=${file}`, '--cni-conf-name=05-kube-ovn.conflist'], (l) => lines.push(l));
     assert.equal(code, 0);
     assert.equal(await mode(join(dir, '05-kube-ovn.conflist')), 0o600);
     const o = JSON.parse(lines[0]!) as Record<string, unknown>;
@@ -147,12 +147,26 @@ describe('runInstallCniConfig', () => {
     assert.equal(o.level, 30);
   });
 
+  it('environment and hostname play no part (an odd node name or ENABLE_BIND_LOCAL_IP without POD_IPS cannot fail it)', async () => {
+    const saved = { ...process.env };
+    Object.assign(process.env, { NODE_NAME: 'Not_A_Node_Name!', KUBE_NODE_NAME: '', ENABLE_BIND_LOCAL_IP: 'true', POD_IPS: '', POD_IP: 'nope' });
+    try {
+      const { dir, file } = await fixture();
+      const lines: string[] = [];
+      assert.equal(await runInstallCniConfig([`--cni-conf-dir=${dir}`, `--cni-conf-file=${file}`], (l) => lines.push(l)), 0, lines.join(''));
+      assert.equal(await mode(join(dir, '01-kube-ovn.conflist')), 0o600);
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+  });
+
   it('exit 1 with the reason for bad flags or a bad source', async () => {
     const lines: string[] = [];
-    assert.equal(await runInstallCniConfig(['--install-cni-config', '--bogus-flag'], {}, (l) => lines.push(l)), 1);
+    assert.equal(await runInstallCniConfig(['--install-cni-config', '--bogus-flag'], (l) => lines.push(l)), 1);
     assert.match(lines[0]!, /unknown flag --bogus-flag/);
     const { dir, file } = await fixture('nope');
-    assert.equal(await runInstallCniConfig([`--cni-conf-dir=${dir}`, `--cni-conf-file=${file}`], {}, (l) => lines.push(l)), 1);
+    assert.equal(await runInstallCniConfig([`--cni-conf-dir=${dir}`, `--cni-conf-file=${file}`], (l) => lines.push(l)), 1);
     assert.match(lines[1]!, /not JSON/);
     assert.equal(JSON.parse(lines[1]!).level, 50);
   });
