@@ -91,6 +91,35 @@ describe('executor: ADD', () => {
     assert.deepEqual(w.waits.map(([s]) => s), ['ovn_installed', 'gateway_check']);
   });
 
+  it('waits (bounded) for the veth carrier before sending ARP: addresses only once both ends are RUNNING', async () => {
+    for (const [notRunningFor, expectWarn] of [[3, false], [Infinity, true]] as const) {
+      const w = world();
+      let polls = 0;
+      const order: string[] = [];
+      const nl = new Proxy(w.nl, { get(t, prop) {
+        const v = Reflect.get(t, prop, t);
+        if (prop === 'getLink') return async (ns: string | null, name: string) => {
+          const l = await t.getLink(ns, name);
+          if (ns === NETNS && name === 'eth0' && l?.up) { polls++; order.push('poll'); if (polls <= notRunningFor) return { ...l, running: false }; }
+          return l;
+        };
+        if (prop === 'addAddress') return async (...a: Parameters<FakeNetlink['addAddress']>) => { order.push('addAddress'); return t.addAddress(...a); };
+        return typeof v === 'function' ? v.bind(t) : v;
+      } });
+      const warns: string[] = [];
+      const t0 = Date.now();
+      await applyAdd(plan(v4), { ...w.deps, netlink: nl, log: { debug() {}, info() {}, warn(_o, m) { warns.push(m); } } });
+      assert.ok(order.indexOf('addAddress') > order.lastIndexOf('poll') || expectWarn, order.join());
+      if (expectWarn) {
+        assert.deepEqual(warns, ['veth carrier not up yet; going on']);
+        assert.ok(Date.now() - t0 >= 240, 'bounded wait');
+      } else {
+        assert.equal(polls >= 4, true);
+        assert.deepEqual(warns, []);
+      }
+    }
+  });
+
   it('a stale interface claiming the iface-id loses it in the same transaction as the new port', async () => {
     const w = world();
     await w.vs.addPodPort({ name: 'old_h', ifaceId: 'web-1.default', podName: 'web-1', podNamespace: 'default', podNetns: '/old' });

@@ -185,6 +185,7 @@ type ConfigureStep = Extract<AddStep, { op: 'configureContainerNic' }>;
 async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise<void> {
   const { netlink: nl, podNet } = d;
   await nl.setLink(s.netns, s.link, { mac: s.mac, ...(s.mtu > 0 ? { mtu: s.mtu } : {}), up: true });
+  await waitCarrier(s.netns, s.link, d);
   const v4 = s.addresses.filter(isV4);
   const v6 = s.addresses.filter((a) => !isV4(a));
   if (s.ipv4ConflictProbe && v4.length) {
@@ -208,6 +209,26 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
     // upstream sends a second announcement 2 s later; ours goes out in the background 1 s later, never failing the ADD
     const t = setTimeout(() => { for (const a of v4) void best(podNet.announceIPv4(s.netns, s.link, a.ip, { count: 1 }), 'second gratuitous ARP'); }, 1000);
     t.unref();
+  }
+}
+
+/**
+ * Until the kernel's linkwatch has processed the veth's carrier-on, both ends transmit through the noop qdisc, which
+ * drops: our GARP and the first ARP request for the gateway would be lost, and the kernel only retries ARP after 1 s
+ * (seen as ~1 s gateway checks in quick ADD sequences). IFF_RUNNING appears in the same linkwatch pass that attaches
+ * the real qdisc, so wait (bounded, 1 ms polls) until both ends report it; proceed anyway at the bound.
+ */
+async function waitCarrier(netns: string, link: string, d: ExecutorDeps, boundMs = 250): Promise<void> {
+  const t0 = performance.now();
+  for (;;) {
+    const pod = await d.netlink.getLink(netns, link);
+    const host = pod?.link !== undefined ? await d.netlink.getLinkByIndex(null, pod.link) : null;
+    if (pod?.running && (!host || host.kind !== 'veth' || host.running)) return;
+    if (performance.now() - t0 >= boundMs) {
+      d.log?.warn({ link, podRunning: pod?.running, hostRunning: host?.running, ms: Math.round(performance.now() - t0) }, 'veth carrier not up yet; going on');
+      return;
+    }
+    await sleep(1);
   }
 }
 
