@@ -418,11 +418,14 @@ int main(void) {
 	puts_(&body, "}");
 
 	/* the wire body = the call (what a queued DEL keeps) + the reports of earlier calls */
-	state_path(sock);
-	r_cmd = cmd;
+	/* the report file lives next to the socket: only for an absolute socket path (never in the runtime's cwd) */
 	struct buf wire = {0};
 	put(&wire, body.p, body.n - 1);
-	put_prev(&wire);
+	if (sock[0] == '/') {
+		state_path(sock);
+		r_cmd = cmd;
+		put_prev(&wire);
+	}
 	puts_(&wire, "}");
 
 	struct buf req = {0};

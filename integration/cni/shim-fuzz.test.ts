@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
+import { readdirSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -119,4 +120,6 @@ test(`shim fuzz under ASan/UBSan: mutated netconfs and hostile answers (seed ${s
     }));
   }
   assert.ok(viaAgent > N / 3);
+  // relative or mangled server_socket values never leave an own-time state file in the working directory
+  assert.deepEqual(readdirSync(process.cwd()).filter((f) => f.endsWith('.shim-last')), []);
 });

@@ -3,11 +3,12 @@
 // (main.ts, metrics on a free port) exports it as kube_ovn_agent_cni_shim_duration_seconds.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../bed/kube.ts';
-import { buildShim, cniEnv, killStartedAgents, netconf, runShim, shimStateFile, startAgentProcess, stopAgent, tempDir, type AgentProc } from './lib.ts';
+import { SHIM, buildShim, cniEnv, killStartedAgents, netconf, runShim, shimStateFile, startAgentProcess, stopAgent, tempDir, type AgentProc } from './lib.ts';
 
 let dir = '';
 let sock = '';
@@ -149,4 +150,17 @@ test('KOA_SHIM_STATE_DIR moves the state file (one per socket, dir created); a m
   const r = await runShim({ ...env('DEL'), KOA_DEL_QUEUE_DIR: join(dir, 'q1') }, netconf(gone));
   assert.equal(r.code, 0, r.stdout);
   assert.equal(existsSync(join(dir, 'no-such-dir')), false);
+});
+
+test('a relative server_socket never leaves a state file in the working directory', async () => {
+  const cwdDir = await tempDir('koac-shimm-cwd-');
+  try {
+    const r = await new Promise<number | null>((res) => {
+      const p = spawn(SHIM, [], { cwd: cwdDir, env: cniEnv('ADD', { CNI_CONTAINERID: 'koac-rel' }), stdio: ['pipe', 'ignore', 'ignore'] });
+      p.on('close', res);
+      p.stdin.end(netconf('rel/agent.sock'));
+    });
+    assert.equal(r, 1);
+    assert.deepEqual(await readdir(cwdDir), []);
+  } finally { await rm(cwdDir, { recursive: true, force: true }); }
 });
