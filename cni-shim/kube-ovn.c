@@ -418,7 +418,8 @@ int main(void) {
 	puts_(&body, "}");
 
 	/* the wire body = the call (what a queued DEL keeps) + the reports of earlier calls */
-	/* the report file lives next to the socket: only for an absolute socket path (never in the runtime's cwd) */
+	/* the report file lives next to the socket: only for an absolute socket path (never in the runtime's cwd), and
+	 * only written when an agent answered the connect there (below) */
 	struct buf wire = {0};
 	put(&wire, body.p, body.n - 1);
 	if (sock[0] == '/') {
@@ -440,6 +441,7 @@ int main(void) {
 	struct buf ans = {0};
 	int fd = dial(sock, start + (total < CONNECT_MS ? total : CONNECT_MS));
 	int reached = fd >= 0;
+	if (!reached) r_cmd = NULL; /* no agent there: leave no report file next to a socket path that may not exist */
 	if (fd < 0 || exchange(fd, &req, &ans, start + total)) {
 		int e = errno;
 		if (fd >= 0) close(fd);
