@@ -60,8 +60,8 @@ async function assertNothingLeft(pods: TestPod[], why: string): Promise<void> {
 
 test('the annotation lands 2 s after ADD started: ADD answers within 100 ms of it', async () => {
   // one pod of the subnet already on this node (as on any busy node): the first local port of a logical switch makes
-  // ovn-controller install that datapath's and the router's flows, and the very first gateway ARP then waits for the
-  // kernel's 1 s retransmit; that is a per-node first-pod cost, not the annotation path measured here
+  // ovn-controller install that datapath's and the router's flows, a per-node first-pod cost that is not the
+  // annotation path measured here
   const warm = await newPod(bed, node, 'warm1');
   await bed.controller!.allocatePod(warm.namespace, warm.name);
   assert.equal((await podCall('ADD', agent, warm)).code, 0);
