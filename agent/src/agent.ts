@@ -122,7 +122,7 @@ async function startOvnBackend(cfg: AgentConfig, log: Logger, h: AgentHooks, sto
   });
   for (const w of watches.all()) w.start();
   stops.push(() => watches.stop());
-  const synced = h.readiness?.flag('watches-synced', 'waiting for the first list of pods, node, subnets and IPs');
+  const synced = h.readiness?.flag('watches-synced', 'waiting for the first list of pods, node and subnets');
 
   const vswitch = await OvsVswitch.connect({
     remote: `unix:${cfg.ovsSocket}`, connectTimeoutMs: h.ovsdbConnectTimeoutMs ?? 30_000,

@@ -7,7 +7,6 @@ import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, ListWatch, Watch
 import type { Config } from '../config/config.ts';
 import type { BackoffOptions } from './backoff.ts';
 import type { IpCrApi } from './ipcr.ts';
-import { NODE_NAME_LABEL } from './ipcr.ts';
 import { storePodSource, type PodSource } from './pods.ts';
 import type { IpCr, KubeList, Node, Pod, Subnet } from './types.ts';
 import { ResilientListWatch, type InformerFactory, type InformerLike, type ListFn, type Log, type WatchHealth } from './watch.ts';
@@ -57,7 +56,6 @@ export interface WatchSet {
   readonly node: ResilientListWatch<Node>;
   readonly subnets: ResilientListWatch<Subnet>;
   /** IP CRs labelled for this node */
-  readonly ips: ResilientListWatch<IpCr>;
   readonly podSource: PodSource;
   readonly ipApi: IpCrApi;
   all(): ResilientListWatch<any>[];
@@ -93,7 +91,6 @@ export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' |
   };
   const podSel = { fieldSelector: podFieldSelector(config.nodeName) };
   const nodeSel = { fieldSelector: `metadata.name=${config.nodeName}` };
-  const ipSel = { labelSelector: `${NODE_NAME_LABEL}=${config.nodeName}` };
   const crList = <T>(plural: string, labelSelector?: string): ListFn<T> => async () =>
     (await custom.listClusterCustomObject({ group: KUBEOVN_GROUP, version: KUBEOVN_VERSION, plural, ...(labelSelector ? { labelSelector } : {}) })) as KubeList<T>;
 
@@ -112,14 +109,11 @@ export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' |
     list: crList<Subnet>('subnets'),
     informer: listWatchFactory<Subnet>(kc, `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/subnets`, {}, paceMs),
   });
-  const ips = new ResilientListWatch<IpCr>({
-    ...common, resource: 'ips',
-    list: crList<IpCr>('ips', ipSel.labelSelector),
-    informer: listWatchFactory<IpCr>(kc, `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/ips`, ipSel, paceMs),
-  });
-  const all = [pods, node, subnets, ips];
+  // No IP CR watch: the agent only GETs and UPDATEs its pods' IP CRs (spec §3.3), and upstream's ClusterRole
+  // grants exactly get/update on ips, so a list/watch would be refused (403) under the drop-in RBAC.
+  const all = [pods, node, subnets];
   return {
-    pods, node, subnets, ips,
+    pods, node, subnets,
     podSource: storePodSource(pods.store),
     ipApi: ipCrApi(custom),
     all: () => all,
