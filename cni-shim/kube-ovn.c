@@ -36,7 +36,7 @@
 #define CONNECT_MS 2000
 #define TOTAL_MS 110000 /* below kubelet's 2 min runtime request timeout */
 #define DEFAULT_SOCKET "/run/openvswitch/kube-ovn-daemon.sock"
-#define DEFAULT_QUEUE "/var/run/kube-ovn-node-agent/del-queue"
+#define DEFAULT_QUEUE "/run/openvswitch/kube-ovn-del-queue"
 #define VERSIONS "[\"0.1.0\",\"0.2.0\",\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]"
 
 extern char **environ;

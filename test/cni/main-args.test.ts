@@ -7,7 +7,7 @@ import { parseArgs } from '../../agent/src/main.ts';
 test('defaults and upstream flag names', () => {
   const c = parseArgs([], {}, 'node-1');
   assert.deepEqual([c.bindSocket, c.backend, c.delQueueDir, c.logLevel, c.ignored, c.pprofPort, c.nodeName],
-    ['/run/openvswitch/kube-ovn-daemon.sock', 'ovn', '/var/run/kube-ovn-node-agent/del-queue', 'info', [], 10665, 'node-1']);
+    ['/run/openvswitch/kube-ovn-daemon.sock', 'ovn', '/run/openvswitch/kube-ovn-del-queue', 'info', [], 10665, 'node-1']);
   const d = parseArgs(['--bind-socket=/tmp/koac/a.sock', '--backend', 'fake', '--cni-del-queue-dir=/tmp/koac/q', '--log-level=debug', '--pprof-port=0'], {}, 'n');
   assert.deepEqual([d.bindSocket, d.backend, d.delQueueDir, d.logLevel, d.pprofPort], ['/tmp/koac/a.sock', 'fake', '/tmp/koac/q', 'debug', 0]);
   assert.equal(parseArgs([], { KOA_DEL_QUEUE_DIR: '/tmp/koac/e' }, 'n').delQueueDir, '/tmp/koac/e');

@@ -43,7 +43,7 @@ describe('config: defaults', () => {
     assert.equal(c.watchIdleTimeoutMs, 300_000);
     assert.equal(c.backend, 'ovn');
     assert.equal(c.ipConflictProbeMs, 60);
-    assert.equal(c.delQueueDir, '/var/run/kube-ovn-node-agent/del-queue');
+    assert.equal(c.delQueueDir, '/run/openvswitch/kube-ovn-del-queue');
     assert.equal(c.logLevel, 'info');
   });
   it('is frozen, lists included', () => {

@@ -115,7 +115,7 @@ describe('deploy manifests: DaemonSet invariants (upstream drop-in)', () => {
     for (const [p, host] of [['/run/openvswitch', '/run/openvswitch'], ['/var/run/netns', '/var/run/netns'], ['/run/ovn', '/run/ovn'],
       ['/lib/modules', '/lib/modules'], ['/run/xtables.lock', '/run/xtables.lock'], ['/var/lib/kubelet/pods', '/var/lib/kubelet/pods'],
       ['/etc/openvswitch', '/etc/origin/openvswitch'], ['/var/log/kube-ovn', '/var/log/kube-ovn'], ['/host/var/run/dbus', '/var/run/dbus'],
-      ['/etc/localtime', '/etc/localtime'], ['/run/kube-ovn-node-agent', '/run/kube-ovn-node-agent']] as const) {
+      ['/etc/localtime', '/etc/localtime']] as const) {
       assert.equal(hostPathOf(server, p), host, p);
     }
     for (const p of ['/run/openvswitch', '/var/run/netns', '/host/var/run/dbus']) assert.equal(m(p)!.mountPropagation, 'HostToContainer', p);
@@ -124,7 +124,7 @@ describe('deploy manifests: DaemonSet invariants (upstream drop-in)', () => {
     assert.deepEqual(plain(volume('usr-local-sbin').emptyDir), {});
     // what the agent and the shim (on the host) share: the socket and the DEL queue must be the host's directories
     assert.deepEqual(covered(server, DEFAULT_SERVER_SOCKET), { mount: '/run/openvswitch', host: '/run/openvswitch' });
-    assert.deepEqual(covered(server, DEFAULT_DEL_QUEUE_DIR), { mount: '/run/kube-ovn-node-agent', host: '/run/kube-ovn-node-agent' });
+    assert.deepEqual(covered(server, DEFAULT_DEL_QUEUE_DIR), { mount: '/run/openvswitch', host: '/run/openvswitch' });
     assert.ok(covered(init('hostpath-init'), '/usr/local/sbin'));
   });
 

@@ -149,7 +149,7 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'watch-idle-timeout', kind: 'duration', def: '5m', env: ['KOA_WATCH_IDLE_TIMEOUT'], origin: 'ours', help: 'restart a Kubernetes watch that showed no sign of life for this long' },
   { name: 'ip-conflict-probe-time', kind: 'duration', def: '60ms', env: ['KOA_IP_CONFLICT_PROBE_TIME'], origin: 'ours', help: 'bound of the IPv4 conflict probe per ADD (RFC 5227 timing takes 4-9 s; 3 probes + listening fit in this)' },
   { name: 'backend', kind: 'string', def: 'ovn', env: ['KOA_BACKEND'], origin: 'ours', help: 'CNI backend: ovn (pod wiring) or fake (in-memory, CNI tests)' },
-  { name: 'cni-del-queue-dir', kind: 'string', def: '/var/run/kube-ovn-node-agent/del-queue', env: ['KOA_DEL_QUEUE_DIR'], origin: 'ours', help: 'DELs that could not finish are kept here and retried at start' },
+  { name: 'cni-del-queue-dir', kind: 'string', def: '/run/openvswitch/kube-ovn-del-queue', env: ['KOA_DEL_QUEUE_DIR'], origin: 'ours', help: 'DELs that could not finish are kept here and retried at start' },
   { name: 'log-level', kind: 'string', def: 'info', env: ['KOA_LOG_LEVEL'], origin: 'ours', help: 'trace | debug | info | warn | error | fatal' },
   // klog flags the DaemonSet passes: accepted; -v sets the verbosity, the rest is ignored (logs go to stdout)
   { name: 'v', kind: 'int', def: '0', origin: 'klog', help: 'log verbosity' },

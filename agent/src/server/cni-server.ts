@@ -21,7 +21,7 @@ export const CALL_PATH = '/cni/v1/call';
 export const EXIT_HEADER = 'x-cni-exit-status';
 /** Forwarded stdin is bounded to 1 MiB by the shim; JSON escaping can grow it, so the body limit is larger. */
 export const BODY_LIMIT = 8 * 1024 * 1024;
-export const DEFAULT_DEL_QUEUE_DIR = '/var/run/kube-ovn-node-agent/del-queue';
+export const DEFAULT_DEL_QUEUE_DIR = '/run/openvswitch/kube-ovn-del-queue';
 
 export interface CniServerOptions {
   socketPath: string;
