@@ -6,6 +6,7 @@ import { parseArgs, startAgent, type Agent, type AgentConfig } from './agent.ts'
 import { startObservability, type Observability } from './observe/index.ts';
 import { agentRevision, agentVersion } from './observe/version.ts';
 import { instrumentCniApp } from './server/metrics-cni-hook.ts';
+import { runInstallCniConfig, wantsInstallCniConfig } from './install-cni-config.ts';
 
 export { BACKEND_NAMES, parseArgs, startAgent, type Agent, type AgentConfig } from './agent.ts';
 
@@ -14,6 +15,8 @@ async function main(): Promise<void> {
     process.stderr.write(`kube-ovn node agent: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(code);
   };
+  // `kube-ovn-daemon --install-cni-config` (the install-cni init container): install the conflist and exit
+  if (wantsInstallCniConfig(process.argv.slice(2))) process.exit(await runInstallCniConfig(process.argv.slice(2)));
   let cfg: AgentConfig;
   try {
     cfg = parseArgs(process.argv.slice(2));
