@@ -12,13 +12,13 @@
 // harness reaches it with curl inside the same namespace.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Bed, BedNode } from '../bed/bed.ts';
 import { onCleanup } from '../bed/cleanup.ts';
 import { isAlive, stopPid } from '../bed/daemon.ts';
-import { run, sleep, waitFor } from '../bed/exec.ts';
+import { run, waitFor } from '../bed/exec.ts';
 import { createNetns, type Netns } from '../bed/netns.ts';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -360,7 +360,6 @@ export async function ifaceExternalIds(node: BedNode, iface: string): Promise<Re
   return Object.fromEntries(data[0]![0]![1]);
 }
 
-export { sleep, existsSync };
 
 export interface TestPod {
   readonly name: string;

@@ -10,7 +10,7 @@ import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
 import { cleanupAll, newPrefix } from '../bed/netns.ts';
 import { sleep } from '../bed/exec.ts';
 import {
-  buildShim, cniCall, ifaceExternalIds, leftovers, newContainerId, newPod, podCall, qosCount, startNodeAgent, type AgentOptions, type NodeAgent, type TestPod,
+  buildShim, ifaceExternalIds, leftovers, newContainerId, newPod, podCall, qosCount, startNodeAgent, type AgentOptions, type NodeAgent, type TestPod,
 } from './agent-harness.ts';
 
 const ANNOTATION_WAIT_MS = 3000;
