@@ -16,7 +16,7 @@ import type { Allocation } from '../integration/bed/controller.ts';
 import { run } from '../integration/bed/exec.ts';
 import { cleanupAll, newPrefix } from '../integration/bed/netns.ts';
 import {
-  buildBundle, buildShim, createPod, createPodNetns, deletePod, newContainerId, newPod, podCall, startNodeAgent, type LogLine, type NodeAgent, type TestPod,
+  buildBundle, buildShim, createPod, createPodNetns, deletePod, newContainerId, newPod, podCall, startNodeAgent, type NodeAgent, type TestPod,
 } from '../integration/e2e/agent-harness.ts';
 import { percentile, report, type BenchContext } from './lib.ts';
 
