@@ -47,13 +47,15 @@ async function assertGone(pods: TestPod[], ifaceIds: string[]): Promise<void> {
   assert.equal(await qosCount(node), 0, 'no QoS row');
 }
 
-test('two pods on one node, wired through the real executable, ping each other and their gateway through OVN', async () => {
+test('two pods on one node, wired through the real executable, ping each other and their gateway through OVN; CHECK; DEL', async () => {
   const pods = [await newPod(bed, node, 'a1'), await newPod(bed, node, 'a2')];
   const allocs: Allocation[] = [];
+  const adds: unknown[] = [];
   for (const p of pods) allocs.push(await bed.controller!.allocatePod(p.namespace, p.name));
   for (const [i, p] of pods.entries()) {
     const r = await podCall('ADD', agent, p);
     assert.equal(r.code, 0, `ADD ${p.name}: ${r.stdout} ${r.stderr}`);
+    adds.push(r.json);
     const a = allocs[i]!;
     assert.deepEqual(r.json.ips.map((x: { address: string }) => x.address), [`${a.ips[0]}/16`]);
     assert.equal(r.json.ips[0].gateway, '10.16.0.1');
@@ -85,6 +87,13 @@ test('two pods on one node, wired through the real executable, ping each other a
     const gw = await ping(p.ns, '10.16.0.1');
     assert.ok(gw.ok, `${p.name} -> gateway: ${gw.output}`);
   }
+  // CHECK with the ADD's result as prevResult passes on the live pod, and notices an address removed behind our back
+  const ok = await podCall('CHECK', agent, pods[0]!, { netconf: { prevResult: adds[0] } });
+  assert.deepEqual([ok.code, ok.stdout], [0, ''], ok.stderr);
+  await pods[1]!.ns.ip(['addr', 'del', `${allocs[1]!.ips[0]}/16`, 'dev', 'eth0']);
+  const drift = await podCall('CHECK', agent, pods[1]!, { netconf: { prevResult: adds[1] } });
+  assert.equal(drift.code, 1, drift.stdout);
+  assert.match(drift.json.msg + (drift.json.details ?? ''), /address|10\.16/);
   // DEL removes everything the ADD created
   for (const p of pods) {
     const d = await podCall('DEL', agent, p);
