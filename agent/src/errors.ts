@@ -47,6 +47,7 @@ export const ERRORS = {
   KOA_NETLINK: { cni: CniCode.Netlink, msg: 'netlink %s: %s' },
   KOA_OVSDB: { cni: CniCode.Ovsdb, msg: 'OVSDB %s: %s' },
   KOA_DATAPATH: { cni: CniCode.Datapath, msg: '%s' },
+  KOA_ALREADY_WIRED: { cni: CniCode.Datapath, msg: 'the pod in %s is already wired (host veth %s has its peer there): a second ADD without DEL changes nothing; DEL first' },
   KOA_INTERNAL: { cni: CniCode.Internal, msg: 'internal error: %s' },
   // k8s/pod (configuration, annotations, plans)
   KOA_CONFIG: { cni: CniCode.Internal, msg: 'invalid configuration: %s' },

@@ -87,6 +87,12 @@ test('two pods on one node, wired through the real executable, ping each other a
     const gw = await ping(p.ns, '10.16.0.1');
     assert.ok(gw.ok, `${p.name} -> gateway: ${gw.output}`);
   }
+  // a second ADD without DEL is refused and leaves the working pod alone
+  const again = await podCall('ADD', agent, pods[0]!);
+  assert.equal(again.code, 1, again.stdout);
+  assert.match(again.json.msg, /already wired/);
+  assert.deepEqual(await addressesOf(pods[0]!.ns, 'eth0'), [`${allocs[0]!.ips[0]}/16`]);
+  assert.ok((await ping(pods[0]!.ns, '10.16.0.1')).ok, 'a1 still reaches its gateway after the refused ADD');
   // CHECK with the ADD's result as prevResult passes on the live pod, and notices an address removed behind our back
   const ok = await podCall('CHECK', agent, pods[0]!, { netconf: { prevResult: adds[0] } });
   assert.deepEqual([ok.code, ok.stdout], [0, ''], ok.stderr);

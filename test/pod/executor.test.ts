@@ -181,14 +181,25 @@ describe('executor: ADD', () => {
     assert.equal(w2.nl.calls.filter((c) => c.startsWith('ping')).length, 1, 'one try');
   });
 
-  it('a leftover veth with the same name fails the ADD but is removed, so the retry succeeds (upstream)', async () => {
+  it('a leftover veth with the same name (peer not in this pod) is removed and the ADD goes on', async () => {
     const w = world();
     await w.nl.createVeth({ name: HOST, peer: { name: 'leftover_c' } });
-    const e = await rejects(applyAdd(plan(v4), w.deps));
-    assert.equal(e.code, 'KOA_NETLINK');
-    assert.equal(await w.nl.getLink(null, HOST), null);
     await applyAdd(plan(v4), w.deps);
     assert.ok(await w.nl.getLink(NETNS, 'eth0'));
+    assert.equal(await w.nl.getLink(null, 'leftover_c'), null);
+  });
+
+  it('a second ADD for a live attachment is refused and the working pod is left intact', async () => {
+    const w = world();
+    await applyAdd(plan(v4), w.deps);
+    const before = { pod: await w.nl.listLinks(NETNS), addrs: await w.nl.listAddresses(NETNS), ports: w.vs.listPorts('br-int') };
+    const e = await rejects(applyAdd(plan(v4), w.deps));
+    assert.equal(e.code, 'KOA_ALREADY_WIRED');
+    assert.equal(e.cniCode, 102);
+    assert.deepEqual(await w.nl.listLinks(NETNS), before.pod);
+    assert.deepEqual(await w.nl.listAddresses(NETNS), before.addrs);
+    assert.deepEqual(w.vs.listPorts('br-int'), before.ports);
+    assert.ok(await w.nl.getLink(null, HOST));
   });
 
   it('dual stack: both addresses (DAD on), both default routes, DAD waited before the IPv6 gateway ping, NA sent', async () => {

@@ -4,7 +4,7 @@
 // idempotent and succeeds when the netns, the pod or the agent's memory of the container is gone. Upstream facts:
 // spec §2.3.1 (pod sysctls), §3.6 (host side), §3.7 (QoS), §3.8 (container side), §2.5 (IPAM-only), §4 (DEL).
 
-import { agentError, toAgentError } from '../errors.ts';
+import { AgentError, agentError, toAgentError } from '../errors.ts';
 import type { Netlink, PodNet, ProbeTiming, Vswitch } from '../datapath/ports.ts';
 import { isNetlinkError } from '../datapath/netlink/errors.ts';
 import { undoSteps, type AddPlan, type AddStep, type DelStep, type GatewayCheck, type PlannedAddress, type QosSpec } from './plan.ts';
@@ -71,7 +71,8 @@ export async function applyAdd(plan: AddPlan, deps: ExecutorDeps, signal?: Abort
     } catch (e) {
       // the failing step may have half-happened (a veth whose name existed, a port write that timed out): its own
       // undo runs too; every undo step is "if exists"
-      const undo = undoSteps([...applied, step]);
+      // ...except when the step refused to touch a live attachment it did not create (a repeated ADD)
+      const undo = undoSteps(e instanceof AlreadyWired ? applied : [...applied, step]);
       const err = toAgentError(e);
       deps.log?.warn({ step: step.op, code: err.code, err: err.message, undo: undo.map((u) => u.op) }, 'ADD failed; rolling back');
       const left = await applyDelSteps(undo, deps, { bestEffort: true });
@@ -84,16 +85,43 @@ export async function applyAdd(plan: AddPlan, deps: ExecutorDeps, signal?: Abort
   return { stepMs };
 }
 
+/** A repeated ADD found this container's NIC already wired: the failing step must not be undone. */
+class AlreadyWired extends AgentError {}
+
+/**
+ * Host veth names derive from the container ID, so EEXIST means this container's NIC exists already. If its peer
+ * still sits in this pod's netns the attachment is live: refuse without touching it (a second ADD without DEL must
+ * not break a working pod). Otherwise it is the leftover of an interrupted ADD: remove it and create afresh, once.
+ */
+async function createPodVeth(step: Extract<AddStep, { op: 'createVeth' }>, nl: Netlink): Promise<void> {
+  const spec = {
+    name: step.host, ...(step.mtu > 0 ? { mtu: step.mtu } : {}),
+    peer: { name: step.container, netns: step.netns, ...(step.mtu > 0 ? { mtu: step.mtu } : {}) },
+  };
+  try {
+    return await nl.createVeth(spec);
+  } catch (e) {
+    if (!isNetlinkError(e, 'EEXIST')) throw e;
+    const host = await nl.getLink(null, step.host);
+    if (host?.kind === 'veth') {
+      const podLinks = await nl.listLinks(step.netns).catch(() => []);
+      if (podLinks.some((l) => l.kind === 'veth' && l.link === host.index)) {
+        const err = agentError('KOA_ALREADY_WIRED', step.netns, step.host);
+        throw new AlreadyWired(err.code, err.message);
+      }
+    }
+    await nl.deleteLink(null, step.host, { ignoreMissing: true });
+    return nl.createVeth(spec);
+  }
+}
+
 async function runAddStep(step: AddStep, d: ExecutorDeps, signal?: AbortSignal): Promise<void> {
   const { netlink: nl, podNet, vswitch: vs } = d;
   switch (step.op) {
     case 'podSysctls':
       return podSysctls(step.netns, d);
     case 'createVeth':
-      return nl.createVeth({
-        name: step.host, ...(step.mtu > 0 ? { mtu: step.mtu } : {}),
-        peer: { name: step.container, netns: step.netns, ...(step.mtu > 0 ? { mtu: step.mtu } : {}) },
-      });
+      return createPodVeth(step, nl);
     case 'renameInNetns':
       return nl.setLink(step.netns, step.link, { name: step.newName, alias: step.alias });
     case 'ovsAddPort': {
