@@ -68,6 +68,14 @@ export function startAgentProcess(args: string[]): AgentProc {
   const all = args.some((a) => a.startsWith('--pprof-port')) ? args : [...args, '--pprof-port=0'];
   const proc = spawn(process.execPath, [MAIN, ...all], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   started.add(proc);
+  return { proc, ...followAgentLog(proc, 15_000) };
+}
+
+/**
+ * Follows an agent process's JSON log lines (stdout; stderr lines kept as plain messages): every line parsed, and
+ * `waitFor(re)` resolving on the first line whose msg matches (rejecting on timeout or when the agent exits first).
+ */
+export function followAgentLog(proc: ChildProcess, defaultMs: number): Omit<AgentProc, 'proc'> {
   const lines: Record<string, unknown>[] = [];
   const waiters: { re: RegExp; resolve: (l: Record<string, unknown>) => void }[] = [];
   let buf = '';
@@ -81,8 +89,8 @@ export function startAgentProcess(args: string[]): AgentProc {
   proc.stderr!.on('data', (c: Buffer) => { for (const l of c.toString().split('\n')) if (l.trim()) onLine(l); });
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   return {
-    proc, lines, exited,
-    waitFor(re, ms = 15000) {
+    lines, exited,
+    waitFor(re, ms = defaultMs) {
       const hit = lines.find((o) => re.test(String(o.msg)));
       if (hit) return Promise.resolve(hit);
       return new Promise((res, rej) => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { up, type Bed, type BedNode } from '../bed/bed.ts';
+import { followAgentLog, type AgentProc } from '../cni/lib.ts';
 import { cleanupAll, createNetns, newPrefix, ping } from '../bed/netns.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -23,36 +24,11 @@ after(async () => {
   await cleanupAll();
 });
 
-interface AgentProc { proc: ChildProcess; lines: Record<string, unknown>[]; exited: Promise<number | null>; waitFor(re: RegExp, ms?: number): Promise<Record<string, unknown>> }
-
 /** `ip netns exec <node> node agent/src/main.ts ...` (ip execs the command: the child PID is the agent's). */
 function startAgentInNode(node: BedNode, args: string[]): AgentProc {
   const proc = spawn('ip', ['netns', 'exec', node.ns.name, process.execPath, MAIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(proc);
-  const lines: Record<string, unknown>[] = [];
-  const waiters: { re: RegExp; resolve: (l: Record<string, unknown>) => void }[] = [];
-  let buf = '';
-  const onLine = (l: string): void => {
-    let o: Record<string, unknown>;
-    try { o = JSON.parse(l) as Record<string, unknown>; } catch { o = { msg: l }; }
-    lines.push(o);
-    for (const w of [...waiters]) if (w.re.test(String(o.msg))) { waiters.splice(waiters.indexOf(w), 1); w.resolve(o); }
-  };
-  proc.stdout!.on('data', (c: Buffer) => { buf += c.toString(); let i; while ((i = buf.indexOf('\n')) >= 0) { onLine(buf.slice(0, i)); buf = buf.slice(i + 1); } });
-  proc.stderr!.on('data', (c: Buffer) => { for (const l of c.toString().split('\n')) if (l.trim()) onLine(l); });
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  return {
-    proc, lines, exited,
-    waitFor(re, ms = 60_000) {
-      const hit = lines.find((o) => re.test(String(o.msg)));
-      if (hit) return Promise.resolve(hit);
-      return new Promise((res, rej) => {
-        const t = setTimeout(() => rej(new Error(`agent did not log ${re} within ${ms} ms; log: ${JSON.stringify(lines).slice(-3000)}`)), ms);
-        waiters.push({ re, resolve: (l) => { clearTimeout(t); res(l); } });
-        void exited.then((code) => { clearTimeout(t); rej(new Error(`agent exited with ${code}; log: ${JSON.stringify(lines).slice(-3000)}`)); });
-      });
-    },
-  };
+  return { proc, ...followAgentLog(proc, 60_000) };
 }
 
 interface ShimRun { code: number | null; stdout: string; ms: number }
