@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dispatcher } from '../../agent/src/cni/dispatcher.ts';
 import { FakeBackend } from '../../agent/src/cni/fake-backend.ts';
-import { NotReadyBackend, type CniBackend } from '../../agent/src/cni/backend.ts';
+import type { CniBackend } from '../../agent/src/cni/backend.ts';
 import { atLeast, decodeResult } from '../../agent/src/cni/codec.ts';
 import { KeyedLock } from '../../agent/src/cni/lock.ts';
 import { SUPPORTED_VERSIONS, type CniResult, type SpecVersion } from '../../agent/src/cni/types.ts';
@@ -156,14 +156,6 @@ test('backend failures map to their codes; thrown non-AgentErrors become 100; in
   const r = await new Dispatcher({ backend: liar }).call({ env: env('ADD'), stdin: conf('0.4.0') });
   assert.equal(errOf(r.stdout).code, 100);
   assert.match(errOf(r.stdout).msg, /backend returned an invalid result/);
-});
-
-test('the default backend refuses ADD honestly with code 50', async () => {
-  const d = new Dispatcher({ backend: new NotReadyBackend() });
-  const r = await d.call({ env: env('ADD'), stdin: conf('0.3.1') });
-  assert.deepEqual(errOf(r.stdout), { cniVersion: '0.3.1', code: 50, msg: 'agent not ready: pod wiring not implemented yet' });
-  assert.deepEqual(await d.call({ env: env('DEL'), stdin: conf('0.3.1') }), { stdout: '', exitCode: 0 });
-  assert.equal(errOf((await d.call({ env: { CNI_COMMAND: 'STATUS' }, stdin: conf('1.1.0') })).stdout).code, 50);
 });
 
 test('same container: ADD then DEL are ordered; different containers run in parallel', async () => {

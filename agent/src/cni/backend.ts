@@ -1,6 +1,5 @@
 // The seam between the CNI protocol (this directory) and the pod wiring (a later issue: agent/src/pod/). The
 // dispatcher validates, serializes per container and converts versions; a backend only does the work.
-import { agentError } from '../errors.ts';
 import type { CniRequest, CniResult, GcRequest, NetConf } from './types.ts';
 
 export interface CniBackend {
@@ -16,19 +15,5 @@ export interface CniBackend {
   gc(req: GcRequest): Promise<void>;
 }
 
-/** Named constructors; main.ts picks one by `--backend`. Later issues add the real pod-wiring backend here. */
+/** Named constructors; main.ts picks one by `--backend` (the OVN backend in agent/src/pod/backend.ts, or the fake). */
 export type BackendFactory = () => CniBackend;
-
-const NOT_IMPLEMENTED = 'pod wiring not implemented yet';
-
-/**
- * The default until pod wiring exists: it refuses ADD/CHECK/STATUS honestly (code 50, plugin not available)
- * instead of pretending. DEL and GC succeed because nothing was ever created that could leak.
- */
-export class NotReadyBackend implements CniBackend {
-  async add(): Promise<CniResult> { throw agentError('KOA_NOT_READY', NOT_IMPLEMENTED); }
-  async del(): Promise<void> { /* nothing was created by this backend */ }
-  async check(): Promise<void> { throw agentError('KOA_NOT_READY', NOT_IMPLEMENTED); }
-  async status(): Promise<void> { throw agentError('KOA_NOT_READY', NOT_IMPLEMENTED); }
-  async gc(): Promise<void> { /* nothing to collect */ }
-}
