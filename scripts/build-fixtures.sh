@@ -76,5 +76,7 @@ if ! stamp_ok cnitool "$CNI_VERSION"; then
 fi
 
 "$BIN/kube-apiserver" --version
-"$BIN/etcd" --version | head -1
+# No pipeline into an early-exiting reader (pipefail + SIGPIPE made ~40% of runs exit 141): capture, then print.
+etcd_version_out=$("$BIN/etcd" --version)
+printf '%s\n' "${etcd_version_out%%$'\n'*}"
 echo "fixtures ready in $BIN"

@@ -15,7 +15,9 @@ PKGS=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common ipse
       build-essential python3 make g++ gcc libc6-dev)
 missing=()
 for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  # captured, not piped into `grep -q` (an early-exiting reader under pipefail is a race)
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"

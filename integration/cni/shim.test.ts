@@ -115,7 +115,7 @@ test('an agent that accepts but never answers: bounded timeout, code 11; DEL is 
     assert.equal(r.code, 1);
     assert.equal(errOf(r.stdout).code, 11);
     assert.match(errOf(r.stdout).msg, /did not answer: timed out/);
-    assert.ok(r.ms < 3000, `took ${r.ms} ms`);
+    assert.ok(r.ms < 10_000, `bounded by KOA_CNI_TIMEOUT_MS=400 (took ${r.ms} ms)`);
     const q = join(dir, 'q-hang');
     const d = await runShim({ ...cniEnv('DEL', { CNI_CONTAINERID: 'koac-hung' }), KOA_CNI_TIMEOUT_MS: '300', KOA_DEL_QUEUE_DIR: q }, netconf(hang));
     assert.deepEqual([d.code, d.stdout], [0, '']);

@@ -87,7 +87,9 @@ describe('k8s layer on a real kube-apiserver', { timeout: 120_000 }, () => {
     const r = await p;
     const lag = resolvedAt - sent;
     console.log(`# annotation wait resolved ${lag.toFixed(1)} ms after the patch was sent (waited ${r.waitedMs} ms in all)`);
-    assert.ok(lag < 1000, `resolved ${lag} ms after the patch`);
+    // order, not speed: resolved after the patch was sent, by the watch event (not from the cache), well inside the wait bound
+    assert.ok(lag > 0 && lag < 10_000, `resolved ${lag} ms after the patch`);
+    assert.equal(r.via, 'event');
     assert.equal(r.nic.addresses[0]!.ip, '10.16.0.9');
     assert.equal(r.nic.routed, true);
   });

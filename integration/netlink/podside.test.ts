@@ -5,7 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { warmUp, native, AF_PACKET, SOCK_RAW } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
-import { PodSide, settled } from '../../agent/src/datapath/netlink/podside.ts';
+import { closesInFlight, PodSide, settled } from '../../agent/src/datapath/netlink/podside.ts';
 import { ETH_P_ARP, ETH_P_IPV6, parseArpFrame, parseNaFrame, sockaddrLl } from '../../agent/src/datapath/netlink/packets.ts';
 import { formatIp } from '../../agent/src/datapath/netlink/ip.ts';
 import { isNetlinkError } from '../../agent/src/datapath/netlink/errors.ts';
@@ -14,6 +14,9 @@ import { fdCount, sh, withNs, type TestNs } from './ns.ts';
 const nl = new RtNetlink();
 const pod = new PodSide(nl);
 const FAST = { probeWaitMs: 0, probeNum: 2, probeMinMs: 50, probeMaxMs: 80, announceWaitMs: 150 };
+/** A probe that, without a conflict, lasts at least SLOW_PROBE_TOTAL_MS: a conflict must end it far earlier. */
+const SLOW = { probeWaitMs: 0, probeNum: 3, probeMinMs: 5000, probeMaxMs: 6000, announceWaitMs: 10_000 };
+const SLOW_PROBE_TOTAL_MS = (SLOW.probeNum - 1) * SLOW.probeMinMs + SLOW.announceWaitMs;
 
 before(async () => {
   await warmUp();
@@ -54,8 +57,8 @@ test('ARP probe (RFC 5227): a free address has no conflict; an address held by t
     const { hostMac } = await pair(host, p);
     assert.deepEqual(await pod.probeIPv4(p.path, 'eth0', '10.16.0.5', FAST), { conflict: false });
     const t0 = performance.now();
-    assert.deepEqual(await pod.probeIPv4(p.path, 'eth0', '10.16.0.1', FAST), { conflict: true, mac: hostMac });
-    assert.ok(performance.now() - t0 < 1000, 'a conflict ends the probe early');
+    assert.deepEqual(await pod.probeIPv4(p.path, 'eth0', '10.16.0.1', SLOW), { conflict: true, mac: hostMac });
+    assert.ok(performance.now() - t0 < SLOW_PROBE_TOTAL_MS / 2, 'a conflict ends the probe early');
     // the probes on the wire: sender IP 0.0.0.0, target the probed address
     const frames = await capture(host, 'koah0', ETH_P_ARP, async () => { await pod.probeIPv4(p.path, 'eth0', '10.16.0.9', FAST); });
     const probes = frames.map(parseArpFrame).filter((a) => a && formatIp(a.tpa) === '10.16.0.9');
@@ -100,12 +103,12 @@ test('ICMP echo to the peer (v4 and v6) returns an RTT; no answer returns null w
     await nl.addAddress(p.path, 'eth0', { cidr: '10.16.0.5/16' });
     await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::5/64', nodad: true });
     const v4 = await pod.ping(p.path, '10.16.0.1', { timeoutMs: 1000, tries: 3 });
-    assert.ok(v4 && v4.rttMs > 0 && v4.rttMs < 1000, JSON.stringify(v4));
+    assert.ok(v4 && v4.rttMs > 0, JSON.stringify(v4));
     const v6 = await pod.ping(p.path, 'fd00:10:16::1', { timeoutMs: 1000, tries: 3 });
     assert.ok(v6 && v6.rttMs > 0, JSON.stringify(v6));
     const t0 = performance.now();
     assert.equal(await pod.ping(p.path, '10.16.0.77', { timeoutMs: 100, tries: 2 }), null);
-    assert.ok(performance.now() - t0 < 1500);
+    assert.ok(performance.now() - t0 < 10_000, 'bounded: 2 tries of 100 ms');
     // link-local with a scope
     const ll = (await nl.listAddresses(host.path, { dev: 'koah0', family: 6 })).find((a) => a.address.startsWith('fe80'));
     if (ll) {
@@ -153,18 +156,20 @@ test('TX checksum offload off on the pod end (ethtool -k agrees), errors for a m
   });
 });
 
-test('a gratuitous ARP does not stall the event loop on the packet socket close', async () => {
+test('a gratuitous ARP does not wait for the packet socket close (the close runs on the libuv pool)', async () => {
   await withNs(2, async (host, p) => {
     await pair(host, p);
     await nl.addAddress(p.path, 'eth0', { cidr: '10.16.0.5/16' });
-    const blocked: number[] = [];
+    // order, not time: the announce has answered while its socket's close (an RCU grace period in the kernel) is still
+    // in flight on the pool; the time it takes is `npm run bench -- podside.announce`
+    let pendingAfter = 0;
     for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
       await pod.announceIPv4(p.path, 'eth0', '10.16.0.5', { count: 1 });
-      blocked.push(performance.now() - t0);
+      pendingAfter = Math.max(pendingAfter, closesInFlight());
+      await settled();
     }
-    await settled();
-    assert.ok(Math.min(...blocked) < 10, `announce took ${blocked.map((x) => x.toFixed(1)).join(', ')} ms`);
+    assert.ok(pendingAfter >= 1, 'the close was handed to the pool, not done on the event loop');
+    assert.equal(closesInFlight(), 0);
   });
 });
 

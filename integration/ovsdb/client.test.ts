@@ -154,7 +154,7 @@ test('ovs-vswitchd not running: a wait-for-apply write times out with a clear er
       vs.addPodPort({ name: 'koaow2', ifaceId: 'w2.ns', podName: 'w2', podNamespace: 'ns', podNetns: '/n' }, { wait: true, timeoutMs: 400 }),
       (e: AgentError) => e.code === 'KOA_TIMEOUT' && /timed out after 400 ms waiting for ovs-vswitchd to apply the change \(next_cfg=\d+, cur_cfg=\d+\); is ovs-vswitchd running\?/.test(e.message),
     );
-    assert.ok(Date.now() - t0 < 2000);
+    assert.ok(Date.now() - t0 < 10_000, 'bounded by the 400 ms timeout (25x slack for a loaded machine)');
     // the row itself was committed (as ovs-vsctl --timeout leaves it); writes without wait are unaffected
     assert.ok(vs.getInterface('koaow2'));
     assert.equal(await vs.deletePort('koaow2'), true);

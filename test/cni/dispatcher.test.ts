@@ -161,7 +161,6 @@ test('backend failures map to their codes; thrown non-AgentErrors become 100; in
 test('same container: ADD then DEL are ordered; different containers run in parallel', async () => {
   const fake = new FakeBackend({ delayMs: (op) => (op === 'add' ? 40 : 5) });
   const d = new Dispatcher({ backend: fake });
-  const t0 = performance.now();
   const calls = [
     d.call({ env: env('ADD', { CNI_CONTAINERID: 'x1' }), stdin: conf('1.0.0') }),
     d.call({ env: env('DEL', { CNI_CONTAINERID: 'x1' }), stdin: conf('1.0.0') }),
@@ -175,7 +174,6 @@ test('same container: ADD then DEL are ordered; different containers run in para
   // the three ADDs overlapped: all started before the first one ended
   const firstEnd = fake.events.findIndex((e) => e.phase === 'end');
   assert.equal(fake.events.slice(0, firstEnd).filter((e) => e.op === 'add' && e.phase === 'start').length, 3);
-  assert.ok(performance.now() - t0 < 40 * 3, 'parallel, not serial');
   assert.deepEqual([...fake.attachments.keys()].sort(), ['x2/eth0', 'x3/eth0']);
   assert.equal(d.lock.size, 0);
 });

@@ -204,7 +204,7 @@ test('echo probe: a silent server is detected and the connection is replaced', a
   assert.ok(srv.requests.some((r) => r.method === 'echo'));
   // now stop answering anything
   for (const s of srv.sockets) s.removeAllListeners('data');
-  await until(() => srv.connections === 2, 2000);
+  await until(() => srv.connections === 2, 20_000);
 });
 
 test('tcp remote, and a comma list that skips a dead remote', async () => {

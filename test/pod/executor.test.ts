@@ -165,7 +165,7 @@ describe('executor: ADD', () => {
     const e = await rejects(applyAdd(plan(v4, {}, { ovnInstalledTimeoutMs: 100 }), w.deps));
     assert.equal(e.code, 'KOA_TIMEOUT');
     assert.match(e.message, /timed out after 100 ms waiting for external_ids:ovn-installed="true" on OVS interface 0123456789ab_h/);
-    assert.ok(Date.now() - t0 < 2000);
+    assert.ok(Date.now() - t0 < 10_000, 'bounded (timeout 100 ms; the bound is 100x to tolerate a loaded machine)');
     assert.equal(w.waits[0]![0], 'ovn_installed');
     await assertEmpty(w);
   });

@@ -66,6 +66,8 @@ export interface AnnotatedPod {
   readonly nic: PodNicAnnotations;
   /** ms spent waiting (0 when the cache already had everything) */
   readonly waitedMs: number;
+  /** 'cache': complete when the wait began; 'event': completed by a watch event while waiting */
+  readonly via: 'cache' | 'event';
 }
 
 /**
@@ -94,6 +96,7 @@ export function waitForPodAnnotations(source: PodSource, namespace: string, name
       options.signal?.removeEventListener('abort', onAbort);
       if (err) reject(err); else resolve(value!);
     };
+    let via: 'cache' | 'event' = 'cache';
     const check = (pod: Pod | undefined): void => {
       if (!pod) return;
       const uid = pod.metadata?.uid;
@@ -102,7 +105,7 @@ export function waitForPodAnnotations(source: PodSource, namespace: string, name
         return;
       }
       const r = decodePodNic(pod.metadata?.annotations ?? {}, provider, ifName);
-      if (r.ok) { finish(undefined, { pod, nic: r.nic, waitedMs: Date.now() - started }); return; }
+      if (r.ok) { finish(undefined, { pod, nic: r.nic, waitedMs: Date.now() - started, via }); return; }
       if (!r.retry) { finish(agentError('KOA_BAD_ANNOTATION', key, r.key, r.reason)); return; }
       lastReason = `missing or invalid annotation ${r.key}: ${r.reason}`;
     };
@@ -114,9 +117,11 @@ export function waitForPodAnnotations(source: PodSource, namespace: string, name
     unsubscribe = source.subscribe((k, change, pod) => {
       if (k !== key) return;
       if (change === 'delete' && !(options.uid && pod.metadata?.uid && pod.metadata.uid !== options.uid)) { finish(agentError('KOA_K8S', `${who} was deleted while waiting for its annotations`)); return; }
+      via = 'event';
       check(pod);
     });
     check(source.get(namespace, name));
+    via = 'event';
     if (done) return;
     options.signal?.addEventListener('abort', onAbort, { once: true });
     timer = setTimeout(() => {

@@ -52,6 +52,9 @@ export class OvnBackend implements CniBackend {
         this.#o.onAnnotationWait?.((performance.now() - t0) / 1000);
       }
       const { plan } = prepared;
+      if (prepared.via === 'event') {
+        this.#o.log?.info({ containerId: req.containerId, pod: `${req.podNamespace}/${req.podName}`, waitedMs: Math.round(prepared.waitedMs) }, 'pod annotations arrived');
+      }
       for (const w of plan.warnings) this.#o.log?.warn({ pod: `${req.podNamespace}/${req.podName}`, ifName: plan.ifName }, w);
       if (plan.ipCr && this.#o.ipApi) this.#updateIpCr(plan.ipCr.name, plan.ipCr.subnet);
       // the pod deleted while we wire it: stop (upstream cancels its gateway check when the pod is gone)

@@ -28,6 +28,8 @@ export interface PreparedAdd {
   readonly nic: PodNicAnnotations;
   readonly plan: AddPlan;
   readonly waitedMs: number;
+  /** whether the annotations were complete at once ('cache') or arrived by a watch event while the ADD waited */
+  readonly via: 'cache' | 'event';
 }
 
 /** This Node's `ovn.kubernetes.io/node_networks` (JSON {network: encap IP}); a bad value counts as none. */
@@ -47,7 +49,7 @@ export async function prepareAdd(deps: PrepareDeps, req: NicRequest, signal?: Ab
   const subnets = deps.subnets();
   const bound = subnetForProvider(subnets, req.provider, req.ifName);
   if (bound === undefined) throw agentError('KOA_PROVIDER_UNBOUND', req.provider);
-  const { pod, nic, waitedMs } = await waitForPodAnnotations(deps.pods, req.podNamespace, req.podName, req.provider, req.ifName,
+  const { pod, nic, waitedMs, via } = await waitForPodAnnotations(deps.pods, req.podNamespace, req.podName, req.provider, req.ifName,
     { timeoutMs: deps.annotationWaitTimeoutMs, ...(signal ? { signal } : {}), ...(req.podUid ? { uid: req.podUid } : {}) });
   const subnetName = nic.logicalSwitch ?? bound?.metadata?.name;
   const subnet = subnetName === undefined ? undefined : subnets.find((s) => s.metadata?.name === subnetName);
@@ -57,5 +59,5 @@ export async function prepareAdd(deps: PrepareDeps, req: NicRequest, signal?: Ab
   const node = deps.node();
   const facts: NodeFacts = { ...deps.nodeFacts, nodeLabels: node?.metadata?.labels ?? {}, nodeNetworks: nodeNetworks(node) };
   const plan = planAdd(req, nic, facts, subnet ? subnetFacts(subnet) : undefined);
-  return { pod, nic, plan, waitedMs };
+  return { pod, nic, plan, waitedMs, via };
 }

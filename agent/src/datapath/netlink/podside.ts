@@ -35,6 +35,10 @@ function closeLater(fd: number): void {
   const p = new Promise<void>((resolve) => fsClose(fd, () => resolve())).finally(() => closing.delete(p));
   closing.add(p);
 }
+/** Packet-socket closes handed to the pool and not finished yet. */
+export function closesInFlight(): number {
+  return closing.size;
+}
 export async function settled(): Promise<void> {
   await Promise.all([...closing]);
 }
