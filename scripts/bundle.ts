@@ -1,7 +1,7 @@
 // Bundles the agent into one ESM file (faster start-up and lower RSS than running the .ts sources).
-import { build } from 'esbuild';
+import { build, type BuildOptions } from 'esbuild';
 
-await build({
+export const bundleOptions: BuildOptions = {
   entryPoints: ['agent/src/main.ts'],
   outfile: 'dist/agent.mjs',
   bundle: true,
@@ -13,4 +13,6 @@ await build({
   // The native addon is loaded from build/ at run time; CJS deps need `require` inside an ESM bundle.
   external: ['*.node'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-});
+};
+
+if (import.meta.main) await build(bundleOptions);

@@ -1,25 +1,28 @@
-// Composition root of the node agent: parse the configuration, start logging/metrics/health, build the
-// infrastructure and the pod-wiring backend (agent.ts), serve the CNI socket, stop cleanly on SIGTERM/SIGINT.
-// Every other module receives what it needs as arguments.
+// Composition root of the node agent: parse the configuration, start logging/metrics/health, start the agent's
+// components (agent.ts), stop cleanly on SIGTERM/SIGINT. Every other module receives what it needs as arguments.
+// Test entry points (integration/support/) call runMain() with hooks; production runs it with none.
 import type { LevelWithSilent } from 'pino';
-import { parseArgs, startAgent, type Agent, type AgentConfig } from './agent.ts';
+import { parseArgs, startAgent, type Agent, type AgentConfig, type AgentHooks } from './agent.ts';
 import { startObservability, type Observability } from './observe/index.ts';
 import { agentRevision, agentVersion } from './observe/version.ts';
-import { instrumentCniApp } from './server/metrics-cni-hook.ts';
+import { instrumentCniApp } from './observe/cni-hook.ts';
 import { runInstallCniConfig, wantsInstallCniConfig } from './install-cni-config.ts';
 
-export { BACKEND_NAMES, parseArgs, startAgent, type Agent, type AgentConfig } from './agent.ts';
+export { parseArgs, startAgent, type Agent, type AgentConfig, type AgentHooks } from './agent.ts';
 
-async function main(): Promise<void> {
+/** Hooks a test entry point may pass: everything but what main wires itself. */
+export type MainHooks = Pick<AgentHooks, 'backend' | 'beforeStep'>;
+
+export async function runMain(argv: readonly string[], hooks: MainHooks = {}): Promise<void> {
   const fatal = (e: unknown, code: number): never => {
     process.stderr.write(`kube-ovn node agent: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(code);
   };
   // `kube-ovn-daemon --install-cni-config` (the install-cni init container): install the conflist and exit
-  if (wantsInstallCniConfig(process.argv.slice(2))) process.exit(await runInstallCniConfig(process.argv.slice(2)));
+  if (wantsInstallCniConfig(argv)) process.exit(await runInstallCniConfig([...argv]));
   let cfg: AgentConfig;
   try {
-    cfg = parseArgs(process.argv.slice(2));
+    cfg = parseArgs(argv);
   } catch (e) {
     return fatal(e, 2);
   }
@@ -35,7 +38,6 @@ async function main(): Promise<void> {
     return fatal(e, 2);
   }
   const log = obs.logger;
-  const initialised = obs.readiness.flag('node-initialised', 'starting');
   let agent: Agent | undefined;
   let stopping = false;
   const stop = (signal: string): void => {
@@ -49,8 +51,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
-    agent = await startAgent(cfg, log, { onCniApp: (app) => instrumentCniApp(app, obs.metrics), metrics: obs.metrics, readiness: obs.readiness });
-    initialised.set(true);
+    agent = await startAgent(cfg, log, {
+      ...hooks, onCniApp: (app) => instrumentCniApp(app, obs.metrics), metrics: obs.metrics, readiness: obs.readiness,
+    });
+    log.info({ components: agent.components }, 'agent started');
     if (stopping) await agent.stop();
   } catch (e) {
     log.fatal({ err: e }, 'start-up failed');
@@ -58,4 +62,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runMain(process.argv.slice(2));

@@ -36,7 +36,7 @@ before(async () => {
   await promisify(mkdir)(bin);
   await promisify(copyFile)(SHIM, join(bin, 'kube-ovn')); // what install-cni does into /opt/cni/bin
   sock = join(dir, 'run', 'kube-ovn-daemon.sock');
-  agent = await startAgent(parseArgs(['--bind-socket', sock, '--backend=fake', '--cni-del-queue-dir', join(dir, 'q')]), pino({ level: 'silent' }));
+  agent = await startAgent(parseArgs(['--bind-socket', sock, '--cni-del-queue-dir', join(dir, 'q')]), pino({ level: 'silent' }), { backend: new FakeBackend() });
   fake = agent.dispatcher.backend as FakeBackend;
 });
 

@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const SHIM = join(ROOT, 'cni-shim', 'kube-ovn');
 export const MAIN = join(ROOT, 'agent', 'src', 'main.ts');
+/** main.ts with test hooks from the environment (integration/support/agent-main.ts) */
+export const TEST_MAIN = join(ROOT, 'integration', 'support', 'agent-main.ts');
 
 /** Builds the shim once (make is incremental). */
 export function buildShim(): void {
@@ -63,10 +65,17 @@ export async function killStartedAgents(): Promise<void> {
   started.clear();
 }
 
-export function startAgentProcess(args: string[]): AgentProc {
+/**
+ * Runs the agent as a process. `backend: 'fake'` runs the test entry point with the in-memory FakeBackend (no
+ * Kubernetes, OVS or kernel); `'real'` runs the production entry point agent/src/main.ts as it is.
+ */
+export function startAgentProcess(args: string[], o: { backend?: 'fake' | 'real' } = {}): AgentProc {
   // an ephemeral metrics/health port, so that several agents (and other tests) never collide on :10665
   const all = args.some((a) => a.startsWith('--pprof-port')) ? args : [...args, '--pprof-port=0'];
-  const proc = spawn(process.execPath, [MAIN, ...all], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const fake = (o.backend ?? 'fake') === 'fake';
+  const proc = spawn(process.execPath, [fake ? TEST_MAIN : MAIN, ...all], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KOA_TEST_BACKEND: fake ? 'fake' : '' },
+  });
   started.add(proc);
   return { proc, ...followAgentLog(proc, 15_000) };
 }

@@ -10,6 +10,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { parseArgs, startAgent, type Agent } from '../../agent/src/main.ts';
+import { FakeBackend } from '../../agent/src/cni/fake-backend.ts';
 import { ROOT, runShim, shimStateFile, tempDir } from './lib.ts';
 
 const seed = Number(process.env.KOA_FUZZ_SEED ?? Date.now() % 1e9);
@@ -29,7 +30,7 @@ before(async () => {
   asan = join(dir, 'kube-ovn-asan');
   execFileSync('gcc', ['-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-fno-omit-frame-pointer', '-o', asan, join(ROOT, 'cni-shim', 'kube-ovn.c')]);
   sock = join(dir, 'agent.sock');
-  agent = await startAgent(parseArgs(['--bind-socket', sock, '--backend=fake', '--cni-del-queue-dir', join(dir, 'q0')]), pino({ level: 'silent' }));
+  agent = await startAgent(parseArgs(['--bind-socket', sock, '--cni-del-queue-dir', join(dir, 'q0')]), pino({ level: 'silent' }), { backend: new FakeBackend() });
   garbageSock = join(dir, 'garbage.sock');
   garbage = createServer((s) => {
     s.on('error', () => undefined);

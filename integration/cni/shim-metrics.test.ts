@@ -23,7 +23,7 @@ before(async () => {
   sock = join(dir, 'agent.sock');
   stateDir = join(dir, 'state');
   port = await freePort();
-  agent = startAgentProcess(['--bind-socket', sock, '--backend=fake', '--cni-del-queue-dir', join(dir, 'q0'), `--pprof-port=${port}`]);
+  agent = startAgentProcess(['--bind-socket', sock, '--cni-del-queue-dir', join(dir, 'q0'), `--pprof-port=${port}`]);
   await agent.waitFor(/CNI server listening/);
 });
 after(async () => {

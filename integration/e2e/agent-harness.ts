@@ -24,6 +24,8 @@ import { createNetns, type Netns } from '../bed/netns.ts';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const SHIM = join(ROOT, 'cni-shim', 'kube-ovn');
 export const MAIN = join(ROOT, 'agent', 'src', 'main.ts');
+/** The test entry point (integration/support/agent-main.ts): main.ts plus hooks chosen by KOA_TEST_BACKEND / KOA_FAULT_AFTER_STEP. */
+export const TEST_MAIN = join(ROOT, 'integration', 'support', 'agent-main.ts');
 /** The shipped form (`npm run build:agent`): one ESM file, no type stripping at start, lower RSS. */
 export const BUNDLE = join(ROOT, 'dist', 'agent.mjs');
 
@@ -31,8 +33,6 @@ export const BUNDLE = join(ROOT, 'dist', 'agent.mjs');
 export function buildBundle(): void {
   execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.ts')], { cwd: ROOT, stdio: 'inherit' });
 }
-/** The pod-wiring backend of the real agent (main.ts BACKENDS). */
-export const REAL_BACKEND = process.env.KOA_E2E_BACKEND ?? 'ovn';
 export const METRICS_PORT = 10665;
 
 /** Builds the CNI executable (make is incremental: a no-op when it is current). */
@@ -98,7 +98,6 @@ export function agentArgs(bed: Bed, node: BedNode, dir: string, o: AgentOptions 
     `--bind-socket=${join(dir, 'run', 'kube-ovn-daemon.sock')}`,
     `--cni-del-queue-dir=${join(dir, 'del-queue')}`,
     `--pprof-port=${METRICS_PORT}`,
-    `--backend=${REAL_BACKEND}`,
     `--mtu=${bed.mtu}`,
     `--annotation-wait-timeout=${o.annotationWaitTimeout ?? '20s'}`,
     `--ovn-installed-timeout=${o.ovnInstalledTimeout ?? '20s'}`,
@@ -118,7 +117,9 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
     onCleanup({ label: `agent dir ${made}`, run: () => rmSync(made, { recursive: true, force: true }) });
     dir = made;
   }
-  const entry = (o.entry ?? process.env.KOA_E2E_AGENT) === 'bundle' ? BUNDLE : MAIN;
+  const hooked = Boolean(o.env?.KOA_FAULT_AFTER_STEP || o.env?.KOA_TEST_BACKEND);
+  if (hooked && o.entry === 'bundle') throw new Error('test hooks need the test entry point, not the bundle');
+  const entry = hooked ? TEST_MAIN : (o.entry ?? process.env.KOA_E2E_AGENT) === 'bundle' ? BUNDLE : MAIN;
   const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, entry, ...agentArgs(bed, node, dir, o)];
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,

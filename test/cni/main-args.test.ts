@@ -1,31 +1,34 @@
 // The composition root's flags (main.ts -> agent.ts parseArgs over config/loadConfig): upstream names, defaults,
-// the backend choice, flags accepted but not acted on, clear errors.
+// flags accepted but not acted on, clear errors. Test hooks (a fake backend, fault injection) are not flags.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseArgs } from '../../agent/src/main.ts';
+import { FLAGS } from '../../agent/src/config/config.ts';
 
 test('defaults and upstream flag names', () => {
   const c = parseArgs([], {}, 'node-1');
-  assert.deepEqual([c.bindSocket, c.backend, c.delQueueDir, c.logLevel, c.ignored, c.pprofPort, c.nodeName],
-    ['/run/openvswitch/kube-ovn-daemon.sock', 'ovn', '/run/openvswitch/kube-ovn-del-queue', 'info', [], 10665, 'node-1']);
-  const d = parseArgs(['--bind-socket=/tmp/koac/a.sock', '--backend', 'fake', '--cni-del-queue-dir=/tmp/koac/q', '--log-level=debug', '--pprof-port=0'], {}, 'n');
-  assert.deepEqual([d.bindSocket, d.backend, d.delQueueDir, d.logLevel, d.pprofPort], ['/tmp/koac/a.sock', 'fake', '/tmp/koac/q', 'debug', 0]);
+  assert.deepEqual([c.bindSocket, c.delQueueDir, c.logLevel, c.ignored, c.pprofPort, c.nodeName, c.nodeReadyTimeoutMs],
+    ['/run/openvswitch/kube-ovn-daemon.sock', '/run/openvswitch/kube-ovn-del-queue', 'info', [], 10665, 'node-1', 30_000]);
+  const d = parseArgs(['--bind-socket=/tmp/koac/a.sock', '--cni-del-queue-dir=/tmp/koac/q', '--log-level=debug', '--pprof-port=0'], {}, 'n');
+  assert.deepEqual([d.bindSocket, d.delQueueDir, d.logLevel, d.pprofPort], ['/tmp/koac/a.sock', '/tmp/koac/q', 'debug', 0]);
   assert.equal(parseArgs([], { KOA_DEL_QUEUE_DIR: '/tmp/koac/e' }, 'n').delQueueDir, '/tmp/koac/e');
 });
 
-test('flags accepted but not acted on are reported, not fatal; infrastructure flags are moot with the fake backend', () => {
-  const argv = ['--pprof-port', '0', '--enable-metrics=false', '--node-name=n1', '--ovs-socket=/run/openvswitch/db.sock', '-v=3', '--enable-mirror'];
-  assert.deepEqual(parseArgs(argv, {}, 'n').ignored, ['--enable-mirror']);
-  assert.deepEqual(parseArgs([...argv, '--backend=fake'], {}, 'n').ignored, ['--ovs-socket', '--enable-mirror']);
+test('flags accepted but not acted on are reported, not fatal; the acted-on list is the FLAGS table itself', () => {
+  const argv = ['--pprof-port', '0', '--enable-metrics=false', '--node-name=n1', '--ovs-socket=/run/openvswitch/db.sock', '-v=3',
+    '--enable-mirror', '--enable-tproxy', '--encap-checksum=false'];
+  assert.deepEqual(parseArgs(argv, {}, 'n').ignored, ['--enable-mirror', '--enable-tproxy', '--encap-checksum']);
+  for (const f of ['enable-mirror', 'enable-tproxy', 'encap-checksum']) assert.equal(FLAGS.find((x) => x.name === f)?.acted, undefined, f);
+  for (const f of ['node-name', 'ovs-socket', 'pprof-port', 'node-ready-timeout']) assert.equal(FLAGS.find((x) => x.name === f)?.acted, true, f);
 });
 
 test('bad flags are clear errors', () => {
   const table: [string[], RegExp][] = [
-    [['--backend=nope'], /--backend must be one of ovn, fake/],
+    [['--backend=fake'], /unknown flag --backend/],
     [['--bind-socket=rel.sock'], /--bind-socket="rel.sock": expected an absolute path/],
     [['--cni-del-queue-dir', 'q'], /--cni-del-queue-dir="q": expected an absolute path/],
     [['--bind-socket'], /flag --bind-socket needs a value/],
-    [['--backend='], /--backend: must not be empty/],
+    [['--node-ready-timeout=1h'], /--node-ready-timeout="1h": expected a duration/],
     [['stray'], /unexpected arguments: stray/],
     [['--bogus'], /unknown flag --bogus/],
   ];

@@ -41,7 +41,7 @@ describe('config: defaults', () => {
     assert.equal(c.annotationWaitTimeoutMs, 60_000);
     assert.equal(c.ovnInstalledTimeoutMs, 30_000);
     assert.equal(c.watchIdleTimeoutMs, 300_000);
-    assert.equal(c.backend, 'ovn');
+    assert.equal(c.nodeReadyTimeoutMs, 30_000);
     assert.equal(c.ipConflictProbeMs, 60);
     assert.equal(c.delQueueDir, '/run/openvswitch/kube-ovn-del-queue');
     assert.equal(c.logLevel, 'info');

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import { createAgentMetrics, NAMESPACE } from '../../agent/src/observe/metrics.ts';
-import { CNI_CALL_PATH, SHIM_METRICS_PATH, instrumentCniApp, resultFromPayload, upstreamStatus } from '../../agent/src/server/metrics-cni-hook.ts';
+import { CNI_CALL_PATH, SHIM_METRICS_PATH, instrumentCniApp, resultFromPayload, upstreamStatus } from '../../agent/src/observe/cni-hook.ts';
 import { find, parseExposition, value } from './prom-text.ts';
 
 test('resultFromPayload and upstreamStatus', () => {

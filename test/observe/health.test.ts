@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readiness, formatEvaluation, type Evaluation } from '../../agent/src/server/health.ts';
-import { parseLevelBody, listenAddressesFromEnv } from '../../agent/src/server/metrics-server.ts';
+import { Readiness, formatEvaluation, type Evaluation } from '../../agent/src/observe/health.ts';
+import { parseLevelBody, listenAddressesFromEnv } from '../../agent/src/observe/metrics-server.ts';
 
 test('readiness is the conjunction of pull checks and push flags, with reasons', async () => {
   const seen: Evaluation[] = [];

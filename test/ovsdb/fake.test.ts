@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeVswitch } from '../../agent/src/datapath/ports.ts';
+import { FakeVswitch } from '../../agent/src/datapath/ovsdb/fake.ts';
 import { contract } from './vswitch-contract.ts';
 
 for (const [name, run] of contract) {

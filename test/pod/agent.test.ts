@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { instrument, parseArgs, startAgent } from '../../agent/src/agent.ts';
-import { FakeNetlink } from '../../agent/src/datapath/ports.ts';
+import { FakeNetlink } from '../../agent/src/datapath/netlink/fake.ts';
 
 test('the ovn backend without --kubeconfig outside a cluster fails start-up with a clear message', async () => {
   const saved = process.env.KUBERNETES_SERVICE_HOST;

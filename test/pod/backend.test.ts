@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { Dispatcher } from '../../agent/src/cni/dispatcher.ts';
 import { handleUpstream } from '../../agent/src/cni/upstream.ts';
 import type { CniRequest, CniResult, NetConf } from '../../agent/src/cni/types.ts';
-import { FakeNetlink, FakeVswitch } from '../../agent/src/datapath/ports.ts';
+import { FakeNetlink } from '../../agent/src/datapath/netlink/fake.ts';
+import { FakeVswitch } from '../../agent/src/datapath/ovsdb/fake.ts';
 import { AgentError } from '../../agent/src/errors.ts';
 import type { IpCrApi } from '../../agent/src/k8s/ipcr.ts';
-import { InMemoryPodSource } from '../../agent/src/k8s/pods.ts';
+import { InMemoryPodSource } from '../../agent/src/k8s/fake-pod-source.ts';
 import type { IpCr, Subnet } from '../../agent/src/k8s/types.ts';
-import { OvnBackend, portContainerPrefix } from '../../agent/src/pod/backend.ts';
+import { OvnBackend } from '../../agent/src/pod/backend.ts';
+import { portContainerPrefix } from '../../agent/src/pod/names.ts';
 import { probeTiming } from '../../agent/src/pod/executor.ts';
 
 const NETNS = '/var/run/netns/koap-b1';
@@ -36,7 +38,7 @@ class MemIpApi implements IpCrApi {
   async replace(ip: IpCr) { this.crs.set(ip.metadata!.name!, ip); }
 }
 
-function setup(o: { annotationWaitTimeoutMs?: number; gatewayCheckTimeoutMs?: number; ready?: () => true | string } = {}) {
+function setup(o: { annotationWaitTimeoutMs?: number; gatewayCheckTimeoutMs?: number; status?: () => true | string } = {}) {
   const nl = new FakeNetlink();
   nl.addNamespace(NETNS);
   nl.reachable.add(`${NETNS}|10.16.0.1`);
@@ -52,7 +54,7 @@ function setup(o: { annotationWaitTimeoutMs?: number; gatewayCheckTimeoutMs?: nu
       nodeFacts: { mtu: 1400, datapathType: 'netdev', enableArpDetectIpConflict: true, ovnInstalledTimeoutMs: 1000, gatewayCheckTimeoutMs: o.gatewayCheckTimeoutMs ?? 500 } },
     exec: { netlink: nl, podNet: nl, vswitch: vs, probe: probeTiming(10) },
     onAnnotationWait: (s) => waits.push(s),
-    ...(o.ready ? { ready: o.ready } : {}),
+    ...(o.status ? { status: o.status } : {}),
   });
   return { nl, vs, pods, ipApi, backend, waits };
 }
@@ -199,7 +201,7 @@ describe('OvnBackend: DEL, CHECK, STATUS, GC', () => {
 
   it('STATUS reports the readiness reason as code 50', async () => {
     let ready: true | string = 'no synced OVSDB connection to /run/openvswitch/db.sock';
-    const s = setup({ ready: () => ready });
+    const s = setup({ status: () => ready });
     const e = await rejects(s.backend.status(netconf()));
     assert.deepEqual([e.cniCode, e.message], [50, 'agent not ready: no synced OVSDB connection to /run/openvswitch/db.sock']);
     ready = true;

@@ -3,7 +3,8 @@
 // unreachable gateway), DEL idempotence (twice, unknown container, netns gone), IPAM-only, dual-stack, net1.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeNetlink, FakeVswitch } from '../../agent/src/datapath/ports.ts';
+import { FakeNetlink } from '../../agent/src/datapath/netlink/fake.ts';
+import { FakeVswitch } from '../../agent/src/datapath/ovsdb/fake.ts';
 import { AgentError } from '../../agent/src/errors.ts';
 import { decodePodNic, type Annotations } from '../../agent/src/pod/annotations.ts';
 import { instrument } from '../../agent/src/agent.ts';

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { InMemoryPodSource } from '../../agent/src/k8s/pods.ts';
+import { InMemoryPodSource } from '../../agent/src/k8s/fake-pod-source.ts';
 import type { Node, Subnet } from '../../agent/src/k8s/types.ts';
 import { nodeNetworks, prepareAdd, type PrepareDeps } from '../../agent/src/pod/prepare.ts';
 import type { NicRequest } from '../../agent/src/pod/plan.ts';

@@ -76,8 +76,8 @@ export interface Config {
   readonly watchIdleTimeoutMs: number;
   /** total time of one IPv4 conflict probe (pod/executor.ts probeTiming) */
   readonly ipConflictProbeMs: number;
-  /** CNI backend by name (main.ts BACKENDS) */
-  readonly backend: string;
+  /** how long an early ADD waits for the node to be initialised */
+  readonly nodeReadyTimeoutMs: number;
   /** where DELs that could not finish are queued for the next start */
   readonly delQueueDir: string;
   /** pino level */
@@ -93,39 +93,41 @@ export interface FlagDef {
   readonly env?: readonly string[];
   readonly origin: Origin;
   readonly help: string;
+  /** the agent acts on this flag (the others are accepted, logged as not handled yet) */
+  readonly acted?: true;
 }
 
 // Kubelet's CRI runtime-request-timeout is 2 min: the ADD's own waits must end well before it.
 export const FLAGS: readonly FlagDef[] = [
-  { name: 'node-name', kind: 'string', def: '', env: ['KUBE_NODE_NAME', 'NODE_NAME'], origin: 'upstream', help: 'node identity; falls back to the hostname (lower-cased)' },
-  { name: 'install-cni-config', kind: 'bool', def: 'false', origin: 'upstream', help: 'one-shot conflist install mode' },
-  { name: 'cni-conf-dir', kind: 'string', def: '/etc/cni/net.d', origin: 'upstream', help: 'conflist install directory' },
-  { name: 'cni-conf-file', kind: 'string', def: '/kube-ovn/01-kube-ovn.conflist', origin: 'upstream', help: 'conflist install source' },
-  { name: 'cni-conf-name', kind: 'string', def: '01-kube-ovn.conflist', origin: 'upstream', help: 'conflist install name' },
-  { name: 'iface', kind: 'string', def: '', origin: 'upstream', help: 'tunnel NIC name or comma-separated regexes' },
+  { name: 'node-name', acted: true, kind: 'string', def: '', env: ['KUBE_NODE_NAME', 'NODE_NAME'], origin: 'upstream', help: 'node identity; falls back to the hostname (lower-cased)' },
+  { name: 'install-cni-config', acted: true, kind: 'bool', def: 'false', origin: 'upstream', help: 'one-shot conflist install mode' },
+  { name: 'cni-conf-dir', acted: true, kind: 'string', def: '/etc/cni/net.d', origin: 'upstream', help: 'conflist install directory' },
+  { name: 'cni-conf-file', acted: true, kind: 'string', def: '/kube-ovn/01-kube-ovn.conflist', origin: 'upstream', help: 'conflist install source' },
+  { name: 'cni-conf-name', acted: true, kind: 'string', def: '01-kube-ovn.conflist', origin: 'upstream', help: 'conflist install name' },
+  { name: 'iface', acted: true, kind: 'string', def: '', origin: 'upstream', help: 'tunnel NIC name or comma-separated regexes' },
   { name: 'host-tunnel-src', kind: 'bool', def: 'false', origin: 'upstream', help: 'allow /32 and /128 addresses as encap IP' },
   { name: 'dpdk-tunnel-iface', kind: 'string', def: 'br-phy', origin: 'upstream', help: 'tunnel NIC on userspace-datapath nodes' },
-  { name: 'mtu', kind: 'int', def: '0', origin: 'upstream', help: 'pod MTU; 0 = tunnel NIC MTU minus the encap overhead' },
+  { name: 'mtu', acted: true, kind: 'int', def: '0', origin: 'upstream', help: 'pod MTU; 0 = tunnel NIC MTU minus the encap overhead' },
   { name: 'enable-mirror', kind: 'bool', def: 'false', origin: 'upstream', help: 'mirror all pod traffic' },
   { name: 'mirror-iface', kind: 'string', def: 'mirror0', origin: 'upstream', help: 'mirror port name' },
-  { name: 'bind-socket', kind: 'string', def: '/run/openvswitch/kube-ovn-daemon.sock', origin: 'upstream', help: 'CNI Unix socket' },
-  { name: 'ovs-socket', kind: 'string', def: '/run/openvswitch/db.sock', origin: 'upstream', help: 'OVSDB socket (upstream parses it and uses none; default there is empty)' },
-  { name: 'kubeconfig', kind: 'string', def: '', env: ['KUBECONFIG'], origin: 'upstream', help: 'out-of-cluster kubeconfig; empty = in-cluster (env KUBECONFIG is ours)' },
+  { name: 'bind-socket', acted: true, kind: 'string', def: '/run/openvswitch/kube-ovn-daemon.sock', origin: 'upstream', help: 'CNI Unix socket' },
+  { name: 'ovs-socket', acted: true, kind: 'string', def: '/run/openvswitch/db.sock', origin: 'upstream', help: 'OVSDB socket (upstream parses it and uses none; default there is empty)' },
+  { name: 'kubeconfig', acted: true, kind: 'string', def: '', env: ['KUBECONFIG'], origin: 'upstream', help: 'out-of-cluster kubeconfig; empty = in-cluster (env KUBECONFIG is ours)' },
   { name: 'service-cluster-ip-range', kind: 'list', def: '10.96.0.0/12', origin: 'upstream', help: 'service CIDRs (comma-separated)' },
   { name: 'cluster-router', kind: 'string', def: 'ovn-cluster', origin: 'upstream', help: 'default VPC name' },
   { name: 'node-switch', kind: 'string', def: 'join', origin: 'upstream', help: 'join subnet name' },
   { name: 'encap-checksum', kind: 'bool', def: 'true', origin: 'upstream', help: 'OVS external_ids:ovn-encap-csum' },
   { name: 'enable-pprof', kind: 'bool', def: 'false', origin: 'upstream', help: 'profiling endpoints' },
-  { name: 'pprof-port', kind: 'int', def: '10665', origin: 'upstream', help: 'metrics / health port (0 = an ephemeral port, for tests)' },
+  { name: 'pprof-port', acted: true, kind: 'int', def: '10665', origin: 'upstream', help: 'metrics / health port (0 = an ephemeral port, for tests)' },
   { name: 'secure-serving', kind: 'bool', def: 'false', origin: 'upstream', help: 'HTTPS with authn/z on metrics' },
   { name: 'mac-learning-fallback', kind: 'bool', def: 'false', origin: 'upstream', help: 'provider bridges other_config:mac-learning-fallback' },
-  { name: 'network-type', kind: 'string', def: 'geneve', origin: 'upstream', help: 'geneve | vxlan | stt | vlan (encap overhead, tunnel checks)' },
+  { name: 'network-type', acted: true, kind: 'string', def: 'geneve', origin: 'upstream', help: 'geneve | vxlan | stt | vlan (encap overhead, tunnel checks)' },
   { name: 'default-provider-name', kind: 'string', def: 'provider', origin: 'upstream', help: 'parsed, unused (as upstream)' },
   { name: 'default-interface-name', kind: 'string', def: '', origin: 'upstream', help: 'parsed, unused (as upstream)' },
   { name: 'external-gateway-config-ns', kind: 'string', def: 'kube-system', origin: 'upstream', help: 'namespace of ovn-external-gw-config' },
   { name: 'external-gateway-switch', kind: 'string', def: 'external', origin: 'upstream', help: 'external gateway switch / bridge name' },
-  { name: 'enable-metrics', kind: 'bool', def: 'true', origin: 'upstream', help: 'serve /metrics' },
-  { name: 'enable-arp-detect-ip-conflict', kind: 'bool', def: 'true', origin: 'upstream', help: 'RFC 5227 probe before adding pod IPv4 addresses' },
+  { name: 'enable-metrics', acted: true, kind: 'bool', def: 'true', origin: 'upstream', help: 'serve /metrics' },
+  { name: 'enable-arp-detect-ip-conflict', acted: true, kind: 'bool', def: 'true', origin: 'upstream', help: 'RFC 5227 probe before adding pod IPv4 addresses' },
   { name: 'kubelet-dir', kind: 'string', def: '/var/lib/kubelet', origin: 'upstream', help: 'kubelet root (DPDK emptyDir paths)' },
   { name: 'enable-verbose-conn-check', kind: 'bool', def: 'false', origin: 'upstream', help: 'TCP/UDP connectivity-check listeners' },
   { name: 'tcp-conn-check-port', kind: 'int', def: '8100', origin: 'upstream', help: 'TCP check port' },
@@ -143,16 +145,16 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'tls-cipher-suites', kind: 'list', def: '', origin: 'upstream', help: 'cipher suite names' },
   { name: 'non-primary-cni-mode', kind: 'bool', def: 'false', origin: 'upstream', help: 'kube-ovn is not the primary CNI' },
   // ours: bounds upstream hard-codes (20 x 1 s annotation wait, 30 s ovn-installed, ~200 s gateway check)
-  { name: 'annotation-wait-timeout', kind: 'duration', def: '60s', env: ['KOA_ANNOTATION_WAIT_TIMEOUT'], origin: 'ours', help: 'ADD waits this long for the controller annotations, then fails with CNI code 11 (must stay below kubelet\'s 2m CRI timeout)' },
-  { name: 'ovn-installed-timeout', kind: 'duration', def: '30s', env: ['KOA_OVN_INSTALLED_TIMEOUT'], origin: 'ours', help: 'wait for external_ids:ovn-installed on the pod port' },
-  { name: 'gateway-check-timeout', kind: 'duration', def: '30s', env: ['KOA_GATEWAY_CHECK_TIMEOUT'], origin: 'ours', help: 'bound of the pod gateway check' },
-  { name: 'watch-idle-timeout', kind: 'duration', def: '5m', env: ['KOA_WATCH_IDLE_TIMEOUT'], origin: 'ours', help: 'restart a Kubernetes watch that showed no sign of life for this long' },
-  { name: 'ip-conflict-probe-time', kind: 'duration', def: '60ms', env: ['KOA_IP_CONFLICT_PROBE_TIME'], origin: 'ours', help: 'bound of the IPv4 conflict probe per ADD (RFC 5227 timing takes 4-9 s; 3 probes + listening fit in this)' },
-  { name: 'backend', kind: 'string', def: 'ovn', env: ['KOA_BACKEND'], origin: 'ours', help: 'CNI backend: ovn (pod wiring) or fake (in-memory, CNI tests)' },
-  { name: 'cni-del-queue-dir', kind: 'string', def: '/run/openvswitch/kube-ovn-del-queue', env: ['KOA_DEL_QUEUE_DIR'], origin: 'ours', help: 'DELs that could not finish are kept here and retried at start' },
-  { name: 'log-level', kind: 'string', def: 'info', env: ['KOA_LOG_LEVEL'], origin: 'ours', help: 'trace | debug | info | warn | error | fatal' },
+  { name: 'annotation-wait-timeout', acted: true, kind: 'duration', def: '60s', env: ['KOA_ANNOTATION_WAIT_TIMEOUT'], origin: 'ours', help: 'ADD waits this long for the controller annotations, then fails with CNI code 11 (must stay below kubelet\'s 2m CRI timeout)' },
+  { name: 'ovn-installed-timeout', acted: true, kind: 'duration', def: '30s', env: ['KOA_OVN_INSTALLED_TIMEOUT'], origin: 'ours', help: 'wait for external_ids:ovn-installed on the pod port' },
+  { name: 'gateway-check-timeout', acted: true, kind: 'duration', def: '30s', env: ['KOA_GATEWAY_CHECK_TIMEOUT'], origin: 'ours', help: 'bound of the pod gateway check' },
+  { name: 'watch-idle-timeout', acted: true, kind: 'duration', def: '5m', env: ['KOA_WATCH_IDLE_TIMEOUT'], origin: 'ours', help: 'restart a Kubernetes watch that showed no sign of life for this long' },
+  { name: 'ip-conflict-probe-time', acted: true, kind: 'duration', def: '60ms', env: ['KOA_IP_CONFLICT_PROBE_TIME'], origin: 'ours', help: 'bound of the IPv4 conflict probe per ADD (RFC 5227 timing takes 4-9 s; 3 probes + listening fit in this)' },
+  { name: 'node-ready-timeout', acted: true, kind: 'duration', def: '30s', env: ['KOA_NODE_READY_TIMEOUT'], origin: 'ours', help: 'an ADD that arrives before the node is initialised waits this long, then fails with CNI code 11' },
+  { name: 'cni-del-queue-dir', acted: true, kind: 'string', def: '/run/openvswitch/kube-ovn-del-queue', env: ['KOA_DEL_QUEUE_DIR'], origin: 'ours', help: 'DELs that could not finish are kept here and retried at start' },
+  { name: 'log-level', acted: true, kind: 'string', def: 'info', env: ['KOA_LOG_LEVEL'], origin: 'ours', help: 'trace | debug | info | warn | error | fatal' },
   // klog flags the DaemonSet passes: accepted; -v sets the verbosity, the rest is ignored (logs go to stdout)
-  { name: 'v', kind: 'int', def: '0', origin: 'klog', help: 'log verbosity' },
+  { name: 'v', acted: true, kind: 'int', def: '0', origin: 'klog', help: 'log verbosity' },
   ...['logtostderr', 'alsologtostderr', 'skip_headers', 'skip_log_headers', 'add_dir_header', 'one_output']
     .map((name): FlagDef => ({ name, kind: 'bool', def: 'false', origin: 'klog', help: 'accepted, ignored' })),
   ...['log_file', 'log_file_max_size', 'log_dir', 'stderrthreshold', 'vmodule', 'log_backtrace_at']
@@ -320,7 +322,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     gatewayCheckTimeoutMs: duration('gateway-check-timeout', 0, MAX_TIMEOUT_MS - 1),
     watchIdleTimeoutMs: duration('watch-idle-timeout', 10_000, 24 * 3_600_000),
     ipConflictProbeMs: duration('ip-conflict-probe-time', 10, 10_000),
-    backend: nonEmpty('backend'),
+    nodeReadyTimeoutMs: duration('node-ready-timeout', 100, MAX_TIMEOUT_MS - 1),
     delQueueDir: absPath('cni-del-queue-dir'),
     logLevel: str('log-level'),
   };

@@ -9,8 +9,8 @@ import type { LevelWithSilent } from 'pino';
 import { parseFlags, parseGoBool, parseInteger } from '../config/flags.ts';
 import { createAgentMetrics, type AgentMetrics, type AgentMetricsOptions } from './metrics.ts';
 import { createLogger, type LogControl, type Logger, type LoggerOptions } from './log.ts';
-import { Readiness, probeUnixSocket, type SocketProbeMode } from '../server/health.ts';
-import { DEFAULT_METRICS_PORT, listenAddressesFromEnv, startMetricsServer, type MetricsServer } from '../server/metrics-server.ts';
+import { Readiness, probeUnixSocket, type SocketProbeMode } from './health.ts';
+import { DEFAULT_METRICS_PORT, listenAddressesFromEnv, startMetricsServer, type MetricsServer } from './metrics-server.ts';
 import { agentRevision, agentVersion } from './version.ts';
 
 export interface ObservabilityOptions {

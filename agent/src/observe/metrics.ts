@@ -136,6 +136,10 @@ export interface AgentMetrics {
   /** Per-check readiness state and the first time the agent became ready. */
   setReadiness(check: string, ready: boolean): void;
   markReady(uptimeSeconds: number): void;
+  /** One reconcile pass (node/reconciler.ts): runs by result, duration, operations applied. */
+  observeReconcile(pass: { reconciler: string; ok: boolean; changes: number; seconds: number }): void;
+  /** Objects the pod GC removed, by kind (port, veth, qos). */
+  gcRemoved(kind: string, n: number): void;
 }
 
 export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
@@ -231,6 +235,19 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
   const readyDuration = new Gauge({
     name: `${NAMESPACE}ready_duration_seconds`, help: 'seconds from process start until the agent first reported ready', registers,
   });
+  const reconcileRuns = new Counter({
+    name: `${NAMESPACE}reconcile_runs_total`, help: 'reconcile passes, by reconciler and result', labelNames: ['reconciler', 'result'], registers,
+  });
+  const reconcileDuration = new Histogram({
+    name: `${NAMESPACE}reconcile_duration_seconds`, help: 'duration of one reconcile pass (desired, observed, diff, apply)',
+    labelNames: ['reconciler'], buckets: [...CALL_SECONDS_BUCKETS], registers,
+  });
+  const reconcileChanges = new Counter({
+    name: `${NAMESPACE}reconcile_changes_total`, help: 'operations applied by reconcile passes', labelNames: ['reconciler'], registers,
+  });
+  const gcRemovedTotal = new Counter({
+    name: `${NAMESPACE}gc_removed_total`, help: 'objects removed by the pod garbage collector, by kind', labelNames: ['kind'], registers,
+  });
   const buildInfo = new Gauge({
     name: `${NAMESPACE}build_info`, help: 'always 1; build and runtime information in labels',
     labelNames: ['version', 'revision', 'node_version', 'arch'], registers,
@@ -240,7 +257,7 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
   const g = {
     ovsdbMethod: new LabelGuard(), ovsdbDb: new LabelGuard(8), netlinkOp: new LabelGuard(), iptOp: new LabelGuard(32),
     ipsetOp: new LabelGuard(32), resource: new LabelGuard(32), restUrl: new LabelGuard(128), restHost: new LabelGuard(8),
-    subnet: new LabelGuard(512), check: new LabelGuard(32),
+    subnet: new LabelGuard(512), check: new LabelGuard(32), reconciler: new LabelGuard(32), gcKind: new LabelGuard(8),
   };
   const cmd = (c: string): string => oneOf(CNI_COMMANDS, c.toUpperCase());
   const nonNeg = (s: number): number => (Number.isFinite(s) && s > 0 ? s : 0);
@@ -310,6 +327,13 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
       readyMarked = true;
       readyDuration.set(uptimeSeconds);
     },
+    observeReconcile: (pass) => {
+      const r = g.reconciler.value(pass.reconciler);
+      reconcileRuns.inc({ reconciler: r, result: pass.ok ? 'ok' : 'error' });
+      reconcileDuration.observe({ reconciler: r }, nonNeg(pass.seconds));
+      if (pass.changes > 0) reconcileChanges.inc({ reconciler: r }, pass.changes);
+    },
+    gcRemoved: (kind, n) => { if (n > 0) gcRemovedTotal.inc({ kind: g.gcKind.value(kind) }, n); },
   };
   return m;
 }
@@ -326,6 +350,6 @@ export function nullMetrics(): AgentMetrics {
     registry: new Registry(), observeCni: noop, observeWait: noop, observeOvsdb: noop, observeNetlink: noop,
     observeIptables: noop, observeIpset: noop, observeRestClient: noop, watchRestarted: noop, setWatchHealthy: noop,
     observeShim: noop, observeShimReport: () => false, addSubnetGatewayTraffic: noop, countLogLine: noop,
-    setReadiness: noop, markReady: noop,
+    setReadiness: noop, markReady: noop, observeReconcile: noop, gcRemoved: noop,
   };
 }

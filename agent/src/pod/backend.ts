@@ -12,6 +12,7 @@ import { isOvnProvider } from './annotations.ts';
 import { applyAdd, applyDelSteps, type AddOutcome, type ExecLog, type ExecutorDeps } from './executor.ts';
 import { vethNames } from './names.ts';
 import { INTEGRATION_BRIDGE, planDel, type AddPlan, type DelStep } from './plan.ts';
+import { portsNotKept } from './gc.ts';
 import { prepareAdd, type PrepareDeps } from './prepare.ts';
 import { delRequestFromCni, nicRequestFromCni } from './request.ts';
 
@@ -25,8 +26,12 @@ export interface OvnBackendOptions {
   readonly log?: ExecLog;
   /** seconds waited for the pod's annotations (metrics stage `annotation`) */
   readonly onAnnotationWait?: (seconds: number) => void;
-  /** STATUS: true when ADD can succeed, else the reason (OVSDB not connected, watches not synced, ...) */
-  readonly ready?: () => true | string;
+  /** STATUS: the agent's readiness (the same answer as /readyz): true, or why ADD cannot succeed now */
+  readonly status?: () => true | string | Promise<true | string>;
+  /** the node-ready gate: an ADD waits here (bounded) until the node is initialised, then fails with code 11 */
+  readonly gate?: { wait(timeoutMs: number): Promise<void> };
+  /** bound of that wait (default 30 s) */
+  readonly gateTimeoutMs?: number;
   /** observer of each finished ADD (bench / logs): the plan and the executor's step timings */
   readonly onAdded?: (plan: AddPlan, outcome: AddOutcome, req: CniRequest) => void;
 }
@@ -35,6 +40,8 @@ export class OvnBackend implements CniBackend {
   readonly #o: OvnBackendOptions;
   /** containers with an ADD in progress: GC never touches them */
   readonly #adding = new Set<string>();
+  /** containers with a DEL in progress (the GC reconciler leaves them to it) */
+  readonly #deleting = new Set<string>();
   /** IP CR updates still running (tests and shutdown can wait for them) */
   readonly #ipCrUpdates = new Set<Promise<void>>();
 
@@ -43,6 +50,7 @@ export class OvnBackend implements CniBackend {
   async add(req: CniRequest): Promise<CniResult> {
     this.#adding.add(req.containerId);
     try {
+      await this.#o.gate?.wait(this.#o.gateTimeoutMs ?? 30_000);
       const nic = nicRequestFromCni(req);
       const t0 = performance.now();
       let prepared;
@@ -91,7 +99,26 @@ export class OvnBackend implements CniBackend {
   /** Resolves when every IP CR update started so far has finished. */
   async settled(): Promise<void> { await Promise.all([...this.#ipCrUpdates]); }
 
+  /** Removes one pod port found stale by the GC: the OVS port, the pod's QoS rows, the host veth. Idempotent. */
+  async removePort(port: string, pod: string): Promise<void> {
+    const failed = await applyDelSteps([{ op: 'ovsDelPort', bridge: INTEGRATION_BRIDGE, port }, { op: 'destroyQos', podKey: pod },
+      { op: 'deleteLink', link: port, onlyIfVeth: true }], this.#o.exec, { bestEffort: true });
+    if (failed.length) throw agentError('KOA_DATAPATH', `could not remove port ${port}: ${failed.join('; ')}`);
+  }
+
+  /** container IDs with an ADD or DEL in progress */
+  inFlight(): string[] { return [...this.#adding, ...this.#deleting]; }
+
   async del(req: CniRequest): Promise<void> {
+    this.#deleting.add(req.containerId);
+    try {
+      await this.#del(req);
+    } finally {
+      this.#deleting.delete(req.containerId);
+    }
+  }
+
+  async #del(req: CniRequest): Promise<void> {
     const dreq = delRequestFromCni(req);
     const provider = dreq.provider === '' ? 'ovn' : dreq.provider;
     // KubeVirt: QoS rows carry the VM name; the pod (if still cached) says which
@@ -131,7 +158,7 @@ export class OvnBackend implements CniBackend {
   }
 
   async status(_netconf: NetConf): Promise<void> {
-    const r = this.#o.ready?.() ?? true;
+    const r = (await this.#o.status?.()) ?? true;
     if (r !== true) throw agentError('KOA_NOT_READY', r);
   }
 
@@ -147,7 +174,7 @@ export class OvnBackend implements CniBackend {
     const valid = req.validAttachments.map((a) => a.containerID);
     const steps: DelStep[] = [];
     const removed: string[] = [];
-    for (const name of stalePodPorts(this.#o.exec.vswitch, valid, [...this.#adding])) {
+    for (const name of portsNotKept(this.#o.exec.vswitch, [...valid, ...this.#adding])) {
       const ids = this.#o.exec.vswitch.getInterface(name)?.externalIds ?? {};
       steps.push({ op: 'ovsDelPort', bridge: INTEGRATION_BRIDGE, port: name }, { op: 'destroyQos', podKey: `${ids.pod_namespace}/${ids.pod_name}` },
         { op: 'deleteLink', link: name, onlyIfVeth: true });
@@ -157,30 +184,6 @@ export class OvnBackend implements CniBackend {
     const failed = await applyDelSteps(steps, this.#o.exec, { bestEffort: true });
     if (failed.length) throw agentError('KOA_DATAPATH', `GC could not remove everything: ${failed.join('; ')}`);
   }
-}
-
-/** The container-ID prefix a pod port name carries: `<cid[0:12]>_h` or `<cid[0:12-len(if)]>_<if>_h`. */
-export function portContainerPrefix(port: string): string | undefined {
-  if (!port.endsWith('_h')) return undefined;
-  const stem = port.slice(0, -2);
-  const prefix = stem.split('_')[0] ?? '';
-  return prefix.length >= 1 ? prefix : undefined;
-}
-
-/** Names of our pod ports on br-int whose container prefix matches none of `keep` (container IDs). */
-export function stalePodPorts(vs: ExecutorDeps['vswitch'], keep: readonly string[], alsoKeep: readonly string[] = []): string[] {
-  const ids = [...keep, ...alsoKeep];
-  const out: string[] = [];
-  for (const name of vs.listPorts(INTEGRATION_BRIDGE)) {
-    const prefix = portContainerPrefix(name);
-    if (!prefix) continue;
-    const iface = vs.getInterface(name);
-    const x = iface?.externalIds ?? {};
-    if (!iface || x.vendor !== 'kube-ovn' || !x.pod_name || !x.pod_namespace || (iface.type !== '' && iface.type !== 'system')) continue;
-    if (ids.some((c) => c.startsWith(prefix))) continue;
-    out.push(name);
-  }
-  return out;
 }
 
 function sameIp(a: string, b: string): boolean {

@@ -34,3 +34,10 @@ export function ifaceId(podOrVm: string, namespace: string, provider: string, if
 
 /** The IP CR (kubeovn.io/v1 IP, cluster-scoped) has the same name as the logical port. */
 export const ipCrName = ifaceId;
+
+/** The container-ID prefix a pod port name carries: `<cid[0:12]>_h` or `<cid[0:12-len(if)]>_<if>_h`. */
+export function portContainerPrefix(port: string): string | undefined {
+  if (!port.endsWith('_h')) return undefined;
+  const prefix = port.slice(0, -2).split('_')[0] ?? '';
+  return prefix.length >= 1 ? prefix : undefined;
+}

@@ -9,8 +9,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { AgentMetrics } from '../observe/metrics.ts';
-import type { LogControl } from '../observe/log.ts';
+import type { AgentMetrics } from './metrics.ts';
+import type { LogControl } from './log.ts';
 import { formatEvaluation, type Readiness } from './health.ts';
 
 export const DEFAULT_METRICS_PORT = 10665;

@@ -8,7 +8,7 @@
 //  - a side call `POST /cni/v1/shim-metrics` with the same object (or array), answered 204.
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AgentMetrics } from '../observe/metrics.ts';
+import type { AgentMetrics } from './metrics.ts';
 
 /** The own protocol's call route (kept equal to cni-server.ts CALL_PATH; a test checks it). */
 export const CNI_CALL_PATH = '/cni/v1/call';

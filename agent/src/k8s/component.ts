@@ -1,0 +1,69 @@
+// The Kubernetes part of the agent as a lifecycle component: the watches (pods of this node, this Node, Subnets),
+// started together; start-up waits for their first list, bounded, and goes on without it (readiness says why).
+
+import type { Logger } from 'pino';
+import type { Component } from '../lifecycle.ts';
+import type { Config } from '../config/config.ts';
+import { createWatchSet, loadKubeConfig, type WatchSet } from './client.ts';
+
+export interface KubeHooks {
+  onRestart?: (resource: string, reason: string) => void;
+  onHealth?: (resource: string, ok: boolean) => void;
+  /** bound of the wait for the first list of every watch (default 30 s; then served anyway, not ready) */
+  syncTimeoutMs?: number;
+}
+
+export class KubeComponent implements Component {
+  readonly name = 'kubernetes-watches';
+  #watches: WatchSet | undefined;
+  readonly #cfg: Pick<Config, 'kubeconfig' | 'nodeName' | 'watchIdleTimeoutMs'>;
+  readonly #log: Logger;
+  readonly #hooks: KubeHooks;
+
+  constructor(cfg: Pick<Config, 'kubeconfig' | 'nodeName' | 'watchIdleTimeoutMs'>, log: Logger, hooks: KubeHooks = {}) {
+    this.#cfg = cfg;
+    this.#log = log;
+    this.#hooks = hooks;
+  }
+
+  /** the watch set (after start) */
+  get watches(): WatchSet {
+    if (!this.#watches) throw new Error('the Kubernetes watches are not started');
+    return this.#watches;
+  }
+
+  async start(): Promise<void> {
+    if (this.#cfg.kubeconfig === '' && !process.env.KUBERNETES_SERVICE_HOST) {
+      throw new Error('no --kubeconfig (or KUBECONFIG) given and not running in a cluster (KUBERNETES_SERVICE_HOST is not set)');
+    }
+    const kc = loadKubeConfig(this.#cfg.kubeconfig);
+    const w = createWatchSet(kc, this.#cfg, {
+      log: this.#log,
+      ...(this.#hooks.onRestart ? { onRestart: this.#hooks.onRestart } : {}),
+      ...(this.#hooks.onHealth ? { onHealth: this.#hooks.onHealth } : {}),
+    });
+    this.#watches = w;
+    for (const x of w.all()) x.start();
+    const syncMs = this.#hooks.syncTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      w.waitSynced().then(() => true),
+      new Promise<false>((r) => { timer = setTimeout(() => r(false), syncMs); }),
+    ]);
+    clearTimeout(timer);
+    if (!inTime) {
+      this.#log.warn({ health: w.health() }, `watches not synced after ${syncMs} ms; going on`);
+      void w.waitSynced().then(() => this.#log.info('watches synced'));
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.#watches?.stop();
+  }
+
+  ready(): true | string {
+    if (!this.#watches) return 'watches not started';
+    const notSynced = this.#watches.health().filter((h) => !h.synced).map((h) => h.resource);
+    return notSynced.length ? `Kubernetes watches not synced: ${notSynced.join(', ')}` : true;
+  }
+}
