@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { up, type Bed, type BedNode } from '../bed/bed.ts';
 import { cleanupAll, createNetns, newPrefix } from '../bed/netns.ts';
-import { startOvs } from '../bed/ovs.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -226,32 +226,52 @@ describe('install-cni.sh', () => {
   });
 });
 
+// The product has no fake backend: the daemon runs against a real one-node bed (OVS in the node namespace,
+// kube-apiserver reachable there), started once for the daemon and start-cniserver.sh tests.
+let bed: Bed | undefined;
+async function theBed(): Promise<Bed> {
+  bed ??= await up({ prefix: newPrefix('koai'), nodes: 1 });
+  return bed;
+}
+after(async () => { await bed?.down(); });
+
+/** GET inside the node namespace (the agent's metrics/health port listens there). */
+async function httpIn(node: BedNode, port: number, path: string): Promise<{ status: number; body: string }> {
+  const r = await node.ns.exec(['curl', '-sS', '-m', '5', '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:${port}${path}`], { allowFail: true, timeoutMs: 10_000 });
+  const i = r.stdout.lastIndexOf('\n');
+  return { status: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+}
+
+const STATUS_CONF = { cniVersion: '1.1.0', name: 'kube-ovn', type: 'kube-ovn' };
+
 describe('kube-ovn-daemon from the image tree', () => {
-  it('serves the shim on a temp socket with the upstream chart flags, answers probes, stops on SIGTERM', async () => {
+  it('serves the shim on a temp socket with the upstream chart flags against a real bed, answers probes, stops on SIGTERM', async () => {
+    const b = await theBed();
+    const node = b.nodes[0]!;
     const dir = join(base, 'daemon');
     await mkdir(dir);
     const sock = join(dir, 'kube-ovn-daemon.sock');
-    const port = await freePort();
+    const port = 10665;
     const chartFlags = ['--enable-mirror=false', '--mirror-iface=mirror0', '--node-switch=join', '--encap-checksum=true',
       '--service-cluster-ip-range=10.96.0.0/12', '--iface=', '--dpdk-tunnel-iface=br-phy', '--network-type=geneve',
       '--default-interface-name=', '--logtostderr=false', '--alsologtostderr=true', `--log_file=${dir}/kube-ovn-cni.log`,
       '--log_file_max_size=200', '--enable-metrics=true', '--kubelet-dir=/var/lib/kubelet', '--enable-tproxy=false',
       '--ovs-vsctl-concurrency=100', '--secure-serving=false', '--enable-ovn-ipsec=false', '--set-vxlan-tx-off=false',
       '--host-tunnel-src=false', '--non-primary-cni-mode=false', '--install-cni-config=false'];
-    const a = spawnLogged([join(rootfs, 'kube-ovn/kube-ovn-daemon'), '--backend=fake', `--pprof-port=${port}`, `--bind-socket=${sock}`,
-      `--cni-del-queue-dir=${dir}/q`, ...chartFlags], { PATH: process.env.PATH, NODE_NAME: 'koai-node' });
-    await a.waitFor(/CNI server listening/);
-    const add = await runShim(sock, 'ADD', 'koaiimage1', { cniVersion: '1.0.0', name: 'kube-ovn', type: 'kube-ovn' });
-    assert.equal(add.code, 0, add.stdout);
-    assert.equal((JSON.parse(add.stdout) as { cniVersion: string }).cniVersion, '1.0.0');
+    const a = spawnLogged(['ip', 'netns', 'exec', node.ns.name, join(rootfs, 'kube-ovn/kube-ovn-daemon'), `--pprof-port=${port}`, `--bind-socket=${sock}`,
+      `--cni-del-queue-dir=${dir}/q`, `--kubeconfig=${b.kube!.kubeconfig}`, `--ovs-socket=${node.ovs.dbSock}`, `--node-name=${node.name}`,
+      '--mtu=1400', ...chartFlags], { PATH: process.env.PATH, NODE_NAME: node.name });
+    await a.waitFor(/agent started/, 60_000);
+    const status = await runShim(sock, 'STATUS', 'koaiimage1', STATUS_CONF);
+    assert.equal(status.code, 0, `STATUS: ${status.stdout}`);
     const del = await runShim(sock, 'DEL', 'koaiimage1', { cniVersion: '1.0.0', name: 'kube-ovn', type: 'kube-ovn' });
     assert.equal(del.code, 0, del.stdout);
     for (const path of ['/livez', '/readyz', '/healthz']) {
-      const r = await fetch(`http://127.0.0.1:${port}${path}`);
-      assert.equal(r.status, 200, `${path}: ${await r.text()}`);
+      const r = await httpIn(node, port, path);
+      assert.equal(r.status, 200, `${path}: ${r.body}`);
     }
-    const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    assert.match(m, /kube_ovn_agent_cni_request_duration_seconds_count\{command="ADD",result="ok"\} 1/);
+    const m = (await httpIn(node, port, '/metrics')).body;
+    assert.match(m, /kube_ovn_agent_cni_request_duration_seconds_count\{command="DEL",result="ok"\} 1/);
     a.proc.kill('SIGTERM');
     assert.equal(await a.exited, 0);
     assert.equal(existsSync(sock), false, 'socket removed at shutdown');
@@ -259,34 +279,28 @@ describe('kube-ovn-daemon from the image tree', () => {
 });
 
 describe('start-cniserver.sh', () => {
-  for (const probe of ['ovs-appctl', 'node (the image has no ovs-appctl)']) it(`waits for a real Open vSwitch (probe: ${probe}), then execs the agent on the socket (inside a koai netns)`, async () => {
-    const prefix = newPrefix('koai');
-    const ns = await createNetns(`${prefix}node`);
+  for (const probe of ['ovs-appctl', 'node (the image has no ovs-appctl)']) it(`waits for a real Open vSwitch (probe: ${probe}), then execs the agent on the socket (inside the bed's node netns)`, async () => {
+    const b = await theBed();
+    const node = b.nodes[0]!;
     const dir = await mkdtemp(join(base, 'start-'));
     const link = join(dir, 'run-openvswitch');
     const sock = join(dir, 'kube-ovn-daemon.sock');
-    const port = await freePort();
-    const p = spawnLogged(['ip', 'netns', 'exec', ns.name, 'bash', join(rootfs, 'kube-ovn/start-cniserver.sh'), '--backend=fake',
-      `--pprof-port=${port}`, `--cni-del-queue-dir=${dir}/q`],
-    { PATH: process.env.PATH, OVS_RUNDIR: link, KOA_CNI_SOCK: sock, KOA_OVS_WAIT_LOG_EVERY: '1', NODE_NAME: 'koai-node', ...(probe.startsWith('node') ? { KOA_OVS_APPCTL: 'none' } : {}) });
+    const p = spawnLogged(['ip', 'netns', 'exec', node.ns.name, 'bash', join(rootfs, 'kube-ovn/start-cniserver.sh'),
+      `--pprof-port=${probe.startsWith('node') ? 10667 : 10666}`, `--cni-del-queue-dir=${dir}/q`, `--kubeconfig=${b.kube!.kubeconfig}`, `--node-name=${node.name}`, '--mtu=1400'],
+    { PATH: process.env.PATH, OVS_RUNDIR: link, KOA_CNI_SOCK: sock, KOA_OVS_WAIT_LOG_EVERY: '1', NODE_NAME: node.name, ...(probe.startsWith('node') ? { KOA_OVS_APPCTL: 'none' } : {}) });
     await p.waitFor(/waiting for Open vSwitch/);
-    await new Promise((r) => setTimeout(r, 1200));
     assert.equal(existsSync(sock), false, 'no agent before OVS is up');
-    const ovs = await startOvs({ prefix, nodeNs: ns });
-    try {
-      await symlink(ovs.rundir, link);
-      await p.waitFor(/CNI server listening/, 20000);
-      const pid = p.proc.pid!;
-      // exec chain: bash -> sh wrapper -> node, all the same process (signals reach the agent)
-      assert.match(await readFile(`/proc/${pid}/cmdline`, 'utf8'), /node.*dist\/agent\.mjs.*--ovs-socket=.*db\.sock.*--bind-socket=/);
-      const r = await runShim(sock, 'ADD', 'koaistart1', { cniVersion: '0.3.1', name: 'kube-ovn', type: 'kube-ovn' });
-      assert.equal(r.code, 0, r.stdout);
-      p.proc.kill('SIGTERM');
-      assert.equal(await p.exited, 0);
-    } finally {
-      await ovs.stop();
-      await ns.delete();
-    }
+    // OVS "comes up": its run dir appears where the script looks
+    await symlink(node.ovs.rundir, link);
+    await p.waitFor(/CNI server listening/, 60_000);
+    const pid = p.proc.pid!;
+    // exec chain: ip netns exec -> bash -> sh wrapper -> node, all the same process (signals reach the agent)
+    assert.match(await readFile(`/proc/${pid}/cmdline`, 'utf8'), /node.*dist\/agent\.mjs.*--ovs-socket=.*db\.sock.*--bind-socket=/);
+    await p.waitFor(/agent started/, 60_000);
+    const r = await runShim(sock, 'STATUS', 'koaistart1', STATUS_CONF);
+    assert.equal(r.code, 0, r.stdout);
+    p.proc.kill('SIGTERM');
+    assert.equal(await p.exited, 0);
   });
 });
 
