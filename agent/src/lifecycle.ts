@@ -52,18 +52,26 @@ export class Lifecycle {
   names(): string[] { return this.#components.map((c) => c.name); }
 
   /**
-   * Starts every component in order. A component's readiness is registered before its start, so /readyz names what
-   * is still starting. When a start fails, the components started so far are stopped (reverse order) and the
-   * error is rethrown.
+   * Starts every component in order. Every component's readiness is registered before the first start, so /readyz
+   * fails (naming what is still waiting or starting) until the last one has started; after that a component with
+   * its own ready() answers for itself. When a start fails, the components started so far are stopped (reverse
+   * order) and the error is rethrown.
    */
   async start(): Promise<void> {
+    const state = new Map<Component, 'waiting' | 'starting' | 'started'>(this.#components.map((c) => [c, 'waiting']));
+    if (this.#readiness) {
+      for (const c of this.#components) {
+        const ready = c.ready?.bind(c);
+        this.#unregister.push(this.#readiness.register(c.name, () => {
+          const s = state.get(c);
+          if (s !== 'started') return `${c.name}: ${s}`;
+          return ready ? ready() : true;
+        }));
+      }
+    }
     for (const c of this.#components) {
       if (this.#stopping) throw new Error(`start-up interrupted by stop before ${c.name}`);
-      let starting = true;
-      if (c.ready && this.#readiness) {
-        const ready = c.ready.bind(c);
-        this.#unregister.push(this.#readiness.register(c.name, () => (starting ? `${c.name}: starting` : ready())));
-      }
+      state.set(c, 'starting');
       const t0 = performance.now();
       try {
         await c.start();
@@ -72,7 +80,7 @@ export class Lifecycle {
         await this.stop();
         throw e;
       }
-      starting = false;
+      state.set(c, 'started');
       this.#started.push(c);
       this.#log?.info({ component: c.name, ms: Math.round(performance.now() - t0) }, 'component started');
     }

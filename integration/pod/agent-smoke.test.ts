@@ -139,8 +139,9 @@ test('agent in the node namespace wires a pod through the real shim: ADD waits f
       assert.match(metrics, re);
     }
     const ready = await scrape('/readyz?verbose');
-    assert.match(ready, /\[\+\]watches-synced ok/);
-    assert.match(ready, /\[\+\]ovsdb-connected ok/);
+    assert.match(ready, /\[\+\]kubernetes-watches ok/);
+    assert.match(ready, /\[\+\]node-initialised ok/);
+    assert.match(ready, /\[\+\]ovsdb ok/);
     assert.match(ready, /200$/);
     agent.proc.kill('SIGTERM');
     assert.equal(await agent.exited, 0);

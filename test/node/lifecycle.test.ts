@@ -18,7 +18,7 @@ describe('Lifecycle', { timeout: 30_000 }, () => {
     await life.start();
     assert.deepEqual(events, ['start a', 'start b', 'start c']);
     let e = await readiness.evaluate();
-    assert.deepEqual(e.checks.map((c) => [c.name, c.ok, c.reason]), [['b', false, 'b: warming up']]);
+    assert.deepEqual(e.checks.map((c) => [c.name, c.ok, c.reason]), [['a', true, 'ok'], ['b', false, 'b: warming up'], ['c', true, 'ok']]);
     bReady = true;
     e = await readiness.evaluate();
     assert.equal(e.ok, true);
@@ -28,17 +28,17 @@ describe('Lifecycle', { timeout: 30_000 }, () => {
     await life.stop(); // idempotent
   });
 
-  it('a component still starting is not ready; a failed start stops the started ones in reverse and rethrows', async () => {
+  it('until every component started, readiness names what is starting or waiting; a failed start stops the started ones in reverse', async () => {
     const events: string[] = [];
     const readiness = new Readiness();
-    let seenWhileStarting = '';
+    let seenWhileStarting: string[] = [];
     const life = new Lifecycle({ readiness })
       .add(component('a', { start: () => { events.push('start a'); }, stop: () => { events.push('stop a'); } }))
-      .add(component('b', { start: async () => { seenWhileStarting = (await readiness.evaluate()).checks[0]!.reason; events.push('start b'); },
+      .add(component('b', { start: async () => { seenWhileStarting = (await readiness.evaluate()).checks.map((c) => `${c.name}=${c.reason}`); events.push('start b'); },
         stop: () => { events.push('stop b'); }, ready: () => true }))
       .add(component('c', { start: () => { throw new Error('no OVSDB'); }, stop: () => { events.push('stop c'); } }));
     await assert.rejects(life.start(), /no OVSDB/);
-    assert.equal(seenWhileStarting, 'b: starting');
+    assert.deepEqual(seenWhileStarting, ['a=ok', 'b=b: starting', 'c=c: waiting']);
     assert.deepEqual(events, ['start a', 'start b', 'stop b', 'stop a'], 'c never started, so it is not stopped');
   });
 

@@ -25,6 +25,7 @@ export const contract: ContractCase[] = [
       pod_netns: '/var/run/netns/cni-1', ip: '10.16.0.5,fd00::5',
     });
     assert.ok(vs.listPorts('br-int').includes(name));
+    assert.ok(vs.listBridges().includes('br-int'));
     assert.equal(vs.getPort(name)!.bridge, 'br-int');
     const again = await vs.addPodPort({ ...pod(name, 'web.default', ['10.16.0.6']), encapIp: '192.168.0.2', mtu: 1400 });
     assert.equal(again.uuid, i.uuid);

@@ -190,6 +190,7 @@ export class FakeVswitch implements Vswitch {
   getInterface(name: string): InterfaceInfo | undefined { const i = this.interfaces.get(name); return i && clone(i); }
   getPort(name: string): PortInfo | undefined { const p = this.ports.get(name); return p && clone(p); }
   getBridge(name: string): BridgeInfo | undefined { const b = this.bridges.get(name); return b && clone(b); }
+  listBridges(): string[] { return [...this.bridges.keys()]; }
   findInterfaces(ids: Readonly<Record<string, string>>): InterfaceInfo[] {
     return [...this.interfaces.values()].filter((i) => matchesIds(i.externalIds, ids)).map(clone);
   }

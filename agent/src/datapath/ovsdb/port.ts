@@ -148,6 +148,8 @@ export interface Vswitch {
   getInterface(name: string): InterfaceInfo | undefined;
   getPort(name: string): PortInfo | undefined;
   getBridge(name: string): BridgeInfo | undefined;
+  /** Every bridge name. */
+  listBridges(): string[];
   /** Interfaces whose external_ids contain every given key=value (value '*' = key present). */
   findInterfaces(externalIds: Readonly<Record<string, string>>): InterfaceInfo[];
   findPorts(externalIds: Readonly<Record<string, string>>): PortInfo[];

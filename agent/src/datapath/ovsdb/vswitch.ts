@@ -149,6 +149,8 @@ export class OvsVswitch implements Vswitch {
     return u && r ? this.portInfo(u, r) : undefined;
   }
 
+  listBridges(): string[] { return [...this.names.Bridge.keys()]; }
+
   getBridge(name: string): BridgeInfo | undefined {
     const u = this.names.Bridge.get(name);
     const r = this.row('Bridge', u);
