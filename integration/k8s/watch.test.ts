@@ -10,7 +10,7 @@ import { onCleanup } from '../bed/cleanup.ts';
 import { isAlive, killPidSync, stopPid } from '../bed/daemon.ts';
 import { sleep } from '../bed/exec.ts';
 import { createWatchSet, loadKubeConfig, type WatchSet } from '../../agent/src/k8s/client.ts';
-import { waitForPodAnnotations } from '../../agent/src/k8s/pods.ts';
+import { waitForPodAnnotations } from '../../agent/src/pod/wait.ts';
 import { updateIpCr } from '../../agent/src/k8s/ipcr.ts';
 import { AgentError } from '../../agent/src/errors.ts';
 

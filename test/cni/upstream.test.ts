@@ -5,7 +5,7 @@ import { Dispatcher } from '../../agent/src/cni/dispatcher.ts';
 import { FakeBackend } from '../../agent/src/cni/fake-backend.ts';
 import { handleUpstream, networkOf, parseUpstreamRequest, toUpstreamResponse } from '../../agent/src/cni/upstream.ts';
 import { buildCniApp } from '../../agent/src/server/cni-server.ts';
-import { agentError } from '../../agent/src/errors.ts';
+import { AgentError, agentError, ERRORS, toAgentError } from '../../agent/src/errors.ts';
 import { quietLog } from './helpers.ts';
 
 /** A request exactly as the upstream kube-ovn CNI binary sends it for ADD (all fields, Go zero values). */
@@ -110,4 +110,18 @@ test('routes over HTTP (inject): /api/v1/add 200, /api/v1/del 204 with an empty 
   const nf = await app.inject({ method: 'GET', url: '/api/v1/add' });
   assert.equal(nf.statusCode, 404);
   await app.close();
+});
+
+test('errors carry their HTTP status and retryability from the one table; a validation RangeError is not internal', () => {
+  for (const [code, e] of Object.entries(ERRORS)) {
+    const err = new AgentError(code as keyof typeof ERRORS, 'x');
+    assert.equal(err.httpStatus, e.http, code);
+    assert.equal(err.retryable, e.retryable, code);
+    if (e.cni === 11 || e.cni === 50) assert.equal(e.retryable, true, `${code}: "try again" codes are retryable`);
+    if (e.http === 400 || e.http === 413) assert.equal(e.retryable, false, `${code}: a bad request stays bad`);
+  }
+  assert.equal(agentError('KOA_TOO_LARGE', 10, 5).message, 'request of 10 bytes exceeds the limit of 5 bytes');
+  const r = toAgentError(new RangeError('invalid ingress_rate -1'));
+  assert.deepEqual([r.code, r.cniCode, r.httpStatus], ['KOA_INVALID_VALUE', 7, 400]);
+  assert.deepEqual([toAgentError(new TypeError('x is undefined')).code], ['KOA_INTERNAL']);
 });

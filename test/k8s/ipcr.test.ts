@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ipCrPatched, updateIpCr, type IpCrApi } from '../../agent/src/k8s/ipcr.ts';
-import { subnetFacts, subnetForProvider } from '../../agent/src/k8s/subnets.ts';
+import { subnetFacts, subnetForProvider } from '../../agent/src/pod/subnets.ts';
 import type { IpCr, Subnet } from '../../agent/src/k8s/types.ts';
 
 const ip = (nodeName: string): IpCr => ({

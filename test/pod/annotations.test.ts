@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { annotationKeys, decodePodNic, isOvnProvider, parseAnnotatedRoutes, providerForSubnet, type Annotations }
   from '../../agent/src/pod/annotations.ts';
-import { cidrContains, formatIp, networkOf, parseCidr, parseIp } from '../../agent/src/pod/ip.ts';
+import { cidrContains, formatIp, networkOf, parseCidr, parseIp } from '../../agent/src/net/ip.ts';
 
 const base: Annotations = {
   'ovn.kubernetes.io/allocated': 'true',

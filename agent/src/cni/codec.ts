@@ -5,7 +5,7 @@
 //   1.0.0          same without the 1.1 additions (interface mtu/socketPath/pciID, route mtu/advmss/priority/table/scope)
 //   0.3.0..0.4.0   as 1.0.0 plus a required `version: "4"|"6"` on every ips entry
 //   0.1.0, 0.2.0   ip4{ip,gateway,routes}, ip6{...}, dns: the first address of each family, routes split by family
-import { isIP } from 'node:net';
+import { familyOf, parseCidr as parseCidrText } from '../net/ip.ts';
 import { agentError, type AgentError } from '../errors.ts';
 import {
   LATEST_VERSION, SUPPORTED_VERSIONS, type CniDns, type CniInterface, type CniIpConfig, type CniResult, type CniRoute,
@@ -29,26 +29,12 @@ export const VERSION_INFO_JSON = JSON.stringify(VERSION_INFO);
 
 export interface Cidr { ip: string; prefix: number; family: 4 | 6 }
 
-/** Parses "addr/prefix" strictly; null when invalid. */
+/** Parses "addr/prefix" strictly (net/ip.ts); null when invalid. The address is kept as written. */
 export function parseCidr(s: unknown): Cidr | null {
-  if (typeof s !== 'string') return null;
-  const slash = s.indexOf('/');
-  if (slash <= 0 || slash !== s.lastIndexOf('/')) return null;
-  const ip = s.slice(0, slash);
-  const p = s.slice(slash + 1);
-  const family = isIP(ip);
-  if (family !== 4 && family !== 6) return null;
-  if (!/^\d{1,3}$/.test(p)) return null;
-  const prefix = Number(p);
-  if (prefix > (family === 4 ? 32 : 128)) return null;
-  return { ip, prefix, family };
+  if (typeof s !== 'string' || s.indexOf('/') !== s.lastIndexOf('/')) return null;
+  const c = parseCidrText(s);
+  return c ? { ip: s.slice(0, s.indexOf('/')), prefix: c.prefixLen, family: c.family } : null;
 }
-
-const familyOf = (ip: string | undefined): 4 | 6 | 0 => {
-  if (ip === undefined) return 0;
-  const f = isIP(ip);
-  return f === 4 || f === 6 ? f : 0;
-};
 
 // ---------------------------------------------------------------------------------------------- encode
 

@@ -1,7 +1,7 @@
 // The network configuration on stdin, with the upstream kube-ovn keys (spec §2.2): `server_socket`, `provider`
 // (default "ovn"), `routes`, SR-IOV and vhost-user keys, and IPAM-only mode, where kube-ovn is the `ipam` plugin of
 // another main plugin (macvlan, ipvlan, ...) and `server_socket`/`provider`/`routes` come from the `ipam` object.
-import { isIP } from 'node:net';
+import { familyOf } from '../net/ip.ts';
 import { agentError } from '../errors.ts';
 import { decodeDns, decodeResult, isSupportedVersion, parseCidr } from './codec.ts';
 import { SUPPORTED_VERSIONS, type NetConf, type SpecVersion, type UpstreamRoute } from './types.ts';
@@ -59,7 +59,7 @@ export function parseRoutes(x: unknown, where: string): UpstreamRoute[] | null {
     const dst = optString(r, 'dst', w) ?? '';
     const gw = optString(r, 'gw', w) ?? '';
     if (dst !== '' && !parseCidr(dst)) throw bad(`${w}dst "${dst}" is not a CIDR`);
-    if (gw !== '' && isIP(gw) === 0) throw bad(`${w}gw "${gw}" is not an IP address`);
+    if (gw !== '' && familyOf(gw) === 0) throw bad(`${w}gw "${gw}" is not an IP address`);
     if (dst === '' && gw === '') throw bad(`${where}[${i}] needs dst or gw`);
     const out: UpstreamRoute = {};
     if (dst !== '') out.dst = dst;

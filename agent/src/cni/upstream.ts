@@ -2,8 +2,9 @@
 // the upstream CniRequest JSON, answered with the upstream CniResponse JSON (add: 200; del: 204 empty; errors:
 // 400 for undecodable or invalid requests, 500 for everything else, body a CniResponse with only `error` set). It
 // lets the upstream `kube-ovn` CNI binary and existing NetworkAttachmentDefinitions talk to this agent unchanged.
-import { agentError, CniCode, toAgentError, type AgentError } from '../errors.ts';
+import { agentError, toAgentError, type AgentError } from '../errors.ts';
 import { decodeDns, parseCidr } from './codec.ts';
+import { cidrNetwork } from '../net/ip.ts';
 import type { Dispatcher } from './dispatcher.ts';
 import { containerIdProblem, ifNameProblem } from './env.ts';
 import { DEFAULT_PROVIDER, KUBE_OVN_TYPE, parseRoutes } from './netconf.ts';
@@ -99,47 +100,9 @@ export function parseUpstreamRequest(body: unknown, command: 'ADD' | 'DEL'): Cni
 
 /** The network address of a CIDR ("10.16.0.5/16" -> "10.16.0.0/16"). */
 export function networkOf(cidr: string): string {
-  const c = parseCidr(cidr);
-  if (!c) throw agentError('KOA_INTERNAL', `not a CIDR: ${cidr}`);
-  if (c.family === 4) {
-    const n = c.ip.split('.').reduce((a, o) => (a << 8n) | BigInt(Number(o)), 0n);
-    const masked = c.prefix === 0 ? 0n : (n >> BigInt(32 - c.prefix)) << BigInt(32 - c.prefix);
-    return `${[24n, 16n, 8n, 0n].map((s) => String((masked >> s) & 255n)).join('.')}/${c.prefix}`;
-  }
-  const n = v6ToBigInt(c.ip);
-  const masked = c.prefix === 0 ? 0n : (n >> BigInt(128 - c.prefix)) << BigInt(128 - c.prefix);
-  return `${bigIntToV6(masked)}/${c.prefix}`;
-}
-
-function v6ToBigInt(ip: string): bigint {
-  let s = ip;
-  const lastColon = s.lastIndexOf(':');
-  const tail = s.slice(lastColon + 1);
-  if (tail.includes('.')) { // embedded IPv4
-    const o = tail.split('.').map(Number);
-    s = `${s.slice(0, lastColon + 1)}${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
-  }
-  const [head, rest] = s.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const groups = rest === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.reduce((a, g) => (a << 16n) | BigInt(parseInt(g, 16)), 0n);
-}
-
-function bigIntToV6(n: bigint): string {
-  const g: number[] = [];
-  for (let i = 7; i >= 0; i--) g.push(Number((n >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: compress the longest run (>= 2) of zero groups
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i; while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  const n = cidrNetwork(cidr);
+  if (n === undefined) throw agentError('KOA_INTERNAL', `not a CIDR: ${cidr}`);
+  return n;
 }
 
 /** Internal result -> upstream CniResponse. */
@@ -162,10 +125,9 @@ export function toUpstreamResponse(r: CniResult): UpstreamCniResponse {
 }
 
 function errorReply(e: AgentError): UpstreamReply {
-  const clientSide = ([CniCode.DecodeFailure, CniCode.InvalidNetconf, CniCode.InvalidEnvironment, CniCode.UnsupportedField,
-    CniCode.IncompatibleVersion, CniCode.IoFailure] as number[]).includes(e.cniCode);
+  // upstream answers 400 for a bad request and 500 for everything else (its binary retries nothing itself)
   return {
-    status: clientSide ? 400 : 500,
+    status: e.httpStatus === 400 || e.httpStatus === 413 ? 400 : 500,
     body: { ips: null, mac_address: '', routes: null, mtu: 0, nicname: '', dns: {}, error: e.message },
   };
 }

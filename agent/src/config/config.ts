@@ -2,87 +2,18 @@
 // upstream reads (§9.2), plus a few flags of our own (marked `ours`) for bounds upstream hard-codes.
 // loadConfig() is pure: argv, env and the hostname in; a frozen Config out, or one AgentError listing every problem.
 
-import { isIP } from 'node:net';
+import { familyOf, isCidr } from '../net/ip.ts';
 import { agentError } from '../errors.ts';
 import { formatDuration, parseDuration } from './duration.ts';
 import { parseFlags, parseGoBool, parseInteger, type FlagKind } from './flags.ts';
 
-export type NetworkType = 'geneve' | 'vxlan' | 'stt' | 'vlan';
-export const NETWORK_TYPES: readonly NetworkType[] = ['geneve', 'vxlan', 'stt', 'vlan'];
+import { NETWORK_TYPES, type ConnectConfig, type IdentityConfig, type InstallConfig, type NetworkType, type NodeConfig, type PodConfig,
+  type ServeConfig } from './slices.ts';
 
-export interface Config {
-  /** --node-name, else env KUBE_NODE_NAME, else NODE_NAME, else the hostname; lower-cased */
-  readonly nodeName: string;
-  readonly podName: string;
-  readonly podNamespace: string;
-  readonly podIp: string;
-  readonly podIps: readonly string[];
-  /** 0.0.0.0, or the POD_IPS when ENABLE_BIND_LOCAL_IP=true */
-  readonly listenAddresses: readonly string[];
+export { NETWORK_TYPES, type ConnectConfig, type IdentityConfig, type InstallConfig, type NetworkType, type NodeConfig, type PodConfig, type ServeConfig };
 
-  readonly installCniConfig: boolean;
-  readonly cniConfDir: string;
-  readonly cniConfFile: string;
-  readonly cniConfName: string;
-  readonly iface: string;
-  readonly hostTunnelSrc: boolean;
-  readonly dpdkTunnelIface: string;
-  /** 0 = derive from the tunnel NIC (see mtu.ts) */
-  readonly mtu: number;
-  readonly enableMirror: boolean;
-  readonly mirrorIface: string;
-  readonly bindSocket: string;
-  readonly ovsSocket: string;
-  /** '' = in-cluster */
-  readonly kubeconfig: string;
-  readonly serviceClusterIpRange: readonly string[];
-  readonly clusterRouter: string;
-  readonly nodeSwitch: string;
-  readonly encapChecksum: boolean;
-  readonly enablePprof: boolean;
-  readonly pprofPort: number;
-  readonly secureServing: boolean;
-  readonly macLearningFallback: boolean;
-  readonly networkType: NetworkType;
-  readonly defaultProviderName: string;
-  readonly defaultInterfaceName: string;
-  readonly externalGatewayConfigNs: string;
-  readonly externalGatewaySwitch: string;
-  readonly enableMetrics: boolean;
-  readonly enableArpDetectIpConflict: boolean;
-  readonly kubeletDir: string;
-  readonly enableVerboseConnCheck: boolean;
-  readonly tcpConnCheckPort: number;
-  readonly udpConnCheckPort: number;
-  readonly enableTproxy: boolean;
-  readonly ovsVsctlConcurrency: number;
-  readonly enableOvnIpsec: boolean;
-  readonly certManagerIpsecCert: boolean;
-  readonly certManagerIssuerName: string;
-  readonly ovnIpsecCertDuration: number;
-  readonly setVxlanTxOff: boolean;
-  readonly logPerm: number;
-  readonly tlsMinVersion: string;
-  readonly tlsMaxVersion: string;
-  readonly tlsCipherSuites: readonly string[];
-  readonly nonPrimaryCniMode: boolean;
-  /** klog -v */
-  readonly logVerbosity: number;
-
-  // ours
-  readonly annotationWaitTimeoutMs: number;
-  readonly ovnInstalledTimeoutMs: number;
-  readonly gatewayCheckTimeoutMs: number;
-  readonly watchIdleTimeoutMs: number;
-  /** total time of one IPv4 conflict probe (pod/executor.ts probeTiming) */
-  readonly ipConflictProbeMs: number;
-  /** how long an early ADD waits for the node to be initialised */
-  readonly nodeReadyTimeoutMs: number;
-  /** where DELs that could not finish are queued for the next start */
-  readonly delQueueDir: string;
-  /** pino level */
-  readonly logLevel: string;
-}
+/** All of the agent's settings: every slice of slices.ts. */
+export interface Config extends IdentityConfig, InstallConfig, ServeConfig, ConnectConfig, NodeConfig, PodConfig {}
 
 type Origin = 'upstream' | 'ours' | 'klog';
 export interface FlagDef {
@@ -166,13 +97,6 @@ const DEFS = new Map(FLAGS.map((f) => [f.name, f]));
 const MAX_TIMEOUT_MS = 120_000;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 
-function isCidr(text: string): boolean {
-  const slash = text.indexOf('/');
-  if (slash < 0) return false;
-  const fam = isIP(text.slice(0, slash));
-  const len = parseInteger(text.slice(slash + 1));
-  return fam !== 0 && len !== undefined && len >= 0 && len <= (fam === 4 ? 32 : 128);
-}
 
 /**
  * Parses argv + env into a frozen Config, or throws AgentError
@@ -236,9 +160,9 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   else if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(nodeName)) problems.push(`node name ${JSON.stringify(nodeName)}: not a valid Kubernetes node name`);
 
   const podIps = (env.POD_IPS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
-  for (const ip of podIps) if (isIP(ip) === 0) problems.push(`env POD_IPS: ${JSON.stringify(ip)} is not an IP address`);
+  for (const ip of podIps) if (familyOf(ip) === 0) problems.push(`env POD_IPS: ${JSON.stringify(ip)} is not an IP address`);
   const podIp = env.POD_IP ?? '';
-  if (podIp !== '' && isIP(podIp) === 0) problems.push(`env POD_IP=${JSON.stringify(podIp)}: not an IP address`);
+  if (podIp !== '' && familyOf(podIp) === 0) problems.push(`env POD_IP=${JSON.stringify(podIp)}: not an IP address`);
   let bindLocal = false;
   if (env.ENABLE_BIND_LOCAL_IP !== undefined && env.ENABLE_BIND_LOCAL_IP !== '') {
     const b = parseGoBool(env.ENABLE_BIND_LOCAL_IP);

@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import type { Component } from '../lifecycle.ts';
-import type { Config } from '../config/config.ts';
+import type { ConnectConfig, IdentityConfig } from '../config/config.ts';
 import { createWatchSet, loadKubeConfig, type WatchSet } from './client.ts';
 
 export interface KubeHooks {
@@ -16,11 +16,11 @@ export interface KubeHooks {
 export class KubeComponent implements Component {
   readonly name = 'kubernetes-watches';
   #watches: WatchSet | undefined;
-  readonly #cfg: Pick<Config, 'kubeconfig' | 'nodeName' | 'watchIdleTimeoutMs'>;
+  readonly #cfg: ConnectConfig & Pick<IdentityConfig, 'nodeName'>;
   readonly #log: Logger;
   readonly #hooks: KubeHooks;
 
-  constructor(cfg: Pick<Config, 'kubeconfig' | 'nodeName' | 'watchIdleTimeoutMs'>, log: Logger, hooks: KubeHooks = {}) {
+  constructor(cfg: ConnectConfig & Pick<IdentityConfig, 'nodeName'>, log: Logger, hooks: KubeHooks = {}) {
     this.#cfg = cfg;
     this.#log = log;
     this.#hooks = hooks;

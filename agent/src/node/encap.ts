@@ -2,7 +2,7 @@
 // Pure: the kernel's links/addresses/routes and the node's facts in, a decision (or a clear reason) out.
 
 import type { AddressInfo, LinkInfo, RouteInfo } from '../datapath/netlink/port.ts';
-import { formatIp, parseIp } from '../pod/ip.ts';
+import { formatIp, parseIp } from '../net/ip.ts';
 
 export interface TunnelInputs {
   /** node annotation ovn.kubernetes.io/tunnel_interface (wins over --iface) */

@@ -3,7 +3,7 @@
 // InternalIP per family, and the IP families the node runs (they decide which ovn40*/ovn60* sets and chains exist).
 
 import type { Node } from '../k8s/types.ts';
-import { cidrContains, formatIp, parseCidr, parseIp, type Family } from '../pod/ip.ts';
+import { cidrContains, formatIp, networkOf, parseCidr, parseIp, type Family } from '../net/ip.ts';
 
 export const NODE_ANNOTATION = {
   allocated: 'ovn.kubernetes.io/allocated',
@@ -63,7 +63,7 @@ export function decodeJoin(node: Node | undefined): JoinDecode {
     if (!cidr) return no(`annotation ${NODE_ANNOTATION.cidr}: no CIDR of ${JSON.stringify(a[NODE_ANNOTATION.cidr] ?? '')} contains ${text}`);
     const gw = gws.map(parseIp).find((g) => g && cidrContains(cidr, g));
     if (!gw) return no(`annotation ${NODE_ANNOTATION.gateway}: no gateway of ${JSON.stringify(a[NODE_ANNOTATION.gateway] ?? '')} is in ${formatIp(cidr.ip)}/${cidr.prefixLen}`);
-    const net = networkText(cidr.ip.family, cidr.ip.value, cidr.prefixLen);
+    const net = networkOf(cidr.ip, cidr.prefixLen);
     addresses.push({ family: ip.family, ip: formatIp(ip), prefixLen: cidr.prefixLen, cidr: net, gateway: formatIp(gw) });
   }
   if (addresses.length === 0) return no(`annotation ${NODE_ANNOTATION.ipAddress} is empty`);
@@ -71,12 +71,6 @@ export function decodeJoin(node: Node | undefined): JoinDecode {
   return { ok: true, join: { portName, mac, addresses } };
 }
 
-function networkText(family: Family, value: bigint, prefixLen: number): string {
-  const bits = family === 4 ? 32n : 128n;
-  const all = (1n << bits) - 1n;
-  const mask = prefixLen === 0 ? 0n : ((all >> (bits - BigInt(prefixLen))) << (bits - BigInt(prefixLen))) & all;
-  return `${formatIp({ family, value: value & mask })}/${prefixLen}`;
-}
 
 /** The node's InternalIP addresses, first of each family. */
 export function internalIps(node: Node | undefined): { v4?: string; v6?: string } {

@@ -3,7 +3,7 @@
 // host routes, iptables; spec §5.1-§5.8) is set up by the node-network component started before this one.
 
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.ts';
+import type { NodeConfig } from '../config/config.ts';
 import { nodePodMtu } from '../config/mtu.ts';
 import type { Netlink } from '../datapath/netlink/port.ts';
 import type { Vswitch } from '../datapath/ovsdb/port.ts';
@@ -13,10 +13,10 @@ import type { NodeGate } from './gate.ts';
 export class NodeInit implements Component {
   readonly name = 'node-initialised';
   #mtu = 0;
-  readonly #cfg: Pick<Config, 'mtu' | 'iface' | 'networkType'>;
+  readonly #cfg: Pick<NodeConfig, 'mtu' | 'iface' | 'networkType'>;
   readonly #deps: { netlink: () => Netlink; vswitch: () => Vswitch; gate: NodeGate; log: Logger };
 
-  constructor(cfg: Pick<Config, 'mtu' | 'iface' | 'networkType'>, deps: { netlink: () => Netlink; vswitch: () => Vswitch; gate: NodeGate; log: Logger }) {
+  constructor(cfg: Pick<NodeConfig, 'mtu' | 'iface' | 'networkType'>, deps: { netlink: () => Netlink; vswitch: () => Vswitch; gate: NodeGate; log: Logger }) {
     this.#cfg = cfg;
     this.#deps = deps;
   }
@@ -44,7 +44,7 @@ export class NodeInit implements Component {
  * tunnel NIC is --iface (a plain name), else the link holding OVS external_ids:ovn-encap-ip; a loopback or unknown
  * NIC counts as 1500 (single-node sandboxes encapsulate over 127.0.0.1).
  */
-export async function podMtu(cfg: Pick<Config, 'mtu' | 'iface' | 'networkType'>, nl: Netlink, vs: Vswitch, log: Logger): Promise<number> {
+export async function podMtu(cfg: Pick<NodeConfig, 'mtu' | 'iface' | 'networkType'>, nl: Netlink, vs: Vswitch, log: Logger): Promise<number> {
   if (cfg.mtu > 0) return cfg.mtu;
   const encapIp = (vs.getOvsExternalIds()['ovn-encap-ip'] ?? '').split(',')[0]!.trim();
   let linkMtu = 1500;

@@ -6,7 +6,7 @@
 
 import type { Netlink, RouteInfo, LinkInfo } from '../datapath/netlink/port.ts';
 import type { Node, Subnet } from '../k8s/types.ts';
-import { cidrContains, formatIp, parseCidr, parseIp, type Family } from '../pod/ip.ts';
+import { canonicalIp, cidrContains, networkOf, parseCidr, parseIp, type Family } from '../net/ip.ts';
 import { decodeJoin, internalIps } from './facts.ts';
 import { OVN0 } from './ovn0.ts';
 import type { ReconcileSpec } from './reconciler.ts';
@@ -79,25 +79,15 @@ export function desiredRoutes(subnets: readonly Subnet[], node: Node | undefined
       if (!via) continue; // a family the node does not run
       const src = ownIp(c.family);
       if (src && cidrContains(c, parseIp(src)!)) continue; // the node's own network
-      const dst = networkText(c.family, c.ip.value, c.prefixLen);
+      const dst = networkOf(c.ip, c.prefixLen);
       out.set(`${c.family}|${dst}`, { family: c.family, dst, gateway: via, ...(src ? { src } : {}) });
     }
   }
   return { routes: [...out.values()].sort((a, b) => a.dst.localeCompare(b.dst)), known: true };
 }
 
-function networkText(family: Family, value: bigint, prefixLen: number): string {
-  const bits = family === 4 ? 32n : 128n;
-  const all = (1n << bits) - 1n;
-  const mask = prefixLen === 0 ? 0n : ((all >> (bits - BigInt(prefixLen))) << (bits - BigInt(prefixLen))) & all;
-  return `${formatIp({ family, value: value & mask })}/${prefixLen}`;
-}
 
-const canonIp = (ip: string | undefined): string | undefined => {
-  if (ip === undefined) return undefined;
-  const p = parseIp(ip);
-  return p ? formatIp(p) : ip;
-};
+const canonIp = (ip: string | undefined): string | undefined => (ip === undefined ? undefined : canonicalIp(ip));
 
 /** Pure: what to add and delete. Only main-table, universe-scope routes on ovn0 are ours to delete. */
 export function diffRoutes(d: RoutesDesired, o: RoutesObserved): RouteOp[] {

@@ -4,7 +4,7 @@
 // The result is either the typed NIC facts, a reason to keep waiting (the controller has not finished), or a
 // fatal reason (an annotation that cannot become valid by waiting).
 
-import { cidrContains, formatIp, parseCidr, parseIp, type Family } from './ip.ts';
+import { cidrContains, formatIp, parseCidr, parseIp, type Family } from '../net/ip.ts';
 
 export type Annotations = Readonly<Record<string, string>>;
 

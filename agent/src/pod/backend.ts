@@ -12,6 +12,7 @@ import { isOvnProvider } from './annotations.ts';
 import { applyAdd, applyDelSteps, type AddOutcome, type ExecLog, type ExecutorDeps } from './executor.ts';
 import { vethNames } from './names.ts';
 import { INTEGRATION_BRIDGE, planDel, type AddPlan, type DelStep } from './plan.ts';
+import { sameIp } from '../net/ip.ts';
 import { portsNotKept } from './gc.ts';
 import { prepareAdd, type PrepareDeps } from './prepare.ts';
 import { delRequestFromCni, nicRequestFromCni } from './request.ts';
@@ -184,18 +185,4 @@ export class OvnBackend implements CniBackend {
     const failed = await applyDelSteps(steps, this.#o.exec, { bestEffort: true });
     if (failed.length) throw agentError('KOA_DATAPATH', `GC could not remove everything: ${failed.join('; ')}`);
   }
-}
-
-function sameIp(a: string, b: string): boolean {
-  if (a === b) return true;
-  if (!a.includes(':') || !b.includes(':')) return false;
-  return expand6(a) === expand6(b);
-}
-
-function expand6(ip: string): string {
-  const [h, t] = ip.toLowerCase().split('::') as [string, string | undefined];
-  const head = h ? h.split(':') : [];
-  const tail = t ? t.split(':') : [];
-  const mid = t === undefined ? [] : Array<string>(8 - head.length - tail.length).fill('0');
-  return [...head, ...mid, ...tail].map((g) => g.padStart(4, '0')).join(':');
 }

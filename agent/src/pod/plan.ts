@@ -2,10 +2,10 @@
 // desired NIC state and an ordered list of steps, each with its undo, that an executor applies through the datapath
 // ports (and unwinds in reverse on failure). Upstream semantics: spec §3.3-§3.8, §3.12, §2.5 (IPAM-only), §4 (DEL).
 
-import { agentError } from '../errors.ts';
+import { agentError, ERRORS } from '../errors.ts';
 import type { CniDns, CniResult, CniRoute, UpstreamRoute } from '../cni/types.ts';
 import { isOvnProvider, type NicAddress, type NicQos, type PodNicAnnotations } from './annotations.ts';
-import { defaultDst, formatIp, networkOf, parseCidr, parseIp, type Family } from './ip.ts';
+import { defaultDst, formatIp, networkOf, parseCidr, parseIp, type Family } from '../net/ip.ts';
 import { ifaceId as makeIfaceId, ipCrName, vethNames } from './names.ts';
 
 export const INTEGRATION_BRIDGE = 'br-int';
@@ -182,7 +182,7 @@ export interface IpamPlan extends PlanCommon {
 
 export type AddPlan = OvnNicPlan | IpamPlan;
 
-const fail = (code: 'KOA_BAD_ENV' | 'KOA_UNSUPPORTED_FIELD' | 'KOA_BAD_ANNOTATION' | 'KOA_K8S' | 'KOA_DATAPATH', ...args: unknown[]): never => {
+const fail = <C extends 'KOA_BAD_ENV' | 'KOA_UNSUPPORTED_FIELD' | 'KOA_BAD_ANNOTATION' | 'KOA_K8S' | 'KOA_DATAPATH'>(code: C, ...args: Parameters<(typeof ERRORS)[C]['msg']>): never => {
   throw agentError(code, ...args);
 };
 

@@ -4,8 +4,8 @@
 
 import { agentError } from '../errors.ts';
 import type { PodSource } from '../k8s/pods.ts';
-import { waitForPodAnnotations } from '../k8s/pods.ts';
-import { subnetFacts, subnetForProvider } from '../k8s/subnets.ts';
+import { waitForPodAnnotations } from './wait.ts';
+import { subnetFacts, subnetForProvider } from './subnets.ts';
 import type { Node, Pod, Subnet } from '../k8s/types.ts';
 import { isOvnProvider, type PodNicAnnotations } from './annotations.ts';
 import { planAdd, type AddPlan, type NicRequest, type NodeFacts } from './plan.ts';

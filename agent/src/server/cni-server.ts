@@ -10,7 +10,7 @@ import { chmod, lstat, mkdir, readdir, readFile, stat, unlink } from 'node:fs/pr
 import { dirname, join } from 'node:path';
 import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { agentError, AgentError, type ErrorCode } from '../errors.ts';
+import { agentError, AgentError } from '../errors.ts';
 import { encodeError } from '../cni/codec.ts';
 import type { Dispatcher } from '../cni/dispatcher.ts';
 import { sniffVersion } from '../cni/netconf.ts';
@@ -90,10 +90,6 @@ function replyCall(reply: FastifyReply, out: CallOutcome, status = 200): Fastify
   return reply.code(status).header(EXIT_HEADER, String(out.exitCode)).type('application/json; charset=utf-8').send(out.stdout);
 }
 
-const FST_TO_KOA: Record<string, { code: ErrorCode; what: string }> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'KOA_IO', what: 'request body too large' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'KOA_BAD_JSON', what: 'request: content-type must be application/json' },
-};
 
 /** Builds the fastify app (not listening); exported so tests can use inject(). */
 export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BODY_LIMIT) {
@@ -129,12 +125,13 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
 
   app.setErrorHandler((err: FastifyError | AgentError, req: FastifyRequest, reply: FastifyReply) => {
     let e: AgentError;
-    let status = 400;
     if (err instanceof AgentError) e = err;
-    else if (FST_TO_KOA[err.code]) e = agentError(FST_TO_KOA[err.code]!.code, FST_TO_KOA[err.code]!.what);
+    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = agentError('KOA_TOO_LARGE', Number(req.headers['content-length']) || 0, bodyLimit);
+    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') e = agentError('KOA_BAD_JSON', 'request', 'content-type must be application/json');
     else if (err.code?.startsWith('FST_ERR_CTP') || (err.statusCode ?? 500) < 500) e = agentError('KOA_BAD_JSON', 'request body', err.message);
-    else { e = agentError('KOA_INTERNAL', err.message); status = 500; log.error({ err, url: req.url }, 'CNI server error'); }
-    if ((err as FastifyError).statusCode === 413) status = 413;
+    else { e = agentError('KOA_INTERNAL', err.message); log.error({ err, url: req.url }, 'CNI server error'); }
+    // the table decides; a forwarded call whose body is fine but whose CNI call failed never gets here (it is a 200)
+    const status = e.httpStatus === 503 ? 500 : e.httpStatus;
     if (req.url === CALL_PATH) {
       const version = typeof (req.body as { stdin?: unknown } | undefined)?.stdin === 'string'
         ? sniffVersion((req.body as { stdin: string }).stdin) ?? LATEST_VERSION : LATEST_VERSION;

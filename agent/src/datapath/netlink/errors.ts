@@ -1,5 +1,5 @@
 // Netlink failures as agent errors: KOA_NETLINK (CNI code 104) with the errno name kept for branching.
-import { AgentError, ERRORS } from '../../errors.ts';
+import { AgentError, errorMessage } from '../../errors.ts';
 import { errnoName } from './errno.ts';
 
 export class NetlinkError extends AgentError {
@@ -11,7 +11,7 @@ export class NetlinkError extends AgentError {
   readonly extack: string | undefined;
   constructor(errno: string, op: string, detail: string, extack?: string, options?: { cause?: unknown }) {
     const text = `${detail}${extack ? ` (${extack})` : ''} [${errno}]`;
-    super('KOA_NETLINK', ERRORS.KOA_NETLINK.msg.replace('%s', op).replace('%s', text), undefined, options);
+    super('KOA_NETLINK', errorMessage('KOA_NETLINK', op, text), undefined, options);
     this.name = 'NetlinkError';
     this.errno = errno;
     this.op = op;

@@ -105,3 +105,35 @@ export function cidrContains(cidr: ParsedCidr, ip: ParsedIp): boolean {
 export function defaultDst(family: Family): string {
   return family === 4 ? '0.0.0.0/0' : '::/0';
 }
+
+/** The family of a plain address (4 or 6), or 0 when it is not one. */
+export function familyOf(text: string | undefined): Family | 0 {
+  if (text === undefined) return 0;
+  const f = isIP(text);
+  return f === 4 || f === 6 ? f : 0;
+}
+
+/** Is `text` a valid `addr/len`? */
+export function isCidr(text: string): boolean {
+  return parseCidr(text) !== undefined;
+}
+
+/** The canonical network of a CIDR text ("10.16.0.5/16" -> "10.16.0.0/16"), or undefined when it is not a CIDR. */
+export function cidrNetwork(text: string): string | undefined {
+  const c = parseCidr(text);
+  return c ? networkOf(c.ip, c.prefixLen) : undefined;
+}
+
+/** The canonical form of an address text (RFC 5952 for IPv6), or the text unchanged when it is not an address. */
+export function canonicalIp(text: string): string {
+  const p = parseIp(text);
+  return p ? formatIp(p) : text;
+}
+
+/** Do two address texts name the same address (any IPv6 spelling)? */
+export function sameIp(a: string, b: string): boolean {
+  if (a === b) return true;
+  const x = parseIp(a);
+  const y = parseIp(b);
+  return x !== undefined && y !== undefined && x.family === y.family && x.value === y.value;
+}

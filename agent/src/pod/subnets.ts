@@ -1,9 +1,9 @@
 // Subnet lookups the ADD needs: is a provider bound to any subnet (spec §3.1), and the subnet facts the planner
 // uses (MTU, underlay, u2o gateway, gateway check, node network).
 
-import { providerForSubnet } from '../pod/annotations.ts';
-import type { SubnetFacts } from '../pod/plan.ts';
-import type { Subnet } from './types.ts';
+import { providerForSubnet } from './annotations.ts';
+import type { SubnetFacts } from './plan.ts';
+import type { Subnet } from '../k8s/types.ts';
 
 export function subnetFacts(s: Subnet): SubnetFacts {
   const spec = s.spec ?? {};

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { storePodSource, waitForPodAnnotations } from '../../agent/src/k8s/pods.ts';
+import { storePodSource } from '../../agent/src/k8s/pods.ts';
+import { waitForPodAnnotations } from '../../agent/src/pod/wait.ts';
 import { InMemoryPodSource } from '../../agent/src/k8s/fake-pod-source.ts';
 import { ObjectStore } from '../../agent/src/k8s/store.ts';
 import type { Pod } from '../../agent/src/k8s/types.ts';
