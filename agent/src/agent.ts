@@ -1,6 +1,6 @@
 // The agent as a short list of components, in start order (stops run in reverse; lifecycle.ts):
 //
-//   netlink -> kubernetes-watches -> ovsdb -> cni-server -> delete-queue -> node-initialised -> pod-gc
+//   netlink -> kubernetes-watches -> ovsdb -> cni-server -> delete-queue -> node-network -> node-initialised -> pod-gc
 //
 // The CNI socket is served before the node is initialised: ADDs that arrive early wait at the node-ready gate
 // (node/gate.ts, bounded, then code 11), DELs go through. Each component's readiness is registered once in the
@@ -21,6 +21,7 @@ import { KubeComponent } from './k8s/component.ts';
 import { component, Lifecycle } from './lifecycle.ts';
 import { NodeGate } from './node/gate.ts';
 import { NodeInit } from './node/init.ts';
+import { NodeNetwork } from './node/network.ts';
 import { Reconciler } from './node/reconciler.ts';
 import { Readiness } from './observe/health.ts';
 import type { AgentMetrics } from './observe/metrics.ts';
@@ -108,7 +109,17 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
       ...(hooks.syncTimeoutMs !== undefined ? { syncTimeoutMs: hooks.syncTimeoutMs } : {}),
       ...(m ? { onRestart: (r: string) => m.watchRestarted(r), onHealth: (r: string, ok: boolean) => m.setWatchHealthy(r, ok) } : {}),
     });
-    const node = new NodeInit(cfg, { netlink: () => netlink.netlink, vswitch: () => ovsdb.vswitch, gate, log });
+    const node = new NodeNetwork({
+      cfg, netlink: () => netlink.netlink, podNet: () => netlink.podNet, vswitch: () => ovsdb.vswitch,
+      get api() { return kube.nodeApi; },
+      node: () => kube.watches.node.store.get(cfg.nodeName), subnets: () => kube.watches.subnets.store.list(),
+      events: {
+        onNodeChange: (l) => kube.watches.node.store.subscribe((_e, n) => { if (n.metadata?.name === cfg.nodeName) l(); }),
+        onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
+        onInterfaceChange: (l) => ovsdb.vswitch.onInterfaceChange((e) => l(e.name)),
+      },
+      gate, log, ...(m ? { onPass: m.observeReconcile } : {}),
+    });
     const ovn = ovnBackend(cfg, log, hooks, { netlink, ovsdb, kube, node, gate, readiness });
     backend = ovn;
     dispatcher = new Dispatcher({ backend, log });
@@ -126,6 +137,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
       .add(cni)
       .add(new DeleteQueueComponent({ dir: cfg.delQueueDir, dispatcher: getDispatcher, log }))
       .add(node)
+      .add(new NodeInit(gate))
       .add(component('pod-gc', { start: () => gc.start(), stop: () => gc.stop() }));
   }
   try {
@@ -141,7 +153,7 @@ interface Parts {
   netlink: NetlinkComponent;
   ovsdb: OvsdbComponent;
   kube: KubeComponent;
-  node: NodeInit;
+  node: NodeNetwork;
   gate: NodeGate;
   readiness: Readiness;
 }

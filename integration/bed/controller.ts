@@ -92,6 +92,10 @@ export class StandInController {
         excludeIps: o.excludeIps ?? gateways, gatewayType: 'distributed', natOutgoing: false, private: false, ...o.extraSpec,
       },
     });
+    // as the real controller does once it has created the logical switch: the agent routes only Validated subnets
+    const now = new Date().toISOString();
+    const cond = (type: string) => ({ type, status: 'True', reason: type === 'Ready' ? 'ResourceCreated' : 'ValidatedSpec', lastUpdateTime: now, lastTransitionTime: now });
+    await this.api.mergePatch(`/apis/kubeovn.io/v1/subnets/${o.name}/status`, { status: { conditions: [cond('Validated'), cond('Ready')] } });
     if (!state.ovn) return; // IPAM-only providers (macvlan & co.) have no logical switch
     const nb = this.central.nbctl.bind(this.central);
     const v4 = cidrs.find((c) => c.family === 4);

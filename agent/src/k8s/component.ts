@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Component } from '../lifecycle.ts';
 import type { ConnectConfig, IdentityConfig } from '../config/config.ts';
 import { createWatchSet, loadKubeConfig, type WatchSet } from './client.ts';
+import { nodeApi, type NodeApi } from './node-api.ts';
 
 export interface KubeHooks {
   onRestart?: (resource: string, reason: string) => void;
@@ -16,6 +17,7 @@ export interface KubeHooks {
 export class KubeComponent implements Component {
   readonly name = 'kubernetes-watches';
   #watches: WatchSet | undefined;
+  #nodeApi: NodeApi | undefined;
   readonly #cfg: ConnectConfig & Pick<IdentityConfig, 'nodeName'>;
   readonly #log: Logger;
   readonly #hooks: KubeHooks;
@@ -32,11 +34,18 @@ export class KubeComponent implements Component {
     return this.#watches;
   }
 
+  /** writes to this agent's Node (after start) */
+  get nodeApi(): NodeApi {
+    if (!this.#nodeApi) throw new Error('the Kubernetes client is not started');
+    return this.#nodeApi;
+  }
+
   async start(): Promise<void> {
     if (this.#cfg.kubeconfig === '' && !process.env.KUBERNETES_SERVICE_HOST) {
       throw new Error('no --kubeconfig (or KUBECONFIG) given and not running in a cluster (KUBERNETES_SERVICE_HOST is not set)');
     }
     const kc = loadKubeConfig(this.#cfg.kubeconfig);
+    this.#nodeApi = nodeApi(kc);
     const w = createWatchSet(kc, this.#cfg, {
       log: this.#log,
       ...(this.#hooks.onRestart ? { onRestart: this.#hooks.onRestart } : {}),

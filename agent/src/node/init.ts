@@ -1,6 +1,6 @@
-// Node initialisation as a lifecycle component: the node-wide facts pod wiring needs (the pod MTU from the tunnel
-// NIC, spec §5.2), then the node-ready gate opens and ADDs that waited go on. The node's own network (ovn0, encap,
-// host routes, iptables; spec §5.1-§5.8) is set up by the node-network component started before this one.
+// The end of node initialisation: the node-ready gate opens and ADDs that waited go on. The node's own network
+// (ovn0, encap, host routes, iptables; spec §5.1-§5.8) is set up by the node-network component started before this
+// one; the pod MTU (podMtu, spec §5.2) is computed there once the encap IP is known.
 
 import type { Logger } from 'pino';
 import type { NodeConfig } from '../config/config.ts';
@@ -10,32 +10,18 @@ import type { Vswitch } from '../datapath/ovsdb/port.ts';
 import type { Component } from '../lifecycle.ts';
 import type { NodeGate } from './gate.ts';
 
+/** Opens the node-ready gate once every component before it has started: ADDs waiting there go on. */
 export class NodeInit implements Component {
   readonly name = 'node-initialised';
-  #mtu = 0;
-  readonly #cfg: Pick<NodeConfig, 'mtu' | 'iface' | 'networkType'>;
-  readonly #deps: { netlink: () => Netlink; vswitch: () => Vswitch; gate: NodeGate; log: Logger };
+  readonly #gate: NodeGate;
+  constructor(gate: NodeGate) { this.#gate = gate; }
 
-  constructor(cfg: Pick<NodeConfig, 'mtu' | 'iface' | 'networkType'>, deps: { netlink: () => Netlink; vswitch: () => Vswitch; gate: NodeGate; log: Logger }) {
-    this.#cfg = cfg;
-    this.#deps = deps;
-  }
+  async start(): Promise<void> { this.#gate.open(); }
 
-  /** the node-wide pod MTU (after start) */
-  get mtu(): number { return this.#mtu; }
-
-  async start(): Promise<void> {
-    this.#deps.gate.progress('computing the pod MTU');
-    this.#mtu = await podMtu(this.#cfg, this.#deps.netlink(), this.#deps.vswitch(), this.#deps.log);
-    this.#deps.gate.open();
-  }
-
-  async stop(): Promise<void> {
-    this.#deps.gate.close('the agent is stopping');
-  }
+  async stop(): Promise<void> { this.#gate.close('the agent is stopping'); }
 
   ready(): true | string {
-    return this.#deps.gate.isOpen ? true : `node not initialised: ${this.#deps.gate.reason}`;
+    return this.#gate.isOpen ? true : `node not initialised: ${this.#gate.reason}`;
   }
 }
 

@@ -1,0 +1,185 @@
+// The node's own network as one lifecycle component (spec §5.1-§5.5): it starts the node's reconcilers in upstream's
+// order, waits for each to converge (the node-ready gate says which one it is waiting for), and then keeps them
+// converged from events: the Node and Subnet watches, OVSDB changes of ovn0, netlink link/address/route events,
+// plus each reconciler's resync.
+//
+//   kube-ovn bridges up -> encap (OVS external_ids) -> pod MTU -> chassis annotation -> ovn0 -> join gateway check and
+//   NetworkUnavailable -> tunnel tx checksum off -> host routes -> (netfilter)
+
+import type { Logger } from 'pino';
+import type { IdentityConfig, NodeConfig } from '../config/config.ts';
+import type { Netlink, PodNet } from '../datapath/netlink/port.ts';
+import type { Vswitch } from '../datapath/ovsdb/port.ts';
+import type { NodeApi } from '../k8s/node-api.ts';
+import type { Node, Subnet } from '../k8s/types.ts';
+import type { Component } from '../lifecycle.ts';
+import { decodeJoin } from './facts.ts';
+import { podMtu } from './init.ts';
+import type { NodeGate } from './gate.ts';
+import { chassisSpec, encapSpec } from './identity.ts';
+import { joinGatewaySpec } from './join-gateway.ts';
+import { OVN0, ovn0Spec } from './ovn0.ts';
+import { Reconciler, type PassOutcome, type ReconcileSpec, type ReconcilerOptions } from './reconciler.ts';
+import { routesSpec } from './routes.ts';
+
+/** Change feeds the component listens to; each returns an unsubscribe function. */
+export interface NodeEventSources {
+  onNodeChange(listener: () => void): () => void;
+  onSubnetChange(listener: () => void): () => void;
+  /** OVSDB: an Interface row changed (name) */
+  onInterfaceChange(listener: (name: string) => void): () => void;
+  /** netlink: a link, address or route of the agent's namespace changed, or the feed overflowed (resync) */
+  onKernelChange?(listener: (what: 'link' | 'address' | 'route' | 'resync') => void): () => void;
+}
+
+export interface NodeNetworkDeps {
+  readonly cfg: Pick<NodeConfig, 'iface' | 'hostTunnelSrc' | 'encapChecksum' | 'clusterRouter' | 'nodeSwitch' | 'nonPrimaryCniMode'
+    | 'networkType' | 'setVxlanTxOff' | 'mtu'> & Pick<IdentityConfig, 'nodeName' | 'podIp'>;
+  netlink(): Netlink;
+  podNet(): PodNet;
+  vswitch(): Vswitch;
+  readonly api: NodeApi;
+  node(): Node | undefined;
+  subnets(): readonly Subnet[];
+  readonly events: NodeEventSources;
+  readonly gate: NodeGate;
+  readonly log: Logger;
+  readonly onPass?: (o: PassOutcome) => void;
+  /** resync periods (tests shorten them) */
+  readonly resyncMs?: Partial<Record<'encap' | 'chassis' | 'ovn0' | 'join-gateway' | 'host-routes', number>>;
+}
+
+const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000 };
+
+export class NodeNetwork implements Component {
+  readonly name = 'node-network';
+  readonly #d: NodeNetworkDeps;
+  readonly #reconcilers: Reconciler<unknown, unknown, unknown>[] = [];
+  readonly #unsubscribe: (() => void)[] = [];
+  #gatewayOk = false;
+  #gatewayDetail = 'not checked yet';
+  #gatewayWaiters: (() => void)[] = [];
+  #mtu = 0;
+
+  constructor(d: NodeNetworkDeps) { this.#d = d; }
+
+  /** the node-wide pod MTU (ovn0's too): --mtu, else the tunnel NIC's MTU minus the encap overhead (after start) */
+  get mtu(): number { return this.#mtu; }
+
+  #make<D, O, Op>(spec: ReconcileSpec<D, O, Op>, key: keyof typeof RESYNC): Reconciler<D, O, Op> {
+    const o: ReconcilerOptions = { resyncMs: this.#d.resyncMs?.[key] ?? RESYNC[key], log: this.#d.log, ...(this.#d.onPass ? { onPass: this.#d.onPass } : {}) };
+    const r = new Reconciler(spec, o);
+    this.#reconcilers.push(r as Reconciler<unknown, unknown, unknown>);
+    return r;
+  }
+
+  async start(): Promise<void> {
+    const d = this.#d;
+    const gate = d.gate;
+    const nl = (): Netlink => d.netlink();
+    const vs = (): Vswitch => d.vswitch();
+    const lazy = { get netlink() { return nl(); }, get vswitch() { return vs(); } };
+
+    gate.progress('bringing up the kube-ovn OVS bridges');
+    await this.#bridgesUp();
+
+    const encap = this.#make(encapSpec({
+      ...lazy, node: d.node, iface: d.cfg.iface, podIp: d.cfg.podIp, hostTunnelSrc: d.cfg.hostTunnelSrc, encapChecksum: d.cfg.encapChecksum,
+      onChosen: (c) => d.log.debug(c, 'tunnel interface'),
+    }), 'encap');
+    const chassis = this.#make(chassisSpec({ ...lazy, api: d.api, nodeName: d.cfg.nodeName, node: d.node }), 'chassis');
+    const ovn0 = this.#make(ovn0Spec({
+      ...lazy, mtu: () => this.#mtu,
+      join: () => {
+        const j = decodeJoin(d.node());
+        // waiting for the controller is not an error of ours, but the pass must not count as converged
+        if (!j.ok) throw new Error(`waiting for the node's join allocation: ${j.reason}`);
+        return j;
+      },
+    }), 'ovn0');
+    const joinGw = this.#make(joinGatewaySpec({
+      podNet: d.podNet(), api: d.api, nodeName: d.cfg.nodeName, node: d.node, writeCondition: !d.cfg.nonPrimaryCniMode,
+      onChecked: (ok, detail) => {
+        this.#gatewayOk = ok;
+        this.#gatewayDetail = detail;
+        if (ok) for (const w of this.#gatewayWaiters.splice(0)) w();
+      },
+    }), 'join-gateway');
+    const routes = this.#make(routesSpec({
+      get netlink() { return nl(); }, subnets: d.subnets, node: d.node,
+      config: { clusterRouter: d.cfg.clusterRouter, nodeSwitch: d.cfg.nodeSwitch },
+    }), 'host-routes');
+
+    // event wiring: level-triggered, so any change of a source wakes every reconciler that reads it
+    const ev = d.events;
+    this.#unsubscribe.push(
+      ev.onNodeChange(() => { for (const r of [encap, chassis, ovn0, joinGw, routes]) r.trigger('node'); }),
+      ev.onSubnetChange(() => routes.trigger('subnet')),
+      ev.onInterfaceChange((name) => { if (name === OVN0) { ovn0.trigger('ovsdb ovn0'); routes.trigger('ovsdb ovn0'); joinGw.trigger('ovsdb ovn0'); } }),
+    );
+    if (ev.onKernelChange) {
+      this.#unsubscribe.push(ev.onKernelChange((what) => {
+        ovn0.trigger(`netlink ${what}`);
+        routes.trigger(`netlink ${what}`);
+        if (what !== 'route') encap.trigger(`netlink ${what}`);
+      }));
+    }
+
+    gate.progress('choosing the tunnel interface and setting the encap IP');
+    encap.start();
+    await encap.converged();
+    this.#mtu = await podMtu(d.cfg, d.netlink(), d.vswitch(), d.log);
+    gate.progress('annotating the node with its chassis');
+    chassis.start();
+    await chassis.converged();
+    gate.progress('setting up ovn0 (waiting for the node annotations from kube-ovn-controller)');
+    ovn0.start();
+    await ovn0.converged();
+    gate.progress('checking the join gateway through ovn0');
+    joinGw.start();
+    await this.#gatewayReachable();
+    await this.#tunnelTxOff();
+    gate.progress('installing the host routes');
+    routes.start();
+    await routes.converged();
+    d.log.info({ ovn0: decodeJoin(d.node()).ok, gateway: this.#gatewayDetail }, 'node network ready');
+  }
+
+  #gatewayReachable(): Promise<void> {
+    if (this.#gatewayOk) return Promise.resolve();
+    return new Promise((r) => this.#gatewayWaiters.push(r));
+  }
+
+  /** Every OVS bridge we own comes up (§5.1 step 4): a provider bridge left down by a reboot carries no traffic. */
+  async #bridgesUp(): Promise<void> {
+    const vs = this.#d.vswitch();
+    for (const name of vs.listBridges()) {
+      if (vs.getBridge(name)?.externalIds.vendor !== 'kube-ovn') continue;
+      const link = await this.#d.netlink().getLink(null, name);
+      if (link && !link.up) await this.#d.netlink().setLink(null, name, { up: true });
+    }
+  }
+
+  /** tx checksum offload off on the kernel tunnel devices (§5.1 step 9); absent on userspace-datapath nodes. */
+  async #tunnelTxOff(): Promise<void> {
+    const devs = ['genev_sys_6081', ...(this.#d.cfg.setVxlanTxOff && this.#d.cfg.networkType === 'vxlan' ? ['vxlan_sys_4789'] : [])];
+    for (const dev of devs) {
+      if (!(await this.#d.netlink().getLink(null, dev))) continue;
+      await this.#d.podNet().setTxChecksum(null, dev, false);
+      this.#d.log.info({ dev }, 'tunnel tx checksum offload off');
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const u of this.#unsubscribe.splice(0)) u();
+    await Promise.all(this.#reconcilers.splice(0).map((r) => r.stop()));
+  }
+
+  ready(): true | string {
+    for (const r of this.#reconcilers) {
+      const x = r.ready();
+      if (x !== true) return x;
+    }
+    return this.#gatewayOk ? true : `join gateway: ${this.#gatewayDetail}`;
+  }
+}
