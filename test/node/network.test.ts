@@ -1,0 +1,104 @@
+// The node-network component on the fakes: start-up order, the gate's progress, ovn0 repaired from events, routes
+// following Subnet events, the NetworkUnavailable condition, the chassis annotation, encap external_ids.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { FakeNetlink } from '../../agent/src/datapath/netlink/fake.ts';
+import { FakeVswitch } from '../../agent/src/datapath/ovsdb/fake.ts';
+import type { NodeApi, NodeCondition } from '../../agent/src/k8s/node-api.ts';
+import type { Node, Subnet } from '../../agent/src/k8s/types.ts';
+import { NodeGate } from '../../agent/src/node/gate.ts';
+import { NodeNetwork } from '../../agent/src/node/network.ts';
+
+const NODE = 'n1';
+const joinAnn = { 'ovn.kubernetes.io/ip_address': '100.64.0.2', 'ovn.kubernetes.io/mac_address': '00:00:00:5e:00:02',
+  'ovn.kubernetes.io/cidr': '100.64.0.0/16', 'ovn.kubernetes.io/gateway': '100.64.0.1', 'ovn.kubernetes.io/port_name': `node-${NODE}` };
+const validated = { conditions: [{ type: 'Validated', status: 'True' }] };
+const subnet = (name: string, cidrBlock: string): Subnet => ({ metadata: { name }, spec: { cidrBlock, vpc: 'ovn-cluster', provider: 'ovn' }, status: validated });
+
+class World {
+  nl = new FakeNetlink();
+  vs = new FakeVswitch();
+  node: Node = { metadata: { name: NODE, annotations: {} }, status: { addresses: [{ type: 'InternalIP', address: '172.30.0.1' }] } };
+  subnets: Subnet[] = [subnet('ovn-default', '10.16.0.0/16')];
+  nodeListeners = new Set<() => void>();
+  subnetListeners = new Set<() => void>();
+  patches: Record<string, unknown>[] = [];
+  conditions: NodeCondition[] = [];
+  gate = new NodeGate();
+  api: NodeApi = {
+    patchMetadata: async (_n, p) => { this.patches.push(p); this.node = { ...this.node, metadata: { ...this.node.metadata, annotations: { ...this.node.metadata!.annotations, ...(p.annotations as Record<string, string>) } } }; this.emitNode(); },
+    setCondition: async (_n, c) => { this.conditions.push(c); },
+  };
+  constructor() {
+    this.nl.addLink(null, { name: 'eth0', mtu: 1500, up: true });
+    void this.nl.addAddress(null, 'eth0', { cidr: '172.30.0.1/24' });
+    this.nl.reachable.add('<own>|100.64.0.1');
+    void this.vs.setOvsExternalIds({ 'system-id': NODE });
+    // vswitchd: an internal port's device appears in the kernel once the port is added
+    this.vs.onInterfaceChange((ev) => { if (ev.new?.type === 'internal' && !ev.old) this.nl.addLink(null, { name: ev.name, mtu: 1500, up: false, mac: '0a:0a:0a:0a:0a:0a', txQueueLen: 500 }); });
+  }
+  emitNode(): void { for (const l of this.nodeListeners) l(); }
+  annotate(a: Record<string, string>): void { this.node = { ...this.node, metadata: { ...this.node.metadata, annotations: { ...this.node.metadata!.annotations, ...a } } }; this.emitNode(); }
+  component(): NodeNetwork {
+    return new NodeNetwork({
+      cfg: { nodeName: NODE, podIp: '', iface: '', hostTunnelSrc: false, encapChecksum: true, clusterRouter: 'ovn-cluster', nodeSwitch: 'join',
+        nonPrimaryCniMode: false, networkType: 'geneve', setVxlanTxOff: false, mtu: 1400 },
+      netlink: () => this.nl, podNet: () => this.nl, vswitch: () => this.vs, api: this.api,
+      node: () => this.node, subnets: () => this.subnets,
+      events: {
+        onNodeChange: (l) => { this.nodeListeners.add(l); return () => this.nodeListeners.delete(l); },
+        onSubnetChange: (l) => { this.subnetListeners.add(l); return () => this.subnetListeners.delete(l); },
+        onInterfaceChange: (l) => this.vs.onInterfaceChange((e) => l(e.name)),
+      },
+      gate: this.gate, log: pino({ level: process.env.KOA_TEST_LOG ?? 'silent' }),
+    });
+  }
+}
+
+const until = async (what: string, f: () => boolean | Promise<boolean>): Promise<void> => {
+  for (let i = 0; i < 2000; i++) { if (await f()) return; await new Promise((r) => setTimeout(r, 5)); }
+  throw new Error(`never: ${what}`);
+};
+
+describe('node network on the fakes', { timeout: 60_000 }, () => {
+  it('waits for the join annotations (gate says so), then sets up encap, chassis, ovn0, the condition and host routes', async () => {
+    const w = new World();
+    const c = w.component();
+    const started = c.start();
+    await until('waiting on the annotations', () => /ovn0 \(waiting for the node annotations/.test(w.gate.reason));
+    assert.deepEqual(w.vs.getOvsExternalIds()['ovn-encap-ip'], '172.30.0.1', 'encap IP = the InternalIP link address');
+    assert.deepEqual(w.patches, [{ annotations: { 'ovn.kubernetes.io/chassis': NODE } }]);
+    assert.equal(await w.nl.getLink(null, 'ovn0'), null, 'no ovn0 before the controller allocated it');
+    w.annotate(joinAnn);
+    await started;
+    const i = w.vs.getInterface('ovn0')!;
+    assert.deepEqual([i.type, i.externalIds['iface-id'], i.mac], ['internal', `node-${NODE}`, '00:00:00:5e:00:02']);
+    const l = (await w.nl.getLink(null, 'ovn0'))!;
+    assert.deepEqual([l.up, l.mtu, l.mac, l.txQueueLen], [true, 1400, '00:00:00:5e:00:02', 1000]);
+    assert.deepEqual((await w.nl.listAddresses(null, { dev: 'ovn0' })).map((a) => `${a.address}/${a.prefixLen}`), ['100.64.0.2/16']);
+    assert.deepEqual(w.conditions.map((x) => [x.type, x.status, x.reason]), [['NetworkUnavailable', 'False', 'JoinSubnetGatewayReachable']]);
+    const routes = (await w.nl.listRoutes(null, { dev: 'ovn0' })).filter((r) => r.gateway).map((r) => `${r.dst} via ${r.gateway}`);
+    assert.deepEqual(routes, ['10.16.0.0/16 via 100.64.0.1']);
+    assert.equal(c.ready(), true);
+    await c.stop();
+  });
+
+  it('repairs: ovn0 deleted from OVS comes back; a new subnet gets its route, a deleted one loses it', async () => {
+    const w = new World();
+    w.annotate(joinAnn);
+    const c = w.component();
+    await c.start();
+    await w.vs.deletePort('ovn0');
+    await w.nl.deleteLink(null, 'ovn0');
+    await until('ovn0 back', async () => w.vs.getInterface('ovn0') !== undefined && (await w.nl.getLink(null, 'ovn0'))?.up === true);
+    w.subnets = [...w.subnets, subnet('second', '10.20.0.0/16')];
+    for (const l of w.subnetListeners) l();
+    const dsts = async () => (await w.nl.listRoutes(null, { dev: 'ovn0' })).filter((r) => r.gateway).map((r) => r.dst).sort();
+    await until('route of the new subnet', async () => (await dsts()).includes('10.20.0.0/16'));
+    w.subnets = w.subnets.filter((s) => s.metadata!.name !== 'ovn-default');
+    for (const l of w.subnetListeners) l();
+    await until('route of the deleted subnet gone', async () => JSON.stringify(await dsts()) === JSON.stringify(['10.20.0.0/16']));
+    await c.stop();
+  });
+});
