@@ -77,7 +77,8 @@ export function startAgentProcess(args: string[], o: { backend?: 'fake' | 'real'
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KOA_TEST_BACKEND: fake ? 'fake' : '' },
   });
   started.add(proc);
-  return { proc, ...followAgentLog(proc, 15_000) };
+  // start-up takes ~1 s; the bound is for a machine loaded by parallel builds (seen: 15 s was not enough at load 15)
+  return { proc, ...followAgentLog(proc, 60_000) };
 }
 
 /**

@@ -186,7 +186,7 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
     socket: join(dir, 'run', 'kube-ovn-daemon.sock'),
     delQueueDir: join(dir, 'del-queue'),
     logFile, lines, exited,
-    waitForLog(re, timeoutMs = 15_000, from = 0) {
+    waitForLog(re, timeoutMs = 60_000, from = 0) {
       const hit = lines.slice(from).find((l) => re.test(String(l.msg)));
       if (hit) return Promise.resolve(hit);
       return new Promise((res, rej) => {
@@ -208,7 +208,7 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
         if (!agent.alive()) throw new Error(`agent exited; log tail: ${tail(lines)}`);
         const r = await http('/readyz');
         return r.status === 200;
-      }, 30_000, 100);
+      }, 120_000, 100); // start-up (OVS, watches, ovn0 and its gateway check) takes seconds; the bound is for a loaded machine
     } catch (e) {
       const r = await http('/readyz?verbose').catch(() => undefined);
       await agent.stop();
