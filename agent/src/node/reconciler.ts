@@ -19,8 +19,9 @@ export interface ReconcileSpec<Desired, Observed, Op> {
   observe(): Promise<Observed>;
   /** the operations that turn observed into desired; empty = converged */
   diff(desired: Desired, observed: Observed): readonly Op[];
-  /** applies the operations (in order); throws when any failed */
-  apply(ops: readonly Op[]): Promise<void>;
+  /** applies the operations (in order); throws when any failed; 'again' asks for one more pass right away (a
+   * change that must land before the rest can be applied, e.g. an ipset rebuilt before the rules naming it) */
+  apply(ops: readonly Op[]): Promise<void | 'again'>;
   /** one-line description of an op for the logs */
   describe?(op: Op): string;
 }
@@ -148,6 +149,7 @@ export class Reconciler<Desired, Observed, Op> {
     this.#passes++;
     if (this.#timer) { clearTimeout(this.#timer); this.#timer = undefined; }
     let ops: readonly Op[] = [];
+    let again = false;
     let outcome: PassOutcome;
     try {
       const desired = await this.#spec.desired();
@@ -157,7 +159,7 @@ export class Reconciler<Desired, Observed, Op> {
         const describe = this.#spec.describe;
         this.#o.log?.info({ reconciler: this.name, reasons, ops: describe ? ops.slice(0, 20).map((op) => describe(op)) : ops.length },
           'reconciling');
-        await this.#spec.apply(ops);
+        again = (await this.#spec.apply(ops)) === 'again';
       }
       outcome = { reconciler: this.name, ok: true, changes: ops.length, seconds: (performance.now() - t0) / 1000, reason: reasons.join(',') };
     } catch (e) {
@@ -172,6 +174,7 @@ export class Reconciler<Desired, Observed, Op> {
         for (const w of this.#convergedWaiters.splice(0)) w();
       }
       this.#arm(this.#o.resyncMs, 'resync');
+      if (again) this.trigger('again');
       return outcome;
     }
     this.#failures++;
