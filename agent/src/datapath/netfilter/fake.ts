@@ -18,7 +18,7 @@ interface FSet { name: string; type: string; family?: 'inet' | 'inet6'; hashsize
 
 /** Targets the fake knows (anything else must be a chain of the table), with the tables they are valid in. */
 const TARGETS: Record<string, readonly TableName[] | 'any'> = {
-  ACCEPT: 'any', DROP: 'any', RETURN: 'any', MARK: 'any', LOG: 'any', CONNMARK: 'any', NOTRACK: ['raw'], CT: ['raw'],
+  ACCEPT: 'any', DROP: ['filter', 'mangle', 'raw', 'security'], RETURN: 'any', MARK: 'any', LOG: 'any', CONNMARK: 'any', NOTRACK: ['raw'], CT: ['raw'],
   REJECT: ['filter', 'mangle', 'raw', 'security'], SNAT: ['nat'], DNAT: ['nat'], MASQUERADE: ['nat'], REDIRECT: ['nat'],
   TPROXY: ['mangle'],
 };
@@ -93,7 +93,7 @@ export class FakeNetfilter implements NetfilterRunner {
       const work = cloneTable(this.tables[family].get(b.table) ?? newTable(b.table as TableName));
       for (const l of b.lines) {
         try {
-          if (l.kind === 'chain') this.declare(b.table, work, l.chain, l.policy);
+          if (l.kind === 'chain') this.declareChain(b.table, work, l.chain, l.policy);
           else this.command(family, b.table as TableName, work, l.args);
         } catch (e) {
           if (!(e instanceof Fail)) throw e;
@@ -105,7 +105,7 @@ export class FakeNetfilter implements NetfilterRunner {
     }
   }
 
-  private declare(table: string, t: FTable, chain: string, policy: string): void {
+  private declareChain(table: string, t: FTable, chain: string, policy: string): void {
     const c = t.get(chain);
     if (isBuiltinChain(table, chain)) {
       if (policy !== '-') c!.policy = policy;

@@ -8,7 +8,8 @@
 // Order inside one table's block (one iptables-restore commit):
 //   1. declare missing own chains;
 //   2. in chains we do not own: delete our stale, duplicate or misplaced rules (`-D CHAIN <spec>`: deleting by
-//      text can only ever hit a rule identical to ours, even if someone changed the chain since we read it);
+//      text can only ever hit a rule identical to ours, even if someone changed the chain since we read it; so a
+//      duplicated rule loses all its copies and one is inserted back where the first copy was);
 //   3. edit own chains to their exact lists (`-R/-D/-I CHAIN <n>`, prefix/suffix kept, so counters survive);
 //   4. insert our missing rules in chains we do not own (after 3, so a jump never lands in a half-built chain);
 //   5. flush, then delete, stale own chains (after 2 removed the jumps to them).
@@ -174,15 +175,20 @@ function planTable(table: string, des: DesiredTable | undefined, obs: SavedTable
       for (const [spec, count] of counts) {
         const w = want.get(spec);
         let drop = 0;
+        let keepAt = -1; // duplicates: all copies go (-D by text), one comes back where the first one was
         if (!w) drop = count;
         else if (typeof w.position === 'object') {
           const a = w.position.above;
           const anchor = cur.findIndex((s) => anchorMatches(s, a));
-          drop = count > 1 || (anchor >= 0 && cur.indexOf(spec) > anchor) ? count : 0;
-        } else drop = count - 1;
+          drop = count > 1 || (anchor >= 0 && cur.indexOf(spec) > anchor) ? count : 0; // re-inserted above below
+        } else if (count > 1) { drop = count; keepAt = cur.indexOf(spec); }
         for (let k = 0; k < drop; k++) {
           deletes.push(ruleLine('-D', chain, spec));
           cur.splice(cur.indexOf(spec), 1);
+        }
+        if (keepAt >= 0) {
+          deletes.push(ruleLine('-I', `${chain} ${keepAt + 1}`, spec));
+          cur.splice(keepAt, 0, spec);
         }
       }
       const missing = [...want.values()].filter((w) => !cur.includes(w.rule));

@@ -32,11 +32,13 @@ export class NetfilterError extends Error {
   }
 }
 
-/** Finds the input line a restore tool blamed: iptables-restore says "Error occurred at line: N" (or
- * "line N failed"), ipset says "Error in line N:". */
+/** Finds the input line a restore tool blamed: iptables-restore says "Error occurred at line: N" (iptables-nft
+ * also "line N: CHAIN_DEL failed ..." and, for a bad chain reference, names the COMMIT line; iptables-legacy
+ * reports a -D/-X that fails when the table is committed as "line <COMMIT> failed"), ipset says
+ * "Error in line N:". */
 export function failedLineOf(stderr: string, input: string): { no: number; text: string } | undefined {
-  const m = /Error occurred at line: (\d+)|line (\d+) failed|Error in line (\d+)/.exec(stderr);
+  const m = /Error occurred at line: (\d+)|^line (\d+): |Error in line (\d+)|line (\d+) failed/m.exec(stderr);
   if (!m) return undefined;
-  const no = Number(m[1] ?? m[2] ?? m[3]);
+  const no = Number(m[1] ?? m[2] ?? m[3] ?? m[4]);
   return { no, text: input.split('\n')[no - 1] ?? '' };
 }
