@@ -50,8 +50,10 @@ export interface OwnedRule { table: TableName; chain: string; rule: string }
  * - chains: by exact name or prefix, in any table; stale ones are flushed and deleted (unless a foreign chain
  *   still jumps to them: then only flushed).
  * - rules in chains we do not own: a desired rule (exact text), a rule whose comment starts with one of
- *   `commentPrefixes`, a rule in a built-in chain jumping to one of our chains, or one of `rules` (exact text,
- *   e.g. shapes older versions installed). User-defined chains we do not own are never read for rules of ours.
+ *   `commentPrefixes`, a rule in a built-in chain jumping to one of our chains, one of `rules` (exact text,
+ *   e.g. shapes older versions installed), or a rule `match` accepts (for patterns such as upstream's obsolete
+ *   "any POSTROUTING rule with --to-source"). User-defined chains we do not own are never read for rules of ours
+ *   (unless we place rules there).
  * - ipsets: by name prefix; `tempPrefix` maps a real prefix to its swap-temp prefix.
  */
 export interface Ownership {
@@ -59,6 +61,8 @@ export interface Ownership {
   chainPrefixes: readonly string[];
   commentPrefixes: readonly string[];
   rules?: readonly OwnedRule[];
+  /** Called with the canonical text of rules in chains we do not own; true = ours. Keep it narrow. */
+  match?: (table: string, chain: string, spec: string) => boolean;
   setPrefixes: readonly string[];
   tempPrefix: Readonly<Record<string, string>>;
 }

@@ -166,7 +166,8 @@ function planTable(table: string, des: DesiredTable | undefined, obs: SavedTable
       const c = spec.includes('--comment') ? commentOf(spec) : undefined;
       if (c !== undefined && own.commentPrefixes.some((p) => c.startsWith(p))) return true;
       const j = builtin(chain) ? jumpTarget(spec) : undefined;
-      return j !== undefined && ownsChain(own, j);
+      if (j !== undefined && ownsChain(own, j)) return true;
+      return own.match?.(table, chain, spec) ?? false;
     };
     const cur = [...have];
     if (mayHoldOurs) {
