@@ -46,7 +46,7 @@ test('empty input spawns nothing', async () => {
 test('execArgv: stdin in, stdout/stderr/exit out, a timeout kills the child', async () => {
   const r = await execArgv([process.execPath, '-e', 'process.stdin.pipe(process.stdout); process.stderr.write("e")'], 'hello', 10_000);
   assert.deepEqual(r, { stdout: 'hello', stderr: 'e', code: 0 });
-  const slow = await execArgv([process.execPath, '-e', 'setTimeout(() => {}, 60000)'], undefined, 200);
+  const slow = await execArgv([process.execPath, '-e', 'setTimeout(() => {}, 600_000)'], undefined, 1000); // the child would sleep 10 min
   assert.equal(slow.code, null);
   assert.match(slow.stderr, /killed by SIGKILL/);
 });

@@ -3,14 +3,15 @@
 import { parseIpsetSave } from './ipset-codec.ts';
 import { parseIptablesSave } from './iptables-codec.ts';
 import { plan, ownsSet, type Plan } from './plan.ts';
-import type { DesiredState, Ownership } from './desired.ts';
+import { kubeOvnOwnership, type DesiredState, type Ownership } from './desired.ts';
 import type { NetfilterRunner } from './port.ts';
 import type { Family, Observed } from './types.ts';
 
-/** One iptables-save of the family and one ipset save (members kept for our own sets only). */
-export async function observe(runner: NetfilterRunner, family: Family, own: Ownership): Promise<Observed> {
+/** One iptables-save of the family and one ipset save, in parallel. Members are kept for our own sets only (given
+ * `own`), so kube-proxy's large IPVS sets cost no parsing. */
+export async function observe(runner: NetfilterRunner, family: Family, own?: Ownership): Promise<Observed> {
   const [ipt, sets] = await Promise.all([runner.save(family), runner.ipsetSave()]);
-  return { family, iptables: parseIptablesSave(ipt), ipsets: parseIpsetSave(sets, { members: (n) => ownsSet(own, n) }) };
+  return { family, iptables: parseIptablesSave(ipt), ipsets: parseIpsetSave(sets, own ? { members: (n) => ownsSet(own, n) } : {}) };
 }
 
 /** Runs a plan: ipset (creates, members, swaps), then one iptables-restore for all changed tables, then ipset
@@ -31,7 +32,7 @@ export interface ReconcileResult {
 }
 
 /** observe -> plan -> apply, repeated while a plan says `again` (at most 3 passes). */
-export async function reconcile(runner: NetfilterRunner, desired: DesiredState, own: Ownership): Promise<ReconcileResult> {
+export async function reconcile(runner: NetfilterRunner, desired: DesiredState, own: Ownership = kubeOvnOwnership(desired.family)): Promise<ReconcileResult> {
   let lines = 0;
   let passes = 0;
   const notes: string[] = [];

@@ -27,7 +27,7 @@ import type { Family } from './types.ts';
 interface Opt { neg: boolean; flag: string; vals: Arg[] }
 interface Match { name: string; opts: Opt[] }
 interface OptDef { arity: number; canon?: string }
-interface ModDef { opts: Record<string, OptDef>; order?: readonly string[]; format?: (o: Opt, family: Family) => string[] }
+interface ModDef { opts: Record<string, OptDef>; order?: readonly string[] }
 
 const one: OptDef = { arity: 1 };
 const flag: OptDef = { arity: 0 };

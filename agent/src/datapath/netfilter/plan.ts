@@ -19,7 +19,7 @@ import { canonicalRule } from './canonical.ts';
 import { splitArgs } from './args.ts';
 import { addLine, canonicalMember, createLine, delLine, destroyLine, flushLine, swapLine, type SetSpec } from './ipset-codec.ts';
 import { renderTable, ruleLine } from './iptables-codec.ts';
-import type { DesiredSet, DesiredState, DesiredTable, Ownership, PlacedRule, RuleAnchor } from './desired.ts';
+import { kubeOvnOwnership, type DesiredSet, type DesiredState, type DesiredTable, type Ownership, type PlacedRule, type RuleAnchor } from './desired.ts';
 import { TABLE_NAMES, isBuiltinChain, type Family, type IpSet, type Observed, type SavedTable, type TableName } from './types.ts';
 
 export interface Plan {
@@ -242,7 +242,8 @@ function namedByAnyRule(observed: Observed, set: string): boolean {
   return false;
 }
 
-export function plan(desired: DesiredState, observed: Observed, own: Ownership): Plan {
+/** The diff. `own` defaults to upstream's names for the family (kubeOvnOwnership). */
+export function plan(desired: DesiredState, observed: Observed, own: Ownership = kubeOvnOwnership(desired.family)): Plan {
   if (desired.family !== observed.family) throw new Error(`desired IPv${desired.family} vs observed IPv${observed.family}`);
   const family = desired.family;
   const pre: string[] = [];
