@@ -21,7 +21,9 @@ import { KubeComponent } from './k8s/component.ts';
 import { component, Lifecycle } from './lifecycle.ts';
 import { NodeGate } from './node/gate.ts';
 import { NodeInit } from './node/init.ts';
-import { NodeNetwork } from './node/network.ts';
+import { NodeNetwork, type NetfilterSetup } from './node/network.ts';
+import type { SubnetTraffic } from './node/netfilter.ts';
+import { decideBackend, ExecNetfilterRunner, probeBackend } from './datapath/netfilter/index.ts';
 import { Reconciler } from './node/reconciler.ts';
 import { Readiness } from './observe/health.ts';
 import type { AgentMetrics } from './observe/metrics.ts';
@@ -112,9 +114,16 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
     const node = new NodeNetwork({
       cfg, netlink: () => netlink.netlink, podNet: () => netlink.podNet, vswitch: () => ovsdb.vswitch,
       get api() { return kube.nodeApi; },
-      node: () => kube.watches.node.store.get(cfg.nodeName), subnets: () => kube.watches.subnets.store.list(),
+      node: () => kube.watches.node.store.get(cfg.nodeName), nodes: () => kube.watches.node.store.list(),
+      subnets: () => kube.watches.subnets.store.list(),
+      serviceCidrs: () => cfg.serviceClusterIpRange,
+      netfilter: () => netfilterSetup(log),
+      ...(m ? {
+        onSubnetTraffic: (ts: SubnetTraffic[]) => { for (const t of ts) m.addSubnetGatewayTraffic(t.subnet, t.cidr, t.direction, t.protocol, t.packets, t.bytes); },
+        onNetfilterApplied: (f: number, lines: number, s: number, ok: boolean) => m.observeIptables(`v${f}`, s, ok, lines),
+      } : {}),
       events: {
-        onNodeChange: (l) => kube.watches.node.store.subscribe((_e, n) => { if (n.metadata?.name === cfg.nodeName) l(); }),
+        onNodeChange: (l) => kube.watches.node.store.subscribe((_e, n) => l(n.metadata?.name ?? '')),
         onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
         onInterfaceChange: (l) => ovsdb.vswitch.onInterfaceChange((e) => l(e.name)),
       },
@@ -147,6 +156,20 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
     throw e;
   }
   return { cni: cni.server, dispatcher, backend, log, components: life.names(), stop: () => life.stop() };
+}
+
+/** The iptables back end the node uses (as kubelet/kube-proxy do), a runner for it and for the other one. */
+async function netfilterSetup(log: Logger): Promise<NetfilterSetup> {
+  const d = decideBackend(await probeBackend());
+  const other: 'legacy' | 'nft' = d.backend === 'nft' ? 'legacy' : 'nft';
+  const otherRunner = new ExecNetfilterRunner({ backend: other });
+  log.info({ backend: d.backend, reason: d.reason, cleanupLegacy: d.cleanupLegacy }, 'iptables back end chosen');
+  return {
+    runner: new ExecNetfilterRunner({ backend: d.backend }), others: [otherRunner], reason: d.reason,
+    ...(d.cleanupLegacy.length ? { legacyCleanup: { runner: otherRunner, families: d.cleanupLegacy } } : {}),
+    // iptables >= 1.6.2 and kernels >= 3.14 (Debian 12 ships 1.8.9): every supported node has it
+    randomFully: true,
+  };
 }
 
 interface Parts {

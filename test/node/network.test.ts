@@ -9,6 +9,7 @@ import type { NodeApi, NodeCondition } from '../../agent/src/k8s/node-api.ts';
 import type { Node, Subnet } from '../../agent/src/k8s/types.ts';
 import { NodeGate } from '../../agent/src/node/gate.ts';
 import { NodeNetwork } from '../../agent/src/node/network.ts';
+import { FakeNetfilter } from '../../agent/src/datapath/netfilter/fake.ts';
 
 const NODE = 'n1';
 const joinAnn = { 'ovn.kubernetes.io/ip_address': '100.64.0.2', 'ovn.kubernetes.io/mac_address': '00:00:00:5e:00:02',
@@ -21,7 +22,8 @@ class World {
   vs = new FakeVswitch();
   node: Node = { metadata: { name: NODE, annotations: {} }, status: { addresses: [{ type: 'InternalIP', address: '172.30.0.1' }] } };
   subnets: Subnet[] = [subnet('ovn-default', '10.16.0.0/16')];
-  nodeListeners = new Set<() => void>();
+  nodeListeners = new Set<(name: string) => void>();
+  nf = new FakeNetfilter();
   subnetListeners = new Set<() => void>();
   patches: Record<string, unknown>[] = [];
   conditions: NodeCondition[] = [];
@@ -38,14 +40,16 @@ class World {
     // vswitchd: an internal port's device appears in the kernel once the port is added
     this.vs.onInterfaceChange((ev) => { if (ev.new?.type === 'internal' && !ev.old) this.nl.addLink(null, { name: ev.name, mtu: 1500, up: false, mac: '0a:0a:0a:0a:0a:0a', txQueueLen: 500 }); });
   }
-  emitNode(): void { for (const l of this.nodeListeners) l(); }
+  emitNode(): void { for (const l of this.nodeListeners) l(NODE); }
   annotate(a: Record<string, string>): void { this.node = { ...this.node, metadata: { ...this.node.metadata, annotations: { ...this.node.metadata!.annotations, ...a } } }; this.emitNode(); }
   component(): NodeNetwork {
     return new NodeNetwork({
       cfg: { nodeName: NODE, podIp: '', iface: '', hostTunnelSrc: false, encapChecksum: true, clusterRouter: 'ovn-cluster', nodeSwitch: 'join',
         nonPrimaryCniMode: false, networkType: 'geneve', setVxlanTxOff: false, mtu: 1400 },
       netlink: () => this.nl, podNet: () => this.nl, vswitch: () => this.vs, api: this.api,
-      node: () => this.node, subnets: () => this.subnets,
+      node: () => this.node, nodes: () => [this.node], subnets: () => this.subnets, serviceCidrs: () => ['10.96.0.0/12'],
+      netfilter: async () => ({ runner: this.nf, others: [], reason: 'fake', randomFully: true }),
+      resyncMs: { netfilter: 60_000 },
       events: {
         onNodeChange: (l) => { this.nodeListeners.add(l); return () => this.nodeListeners.delete(l); },
         onSubnetChange: (l) => { this.subnetListeners.add(l); return () => this.subnetListeners.delete(l); },
@@ -80,6 +84,20 @@ describe('node network on the fakes', { timeout: 60_000 }, () => {
     assert.deepEqual(w.conditions.map((x) => [x.type, x.status, x.reason]), [['NetworkUnavailable', 'False', 'JoinSubnetGatewayReachable']]);
     const routes = (await w.nl.listRoutes(null, { dev: 'ovn0' })).filter((r) => r.gateway).map((r) => `${r.dst} via ${r.gateway}`);
     assert.deepEqual(routes, ['10.16.0.0/16 via 100.64.0.1']);
+    // iptables and ipsets: upstream's chains and sets, and a converged second look writes nothing
+    const sets = await w.nf.ipsetSave();
+    assert.match(sets, /create ovn40subnets hash:net family inet .*maxelem 1048576/);
+    assert.match(sets, /add ovn40subnets 10\.16\.0\.0\/16/);
+    assert.match(sets, /add ovn40services 10\.96\.0\.0\/12/);
+    const nat = await w.nf.save(4);
+    assert.match(nat, /-A POSTROUTING -m comment --comment "kube-ovn postrouting rules" -j OVN-POSTROUTING/);
+    assert.match(nat, /-A OVN-MASQUERADE -j MASQUERADE --random-fully/);
+    const writes = () => w.nf.calls.filter((x) => x.op === 'restore' || x.op === 'ipsetRestore').length;
+    const before = writes();
+    for (const l of w.subnetListeners) l();
+    await until('a pass', () => w.nf.calls.filter((x) => x.op === 'save').length >= 2);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(writes(), before, 'nothing written when nothing changed');
     assert.equal(c.ready(), true);
     await c.stop();
   });

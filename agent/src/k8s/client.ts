@@ -90,7 +90,8 @@ export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' |
     ...(o.onHealth ? { onHealth: o.onHealth } : {}),
   };
   const podSel = { fieldSelector: podFieldSelector(config.nodeName) };
-  const nodeSel = { fieldSelector: `metadata.name=${config.nodeName}` };
+  // every Node: this one (annotations, InternalIP) and the others (the other-node ipset, spec §5.7)
+  const nodeSel = {};
   const crList = <T>(plural: string, labelSelector?: string): ListFn<T> => async () =>
     (await custom.listClusterCustomObject({ group: KUBEOVN_GROUP, version: KUBEOVN_VERSION, plural, ...(labelSelector ? { labelSelector } : {}) })) as KubeList<T>;
 

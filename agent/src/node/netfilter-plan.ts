@@ -218,3 +218,22 @@ export function uid12(s: Subnet): string {
   const uid = (s.metadata?.uid ?? s.metadata?.name ?? '').replace(/[^A-Za-z0-9-]/g, '');
   return uid.slice(-12);
 }
+
+/**
+ * Our rules that carry no comment of ours (the filter accepts, the IPVS REJECT and its older variant without `-p
+ * tcp`, the tunnel mark clearing): the netfilter diff recognises them only by exact text, so cleanups (non-primary
+ * mode, the legacy back end) are told about them here. Canonical form, as the planner writes them.
+ */
+export function unmarkedRules(family: Family): { table: 'filter'; chain: string; rule: string }[] {
+  const P = family === 4 ? 'ovn40' : 'ovn60';
+  const rejectWith = family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable';
+  const accepts = [`-m set --match-set ${P}subnets src -j ACCEPT`, `-m set --match-set ${P}subnets dst -j ACCEPT`,
+    `-m set --match-set ${P}services src -j ACCEPT`, `-m set --match-set ${P}services dst -j ACCEPT`];
+  const rejects = [`-p tcp -m mark ! --mark ${MARK.svc} -m set --match-set ${P}services dst -m conntrack --ctstate NEW -j REJECT --reject-with ${rejectWith}`,
+    `-m mark ! --mark ${MARK.svc} -m set --match-set ${P}services dst -m conntrack --ctstate NEW -j REJECT --reject-with ${rejectWith}`];
+  return [
+    ...['INPUT', 'FORWARD'].flatMap((chain) => accepts.map((rule) => ({ table: 'filter' as const, chain, rule }))),
+    ...['INPUT', 'OUTPUT'].flatMap((chain) => rejects.map((rule) => ({ table: 'filter' as const, chain, rule }))),
+    ...['6081', '4789'].map((port) => ({ table: 'filter' as const, chain: 'OUTPUT', rule: `-p udp -m udp --dport ${port} -j MARK --set-xmark 0x0/0xffffffff` })),
+  ];
+}

@@ -11,7 +11,7 @@ import {
   apply, kubeOvnOwnership, observe, plan, removeOwned, type DesiredState, type NetfilterRunner, type Observed, type Plan,
 } from '../datapath/netfilter/index.ts';
 import type { Family } from '../net/ip.ts';
-import { desiredNetfilter, type NetfilterInputs } from './netfilter-plan.ts';
+import { desiredNetfilter, unmarkedRules, type NetfilterInputs } from './netfilter-plan.ts';
 import type { ReconcileSpec } from './reconciler.ts';
 
 export type NetfilterFacts = Omit<NetfilterInputs, 'family' | 'existingSets'>;
@@ -62,7 +62,7 @@ export function counterDeltas(o: Observed, last: Map<string, { packets: number; 
 /** One family's reconcile spec. The desired state needs the observed set names (kube-proxy's IPVS sets), so it is
  * completed inside diff, which stays pure. */
 export function netfilterSpec(family: Family, d: NetfilterDeps): ReconcileSpec<NetfilterFacts, Observed, Plan> {
-  const own = kubeOvnOwnership(family);
+  const own = ownership(family);
   const last = new Map<string, { packets: number; bytes: number }>();
   return {
     name: `netfilter-v${family}`,
@@ -93,9 +93,18 @@ export function netfilterSpec(family: Family, d: NetfilterDeps): ReconcileSpec<N
   };
 }
 
-/** Non-primary mode (and a switch to it): everything of ours goes, once, in the given back ends (§5.9 end). */
+/** What of a family's netfilter state is ours: upstream's names plus our comment-less rules by exact text. */
+export function ownership(family: Family): ReturnType<typeof kubeOvnOwnership> {
+  return kubeOvnOwnership(family, unmarkedRules(family));
+}
+
+/**
+ * Removes everything of ours, once, from the given back ends (non-primary mode, §5.9 end; a switch to it). Rules go
+ * from every back end first, and only then the shared sets, so no rule still names a set being destroyed.
+ */
 export async function removeAllOwned(runners: readonly NetfilterRunner[], families: readonly Family[]): Promise<number> {
   let lines = 0;
-  for (const r of runners) for (const f of families) lines += (await removeOwned(r, f, kubeOvnOwnership(f), { sets: true })).lines;
+  for (const r of runners) for (const f of families) lines += (await removeOwned(r, f, ownership(f), { sets: false })).lines;
+  for (const f of families) lines += (await removeOwned(runners[0]!, f, ownership(f), { sets: true })).lines;
   return lines;
 }

@@ -4,7 +4,8 @@
 // plus each reconciler's resync.
 //
 //   kube-ovn bridges up -> encap (OVS external_ids) -> pod MTU -> chassis annotation -> ovn0 -> join gateway check and
-//   NetworkUnavailable -> tunnel tx checksum off -> host routes -> (netfilter)
+//   NetworkUnavailable -> tunnel tx checksum off -> host routes -> iptables/ipsets per family (or, in non-primary
+//   mode, a one-time removal of ours)
 
 import type { Logger } from 'pino';
 import type { IdentityConfig, NodeConfig } from '../config/config.ts';
@@ -13,7 +14,10 @@ import type { Vswitch } from '../datapath/ovsdb/port.ts';
 import type { NodeApi } from '../k8s/node-api.ts';
 import type { Node, Subnet } from '../k8s/types.ts';
 import type { Component } from '../lifecycle.ts';
-import { decodeJoin } from './facts.ts';
+import { removeOwned, type NetfilterRunner, type Plan } from '../datapath/netfilter/index.ts';
+import type { Family } from '../net/ip.ts';
+import { decodeJoin, nodeFamilies } from './facts.ts';
+import { netfilterSpec, ownership, removeAllOwned, type SubnetTraffic } from './netfilter.ts';
 import { podMtu } from './init.ts';
 import type { NodeGate } from './gate.ts';
 import { chassisSpec, encapSpec } from './identity.ts';
@@ -24,7 +28,8 @@ import { routesSpec } from './routes.ts';
 
 /** Change feeds the component listens to; each returns an unsubscribe function. */
 export interface NodeEventSources {
-  onNodeChange(listener: () => void): () => void;
+  /** any Node changed (its name; the node itself or another one: the other-node set follows all of them) */
+  onNodeChange(listener: (name: string) => void): () => void;
   onSubnetChange(listener: () => void): () => void;
   /** OVSDB: an Interface row changed (name) */
   onInterfaceChange(listener: (name: string) => void): () => void;
@@ -40,16 +45,35 @@ export interface NodeNetworkDeps {
   vswitch(): Vswitch;
   readonly api: NodeApi;
   node(): Node | undefined;
+  /** every Node (the other-node ipset) */
+  nodes(): readonly Node[];
   subnets(): readonly Subnet[];
+  /** --service-cluster-ip-range merged with Ready ServiceCIDR objects */
+  serviceCidrs(): readonly string[];
+  /** the iptables/ipset runners: the back end in use, the others (cleanups), families to clean in legacy tables */
+  netfilter(): Promise<NetfilterSetup>;
   readonly events: NodeEventSources;
   readonly gate: NodeGate;
   readonly log: Logger;
   readonly onPass?: (o: PassOutcome) => void;
   /** resync periods (tests shorten them) */
-  readonly resyncMs?: Partial<Record<'encap' | 'chassis' | 'ovn0' | 'join-gateway' | 'host-routes', number>>;
+  readonly resyncMs?: Partial<Record<keyof typeof RESYNC, number>>;
+  /** metrics: subnet gateway counter deltas, netfilter batches */
+  readonly onSubnetTraffic?: (t: SubnetTraffic[]) => void;
+  readonly onNetfilterApplied?: (family: Family, lines: number, seconds: number, ok: boolean) => void;
 }
 
-const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000 };
+const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000, netfilter: 15_000 };
+
+export interface NetfilterSetup {
+  readonly runner: NetfilterRunner;
+  /** runners of the other back ends (non-primary cleanup covers them all) */
+  readonly others: readonly NetfilterRunner[];
+  /** the legacy runner, when rules of ours may be left in legacy tables of these families (nft nodes) */
+  readonly legacyCleanup?: { runner: NetfilterRunner; families: readonly Family[] };
+  readonly reason: string;
+  readonly randomFully: boolean;
+}
 
 export class NodeNetwork implements Component {
   readonly name = 'node-network';
@@ -113,7 +137,7 @@ export class NodeNetwork implements Component {
     // event wiring: level-triggered, so any change of a source wakes every reconciler that reads it
     const ev = d.events;
     this.#unsubscribe.push(
-      ev.onNodeChange(() => { for (const r of [encap, chassis, ovn0, joinGw, routes]) r.trigger('node'); }),
+      ev.onNodeChange((name) => { if (name === d.cfg.nodeName) for (const r of [encap, chassis, ovn0, joinGw, routes]) r.trigger('node'); }),
       ev.onSubnetChange(() => routes.trigger('subnet')),
       ev.onInterfaceChange((name) => { if (name === OVN0) { ovn0.trigger('ovsdb ovn0'); routes.trigger('ovsdb ovn0'); joinGw.trigger('ovsdb ovn0'); } }),
     );
@@ -142,7 +166,42 @@ export class NodeNetwork implements Component {
     gate.progress('installing the host routes');
     routes.start();
     await routes.converged();
+    gate.progress('setting up iptables rules and ipsets');
+    await this.#netfilter();
     d.log.info({ ovn0: decodeJoin(d.node()).ok, gateway: this.#gatewayDetail }, 'node network ready');
+  }
+
+  /** iptables and ipsets (§5.7-§5.9): reconcilers per family, or, in non-primary mode, one cleanup of ours. */
+  async #netfilter(): Promise<void> {
+    const d = this.#d;
+    const nf = await d.netfilter();
+    const families = nodeFamilies(d.node());
+    if (d.cfg.nonPrimaryCniMode) {
+      // kube-ovn is a secondary CNI: its service/NAT rules would break the primary CNI's Services (kube-ovn#6761)
+      const lines = await removeAllOwned([nf.runner, ...nf.others], [4, 6]);
+      d.log.info({ lines }, 'non-primary CNI mode: no kube-ovn iptables rules or ipsets; removed any left by a primary-mode run');
+      return;
+    }
+    d.log.info({ reason: nf.reason, families }, 'iptables back end');
+    if (nf.legacyCleanup) {
+      for (const f of nf.legacyCleanup.families) {
+        const r = await removeOwned(nf.legacyCleanup.runner, f, ownership(f), { sets: false });
+        if (r.lines) d.log.info({ family: f, lines: r.lines }, 'removed kube-ovn rules left in the legacy iptables tables');
+      }
+    }
+    const rs = families.map((family) => this.#make(netfilterSpec(family, {
+      runner: nf.runner,
+      facts: () => ({ nodeName: d.cfg.nodeName, node: d.node(), nodes: d.nodes(), subnets: d.subnets(), serviceCidrs: d.serviceCidrs(),
+        clusterRouter: d.cfg.clusterRouter, randomFully: nf.randomFully }),
+      ...(d.onSubnetTraffic ? { onTraffic: d.onSubnetTraffic } : {}),
+      ...(d.onNetfilterApplied ? { onApplied: (p: Plan, s: number) => d.onNetfilterApplied!(family, p.lines, s, true) } : {}),
+    }), 'netfilter'));
+    this.#unsubscribe.push(
+      d.events.onNodeChange(() => { for (const r of rs) r.trigger('node'); }),
+      d.events.onSubnetChange(() => { for (const r of rs) r.trigger('subnet'); }),
+    );
+    for (const r of rs) r.start();
+    await Promise.all(rs.map((r) => r.converged()));
   }
 
   #gatewayReachable(): Promise<void> {
