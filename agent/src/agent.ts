@@ -189,6 +189,7 @@ function ovnBackend(cfg: AgentConfig, log: Logger, hooks: AgentHooks, p: Parts):
     nodeName: cfg.nodeName,
     log,
     get ipApi() { return p.kube.watches.ipApi; },
+    get events() { return p.kube.events; },
     gate: p.gate,
     gateTimeoutMs: cfg.nodeReadyTimeoutMs,
     prepare: {

@@ -11,6 +11,7 @@ import { FakeVswitch } from '../../agent/src/datapath/ovsdb/fake.ts';
 import { AgentError } from '../../agent/src/errors.ts';
 import type { IpCrApi } from '../../agent/src/k8s/ipcr.ts';
 import { InMemoryPodSource } from '../../agent/src/k8s/fake-pod-source.ts';
+import type { AgentEvent } from '../../agent/src/k8s/events.ts';
 import type { IpCr, Subnet } from '../../agent/src/k8s/types.ts';
 import { OvnBackend } from '../../agent/src/pod/backend.ts';
 import { portContainerPrefix } from '../../agent/src/pod/names.ts';
@@ -48,7 +49,9 @@ function setup(o: { annotationWaitTimeoutMs?: number; gatewayCheckTimeoutMs?: nu
   const pods = new InMemoryPodSource();
   const ipApi = new MemIpApi();
   const waits: number[] = [];
+  const events: AgentEvent[] = [];
   const backend = new OvnBackend({
+    events: { record: (e) => { events.push(e); return true; } },
     nodeName: 'node-1', ipApi, ipCrOptions: { attempts: 2, delayMs: 5 },
     prepare: { pods, subnets: () => subnets, node: () => ({ metadata: { name: 'node-1' } }), annotationWaitTimeoutMs: o.annotationWaitTimeoutMs ?? 2000,
       nodeFacts: { mtu: 1400, datapathType: 'netdev', enableArpDetectIpConflict: true, ovnInstalledTimeoutMs: 1000, gatewayCheckTimeoutMs: o.gatewayCheckTimeoutMs ?? 500 } },
@@ -56,7 +59,7 @@ function setup(o: { annotationWaitTimeoutMs?: number; gatewayCheckTimeoutMs?: nu
     onAnnotationWait: (s) => waits.push(s),
     ...(o.status ? { status: o.status } : {}),
   });
-  return { nl, vs, pods, ipApi, backend, waits };
+  return { nl, vs, pods, ipApi, backend, waits, events };
 }
 
 async function rejects(p: Promise<unknown>): Promise<AgentError> {
@@ -138,6 +141,18 @@ describe('OvnBackend: ADD', () => {
     const e = await rejects(s.backend.add(cniReq()));
     assert.equal(e.cniCode, 103);
     await assertEmpty(s.nl, s.vs);
+    assert.deepEqual(s.events.map((x) => [x.type, x.reason, x.target.name]), [['Warning', 'PodNetworkConfigureFailed', 'p']]);
+  });
+
+  it('Events: configured after an ADD, removed after the DEL with a netns; none for a wait that timed out', async () => {
+    const s = setup({ annotationWaitTimeoutMs: 20 });
+    await rejects(s.backend.add(cniReq({ podName: 'late' })));
+    s.pods.set({ metadata: { name: 'p', namespace: 'default', uid: 'u9', annotations: v4() } });
+    await s.backend.add(cniReq());
+    await s.backend.del(cniReq());
+    await s.backend.del(cniReq({ netns: '' }));
+    assert.deepEqual(s.events.map((x) => [x.type, x.reason, x.target.uid]), [['Normal', 'PodNetworkConfigured', 'u9'], ['Normal', 'PodNetworkRemoved', 'u9']]);
+    assert.match(s.events[0]!.message, /configured eth0 \(ovn\): 10\.16\.0\.9\/16/);
   });
 
   it('eth0 + attachment net1 in the same pod: two ports, two links', async () => {

@@ -6,6 +6,7 @@ import type { Component } from '../lifecycle.ts';
 import type { ConnectConfig, IdentityConfig } from '../config/config.ts';
 import { createWatchSet, loadKubeConfig, type WatchSet } from './client.ts';
 import { nodeApi, type NodeApi } from './node-api.ts';
+import { apiEventSink, EventRecorder } from './events.ts';
 
 export interface KubeHooks {
   onRestart?: (resource: string, reason: string) => void;
@@ -18,6 +19,7 @@ export class KubeComponent implements Component {
   readonly name = 'kubernetes-watches';
   #watches: WatchSet | undefined;
   #nodeApi: NodeApi | undefined;
+  #events: EventRecorder | undefined;
   readonly #cfg: ConnectConfig & Pick<IdentityConfig, 'nodeName'>;
   readonly #log: Logger;
   readonly #hooks: KubeHooks;
@@ -40,12 +42,22 @@ export class KubeComponent implements Component {
     return this.#nodeApi;
   }
 
+  /** Kubernetes Events, rate-limited (after start) */
+  get events(): EventRecorder {
+    if (!this.#events) throw new Error('the Kubernetes client is not started');
+    return this.#events;
+  }
+
   async start(): Promise<void> {
     if (this.#cfg.kubeconfig === '' && !process.env.KUBERNETES_SERVICE_HOST) {
       throw new Error('no --kubeconfig (or KUBECONFIG) given and not running in a cluster (KUBERNETES_SERVICE_HOST is not set)');
     }
     const kc = loadKubeConfig(this.#cfg.kubeconfig);
     this.#nodeApi = nodeApi(kc);
+    this.#events = new EventRecorder(apiEventSink(kc), {
+      component: 'kube-ovn-cni', host: this.#cfg.nodeName,
+      onError: (e) => this.#log.debug({ err: e instanceof Error ? e.message : String(e) }, 'event not recorded'),
+    });
     const w = createWatchSet(kc, this.#cfg, {
       log: this.#log,
       ...(this.#hooks.onRestart ? { onRestart: this.#hooks.onRestart } : {}),

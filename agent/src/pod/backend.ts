@@ -12,6 +12,7 @@ import { isOvnProvider } from './annotations.ts';
 import { applyAdd, applyDelSteps, type AddOutcome, type ExecLog, type ExecutorDeps } from './executor.ts';
 import { vethNames } from './names.ts';
 import { INTEGRATION_BRIDGE, planDel, type AddPlan, type DelStep } from './plan.ts';
+import { podTarget, type AgentEvent } from '../k8s/events.ts';
 import { sameIp } from '../net/ip.ts';
 import { portsNotKept } from './gc.ts';
 import { prepareAdd, type PrepareDeps } from './prepare.ts';
@@ -33,6 +34,8 @@ export interface OvnBackendOptions {
   readonly gate?: { wait(timeoutMs: number): Promise<void> };
   /** bound of that wait (default 30 s) */
   readonly gateTimeoutMs?: number;
+  /** Kubernetes Events about pods (rate-limited by the recorder) */
+  readonly events?: { record(e: AgentEvent): boolean };
   /** observer of each finished ADD (bench / logs): the plan and the executor's step timings */
   readonly onAdded?: (plan: AddPlan, outcome: AddOutcome, req: CniRequest) => void;
 }
@@ -49,6 +52,26 @@ export class OvnBackend implements CniBackend {
   constructor(o: OvnBackendOptions) { this.#o = o; }
 
   async add(req: CniRequest): Promise<CniResult> {
+    try {
+      const r = await this.#add(req);
+      this.#event(req, 'Normal', 'PodNetworkConfigured',
+        `configured ${req.ifName} (${req.netconf.provider || 'ovn'}): ${(r.ips ?? []).map((i) => i.address).join(', ') || 'no address'}`);
+      return r;
+    } catch (e) {
+      const err = toAgentError(e);
+      // waiting for the controller or the node is not a failure worth an Event; kubelet retries those
+      if (err.code !== 'KOA_TRY_AGAIN') this.#event(req, 'Warning', 'PodNetworkConfigureFailed', `configuring ${req.ifName} failed: ${err.message}`);
+      throw err;
+    }
+  }
+
+  #event(req: CniRequest, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    if (!this.#o.events) return;
+    const uid = req.podUid ?? this.#o.prepare.pods.get(req.podNamespace, req.podName)?.metadata?.uid;
+    this.#o.events.record({ target: podTarget(req.podNamespace, req.podName, uid), type, reason, message });
+  }
+
+  async #add(req: CniRequest): Promise<CniResult> {
     this.#adding.add(req.containerId);
     try {
       await this.#o.gate?.wait(this.#o.gateTimeoutMs ?? 30_000);
@@ -113,21 +136,27 @@ export class OvnBackend implements CniBackend {
   async del(req: CniRequest): Promise<void> {
     this.#deleting.add(req.containerId);
     try {
-      await this.#del(req);
+      if (await this.#del(req)) this.#event(req, 'Normal', 'PodNetworkRemoved', `removed ${req.ifName} (${req.netconf.provider || 'ovn'})`);
+    } catch (e) {
+      this.#event(req, 'Warning', 'PodNetworkRemoveFailed', `removing ${req.ifName} failed: ${toAgentError(e).message}`);
+      throw e;
     } finally {
       this.#deleting.delete(req.containerId);
     }
   }
 
-  async #del(req: CniRequest): Promise<void> {
+  /** true when there was something to remove */
+  async #del(req: CniRequest): Promise<boolean> {
     const dreq = delRequestFromCni(req);
     const provider = dreq.provider === '' ? 'ovn' : dreq.provider;
     // KubeVirt: QoS rows carry the VM name; the pod (if still cached) says which
     const pod = this.#o.prepare.pods.get(req.podNamespace, req.podName);
     const vm = pod?.metadata?.annotations?.[`${provider}.kubernetes.io/virtualmachine`] || undefined;
     const plan = planDel(dreq, vm);
-    if (plan.skip) { this.#o.log?.debug({ containerId: req.containerId, reason: plan.skip }, 'DEL: nothing to remove'); return; }
+    if (plan.skip) { this.#o.log?.debug({ containerId: req.containerId, reason: plan.skip }, 'DEL: nothing to remove'); return false; }
     await applyDelSteps(plan.steps, this.#o.exec);
+    // the pod cache still has the pod on the runtime's first DEL; the later empty-netns DELs find nothing to announce
+    return req.netns !== '';
   }
 
   async check(req: CniRequest, prev: CniResult): Promise<void> {

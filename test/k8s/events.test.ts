@@ -1,0 +1,34 @@
+// The event recorder: upstream's event shape, and the rate limit that keeps a failing pod from flooding the API.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventRecorder, podTarget } from '../../agent/src/k8s/events.ts';
+
+test('events carry the pod reference and reason; a failing pod is limited to a burst, then one per interval', async () => {
+  const sent: Record<string, unknown>[] = [];
+  let now = 1_000_000;
+  const r = new EventRecorder({ create: async (_ns, body) => { sent.push(body); } }, { component: 'kube-ovn-cni', host: 'n1', burst: 3, refillMs: 60_000, now: () => now });
+  const ev = { target: podTarget('default', 'p1', 'uid-1'), type: 'Warning' as const, reason: 'PodNetworkConfigureFailed', message: 'boom' };
+  const results = Array.from({ length: 10 }, () => r.record(ev));
+  assert.deepEqual(results, [true, true, true, false, false, false, false, false, false, false]);
+  assert.equal(r.dropped, 7);
+  // another reason of the same pod has its own bucket
+  assert.equal(r.record({ ...ev, reason: 'PodNetworkRemoved', type: 'Normal' }), true);
+  now += 59_999;
+  assert.equal(r.record(ev), false);
+  now += 1;
+  assert.equal(r.record(ev), true, 'one more after the interval');
+  assert.equal(r.record(ev), false);
+  await new Promise((res) => setImmediate(res));
+  assert.equal(sent.length, 5);
+  const b = sent[0] as { involvedObject: Record<string, string>; reason: string; type: string; source: Record<string, string>; metadata: { namespace: string } };
+  assert.deepEqual(b.involvedObject, { kind: 'Pod', apiVersion: 'v1', name: 'p1', namespace: 'default', uid: 'uid-1' });
+  assert.deepEqual([b.reason, b.type, b.source.component, b.source.host, b.metadata.namespace], ['PodNetworkConfigureFailed', 'Warning', 'kube-ovn-cni', 'n1', 'default']);
+});
+
+test('a failing API never throws into the caller', async () => {
+  const errors: unknown[] = [];
+  const r = new EventRecorder({ create: async () => { throw new Error('HTTP 403'); } }, { component: 'c', host: 'h', onError: (e) => errors.push(e) });
+  assert.equal(r.record({ target: podTarget('ns', 'p'), type: 'Normal', reason: 'X', message: 'm' }), true);
+  await new Promise((res) => setImmediate(res));
+  assert.equal(errors.length, 1);
+});
