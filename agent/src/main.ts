@@ -6,12 +6,19 @@ import { parseArgs, startAgent, type Agent, type AgentConfig, type AgentHooks } 
 import { startObservability, type Observability } from './observe/index.ts';
 import { agentRevision, agentVersion } from './observe/version.ts';
 import { instrumentCniApp } from './observe/cni-hook.ts';
+import { levelFromVerbosity } from './observe/log.ts';
 import { runInstallCniConfig, wantsInstallCniConfig } from './install-cni-config.ts';
 
 export { parseArgs, startAgent, type Agent, type AgentConfig, type AgentHooks } from './agent.ts';
 
 /** Hooks a test entry point may pass: everything but what main wires itself. */
 export type MainHooks = Pick<AgentHooks, 'backend' | 'beforeStep'>;
+
+/** --log-level / KOA_LOG_LEVEL when given; else klog's --v as upstream's DaemonSet passes it (≤3 info, 4-5 debug, ≥6 trace). */
+export function logLevelOf(cfg: AgentConfig, argv: readonly string[], env: NodeJS.ProcessEnv): LevelWithSilent {
+  const explicit = argv.some((a) => /^--?log-level(=|$)/.test(a)) || (env.KOA_LOG_LEVEL ?? '') !== '';
+  return explicit ? cfg.logLevel as LevelWithSilent : levelFromVerbosity(cfg.logVerbosity);
+}
 
 export async function runMain(argv: readonly string[], hooks: MainHooks = {}): Promise<void> {
   const fatal = (e: unknown, code: number): never => {
@@ -32,7 +39,7 @@ export async function runMain(argv: readonly string[], hooks: MainHooks = {}): P
     obs = await startObservability({
       nodeName: cfg.nodeName, version: agentVersion(process.env), revision: agentRevision(process.env),
       cniSocketPath: cfg.bindSocket, port: cfg.pprofPort, enableMetrics: cfg.enableMetrics, addresses: cfg.listenAddresses,
-      logLevel: cfg.logLevel as LevelWithSilent,
+      logLevel: logLevelOf(cfg, argv, process.env),
     });
   } catch (e) {
     return fatal(e, 2);

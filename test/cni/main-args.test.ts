@@ -2,7 +2,7 @@
 // flags accepted but not acted on, clear errors. Test hooks (a fake backend, fault injection) are not flags.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseArgs } from '../../agent/src/main.ts';
+import { logLevelOf, parseArgs } from '../../agent/src/main.ts';
 import { FLAGS } from '../../agent/src/config/config.ts';
 
 test('defaults and upstream flag names', () => {
@@ -33,4 +33,14 @@ test('bad flags are clear errors', () => {
     [['--bogus'], /unknown flag --bogus/],
   ];
   for (const [argv, re] of table) assert.throws(() => parseArgs(argv, {}, 'n'), re, argv.join(' '));
+});
+
+test('the log level: --log-level or KOA_LOG_LEVEL when given, else klog --v as the DaemonSet passes it', () => {
+  const lv = (argv: string[], env: Record<string, string> = {}) => logLevelOf(parseArgs(argv, env, 'n'), argv, env);
+  assert.equal(lv([]), 'info');
+  assert.equal(lv(['--v=3']), 'info');
+  assert.equal(lv(['--v=5']), 'debug');
+  assert.equal(lv(['-v=7']), 'trace');
+  assert.equal(lv(['--v=7', '--log-level=warn']), 'warn');
+  assert.equal(lv(['--v=7'], { KOA_LOG_LEVEL: 'error' }), 'error');
 });
