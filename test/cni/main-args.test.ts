@@ -16,9 +16,9 @@ test('defaults and upstream flag names', () => {
 
 test('flags accepted but not acted on are reported, not fatal; the acted-on list is the FLAGS table itself', () => {
   const argv = ['--pprof-port', '0', '--enable-metrics=false', '--node-name=n1', '--ovs-socket=/run/openvswitch/db.sock', '-v=3',
-    '--enable-mirror', '--enable-tproxy', '--encap-checksum=false'];
-  assert.deepEqual(parseArgs(argv, {}, 'n').ignored, ['--enable-mirror', '--enable-tproxy', '--encap-checksum']);
-  for (const f of ['enable-mirror', 'enable-tproxy', 'encap-checksum']) assert.equal(FLAGS.find((x) => x.name === f)?.acted, undefined, f);
+    '--enable-mirror', '--enable-tproxy', '--secure-serving=false'];
+  assert.deepEqual(parseArgs(argv, {}, 'n').ignored, ['--enable-mirror', '--enable-tproxy', '--secure-serving']);
+  for (const f of ['enable-mirror', 'enable-tproxy', 'secure-serving']) assert.equal(FLAGS.find((x) => x.name === f)?.acted, undefined, f);
   for (const f of ['node-name', 'ovs-socket', 'pprof-port', 'node-ready-timeout']) assert.equal(FLAGS.find((x) => x.name === f)?.acted, true, f);
 });
 
