@@ -170,3 +170,63 @@ test('a client that sends nothing is disconnected after the 3 s header timeout',
     assert.equal((await post(sock, CALL_PATH, JSON.stringify({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' }))).status, 200);
   });
 });
+
+test('the body budget: large bodies are handled a few at a time, none is refused', async () => {
+  const dir = await tempDir();
+  const sock = join(dir, 'agent.sock');
+  let running = 0;
+  let peak = 0;
+  const fake = new FakeBackend({ delayMs: () => 30 });
+  const d = new Dispatcher({ backend: fake });
+  const orig = d.call.bind(d);
+  d.call = async (c) => { running++; peak = Math.max(peak, running); try { return await orig(c); } finally { running--; } };
+  const srv = await startCniServer({ socketPath: sock, dispatcher: d, log: quietLog(), bodyBudget: 2 * 1024 * 1024 + 100_000 });
+  try {
+    // ten ADDs whose netconf is padded to ~700 KiB each: at most 3 fit the budget at once
+    const padded = (i: number) => JSON.stringify({ env: cniEnv('ADD', { CNI_CONTAINERID: `koacbig${i}` }),
+      stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'kube-ovn', server_socket: sock, pad: 'x'.repeat(700 * 1024) }) });
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => post(sock, CALL_PATH, padded(i))));
+    assert.deepEqual(answers.map((a) => [a.status, a.headers[EXIT_HEADER]]), Array.from({ length: 10 }, () => [200, '0']));
+    assert.ok(peak <= 3, `at most 3 large calls at once (peak ${peak})`);
+    assert.ok(peak >= 2, `large calls still run in parallel (peak ${peak})`);
+  } finally {
+    await srv.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('close() drains: calls in flight finish and are answered; new ones find no server; past the drain period ADDs roll back with code 11', async () => {
+  const dir = await tempDir();
+  const sock = join(dir, 'agent.sock');
+  // ADDs that only end when aborted (a stuck wait); DELs quick
+  let started = 0;
+  const backend = new FakeBackend();
+  const origAdd = backend.add.bind(backend);
+  backend.add = async (req, signal) => {
+    if (req.containerId.startsWith('koacstuck')) {
+      started++;
+      await new Promise<void>((_, rej) => signal!.addEventListener('abort', () => rej(agentError('KOA_TRY_AGAIN', `stopped: ${String((signal!.reason as Error).message)}`)), { once: true }));
+    }
+    return origAdd(req);
+  };
+  const d = new Dispatcher({ backend });
+  const srv = await startCniServer({ socketPath: sock, dispatcher: d, log: quietLog() });
+  const call = (cmd: string, cid: string) => post(sock, CALL_PATH, JSON.stringify({ env: cniEnv(cmd, { CNI_CONTAINERID: cid }),
+    stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'kube-ovn', server_socket: sock }) }));
+  const quick = call('ADD', 'koacquick1');
+  const stuck = [call('ADD', 'koacstuck1'), call('ADD', 'koacstuck2')];
+  while (started < 2) await new Promise((r) => setTimeout(r, 5));
+  const closing = srv.close(300);
+  await new Promise((r) => setImmediate(r));
+  await assert.rejects(call('ADD', 'koaclate1'), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED' || e.code === 'ENOENT', 'no new calls once closing');
+  assert.equal((await quick).headers[EXIT_HEADER], '0');
+  const answers = await Promise.all(stuck);
+  await closing;
+  for (const a of answers) {
+    assert.equal(a.status, 200, 'answered, not reset');
+    assert.equal(a.headers[EXIT_HEADER], '1');
+    assert.equal((JSON.parse(a.body) as { code: number }).code, 11);
+    assert.match(a.body, /shutting down/);
+  }
+  await rm(dir, { recursive: true, force: true });
+});

@@ -3,8 +3,11 @@
 import type { CniRequest, CniResult, GcRequest, NetConf } from './types.ts';
 
 export interface CniBackend {
-  /** Wires the attachment and returns what was created, in the internal (1.1.0) result form. */
-  add(req: CniRequest): Promise<CniResult>;
+  /**
+   * Wires the attachment and returns what was created, in the internal (1.1.0) result form. `signal` aborts it
+   * (agent shutdown after the drain period): the backend rolls back and rejects with a "try again" (code 11) error.
+   */
+  add(req: CniRequest, signal?: AbortSignal): Promise<CniResult>;
   /** Tears the attachment down. Must be idempotent: unknown container, missing netns or pod are success. */
   del(req: CniRequest): Promise<void>;
   /** Verifies the attachment still matches `prevResult`; throws a coded error when it does not. */

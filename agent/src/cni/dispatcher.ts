@@ -28,6 +28,9 @@ export interface DispatcherOptions {
 export class Dispatcher {
   readonly backend: CniBackend;
   readonly lock = new KeyedLock();
+  /** aborted at shutdown once the drain period is over: ADDs still running roll back and answer code 11 */
+  readonly #stop = new AbortController();
+  #inFlight = 0;
   private readonly log: Logger | undefined;
   private readonly maxStdin: number;
 
@@ -36,6 +39,12 @@ export class Dispatcher {
     this.log = opts.log;
     this.maxStdin = opts.maxStdinBytes ?? MAX_STDIN_BYTES;
   }
+
+  /** ADD/DEL/CHECK calls being handled now (both protocols) */
+  get inFlight(): number { return this.#inFlight; }
+
+  /** Stops every ADD in flight (shutdown after the drain period); later calls still run (DELs must). */
+  abortAll(reason: Error): void { this.#stop.abort(reason); }
 
   /** Handles one forwarded CNI call. Never throws. */
   async call(call: ForwardedCall): Promise<CallOutcome> {
@@ -98,7 +107,10 @@ export class Dispatcher {
 
   /** ADD under the container's lock; the backend's result is validated before anyone prints it. */
   async add(req: CniRequest): Promise<CniResult> {
-    const r = await this.lock.run(req.containerId, () => this.backend.add(req));
+    const r = await this.#counted(() => this.lock.run(req.containerId, () => {
+      if (this.#stop.signal.aborted) throw agentError('KOA_TRY_AGAIN', 'the agent is shutting down; retry');
+      return this.backend.add(req, this.#stop.signal);
+    }));
     try {
       decodeResult(encodeResult(r, LATEST_VERSION), LATEST_VERSION, 'result');
     } catch (e) {
@@ -108,11 +120,20 @@ export class Dispatcher {
   }
 
   async del(req: CniRequest): Promise<void> {
-    await this.lock.run(req.containerId, () => this.backend.del(req));
+    await this.#counted(() => this.lock.run(req.containerId, () => this.backend.del(req)));
   }
 
   async check(req: CniRequest, prev: CniResult): Promise<void> {
-    await this.lock.run(req.containerId, () => this.backend.check(req, prev));
+    await this.#counted(() => this.lock.run(req.containerId, () => this.backend.check(req, prev)));
+  }
+
+  async #counted<T>(f: () => Promise<T>): Promise<T> {
+    this.#inFlight++;
+    try {
+      return await f();
+    } finally {
+      this.#inFlight--;
+    }
   }
 }
 

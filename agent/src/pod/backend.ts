@@ -13,6 +13,7 @@ import { applyAdd, applyDelSteps, type AddOutcome, type ExecLog, type ExecutorDe
 import { vethNames } from './names.ts';
 import { INTEGRATION_BRIDGE, planDel, type AddPlan, type DelStep } from './plan.ts';
 import { podTarget, type AgentEvent } from '../k8s/events.ts';
+import { Slots } from '../limits.ts';
 import { sameIp } from '../net/ip.ts';
 import { portsNotKept } from './gc.ts';
 import { prepareAdd, type PrepareDeps } from './prepare.ts';
@@ -31,7 +32,9 @@ export interface OvnBackendOptions {
   /** STATUS: the agent's readiness (the same answer as /readyz): true, or why ADD cannot succeed now */
   readonly status?: () => true | string | Promise<true | string>;
   /** the node-ready gate: an ADD waits here (bounded) until the node is initialised, then fails with code 11 */
-  readonly gate?: { wait(timeoutMs: number): Promise<void> };
+  readonly gate?: { wait(timeoutMs: number, signal?: AbortSignal): Promise<void> };
+  /** ADDs in the datapath at once (default 32); the others queue in arrival order. DELs are never limited. */
+  readonly maxParallelAdds?: number;
   /** bound of that wait (default 30 s) */
   readonly gateTimeoutMs?: number;
   /** Kubernetes Events about pods (rate-limited by the recorder) */
@@ -46,14 +49,18 @@ export class OvnBackend implements CniBackend {
   readonly #adding = new Set<string>();
   /** containers with a DEL in progress (the GC reconciler leaves them to it) */
   readonly #deleting = new Set<string>();
+  readonly #slots: Slots;
   /** IP CR updates still running (tests and shutdown can wait for them) */
   readonly #ipCrUpdates = new Set<Promise<void>>();
 
-  constructor(o: OvnBackendOptions) { this.#o = o; }
+  constructor(o: OvnBackendOptions) {
+    this.#o = o;
+    this.#slots = new Slots(o.maxParallelAdds ?? 32);
+  }
 
-  async add(req: CniRequest): Promise<CniResult> {
+  async add(req: CniRequest, signal?: AbortSignal): Promise<CniResult> {
     try {
-      const r = await this.#add(req);
+      const r = await this.#add(req, signal);
       this.#event(req, 'Normal', 'PodNetworkConfigured',
         `configured ${req.ifName} (${req.netconf.provider || 'ovn'}): ${(r.ips ?? []).map((i) => i.address).join(', ') || 'no address'}`);
       return r;
@@ -71,15 +78,15 @@ export class OvnBackend implements CniBackend {
     this.#o.events.record({ target: podTarget(req.podNamespace, req.podName, uid), type, reason, message });
   }
 
-  async #add(req: CniRequest): Promise<CniResult> {
+  async #add(req: CniRequest, stop?: AbortSignal): Promise<CniResult> {
     this.#adding.add(req.containerId);
     try {
-      await this.#o.gate?.wait(this.#o.gateTimeoutMs ?? 30_000);
+      await this.#o.gate?.wait(this.#o.gateTimeoutMs ?? 30_000, stop);
       const nic = nicRequestFromCni(req);
       const t0 = performance.now();
       let prepared;
       try {
-        prepared = await prepareAdd(this.#o.prepare, nic);
+        prepared = await prepareAdd(this.#o.prepare, nic, stop);
       } finally {
         this.#o.onAnnotationWait?.((performance.now() - t0) / 1000);
       }
@@ -97,7 +104,10 @@ export class OvnBackend implements CniBackend {
       });
       let outcome: AddOutcome;
       try {
-        outcome = await applyAdd(plan, this.#o.exec, gone.signal);
+        // at most maxParallelAdds ADDs in the datapath at once; the rest wait their turn in arrival order (the
+        // annotation wait above holds no slot: a pod waiting for the controller never delays another)
+        const signal = stop ? AbortSignal.any([gone.signal, stop]) : gone.signal;
+        outcome = await this.#slots.run(() => applyAdd(plan, this.#o.exec, signal));
       } finally {
         unsubscribe();
       }

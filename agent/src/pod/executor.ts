@@ -115,6 +115,18 @@ async function createPodVeth(step: Extract<AddStep, { op: 'createVeth' }>, nl: N
   }
 }
 
+/** `p`, or a KOA_TRY_AGAIN rejection as soon as `signal` aborts (the pod deleted, the agent shutting down). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(agentError('KOA_TRY_AGAIN',
+      `stopped ${what}: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`));
+    if (signal.aborted) { onAbort(); return; }
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 async function runAddStep(step: AddStep, d: ExecutorDeps, signal?: AbortSignal): Promise<void> {
   const { netlink: nl, podNet, vswitch: vs } = d;
   switch (step.op) {
@@ -143,7 +155,7 @@ async function runAddStep(step: AddStep, d: ExecutorDeps, signal?: AbortSignal):
     case 'waitOvnInstalled': {
       const t0 = performance.now();
       try {
-        await vs.waitOvnInstalled(step.iface, step.timeoutMs);
+        await untilAborted(vs.waitOvnInstalled(step.iface, step.timeoutMs), signal, `waiting for ovn-installed on ${step.iface}`);
       } finally {
         d.onWait?.('ovn_installed', (performance.now() - t0) / 1000);
       }

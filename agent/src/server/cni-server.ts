@@ -16,11 +16,18 @@ import type { Dispatcher } from '../cni/dispatcher.ts';
 import { sniffVersion } from '../cni/netconf.ts';
 import { handleUpstream } from '../cni/upstream.ts';
 import { LATEST_VERSION, type CallOutcome, type ForwardedCall } from '../cni/types.ts';
+import { ByteBudget } from '../limits.ts';
 
 export const CALL_PATH = '/cni/v1/call';
 export const EXIT_HEADER = 'x-cni-exit-status';
-/** Forwarded stdin is bounded to 1 MiB by the shim; JSON escaping can grow it, so the body limit is larger. */
-export const BODY_LIMIT = 8 * 1024 * 1024;
+/** Forwarded stdin is bounded to 1 MiB by the shim; JSON escaping grows a netconf by its quotes, so 2 MiB. */
+export const BODY_LIMIT = 2 * 1024 * 1024;
+/** Bytes of request bodies held at once (raw, decoded and parsed: a few times this): 100 clients sending 1 MiB
+ * each wait their turn instead of taking a gigabyte (issue 14). Typical calls are a few KiB: thousands fit. */
+export const BODY_BUDGET = 16 * 1024 * 1024;
+/** How long SIGTERM lets in-flight calls finish before the rest are stopped and rolled back (below the DaemonSet's
+ * terminationGracePeriodSeconds, 30 s by default). */
+export const DEFAULT_DRAIN_MS = 20_000;
 export const DEFAULT_DEL_QUEUE_DIR = '/run/openvswitch/kube-ovn-del-queue';
 
 export interface CniServerOptions {
@@ -28,6 +35,7 @@ export interface CniServerOptions {
   dispatcher: Dispatcher;
   log: Logger;
   bodyLimit?: number;
+  bodyBudget?: number;
   /** Called with the app before it listens (fastify refuses hooks later): e.g. metrics instrumentation. */
   onApp?: (app: CniApp) => void;
 }
@@ -37,7 +45,12 @@ export type CniApp = ReturnType<typeof buildCniApp>;
 export interface CniServer {
   app: CniApp;
   socketPath: string;
-  close(): Promise<void>;
+  /**
+   * Stops accepting at once (new calls see no server: the shim answers code 11, and queues DELs), lets the calls in
+   * flight finish for up to `drainMs`, then aborts the rest (each ADD rolls back and answers code 11) and waits for
+   * their answers. Idempotent.
+   */
+  close(drainMs?: number): Promise<void>;
 }
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
@@ -92,7 +105,8 @@ function replyCall(reply: FastifyReply, out: CallOutcome, status = 200): Fastify
 
 
 /** Builds the fastify app (not listening); exported so tests can use inject(). */
-export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BODY_LIMIT) {
+export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BODY_LIMIT, bodyBudget = BODY_BUDGET) {
+  const budget = new ByteBudget(bodyBudget);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -102,6 +116,23 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
     http: { headersTimeout: 3000, connectionsCheckingInterval: 1000 },
     return503OnClosing: true,
   });
+
+  // Take the body's size from the budget before the body is read; give it back once answered (or aborted). A body
+  // of unknown size (chunked) counts as the limit. Oversized bodies are refused by fastify without taking anything.
+  const held = new WeakMap<FastifyRequest, number>();
+  const giveBack = (req: FastifyRequest): void => {
+    const n = held.get(req);
+    if (n === undefined) return;
+    held.delete(req);
+    budget.release(n);
+  };
+  app.addHook('onRequest', async (req) => {
+    const len = Number(req.headers['content-length'] ?? bodyLimit);
+    if (!(len <= bodyLimit)) return;
+    held.set(req, await budget.acquire(Math.max(len, 1024)));
+  });
+  app.addHook('onResponse', async (req) => giveBack(req));
+  app.addHook('onRequestAbort', async (req) => giveBack(req));
 
   app.post(CALL_PATH, async (req, reply) => {
     const call = parseForwardedCall(req.body);
@@ -146,20 +177,31 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
 /** Prepares the socket path, listens, sets the socket mode to 0600. */
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   await prepareSocketPath(opts.socketPath, opts.log);
-  const app = buildCniApp(opts.dispatcher, opts.log, opts.bodyLimit);
+  const app = buildCniApp(opts.dispatcher, opts.log, opts.bodyLimit, opts.bodyBudget);
   opts.onApp?.(app);
   await app.listen({ path: opts.socketPath });
   await chmod(opts.socketPath, 0o600);
   const ino = (await lstat(opts.socketPath)).ino;
   opts.log.info({ socket: opts.socketPath }, 'CNI server listening');
-  let closed = false;
+  let closing: Promise<void> | undefined;
   return {
     app,
     socketPath: opts.socketPath,
-    async close() {
-      if (closed) return;
-      closed = true;
-      await app.close();
+    async close(drainMs = DEFAULT_DRAIN_MS) {
+      closing ??= (async () => {
+        const inFlight = opts.dispatcher.inFlight;
+        opts.log.info({ inFlight, drainMs }, 'CNI server stops accepting; draining the calls in flight');
+        const closed = app.close();
+        let timer: NodeJS.Timeout | undefined;
+        const drained = await Promise.race([closed.then(() => true), new Promise<false>((r) => { timer = setTimeout(() => r(false), drainMs); })]);
+        clearTimeout(timer);
+        if (!drained) {
+          opts.log.warn({ inFlight: opts.dispatcher.inFlight }, 'drain period over: stopping the calls still in flight (they roll back and answer code 11)');
+          opts.dispatcher.abortAll(new Error('the agent is shutting down'));
+          await closed;
+        }
+      })();
+      await closing;
       // Remove the socket only if it is still ours (not one a newer agent has bound since).
       const st = await lstat(opts.socketPath).catch(() => null);
       if (st && st.ino === ino) await unlink(opts.socketPath).catch(() => undefined);
