@@ -202,7 +202,7 @@ test('close() drains: calls in flight finish and are answered; new ones find no 
   let started = 0;
   const backend = new FakeBackend();
   const origAdd = backend.add.bind(backend);
-  backend.add = async (req, signal) => {
+  backend.add = async (req, signal?: AbortSignal) => {
     if (req.containerId.startsWith('koacstuck')) {
       started++;
       await new Promise<void>((_, rej) => signal!.addEventListener('abort', () => rej(agentError('KOA_TRY_AGAIN', `stopped: ${String((signal!.reason as Error).message)}`)), { once: true }));
