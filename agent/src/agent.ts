@@ -1,6 +1,7 @@
 // The agent as a short list of components, in start order (stops run in reverse; lifecycle.ts):
 //
 //   netlink -> kubernetes-watches -> ovsdb -> cni-server -> delete-queue -> node-network -> node-initialised -> pod-gc
+//   -> pod-qos
 //
 // The CNI socket is served before the node is initialised: ADDs that arrive early wait at the node-ready gate
 // (node/gate.ts, bounded, then code 11), DELs go through. Each component's readiness is registered once in the
@@ -31,6 +32,8 @@ import { OvnBackend } from './pod/backend.ts';
 import type { ExecutorDeps } from './pod/executor.ts';
 import { probeTiming } from './pod/executor.ts';
 import { podGcSpec } from './pod/gc.ts';
+import { portContainerPrefix } from './pod/names.ts';
+import { qosSyncSpec } from './pod/qos-sync.ts';
 import { INTEGRATION_BRIDGE } from './pod/plan.ts';
 import type { CniApp, CniServer } from './server/cni-server.ts';
 import { CniServerComponent, DeleteQueueComponent } from './server/component.ts';
@@ -142,12 +145,23 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
       gcQos: () => ovsdb.vswitch.gcQos(),
       ...(m ? { onRemoved: m.gcRemoved } : {}),
     }), { resyncMs: 60_000, log, ...(m ? { onPass: m.observeReconcile } : {}) });
+    const qos = new Reconciler(qosSyncSpec({
+      get vswitch() { return ovsdb.vswitch; },
+      podOf: (ns, name) => kube.watches.podSource.get(ns, name),
+      get events() { return kube.events; },
+      busy: (port) => { const p = portContainerPrefix(port); return p !== undefined && ovn.inFlight().some((c) => c.startsWith(p)); },
+    }), { resyncMs: 60_000, log, ...(m ? { onPass: m.observeReconcile } : {}) });
+    let unsubscribeQos = (): void => {};
     life.add(netlink).add(kube).add(ovsdb)
       .add(cni)
       .add(new DeleteQueueComponent({ dir: cfg.delQueueDir, dispatcher: getDispatcher, log }))
       .add(node)
       .add(new NodeInit(gate))
-      .add(component('pod-gc', { start: () => gc.start(), stop: () => gc.stop() }));
+      .add(component('pod-gc', { start: () => gc.start(), stop: () => gc.stop() }))
+      .add(component('pod-qos', {
+        start: () => { unsubscribeQos = kube.watches.pods.store.subscribe(() => qos.trigger('pod')); qos.start(); },
+        stop: () => { unsubscribeQos(); return qos.stop(); },
+      }));
   }
   try {
     await life.start();
