@@ -84,7 +84,7 @@ export interface NodeAgent {
   /** VmHWM (peak RSS) of the agent process in MB */
   peakRssMb(): number;
   alive(): boolean;
-  /** SIGTERM, then SIGKILL after 5 s; resolves once the PID is gone. Idempotent. */
+  /** SIGTERM, then SIGKILL after 30 s (the DaemonSet's grace period); resolves once the PID is gone. Idempotent. */
   stop(): Promise<void>;
   /** SIGKILL now (a crash); resolves once the PID is gone. */
   kill(): Promise<void>;
@@ -165,7 +165,8 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
       if (signal === 'SIGKILL') {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       } else {
-        await stopPid(pid);
+        // the kubelet's grace period (30 s): the agent drains calls in flight for up to 20 s before it exits
+        await stopPid(pid, 30_000);
       }
     }
     if (child.exitCode === null && child.signalCode === null) await exited;
