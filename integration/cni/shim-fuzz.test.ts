@@ -87,7 +87,8 @@ function randomJsonText(sockPath: string): string {
   return s;
 }
 
-test(`shim fuzz under ASan/UBSan: mutated netconfs and hostile answers (seed ${seed})`, async () => {
+// 1500 sanitizer runs take ~2 min on 2 idle cores and several times that on a loaded machine: a bound of its own
+test(`shim fuzz under ASan/UBSan: mutated netconfs and hostile answers (seed ${seed})`, { timeout: 1_500_000 }, async () => {
   const N = Number(process.env.KOA_SHIM_FUZZ_N) || 1500;
   let viaAgent = 0;
   for (let batch = 0; batch < N / 6; batch++) {
