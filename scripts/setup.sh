@@ -12,7 +12,9 @@ t0=$(date +%s)
 PKGS=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common ipset iptables nftables
       containernetworking-plugins iproute2 ethtool iputils-ping tcpdump procps
       openssl ca-certificates
-      build-essential python3 make g++ gcc libc6-dev)
+      build-essential python3 make g++ gcc libc6-dev
+      # `npm run image` (scripts/image.sh) and its test: base images, the build engine, a private containerd
+      debootstrap podman containerd runc)
 missing=()
 for p in "${PKGS[@]}"; do
   # captured, not piped into `grep -q` (an early-exiting reader under pipefail is a race)
