@@ -8,6 +8,7 @@ import { agentRevision, agentVersion } from './observe/version.ts';
 import { instrumentCniApp } from './observe/cni-hook.ts';
 import { levelFromVerbosity } from './observe/log.ts';
 import { runInstallCniConfig, wantsInstallCniConfig } from './install-cni-config.ts';
+import { flagsUsage, wantsHelp } from './config/flags-doc.ts';
 
 export { parseArgs, startAgent, type Agent, type AgentConfig, type AgentHooks } from './agent.ts';
 
@@ -25,6 +26,11 @@ export async function runMain(argv: readonly string[], hooks: MainHooks = {}): P
     process.stderr.write(`kube-ovn node agent: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(code);
   };
+  // `kube-ovn-daemon --help`: the flags, on stdout, exit 0 (upstream's Go binary prints its flags too)
+  if (wantsHelp(argv)) {
+    process.stdout.write(flagsUsage());
+    process.exit(0);
+  }
   // `kube-ovn-daemon --install-cni-config` (the install-cni init container): install the conflist and exit
   if (wantsInstallCniConfig(argv)) process.exit(await runInstallCniConfig([...argv]));
   let cfg: AgentConfig;
