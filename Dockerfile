@@ -25,11 +25,13 @@ RUN npm run build:shim \
 
 # ---- runtime: only what the agent runs at run time ----
 FROM debian:12-slim
-# iptables/ipset: batched iptables-restore / ipset restore; iproute2, ethtool: debugging and `ip link` for VLAN
-# sub-interfaces; ca-certificates: TLS to the API server. No OVS userland: the agent speaks OVSDB natively.
+# iptables/ipset: the agent's batched iptables-restore / ipset restore and iptables-wrapper; nothing else is run.
+# Not installed, because nothing here uses them: iproute2 and ethtool (links, addresses, routes and offloads go
+# through netlink and SIOCETHTOOL in the addon), ca-certificates (Node has its own CA store, and the API server's CA
+# is the service account's ca.crt or the kubeconfig's), OVS userland (the agent speaks OVSDB natively).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      iptables ipset iproute2 ethtool ca-certificates \
+      iptables ipset \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /rootfs/ /
 # the tree's /usr/sbin/iptables* links to iptables-wrapper, made again in case COPY kept Debian's alternatives links

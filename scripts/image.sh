@@ -38,7 +38,7 @@ flock 9
 
 # ---- private podman configuration ----
 conf=$cache/podman
-mkdir -p "$conf/graph" "$conf/run" "$conf/tmp" "$conf/networks"
+mkdir -p "$conf/graph" "$conf/run" "$conf/tmp" "$conf/networks" "$conf/runc"
 cat >"$conf/storage.conf" <<EOF
 [storage]
 driver = "overlay"
@@ -72,6 +72,8 @@ echo '{"default":[{"type":"insecureAcceptAnything"}]}' >"$conf/policy.json"
 export CONTAINERS_CONF=$conf/containers.conf CONTAINERS_STORAGE_CONF=$conf/storage.conf
 export CONTAINERS_REGISTRIES_CONF=$conf/registries.conf
 policy=(--signature-policy "$conf/policy.json")
+# RUN steps: runc's state under the cache too (its default is /run/runc)
+runc_root=(--runtime-flag "root=$conf/runc")
 
 # podman writes /var/lib/containers/cache/blob-info-cache-v1.boltdb whatever the configuration says
 blob_cache=/var/lib/containers/cache/blob-info-cache-v1.boltdb
@@ -128,7 +130,7 @@ EOF
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/tmp/* "$root"/var/tmp/*
   local changes=(--change 'CMD ["bash"]' --change "LABEL koa.base.recipe=$recipe")
   tar -C "$root" --numeric-owner --xattrs -cf "$work/debian12.tar" .
-  podman import "${policy[@]}" "${changes[@]}" "$work/debian12.tar" "$base:12" >/dev/null
+  podman import -q "${policy[@]}" "${changes[@]}" "$work/debian12.tar" "$base:12" >/dev/null
   # slim: no documentation, man pages or translations, now or in packages installed later
   cat >"$root/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
 path-exclude /usr/share/doc/*
@@ -145,7 +147,7 @@ EOF
   rm -rf "$root"/usr/share/man/* "$root"/usr/share/groff/* "$root"/usr/share/info/* "$root"/usr/share/lintian/* \
     "$root"/usr/share/linda/* "$root"/usr/share/locale/*
   tar -C "$root" --numeric-owner --xattrs -cf "$work/debian12-slim.tar" .
-  podman import "${policy[@]}" "${changes[@]}" "$work/debian12-slim.tar" "$base:12-slim" >/dev/null
+  podman import -q "${policy[@]}" "${changes[@]}" "$work/debian12-slim.tar" "$base:12-slim" >/dev/null
   rm -rf "$root" "$work"/*.tar
 }
 tb=$(date +%s)
@@ -166,7 +168,7 @@ if [ -n "$extra_ca" ]; then
   # Debian's node/npm read that bundle through NODE_EXTRA_CA_CERTS
   printf 'FROM %s\nCOPY *.crt /usr/local/share/ca-certificates/\nENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\n' \
     "$base:12" >"$work/ca/Containerfile"
-  podman build "${policy[@]}" --pull=never --quiet -t "$base:12-extra-ca" -f "$work/ca/Containerfile" "$work/ca" >/dev/null
+  podman build "${policy[@]}" "${runc_root[@]}" --pull=never --quiet -t "$base:12-extra-ca" -f "$work/ca/Containerfile" "$work/ca" >/dev/null
   build_base=$base:12-extra-ca
   say "build stage base trusts $(ls "$extra_ca"/*.crt | wc -l) extra CA certificate(s) from $extra_ca"
 fi
@@ -176,14 +178,15 @@ podman tag "$base:12-slim" docker.io/library/debian:12-slim
 # ---- the image ----
 say "building $tag"
 tbuild=$(date +%s)
-podman build "${policy[@]}" --pull=never --network=host --layers -t "$tag" -f "$repo/Dockerfile" "$repo" >"$cache/build.log" 2>&1 ||
+# --jobs=2: the runtime stage's apt-get runs while the build stage compiles (a cold build waits on both)
+podman build "${policy[@]}" "${runc_root[@]}" --pull=never --network=host --layers --jobs=2 -t "$tag" -f "$repo/Dockerfile" "$repo" >"$cache/build.log" 2>&1 ||
   { tail -40 "$cache/build.log" >&2; die "podman build failed (log: $cache/build.log)"; }
 build_s=$(( $(date +%s) - tbuild ))
 
 mkdir -p "$(dirname "$archive")"
 tsave=$(date +%s)
 rm -f "$archive.tmp"
-podman save "${policy[@]}" --format oci-archive -o "$archive.tmp" "$tag" >/dev/null
+podman save -q "${policy[@]}" --format oci-archive -o "$archive.tmp" "$tag" >/dev/null
 mv -f "$archive.tmp" "$archive"
 save_s=$(( $(date +%s) - tsave ))
 # old, now untagged image versions and build-stage layers are kept: they are the cache of the next build

@@ -27,6 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# podman's package puts a bridge network conflist into /etc/cni/net.d, where a kubelet on this node would find it;
+# the image build (scripts/image.sh) runs with host networking and uses none of it. A deleted conffile stays deleted.
+podman_cni=/etc/cni/net.d/87-podman-bridge.conflist
+if [ -f "$podman_cni" ] && dpkg -S "$podman_cni" >/dev/null 2>&1; then rm -f "$podman_cni"; fi
+
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
 bash scripts/build-fixtures.sh
 
