@@ -18,7 +18,12 @@ COPY package.json package-lock.json binding.gyp ./
 COPY native/ native/
 # the root package's install script builds build/Release/koa_native.node against the pinned Node's headers
 RUN npm ci --no-audit --no-fund
-COPY . .
+# only what the builds below read, so an edit elsewhere (tests, docs) keeps these layers cached
+COPY tsconfig.json ./
+COPY agent/ agent/
+COPY cni-shim/ cni-shim/
+COPY deploy/image/ deploy/image/
+COPY scripts/ scripts/
 RUN npm run build:shim \
  && npm run build:agent \
  && CNI_PLUGINS_DIR=/usr/lib/cni bash scripts/image-rootfs.sh /rootfs

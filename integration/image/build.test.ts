@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -70,6 +70,7 @@ before(async () => {
   ctd = await startContainerd(join(base, 'containerd'));
   await ctd.ctr(['images', 'import', join(base, 'image.oci.tar')], { timeoutMs: 600_000 });
   mnt = join(base, 'mnt');
+  await mkdir(mnt);
   await ctd.ctr(['images', 'mount', TAG, mnt]);
   mounted = true;
 }, { timeout: 45 * 60_000 });

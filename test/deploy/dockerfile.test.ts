@@ -38,6 +38,10 @@ describe('Dockerfile', () => {
       assert.ok(existsSync(join(ROOT, f)), f);
     }
     assert.match(pkg.scripts.install!, /build:native/, 'npm ci builds the addon through the install script');
+    // after npm ci: the sources the builds read, each present in the repository
+    const later = b.slice(b.findIndex((l) => l.includes('npm ci'))).filter((l) => l.startsWith('COPY')).flatMap((l) => l.split(/\s+/).slice(1, -1));
+    for (const f of ['tsconfig.json', 'agent/', 'cni-shim/', 'deploy/image/', 'scripts/']) assert.ok(later.includes(f), `${f} copied`);
+    for (const f of later) assert.ok(existsSync(join(ROOT, f)), f);
     const run = b.filter((l) => l.startsWith('RUN')).join(' ');
     for (const s of ['build:shim', 'build:agent']) {
       assert.ok(run.includes(`npm run ${s}`), s);
