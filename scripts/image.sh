@@ -6,7 +6,8 @@
 #   - podman runs with its own configuration and storage under the cache (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF,
 #     CONTAINERS_REGISTRIES_CONF, --signature-policy): nothing under /etc or /var/lib/containers is changed, except
 #     the blob-info cache podman always writes to /var/lib/containers/cache (removed again if it was not there).
-#   - The storage keeps the bases and the build's layer cache, so a second run rebuilds only what changed.
+#   - The storage keeps the bases and the layer cache of the last build (older builds' layers are pruned), so a second
+#     run rebuilds only what changed.
 #   - KOA_IMAGE_EXTRA_CA_DIR=DIR (off by default): the build stage's base also trusts DIR/*.crt, for machines whose
 #     registry access goes through a TLS-inspecting proxy. Only the build stage: the runtime base stays plain.
 #
@@ -182,14 +183,23 @@ tbuild=$(date +%s)
 podman build "${policy[@]}" "${runc_root[@]}" --pull=never --network=host --layers --jobs=2 -t "$tag" -f "$repo/Dockerfile" "$repo" >"$cache/build.log" 2>&1 ||
   { tail -40 "$cache/build.log" >&2; die "podman build failed (log: $cache/build.log)"; }
 build_s=$(( $(date +%s) - tbuild ))
+# The layer cache stays bounded: the build stage gets a name too (a cached re-run of the same build, seconds), then
+# every image that is neither named nor a parent of a named one goes (older builds' layers, ~300 MB per changed build).
+podman build "${policy[@]}" "${runc_root[@]}" --pull=never --network=host --layers --target build -q -t "$tag-build-stage" \
+  -f "$repo/Dockerfile" "$repo" >>"$cache/build.log" 2>&1 || die "podman build --target build failed (log: $cache/build.log)"
+podman image prune -f >/dev/null
 
 mkdir -p "$(dirname "$archive")"
 tsave=$(date +%s)
-rm -f "$archive.tmp"
-podman save -q "${policy[@]}" --format oci-archive -o "$archive.tmp" "$tag" >/dev/null
-mv -f "$archive.tmp" "$archive"
+# the archive is written again only when the image changed (its ID is kept next to it)
+id=$(podman image inspect --format '{{ .Id }}' "$tag")
+if [ ! -f "$archive" ] || [ "$(cat "$archive.id" 2>/dev/null)" != "$id" ]; then
+  rm -f "$archive.tmp" "$archive.id"
+  podman save -q "${policy[@]}" --format oci-archive -o "$archive.tmp" "$tag" >/dev/null
+  mv -f "$archive.tmp" "$archive"
+  echo "$id" >"$archive.id"
+fi
 save_s=$(( $(date +%s) - tsave ))
-# old, now untagged image versions and build-stage layers are kept: they are the cache of the next build
 size=$(podman image inspect --format '{{ .Size }}' "$tag")
 layers=$(podman image inspect --format '{{ len .RootFS.Layers }}' "$tag")
 asize=$(stat -c %s "$archive")

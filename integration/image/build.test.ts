@@ -29,8 +29,8 @@ let mounted = false;
 let ctd: Containerd | undefined;
 
 /** `npm run image`, its progress on stderr passed through; the JSON summary line it prints last */
-async function buildImage(archive: string): Promise<Record<string, unknown>> {
-  const env: NodeJS.ProcessEnv = { ...process.env, KOA_IMAGE_ARCHIVE: archive, KOA_IMAGE_TAG: TAG };
+async function buildImage(): Promise<{ archive: string } & Record<string, unknown>> {
+  const env: NodeJS.ProcessEnv = { ...process.env, KOA_IMAGE_TAG: TAG };
   if (!env.KOA_IMAGE_EXTRA_CA_DIR && existsSync(HOST_CA_DIR) && (await readdir(HOST_CA_DIR)).some((f) => f.endsWith('.crt'))) {
     env.KOA_IMAGE_EXTRA_CA_DIR = HOST_CA_DIR;
   }
@@ -39,7 +39,7 @@ async function buildImage(archive: string): Promise<Record<string, unknown>> {
   p.stdout.on('data', (c: Buffer) => { out += c.toString(); });
   const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
   assert.equal(code, 0, `npm run image exited ${code}: ${out}`);
-  return JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
+  return JSON.parse(out.trim().split('\n').at(-1)!) as { archive: string } & Record<string, unknown>;
 }
 
 /** relative path -> 'f <mode>' | 'd <mode>' | 'l <target>' for every entry under dir */
@@ -60,7 +60,8 @@ async function tree(dir: string, rel = ''): Promise<Map<string, string>> {
 before(async () => {
   base = await mkdtemp(join(tmpdir(), 'koaim-build-'));
   const t0 = Date.now();
-  const summary = await buildImage(join(base, 'image.oci.tar'));
+  // the default archive (build/image/): a re-run with an unchanged image does not write it again
+  const summary = await buildImage();
   console.log(`# npm run image: ${JSON.stringify(summary)} (${((Date.now() - t0) / 1000).toFixed(1)} s in this test)`);
   // the reference tree, from the host's builds
   rootfs = join(base, 'rootfs');
@@ -69,7 +70,7 @@ before(async () => {
   await run('bash', [join(ROOT, 'scripts/image-rootfs.sh'), rootfs], { cwd: ROOT });
   ctd = await startContainerd(join(base, 'containerd'));
   const t1 = Date.now();
-  await ctd.ctr(['images', 'import', join(base, 'image.oci.tar')], { timeoutMs: 600_000 });
+  await ctd.ctr(['images', 'import', summary.archive], { timeoutMs: 600_000 });
   console.log(`# ctr images import: ${((Date.now() - t1) / 1000).toFixed(1)} s`);
   mnt = join(base, 'mnt');
   await mkdir(mnt);
