@@ -80,9 +80,12 @@ runc_root=(--runtime-flag "root=$conf/runc")
 blob_cache=/var/lib/containers/cache/blob-info-cache-v1.boltdb
 created=()
 for p in /var/lib/containers /var/lib/containers/cache "$blob_cache"; do [ -e "$p" ] || created=("$p" "${created[@]}"); done
+# work dirs of runs that were killed (the lock says none is running); --one-file-system: debootstrap mounts /proc and
+# /sys inside its target while it runs, and a killed run may leave them mounted
+rm -rf --one-file-system "$cache"/tmp.*
 work=$(mktemp -d "$cache/tmp.XXXXXX")
 cleanup() {
-  rm -rf "$work"
+  rm -rf --one-file-system "$work"
   local p
   for p in "${created[@]}"; do
     if [ -d "$p" ]; then rmdir "$p" 2>/dev/null || true; else rm -f "$p"; fi
@@ -149,7 +152,7 @@ EOF
     "$root"/usr/share/linda/* "$root"/usr/share/locale/*
   tar -C "$root" --numeric-owner --xattrs -cf "$work/debian12-slim.tar" .
   podman import -q "${policy[@]}" "${changes[@]}" "$work/debian12-slim.tar" "$base:12-slim" >/dev/null
-  rm -rf "$root" "$work"/*.tar
+  rm -rf --one-file-system "$root" "$work"/*.tar
 }
 tb=$(date +%s)
 made_bases=false
