@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # One idempotent setup for a fresh Debian 12 machine of this kind, as root:
-# system packages, Go test fixtures (kube-apiserver, etcd, cnitool), npm dependencies, builds.
+# system packages, Go test fixtures (kube-apiserver, etcd, cnitool, kubelet, kube-ovn-controller, multus), the
+# real-node bed's local images, npm dependencies, builds.
 # A second run only checks and returns in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
 
-# Debian packages the agent and its test bed use (openssl: the bed's throw-away CA and certificates).
+# Debian packages the agent and its test bed use (openssl: the bed's throw-away CA and certificates;
+# containerd, runc, busybox-static: the real-node bed and its local images).
 # Services are never started by the packages here
 # (no systemd, policy-rc.d denies): the test bed starts its own daemons with private directories.
 PKGS=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common ipset iptables nftables
       containernetworking-plugins iproute2 ethtool iputils-ping tcpdump procps
       openssl ca-certificates
+      containerd runc busybox-static
       build-essential python3 make g++ gcc libc6-dev)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -27,6 +30,7 @@ fi
 
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
 bash scripts/build-fixtures.sh
+bash scripts/build-images.sh
 
 # npm ci only when the lockfile changed since the last install (npm writes node_modules/.package-lock.json).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
