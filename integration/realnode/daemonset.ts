@@ -34,7 +34,7 @@ export interface DaemonSetAgent {
 }
 
 /** start-cniserver.sh inside the node with the bed's flags (socket and OVS paths are the script's defaults). */
-export async function startDaemonSetAgent(bed: Bed, rn: RealNode, rootfs: string, o: AgentOptions = {}): Promise<DaemonSetAgent> {
+export async function startDaemonSetAgent(bed: Bed, rn: RealNode, rootfs: string, o: AgentOptions = {}): Promise<DaemonSetAgent & { ready(): Promise<void> }> {
   const state = join(rn.dir, 'agent');
   const args = agentArgs(bed, rn.node, state, o).filter((a) => !a.startsWith('--ovs-socket=') && !a.startsWith('--bind-socket='));
   const proc = rn.spawn('agent', ['bash', join(rootfs, 'kube-ovn', 'start-cniserver.sh'), ...args],
@@ -44,14 +44,33 @@ export async function startDaemonSetAgent(bed: Bed, rn: RealNode, rootfs: string
     const cut = r.stdout.lastIndexOf('\n');
     return { status: Number(r.stdout.slice(cut + 1)) || 0, body: r.stdout.slice(0, Math.max(0, cut)) };
   };
-  await waitFor('agent /readyz', async () => {
-    if (!proc.alive()) throw new Error(`agent exited; see ${proc.log}`);
-    return (await http('/readyz')).status === 200;
-  }, 120_000, 200);
+  const ready = async () => {
+    await waitFor('agent /readyz', async () => {
+      if (!proc.alive()) throw new Error(`agent exited; see ${proc.log}`);
+      return (await http('/readyz')).status === 200;
+    }, 180_000, 200);
+  };
+  // waitReady: false when the controller that annotates the Node starts later (it needs the agent's chassis annotation)
+  if (o.waitReady ?? true) await ready();
   return {
-    proc, http,
+    proc, http, ready,
     metrics: async () => (await http('/metrics')).body,
     // the DaemonSet's grace period: the agent drains calls in flight before it exits
     stop: () => stopPid(proc.pid, 30_000),
   };
 }
+
+/** CNI requests the agent answered, by `command/result` (e.g. `DEL/ok`), from its own /metrics. */
+export async function cniRequestCounts(agent: DaemonSetAgent): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const m of (await agent.metrics()).matchAll(/^kube_ovn_agent_cni_request_duration_seconds_count\{([^}]*)\} (\d+)/gm)) {
+    const labels = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    const key = `${labels.command}/${labels.result}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
+
+/** Sum of `command` requests in `counts`; `ok` true/false keeps only the successful/failed ones. */
+export const countOf = (counts: Map<string, number>, command: string, ok?: boolean): number =>
+  [...counts].filter(([k]) => k.startsWith(`${command}/`) && (ok === undefined || (k === `${command}/ok`) === ok)).reduce((s, [, n]) => s + n, 0);

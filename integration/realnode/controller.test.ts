@@ -1,0 +1,105 @@
+// The real kube-ovn-controller v1.16.2 with the real node (no stand-in): OVN NB/SB from its own schemas, its CRDs
+// and ClusterRole. The kubelet registers the Node, our agent (started as the DaemonSet does) writes the Node's
+// ovn.kubernetes.io/chassis annotation, the controller then allocates the node's join address and every pod's
+// address; busybox pods come up with those addresses, ping each other and the gateway, and their deletion (the
+// controller removes the LSPs, containerd calls DEL) leaves nothing. Generous bounds: a loaded 2-core machine.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
+import { waitFor } from '../bed/exec.ts';
+import { cleanupAll, newPrefix } from '../bed/netns.ts';
+import { checkUpstream, startRealController, UPSTREAM_CRDS, writeUpstreamSchemas, type RealController } from './controller.ts';
+import { assembleRootfs, cniRequestCounts, countOf, installCni, startDaemonSetAgent, type DaemonSetAgent } from './daemonset.ts';
+import { startRealNode, type RealNode } from './node.ts';
+import { createBusyboxPod, deleteAndWait, waitFinished, waitRunning } from './pods.ts';
+
+let bed: Bed;
+let node: BedNode;
+let rn: RealNode;
+let agent: DaemonSetAgent;
+let controller: RealController;
+let prefix: string;
+let work = '';
+
+before(async () => {
+  checkUpstream();
+  prefix = newPrefix('koarn');
+  work = mkdtempSync(`/tmp/${prefix}work-`);
+  assembleRootfs(join(work, 'rootfs'));
+  bed = await up({ prefix, controller: 'none', ovnSchemas: writeUpstreamSchemas(work), crdFile: UPSTREAM_CRDS });
+  node = bed.nodes[0]!;
+  rn = await startRealNode(bed, node);
+  await installCni(rn, join(work, 'rootfs'));
+  await rn.startRuntime(); // the kubelet registers the Node
+  const started = await startDaemonSetAgent(bed, rn, join(work, 'rootfs'), { waitReady: false });
+  agent = started;
+  // before the controller starts: it garbage-collects every SB Chassis no Node annotation claims
+  await waitFor('the agent annotates the Node with its chassis', async () =>
+    (await bed.kube!.api.get(`/api/v1/nodes/${node.name}`)).metadata.annotations?.['ovn.kubernetes.io/chassis'] === node.name, 120_000, 500);
+  controller = await startRealController(bed);
+  await started.ready(); // ovn0 on the join address the controller allocated, its gateway reachable
+}, { timeout: 900_000 });
+
+after(async () => {
+  try {
+    await agent?.stop();
+    await controller?.stop();
+    await rn?.stop();
+    await bed?.down();
+  } finally {
+    await cleanupAll();
+    if (work) rmSync(work, { recursive: true, force: true });
+  }
+  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+}, { timeout: 300_000 });
+
+const names = ['web', 'db'];
+const ips = new Map<string, string>();
+
+test('the real controller annotates the node and the pods; the pods get those addresses from the agent and ping', { timeout: 600_000 }, async () => {
+  const api = bed.kube!.api;
+  const n = await api.get(`/api/v1/nodes/${node.name}`);
+  assert.equal(n.metadata.annotations['ovn.kubernetes.io/logical_switch'], 'join');
+  assert.match(n.metadata.annotations['ovn.kubernetes.io/ip_address'], /^100\.64\./);
+  // the chassis survived the controller's start-up garbage collection
+  assert.equal(await bed.central.sbctl(['--bare', '--columns=name', 'find', 'chassis', `name=${node.name}`]), node.name);
+
+  for (const name of names) await createBusyboxPod(api, { name, nodeName: node.name });
+  for (const name of names) {
+    const s = await waitRunning(api, name);
+    const pod = await api.get(`/api/v1/namespaces/default/pods/${name}`);
+    const ann = pod.metadata.annotations ?? {};
+    assert.equal(ann['ovn.kubernetes.io/logical_switch'], 'ovn-default');
+    assert.equal(s.podIP, ann['ovn.kubernetes.io/ip_address'], `${name}: the pod IP is the controller's allocation`);
+    ips.set(name, s.podIP!);
+    assert.equal(await bed.central.nbctl(['lsp-get-up', `${name}.default`]), 'up');
+  }
+  const script = [...ips.values(), '10.16.0.1'].map((t) => `ping -c 3 -W 5 ${t}`).join(' && ');
+  await createBusyboxPod(api, { name: 'pinger', nodeName: node.name, restartPolicy: 'Never', command: ['sh', '-c', script] });
+  const done = await waitFinished(api, 'pinger');
+  const logs = await api.get<string>('/api/v1/namespaces/default/pods/pinger/log').catch((e: Error) => `(no log: ${e.message})`);
+  assert.deepEqual(done, { phase: 'Succeeded', exitCode: 0 }, `pinger: ${script}\n${logs}`);
+  const c = await cniRequestCounts(agent);
+  assert.equal(countOf(c, 'ADD', false), 0, `no failed ADD: ${JSON.stringify([...c])}`);
+  assert.equal(countOf(c, 'ADD', true), 3);
+});
+
+test('deleting the pods: the controller removes their LSPs, every DEL succeeds, no port is left', { timeout: 600_000 }, async () => {
+  const api = bed.kube!.api;
+  const pods = [...names, 'pinger'];
+  assert.equal(ips.size, 2, 'the first test ran');
+  for (const name of pods) await deleteAndWait(api, name);
+  await waitFor('LSPs of the pods removed by the controller', async () => {
+    const lsps = (await bed.central.nbctl(['--bare', '--columns=name', 'list', 'logical_switch_port'])).split('\n');
+    return pods.every((p) => !lsps.includes(`${p}.default`));
+  }, 120_000, 500);
+  const c = await waitFor('a DEL per pod at least', async () => {
+    const c = await cniRequestCounts(agent);
+    return countOf(c, 'DEL') >= pods.length ? c : undefined;
+  }, 120_000, 1000);
+  assert.equal(countOf(c, 'DEL', false), 0, `every DEL answered ok: ${JSON.stringify([...c])}`);
+  await waitFor('no pod port on br-int', async () =>
+    (await node.ovs.vsctl(['list-ports', 'br-int'])).split('\n').filter((p) => p.endsWith('_h')).length === 0, 60_000, 500);
+});
