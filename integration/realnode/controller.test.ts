@@ -5,52 +5,30 @@
 // controller removes the LSPs, containerd calls DEL) leaves nothing. Generous bounds: a loaded 2-core machine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
+import { leaks, type Bed, type BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
 import { cleanupAll, newPrefix } from '../bed/netns.ts';
-import { checkUpstream, startRealController, UPSTREAM_CRDS, writeUpstreamSchemas, type RealController } from './controller.ts';
-import { assembleRootfs, cniRequestCounts, countOf, installCni, startDaemonSetAgent, type DaemonSetAgent } from './daemonset.ts';
-import { startRealNode, type RealNode } from './node.ts';
-import { createBusyboxPod, deleteAndWait, waitFinished, waitRunning } from './pods.ts';
+import { upRealCluster, type RealCluster } from './cluster.ts';
+import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
+import { createBusyboxPod, deleteAndWait, podLog, waitFinished, waitRunning } from './pods.ts';
 
 let bed: Bed;
 let node: BedNode;
-let rn: RealNode;
 let agent: DaemonSetAgent;
-let controller: RealController;
+let cluster: RealCluster | undefined;
 let prefix: string;
-let work = '';
 
 before(async () => {
-  checkUpstream();
   prefix = newPrefix('koarn');
-  work = mkdtempSync(`/tmp/${prefix}work-`);
-  assembleRootfs(join(work, 'rootfs'));
-  bed = await up({ prefix, controller: 'none', ovnSchemas: writeUpstreamSchemas(work), crdFile: UPSTREAM_CRDS });
-  node = bed.nodes[0]!;
-  rn = await startRealNode(bed, node);
-  await installCni(rn, join(work, 'rootfs'));
-  await rn.startRuntime(); // the kubelet registers the Node
-  const started = await startDaemonSetAgent(bed, rn, join(work, 'rootfs'), { waitReady: false });
-  agent = started;
-  // before the controller starts: it garbage-collects every SB Chassis no Node annotation claims
-  await waitFor('the agent annotates the Node with its chassis', async () =>
-    (await bed.kube!.api.get(`/api/v1/nodes/${node.name}`)).metadata.annotations?.['ovn.kubernetes.io/chassis'] === node.name, 120_000, 500);
-  controller = await startRealController(bed);
-  await started.ready(); // ovn0 on the join address the controller allocated, its gateway reachable
+  cluster = await upRealCluster(prefix);
+  ({ bed, node, agent } = cluster);
 }, { timeout: 900_000 });
 
 after(async () => {
   try {
-    await agent?.stop();
-    await controller?.stop();
-    await rn?.stop();
-    await bed?.down();
+    await cluster?.down();
   } finally {
     await cleanupAll();
-    if (work) rmSync(work, { recursive: true, force: true });
   }
   if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
 }, { timeout: 300_000 });
@@ -79,7 +57,7 @@ test('the real controller annotates the node and the pods; the pods get those ad
   const script = [...ips.values(), '10.16.0.1'].map((t) => `ping -c 3 -W 5 ${t}`).join(' && ');
   await createBusyboxPod(api, { name: 'pinger', nodeName: node.name, restartPolicy: 'Never', command: ['sh', '-c', script] });
   const done = await waitFinished(api, 'pinger');
-  const logs = await api.get<string>('/api/v1/namespaces/default/pods/pinger/log').catch((e: Error) => `(no log: ${e.message})`);
+  const logs = podLog(cluster!.rn.podLogsDir, 'pinger');
   assert.deepEqual(done, { phase: 'Succeeded', exitCode: 0 }, `pinger: ${script}\n${logs}`);
   const c = await cniRequestCounts(agent);
   assert.equal(countOf(c, 'ADD', false), 0, `no failed ADD: ${JSON.stringify([...c])}`);

@@ -38,6 +38,8 @@ export interface RealNode {
   readonly cniConfDir: string;
   readonly containerdLog: string;
   readonly kubeletLog: string;
+  /** The kubelet's podLogsDir (container output, readable from the host). */
+  readonly podLogsDir: string;
   /** The holder's /var overlay upper dir: everything kubelet and containerd wrote under /var. */
   readonly varUpper: string;
   /** Runs argv inside the node (the holder's mount and network namespaces). */
@@ -46,6 +48,8 @@ export interface RealNode {
   spawn(name: string, argv: readonly string[], env?: NodeJS.ProcessEnv): NodeProcess;
   /** Starts containerd (with the images imported) and kubelet, and waits for the Node to be Ready. Needs the CNI installed. */
   startRuntime(): Promise<void>;
+  /** A process of the pod with this UID (from its cgroup under the kubelet's cgroupRoot), to enter its namespaces. */
+  podPid(uid: string): number | undefined;
   /** PIDs in the holder's mount namespace (kubelet, containerd, shims, the agent) and in the pods' cgroups. */
   processes(): number[];
   stop(): Promise<void>;
@@ -252,8 +256,23 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
   return {
     node, dir, nodeIp, holderPid,
     cniBinDir: d('cni', 'bin'), cniConfDir: d('cni', 'net.d'),
-    containerdLog: d('containerd.log'), kubeletLog: d('kubelet.log'), varUpper: d('var-upper'),
+    containerdLog: d('containerd.log'), kubeletLog: d('kubelet.log'), podLogsDir: d('pod-logs'), varUpper: d('var-upper'),
     exec, spawn: spawnIn, startRuntime, processes,
+    podPid: (uid) => {
+      // cgroupfs driver: <cgroupRoot>/kubepods[/<qos>]/pod<uid>/<container id>
+      const find = (dir: string): string | undefined => {
+        for (const e of readdirSync(dir, { withFileTypes: true })) {
+          if (!e.isDirectory()) continue;
+          if (e.name === `pod${uid}`) return join(dir, e.name);
+          const hit = find(join(dir, e.name));
+          if (hit) return hit;
+        }
+        return undefined;
+      };
+      const root = join(CGROUP_FS, 'pids', cgroupRoot);
+      const podDir = existsSync(root) ? find(root) : undefined;
+      return podDir ? cgroupPids(podDir).find(isAlive) : undefined;
+    },
     stop: unregister,
   };
 }

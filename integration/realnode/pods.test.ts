@@ -17,7 +17,7 @@ import { cleanupAll, newPrefix } from '../bed/netns.ts';
 import { assembleRootfs, cniRequestCounts, countOf, installCni, startDaemonSetAgent, type DaemonSetAgent } from './daemonset.ts';
 import { startRealNode, type RealNode } from './node.ts';
 import { createKubeOvnNad, installMultus } from './multus.ts';
-import { createBusyboxPod, deleteAndWait, waitFinished, waitRunning } from './pods.ts';
+import { createBusyboxPod, deleteAndWait, podLog, waitFinished, waitRunning } from './pods.ts';
 
 let bed: Bed;
 let node: BedNode;
@@ -75,7 +75,7 @@ test('busybox pods on the real node get eth0 from the agent, the kubelet reports
   await createBusyboxPod(bed.kube!.api, { name: 'pinger', nodeName: node.name, restartPolicy: 'Never', command: ['sh', '-c', script] });
   allocs.set('pinger', await bed.controller!.allocatePod('default', 'pinger'));
   const done = await waitFinished(bed.kube!.api, 'pinger');
-  const logs = await bed.kube!.api.get<string>('/api/v1/namespaces/default/pods/pinger/log').catch((e: Error) => `(no log: ${e.message})`);
+  const logs = podLog(rn.podLogsDir, 'pinger');
   assert.deepEqual(done, { phase: 'Succeeded', exitCode: 0 }, `pinger: ${script}\n${logs}`);
   const c = await cniRequestCounts(agent);
   assert.equal(countOf(c, 'ADD', true), 3, `three ADDs answered ok: ${JSON.stringify([...c])}`);
@@ -114,7 +114,7 @@ test('Multus with a Kube-OVN NetworkAttachmentDefinition: the pod gets eth0 and 
   const eth0 = await bed.controller!.allocatePod('default', name);
   const net1 = await bed.controller!.allocatePod('default', name, { provider });
   const done = await waitFinished(api, name);
-  const logs = await api.get<string>(`/api/v1/namespaces/default/pods/${name}/log`).catch((e: Error) => `(no log: ${e.message})`);
+  const logs = podLog(rn.podLogsDir, name);
   assert.deepEqual(done, { phase: 'Succeeded', exitCode: 0 }, logs);
   assert.match(logs, new RegExp(`net1\\s+inet ${net1.ips[0]!.replaceAll('.', '\\.')}/16`), `net1 has the attachment address: ${logs}`);
   assert.match(logs, new RegExp(`eth0\\s+inet ${eth0.ips[0]!.replaceAll('.', '\\.')}/16`), `eth0 has the primary address: ${logs}`);

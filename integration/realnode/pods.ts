@@ -1,5 +1,7 @@
 // Pods on a real node: busybox from the local image (imagePullPolicy: Never), bound with nodeName (no scheduler
 // runs), a short grace period so deletes finish in seconds. The kubelet sets their phase, IP and exit codes.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { KubeApi } from '../bed/kubeapi.ts';
 import { waitFor } from '../bed/exec.ts';
 import { BUSYBOX_IMAGE } from './node.ts';
@@ -76,4 +78,18 @@ export async function deleteAndWait(api: KubeApi, name: string, timeoutMs = 120_
       return (e as { status?: number }).status === 404;
     }
   }, timeoutMs, 250);
+}
+
+/**
+ * The container's output, read from the kubelet's log files (the apiserver cannot reach this kubelet: the node IP
+ * lives inside the node namespace). CRI log lines are `<time> <stream> <F|P> <text>`; the text is returned.
+ */
+export function podLog(podLogsDir: string, name: string, namespace = 'default', container = 'c'): string {
+  const dir = readdirSync(podLogsDir).find((d) => d.startsWith(`${namespace}_${name}_`));
+  if (!dir) return `(no log dir for ${namespace}/${name} in ${podLogsDir})`;
+  const cdir = join(podLogsDir, dir, container);
+  if (!existsSync(cdir)) return '(no container log yet)';
+  return readdirSync(cdir).filter((f) => f.endsWith('.log')).sort()
+    .map((f) => readFileSync(join(cdir, f), 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ').slice(3).join(' ')).join('\n'))
+    .join('\n');
 }
