@@ -61,7 +61,7 @@ test('the real controller annotates the node and the pods; the pods get those ad
   assert.deepEqual(done, { phase: 'Succeeded', exitCode: 0 }, `pinger: ${script}\n${logs}`);
   const c = await cniRequestCounts(agent);
   assert.equal(countOf(c, 'ADD', false), 0, `no failed ADD: ${JSON.stringify([...c])}`);
-  assert.equal(countOf(c, 'ADD', true), 3);
+  assert.ok(countOf(c, 'ADD', true) >= 3, 'an ADD per sandbox');
 });
 
 test('deleting the pods: the controller removes their LSPs, every DEL succeeds, no port is left', { timeout: 600_000 }, async () => {
