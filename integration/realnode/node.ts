@@ -95,30 +95,20 @@ function removeCgroupTree(dir: string): boolean {
   }
 }
 
-/** PIDs (other than `except`) sharing the mount namespace of `pid`. */
-function sameMountNs(pid: number, except: number[]): number[] {
-  let target: string;
-  try {
-    target = readlinkNs(pid);
-  } catch {
-    return [];
-  }
+/** PIDs (other than `except`) in the mount namespace `mnt` (a `/proc/<pid>/ns/mnt` link text). */
+function inMountNs(mnt: string, except: number[]): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     const p = Number(d);
     if (except.includes(p)) continue;
     try {
-      if (readlinkNs(p) === target && isAlive(p)) out.push(p);
+      if (readlinkSync(`/proc/${p}/ns/mnt`) === mnt && isAlive(p)) out.push(p);
     } catch {
       // gone
     }
   }
   return out;
-}
-
-function readlinkNs(pid: number): string {
-  return readlinkSync(`/proc/${pid}/ns/mnt`);
 }
 
 export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptions = {}): Promise<RealNode> {
@@ -138,9 +128,12 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
 
   const children: ChildProcess[] = [];
   let holderPid = 0;
+  // the holder's mount namespace, read once when it is ready (never re-read through a PID that may be reused), and
+  // never the host's own: stop() kills what is left in it
+  let holderMnt: string | undefined;
   const processes = () => {
     const pods = cgroupPids(join(CGROUP_FS, 'pids', cgroupRoot));
-    const inNode = holderPid ? sameMountNs(holderPid, [holderPid, process.pid]) : [];
+    const inNode = holderMnt ? inMountNs(holderMnt, [holderPid, process.pid]) : [];
     return [...new Set([...pods, ...inNode])];
   };
   const killAllSync = () => {
@@ -200,6 +193,9 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
       holder.once('exit', (code) => reject(new Error(`holder exited (${code}): ${Buffer.concat(holderErr).toString()}`)));
       holder.stdout!.once('data', () => resolve());
     });
+    const mnt = readlinkSync(`/proc/${holderPid}/ns/mnt`);
+    if (mnt === readlinkSync('/proc/self/ns/mnt')) throw new Error('the holder did not get a mount namespace of its own');
+    holderMnt = mnt;
     trace('real node: holder ready');
   } catch (e) {
     await unregister();
