@@ -59,3 +59,44 @@ export async function upRealCluster(prefix: string): Promise<RealCluster> {
     throw e;
   }
 }
+
+export interface StandInNode {
+  readonly bed: Bed;
+  readonly node: BedNode;
+  readonly rn: RealNode;
+  readonly agent: DaemonSetAgent;
+  down(): Promise<void>;
+}
+
+/**
+ * A real node with the bed's stand-in controller (which addresses each pod when the test calls allocatePod):
+ * bed -> `prepare(bed)` (e.g. extra subnets) -> holder -> install-cni.sh -> the agent -> containerd + kubelet.
+ */
+export async function upStandInNode(prefix: string, prepare?: (bed: Bed) => Promise<void>): Promise<StandInNode> {
+  const work = mkdtempSync(`/tmp/${prefix}work-`);
+  const parts: { bed?: Bed; rn?: RealNode; agent?: DaemonSetAgent } = {};
+  const down = async () => {
+    try {
+      await parts.agent?.stop();
+      await parts.rn?.stop();
+      await parts.bed?.down();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  };
+  try {
+    const rootfs = join(work, 'rootfs');
+    assembleRootfs(rootfs);
+    const bed = (parts.bed = await up({ prefix }));
+    const node = bed.nodes[0]!;
+    await prepare?.(bed);
+    const rn = (parts.rn = await startRealNode(bed, node));
+    await installCni(rn, rootfs);
+    const agent = (parts.agent = await startDaemonSetAgent(bed, rn, rootfs));
+    await rn.startRuntime();
+    return { bed, node, rn, agent, down };
+  } catch (e) {
+    await down().catch(() => undefined);
+    throw e;
+  }
+}
