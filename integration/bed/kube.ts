@@ -260,7 +260,10 @@ function startForwarder(ns: Netns, dir: string, port: number): { started: Promis
 
 /** Creates (or replaces) every CRD in deploy/crds and waits until each is Established and served. */
 export async function applyCrds(api: KubeApi, file = CRD_FILE): Promise<string[]> {
-  const docs = (loadAllYaml(readFileSync(file, 'utf8')) as any[]).filter((d) => d?.kind === 'CustomResourceDefinition');
+  // empty documents (upstream charts have some) make loadAllYaml throw: leave them out first
+  const text = readFileSync(file, 'utf8').split(/^---[ \t]*$/m)
+    .filter((d) => d.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'))).join('\n---\n');
+  const docs = (loadAllYaml(text) as any[]).filter((d) => d?.kind === 'CustomResourceDefinition');
   const base = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
   for (const crd of docs) {
     const name = crd.metadata.name as string;
