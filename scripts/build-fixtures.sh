@@ -126,9 +126,10 @@ unpack_upstream() {
   mv "$2.tmp" "$2"
 }
 
-if ! stamp_ok kube-ovn-controller "$KUBE_OVN_VERSION"; then
+# the unpacked release stays in the cache: the bed reads its OVN schemas, CRDs and ClusterRole at test time
+src="$CACHE/src/kube-ovn-$KUBE_OVN_VERSION"
+if ! stamp_ok kube-ovn-controller "$KUBE_OVN_VERSION" || [ ! -f "$src/charts/kube-ovn/templates/kube-ovn-crd.yaml" ]; then
   need_go
-  src="$CACHE/src/kube-ovn-$KUBE_OVN_VERSION"
   unpack_upstream "$UPSTREAM/kube-ovn-$KUBE_OVN_VERSION.tar.gz" "$src"
   echo "building kube-ovn-controller $KUBE_OVN_VERSION (first time: about 10 min on 2 cores)"
   t=$(date +%s)
@@ -138,9 +139,9 @@ if ! stamp_ok kube-ovn-controller "$KUBE_OVN_VERSION"; then
   echo "$KUBE_OVN_VERSION" > "$BIN/kube-ovn-controller.version"
 fi
 
-if ! stamp_ok multus "$MULTUS_VERSION"; then
+src="$CACHE/src/multus-cni-$MULTUS_VERSION"   # its deployments/multus-daemonset.yml holds the NAD CRD
+if ! stamp_ok multus "$MULTUS_VERSION" || [ ! -f "$src/deployments/multus-daemonset.yml" ]; then
   need_go
-  src="$CACHE/src/multus-cni-$MULTUS_VERSION"
   unpack_upstream "$UPSTREAM/multus-cni-$MULTUS_VERSION.tar.gz" "$src"
   echo "building multus $MULTUS_VERSION (thin plugin)"
   t=$(date +%s)
