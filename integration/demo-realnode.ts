@@ -1,7 +1,8 @@
-// `npm run demo:realnode`: the demo on a real Kubernetes node (integration/realnode): kubelet + containerd + runc
-// in a sandbox node's namespaces, the real kube-ovn-controller v1.16.2, and the agent installed and started the
-// way the DaemonSet does it. Busybox pods are created as plain Pod objects: the controller allocates their
-// addresses, the kubelet asks containerd for a sandbox, containerd calls `kube-ovn`, the agent wires eth0.
+// `npm run demo:realnode [-- --stand-in]`: the demo on a real Kubernetes node (integration/realnode): kubelet +
+// containerd + runc in a sandbox node's namespaces, the real kube-ovn-controller v1.16.2 (or, with --stand-in, the
+// bed's stand-in controller), and the agent installed and started the way the DaemonSet does it. Busybox pods are
+// created as plain Pod objects: the controller allocates their addresses (the stand-in when the demo asks it to),
+// the kubelet asks containerd for a sandbox, containerd calls `kube-ovn`, the agent wires eth0.
 //   1. bring-up (bed, holder, kubelet + containerd, agent, controller), with timings
 //   2. three busybox pods: time from create to Running, IP reported by the kubelet, the controller's MAC
 //   3. a ping matrix from inside the pods' network namespaces (entered by PID: no kubectl exec here) through OVN
@@ -11,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { run } from './bed/exec.ts';
 import { FIXTURE_BIN } from './bed/kube.ts';
 import { cleanupAll, newPrefix } from './bed/netns.ts';
-import { upRealCluster, type RealCluster } from './realnode/cluster.ts';
+import { upRealCluster, upStandInNode, type RealCluster, type StandInNode } from './realnode/cluster.ts';
 import { IMAGE_DIR } from './realnode/node.ts';
 import { createBusyboxPod, deleteAndWait, waitRunning } from './realnode/pods.ts';
 
@@ -21,6 +22,7 @@ const say = (s: string) => process.stdout.write(`[${secs().padStart(6)}] ${s}\n`
 let ok = 0;
 let total = 0;
 let podCount = 0;
+const standIn = process.argv.includes('--stand-in');
 
 process.once('SIGINT', () => {
   process.stdout.write('\ninterrupted: tearing everything down\n');
@@ -29,13 +31,15 @@ process.once('SIGINT', () => {
 
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) throw new Error('the demo creates namespaces, cgroups and daemons: run it as root');
-  for (const f of [`${FIXTURE_BIN}/kubelet`, `${FIXTURE_BIN}/kube-ovn-controller`, `${IMAGE_DIR}/busybox.tar`]) {
+  for (const f of [`${FIXTURE_BIN}/kubelet`, ...(standIn ? [] : [`${FIXTURE_BIN}/kube-ovn-controller`]), `${IMAGE_DIR}/busybox.tar`]) {
     if (!existsSync(f)) throw new Error(`${f} is missing: run \`npm run setup\` first`);
   }
-  say('starting: OVS + OVN (kube-ovn-controller\'s schemas), kube-apiserver + etcd, kubelet + containerd, agent, kube-ovn-controller ...');
-  let cluster: RealCluster | undefined;
+  say(standIn
+    ? 'starting: OVS + OVN, kube-apiserver + etcd, the stand-in controller, kubelet + containerd, agent ...'
+    : 'starting: OVS + OVN (kube-ovn-controller\'s schemas), kube-apiserver + etcd, kubelet + containerd, agent, kube-ovn-controller ...');
+  let cluster: RealCluster | StandInNode | undefined;
   try {
-    cluster = await upRealCluster(newPrefix('koadr'));
+    cluster = standIn ? await upStandInNode(newPrefix('koadr')) : await upRealCluster(newPrefix('koadr'));
     const { bed, node, rn } = cluster;
     const api = bed.kube!.api;
     const n = await api.get(`/api/v1/nodes/${node.name}`);
@@ -49,8 +53,9 @@ async function main(): Promise<number> {
     for (const name of names) {
       started.set(name, performance.now());
       uids.set(name, (await createBusyboxPod(api, { name, nodeName: node.name })).uid);
+      if (standIn) await bed.controller!.allocatePod('default', name);
     }
-    process.stdout.write(`\npods (busybox, created as Pod objects; addresses from kube-ovn-controller, eth0 from the agent):\n`);
+    process.stdout.write(`\npods (busybox, created as Pod objects; addresses from ${standIn ? 'the stand-in' : 'kube-ovn-controller'}, eth0 from the agent):\n`);
     process.stdout.write(`  ${'pod'.padEnd(6)} ${'IP (kubelet)'.padEnd(14)} ${'mac (controller)'.padEnd(18)} create -> Running\n`);
     const ips = new Map<string, string>();
     for (const name of names) {
@@ -79,10 +84,11 @@ async function main(): Promise<number> {
     }
     process.stdout.write('\n');
     for (const name of names) await deleteAndWait(api, name);
+    if (standIn) for (const name of names) await bed.controller!.releasePod('default', name);
     const left = (await node.ovs.vsctl(['list-ports', 'br-int'])).split('\n').filter((p) => p.endsWith('_h'));
     say(`pods deleted (kubelet -> containerd -> kube-ovn DEL); pod ports left on br-int: ${left.length}`);
   } finally {
-    say('tearing down: agent, kube-ovn-controller, kubelet, containerd, OVN, OVS, kube-apiserver, namespaces ...');
+    say(`tearing down: agent, ${standIn ? '' : 'kube-ovn-controller, '}kubelet, containerd, OVN, OVS, kube-apiserver, namespaces ...`);
     await cluster?.down().catch((e: unknown) => say(`teardown error: ${(e as Error).message}`));
     await cleanupAll().catch(() => undefined);
     say('sandbox removed');
