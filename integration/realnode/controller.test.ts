@@ -36,7 +36,7 @@ after(async () => {
 const names = ['web', 'db'];
 const ips = new Map<string, string>();
 
-test('the real controller annotates the node and the pods; the pods get those addresses from the agent and ping', { timeout: 600_000 }, async () => {
+test('the real controller annotates the node and the pods; the pods get those addresses from the agent and ping', { timeout: 900_000 }, async () => {
   const api = bed.kube!.api;
   const n = await api.get(`/api/v1/nodes/${node.name}`);
   assert.equal(n.metadata.annotations['ovn.kubernetes.io/logical_switch'], 'join');
@@ -64,7 +64,7 @@ test('the real controller annotates the node and the pods; the pods get those ad
   assert.ok(countOf(c, 'ADD', true) >= 3, 'an ADD per sandbox');
 });
 
-test('deleting the pods: the controller removes their LSPs, every DEL succeeds, no port is left', { timeout: 600_000 }, async () => {
+test('deleting the pods: the controller removes their LSPs, every DEL succeeds, no port is left', { timeout: 900_000 }, async () => {
   const api = bed.kube!.api;
   const pods = [...names, 'pinger'];
   assert.equal(ips.size, 2, 'the first test ran');

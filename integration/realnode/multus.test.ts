@@ -26,7 +26,7 @@ before(async () => {
   prefix = newPrefix('koarn');
   real = await upStandInNode(prefix, (b) => b.controller!.createSubnet({ name: 'attach', cidrBlock: '172.18.0.0/16', provider: 'attach.default.ovn' }));
   ({ bed, node, rn, agent } = real);
-}, { timeout: 600_000 });
+}, { timeout: 900_000 });
 
 after(async () => {
   try {
@@ -37,7 +37,7 @@ after(async () => {
   if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
 }, { timeout: 300_000 });
 
-test('Multus with a Kube-OVN NetworkAttachmentDefinition: the pod gets eth0 and net1 from the agent, both reach their gateways', { timeout: 600_000 }, async () => {
+test('Multus with a Kube-OVN NetworkAttachmentDefinition: the pod gets eth0 and net1 from the agent, both reach their gateways', { timeout: 900_000 }, async () => {
   const api = bed.kube!.api;
   await installMultus(bed.kube!, rn);
   const provider = await createKubeOvnNad(bed.kube!, 'attach');

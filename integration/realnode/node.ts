@@ -7,7 +7,7 @@
 //   const rn = await startRealNode(bed, bed.nodes[0]);   // holder, cgroups, containerd, images, kubelet; Node Ready
 //   ...                                                   // install the CNI (install.ts) before pods are created
 //   await rn.stop();
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Bed, BedNode } from '../bed/bed.ts';
@@ -126,7 +126,6 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
   writeFileSync(d('sysctl', 'kernel.panic'), '10\n');
   writeFileSync(d('sysctl', 'kernel.panic_on_oops'), '1\n');
 
-  const children: ChildProcess[] = [];
   let holderPid = 0;
   // the holder's mount namespace, read once when it is ready (never re-read through a PID that may be reused), and
   // never the host's own: stop() kills what is left in it
@@ -185,7 +184,6 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
 
     // the holder
     const holder = spawn('ip', ['netns', 'exec', node.ns.name, 'bash', HOLDER, dir, node.ovs.rundir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(holder);
     holderPid = holder.pid ?? 0;
     const holderErr: Buffer[] = [];
     holder.stderr!.on('data', (c: Buffer) => holderErr.push(c));
@@ -212,7 +210,6 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
     const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
-    children.push(child);
     const exited = new Promise<number | null>((r) => child.on('exit', (code, sig) => r(code ?? (sig ? 128 : null))));
     const p: NodeProcess = { pid: child.pid ?? 0, log, exited, alive: () => child.exitCode === null && child.signalCode === null };
     byName.set(name, p);
@@ -227,7 +224,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
     await waitFor('containerd socket', async () => {
       if (!ctrd.alive()) throw new Error(`containerd exited; see ${ctrd.log}`);
       return (await exec(['ctr', '-a', '/run/containerd/containerd.sock', 'version'], { allowFail: true, timeoutMs: 10_000 })).code === 0;
-    }, 60_000, 200);
+    }, 180_000, 200);
     trace('real node: containerd up');
     for (const img of ['pause.tar', 'busybox.tar']) {
       await exec(['ctr', '-a', '/run/containerd/containerd.sock', '-n', 'k8s.io', 'images', 'import', '--snapshotter', 'overlayfs', join(IMAGE_DIR, img)], { timeoutMs: 120_000 });
@@ -245,7 +242,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
       if (!kubelet.alive()) throw new Error(`kubelet exited; see ${kubelet.log}`);
       const n = await kube.api.get(`/api/v1/nodes/${node.name}`);
       return n.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
-    }, 180_000, 500);
+    }, 300_000, 500);
     trace('real node: Ready');
   };
 

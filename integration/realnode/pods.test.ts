@@ -27,7 +27,7 @@ before(async () => {
   prefix = newPrefix('koarn');
   real = await upStandInNode(prefix);
   ({ bed, node, rn, agent } = real);
-}, { timeout: 600_000 });
+}, { timeout: 900_000 });
 
 after(async () => {
   try {
@@ -42,7 +42,7 @@ after(async () => {
 const allocs = new Map<string, Allocation>();
 const names = ['web', 'db'];
 
-test('busybox pods on the real node get eth0 from the agent, the kubelet reports their IPs, and they ping through OVN', { timeout: 600_000 }, async () => {
+test('busybox pods on the real node get eth0 from the agent, the kubelet reports their IPs, and they ping through OVN', { timeout: 900_000 }, async () => {
   for (const name of names) {
     await createBusyboxPod(bed.kube!.api, { name, nodeName: node.name });
     allocs.set(name, await bed.controller!.allocatePod('default', name));
@@ -70,7 +70,7 @@ test('busybox pods on the real node get eth0 from the agent, the kubelet reports
   assert.equal(countOf(c, 'ADD', false), 0);
 });
 
-test('deleting the pods: containerd\'s DEL and its later DELs with an empty CNI_NETNS all succeed, nothing is left', { timeout: 600_000 }, async () => {
+test('deleting the pods: containerd\'s DEL and its later DELs with an empty CNI_NETNS all succeed, nothing is left', { timeout: 900_000 }, async () => {
   const pods = [...allocs.keys()];
   assert.equal(pods.length, 3, 'the first test ran');
   for (const name of pods) await deleteAndWait(bed.kube!.api, name);

@@ -50,7 +50,7 @@ export async function podStatus(api: KubeApi, name: string, namespace = 'default
 }
 
 /** Waits for phase Running with an IP (the kubelet reports it from the CNI result). */
-export async function waitRunning(api: KubeApi, name: string, timeoutMs = 180_000, namespace = 'default'): Promise<PodStatus> {
+export async function waitRunning(api: KubeApi, name: string, timeoutMs = 300_000, namespace = 'default'): Promise<PodStatus> {
   return waitFor(`pod ${name} Running`, async () => {
     const s = await podStatus(api, name, namespace);
     if (s.phase === 'Failed') throw new Error(`pod ${name} failed: ${JSON.stringify(s)}`);
@@ -59,7 +59,7 @@ export async function waitRunning(api: KubeApi, name: string, timeoutMs = 180_00
 }
 
 /** Waits for a restartPolicy=Never pod to finish; returns its phase and the container's exit code. */
-export async function waitFinished(api: KubeApi, name: string, timeoutMs = 180_000, namespace = 'default'): Promise<{ phase: string; exitCode?: number }> {
+export async function waitFinished(api: KubeApi, name: string, timeoutMs = 300_000, namespace = 'default'): Promise<{ phase: string; exitCode?: number }> {
   return waitFor(`pod ${name} finished`, async () => {
     const s = await podStatus(api, name, namespace);
     if (s.phase !== 'Succeeded' && s.phase !== 'Failed') return undefined;
