@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # One idempotent setup for a fresh Debian 12 machine of this kind, as root:
-# system packages, Go test fixtures (kube-apiserver, etcd, cnitool), npm dependencies, builds.
+# system packages, Go test fixtures (kube-apiserver, etcd, cnitool, kubelet, kube-ovn-controller, multus), the
+# real-node bed's local images, npm dependencies, builds.
 # A second run only checks and returns in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
 
-# Debian packages the agent and its test bed use (openssl: the bed's throw-away CA and certificates).
+# Debian packages the agent and its test bed use (openssl: the bed's throw-away CA and certificates;
+# containerd, runc, busybox-static: the real-node bed and its local images).
 # Services are never started by the packages here
 # (no systemd, policy-rc.d denies): the test bed starts its own daemons with private directories.
 PKGS=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common ipset iptables nftables
       containernetworking-plugins iproute2 ethtool iputils-ping tcpdump procps strace
       openssl ca-certificates
       build-essential python3 make g++ gcc libc6-dev
-      # `npm run image` (scripts/image.sh) and its test: base images, the build engine, a private containerd
-      debootstrap podman containerd runc)
+      # `npm run image` (scripts/image.sh) and its test: base images, the build engine, a private containerd;
+      # the real-node bed: containerd, runc, busybox-static (its busybox image)
+      debootstrap podman containerd runc busybox-static)
 missing=()
 for p in "${PKGS[@]}"; do
   # captured, not piped into `grep -q` (an early-exiting reader under pipefail is a race)
@@ -34,6 +37,7 @@ if [ -f "$podman_cni" ] && dpkg -S "$podman_cni" >/dev/null 2>&1; then rm -f "$p
 
 if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then export PATH="$PATH:/usr/local/go/bin"; fi
 bash scripts/build-fixtures.sh
+bash scripts/build-images.sh
 
 # npm ci only when the lockfile changed since the last install (npm writes node_modules/.package-lock.json).
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

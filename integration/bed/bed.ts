@@ -8,7 +8,7 @@ import { isAlive } from './daemon.ts';
 import { trace, waitFor } from './exec.ts';
 import { startKube, type Kube } from './kube.ts';
 import { addAddress, addRoute, createNetns, listNetns, newPrefix, setMac, type Netns } from './netns.ts';
-import { addUnderlay, startOvnCentral, startOvnController, type OvnCentral, type OvnController } from './ovn.ts';
+import { addUnderlay, startOvnCentral, startOvnController, type OvnCentral, type OvnController, type OvnSchemas } from './ovn.ts';
 import { startOvs, type OvsNode } from './ovs.ts';
 
 export interface BedNode {
@@ -29,6 +29,14 @@ export interface BedOptions {
   /** Start kube-apiserver + etcd and the stand-in controller (default true). */
   kube?: boolean;
   encapType?: 'geneve' | 'vxlan';
+  /**
+   * 'none': no stand-in controller (no router, subnets or Node objects): for the real kube-ovn-controller
+   * (integration/realnode), which also wants its own OVN schemas and CRDs.
+   */
+  controller?: 'stand-in' | 'none';
+  ovnSchemas?: OvnSchemas;
+  /** CRDs to apply instead of deploy/crds/kube-ovn-crds.yaml. */
+  crdFile?: string;
 }
 
 export interface WiredPod {
@@ -79,7 +87,7 @@ export async function up(opts: BedOptions = {}): Promise<Bed> {
   let kubeP: Promise<Kube> | undefined;
   try {
     // kube-apiserver is the slow part (seconds): start it alongside OVS/OVN.
-    kubeP = opts.kube === false ? undefined : startKube({ prefix });
+    kubeP = opts.kube === false ? undefined : startKube({ prefix, ...(opts.crdFile ? { crdFile: opts.crdFile } : {}) });
     kubeP?.catch(() => {}); // awaited below; avoid an unhandled rejection while OVS starts
     const ovsNodes: OvsNode[] = [];
     for (let i = 1; i <= nodeCount; i++) {
@@ -88,7 +96,7 @@ export async function up(opts: BedOptions = {}): Promise<Bed> {
       ovsNodes.push(ovs);
     }
     trace('ovs up');
-    const central = await startOvnCentral(nodeCount === 1 ? { prefix, ns: ovsNodes[0]!.nodeNs } : { prefix });
+    const central = await startOvnCentral({ prefix, ...(nodeCount === 1 ? { ns: ovsNodes[0]!.nodeNs } : {}), ...(opts.ovnSchemas ? { schemas: opts.ovnSchemas } : {}) });
     stops.push(central.stop);
     const encapIps = nodeCount === 1 ? ['127.0.0.1'] : ['172.30.0.1', '172.30.0.2'];
     if (nodeCount === 2) await addUnderlay(ovsNodes[0]!, encapIps[0]!, ovsNodes[1]!, encapIps[1]!);
@@ -106,11 +114,13 @@ export async function up(opts: BedOptions = {}): Promise<Bed> {
       kube = await kubeP;
       trace('kube up');
       stops.splice(0, 0, kube.stop); // stopped last
-      controller = new StandInController(kube.api, central);
-      await controller.ensureCluster();
-      trace('controller: router, join, ovn-default');
+      if (opts.controller !== 'none') {
+        controller = new StandInController(kube.api, central);
+        await controller.ensureCluster();
+        trace('controller: router, join, ovn-default');
+      }
       for (const n of nodes) {
-        n.join = await controller.addNode(n.name, n.encapIp);
+        if (controller) n.join = await controller.addNode(n.name, n.encapIp);
         trace(`controller: node ${n.name}`);
         await kube.exposeIn(n.ns); // an agent in the node namespace uses the same kubeconfig
       }

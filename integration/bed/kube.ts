@@ -81,7 +81,7 @@ function startChild(argv: string[], logPath: string): ChildProcess {
   return child;
 }
 
-export async function startKube(opts: { prefix: string; crds?: boolean }): Promise<Kube> {
+export async function startKube(opts: { prefix: string; crds?: boolean; crdFile?: string }): Promise<Kube> {
   for (const b of ['etcd', 'kube-apiserver']) {
     if (!existsSync(join(FIXTURE_BIN, b))) throw new Error(`${join(FIXTURE_BIN, b)} missing: run \`npm run setup\` (scripts/build-fixtures.sh)`);
   }
@@ -105,14 +105,14 @@ export async function startKube(opts: { prefix: string; crds?: boolean }): Promi
   });
 
   try {
-    return await boot(dir, children, pids, unregister, opts.crds !== false);
+    return await boot(dir, children, pids, unregister, opts.crds !== false, opts.crdFile);
   } catch (e) {
     await unregister();
     throw e;
   }
 }
 
-async function boot(dir: string, children: ChildProcess[], pids: () => number[], unregister: () => Promise<void>, crds: boolean): Promise<Kube> {
+async function boot(dir: string, children: ChildProcess[], pids: () => number[], unregister: () => Promise<void>, crds: boolean, crdFile?: string): Promise<Kube> {
   // PKI: CA, apiserver serving cert (SAN 127.0.0.1 so it is valid through netns forwarders too), admin client cert, SA key.
   await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', '@ca.key', '-out', '@ca.crt', '-days', '7', '-subj', '/CN=koa-bed-ca'], dir);
   await issueCert(dir, 'apiserver', '/CN=kube-apiserver',
@@ -172,7 +172,7 @@ async function boot(dir: string, children: ChildProcess[], pids: () => number[],
   trace('kube: apiserver ready');
   const kubeconfig = join(dir, 'admin.kubeconfig');
   writeKubeconfig(kubeconfig, server, dir, 'koa-admin', 'admin');
-  if (crds) await applyCrds(api);
+  if (crds) await applyCrds(api, crdFile);
   trace('kube: CRDs established');
 
   let n = 0;
@@ -260,7 +260,10 @@ function startForwarder(ns: Netns, dir: string, port: number): { started: Promis
 
 /** Creates (or replaces) every CRD in deploy/crds and waits until each is Established and served. */
 export async function applyCrds(api: KubeApi, file = CRD_FILE): Promise<string[]> {
-  const docs = (loadAllYaml(readFileSync(file, 'utf8')) as any[]).filter((d) => d?.kind === 'CustomResourceDefinition');
+  // empty documents (upstream charts have some) make loadAllYaml throw: leave them out first
+  const text = readFileSync(file, 'utf8').split(/^---[ \t]*$/m)
+    .filter((d) => d.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'))).join('\n---\n');
+  const docs = (loadAllYaml(text) as any[]).filter((d) => d?.kind === 'CustomResourceDefinition');
   const base = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
   for (const crd of docs) {
     const name = crd.metadata.name as string;

@@ -39,7 +39,13 @@ function collectPids(pidfiles: string[], into: Set<number>): void {
   }
 }
 
-export async function startOvnCentral(opts: { prefix: string; ns?: Netns }): Promise<OvnCentral> {
+export interface OvnSchemas {
+  /** OVN_Northbound / OVN_Southbound schema files (default: Debian's, /usr/share/ovn/ovn-{nb,sb}.ovsschema). */
+  nb: string;
+  sb: string;
+}
+
+export async function startOvnCentral(opts: { prefix: string; ns?: Netns; schemas?: OvnSchemas }): Promise<OvnCentral> {
   const ownNs = !opts.ns;
   const ns = opts.ns ?? (await createNetns(`${opts.prefix}central`));
   const dir = mkdtempSync(`/tmp/${opts.prefix}ovn-central-`);
@@ -72,10 +78,10 @@ export async function startOvnCentral(opts: { prefix: string; ns?: Netns }): Pro
 
   const common = ['--no-chdir', '--detach', '-vconsole:off'];
   for (const [db, schema, table] of [
-    ['ovnnb_db', 'ovn-nb', 'OVN_Northbound,NB_Global'],
-    ['ovnsb_db', 'ovn-sb', 'OVN_Southbound,SB_Global'],
+    ['ovnnb_db', opts.schemas?.nb ?? '/usr/share/ovn/ovn-nb.ovsschema', 'OVN_Northbound,NB_Global'],
+    ['ovnsb_db', opts.schemas?.sb ?? '/usr/share/ovn/ovn-sb.ovsschema', 'OVN_Southbound,SB_Global'],
   ] as const) {
-    await run(['ovsdb-tool', 'create', join(dbdir, `${db}.db`), `/usr/share/ovn/${schema}.ovsschema`], { env });
+    await run(['ovsdb-tool', 'create', join(dbdir, `${db}.db`), schema], { env });
     await ns.exec(
       [
         'ovsdb-server', join(dbdir, `${db}.db`), `--remote=punix:${join(rundir, `${db}.sock`)}`, `--remote=db:${table},connections`,
@@ -141,6 +147,8 @@ export async function startOvnController(ovs: OvsNode, central: OvnCentral, opts
   await ovs.vsctl([
     'set', 'open_vswitch', '.',
     `external_ids:system-id=${opts.systemId}`,
+    // the Chassis' hostname; kube-ovn-controller matches it to the Node name (a real node's hostname)
+    `external_ids:hostname=${opts.systemId}`,
     `external_ids:ovn-remote=${central.sbDb}`,
     `external_ids:ovn-encap-type=${opts.encapType ?? 'geneve'}`,
     `external_ids:ovn-encap-ip=${opts.encapIp}`,

@@ -1,0 +1,47 @@
+// Multus (thin plugin, v4.3.0 built by scripts/build-fixtures.sh from ../shared/upstream) on the real node:
+// its binary in the node's CNI bin dir and 00-multus.conf in front of 01-kube-ovn.conflist (containerd reads only
+// the first file: max_conf_num = 1). Multus runs the kube-ovn conflist as the cluster network (eth0) and, for a pod
+// annotated k8s.v1.cni.cncf.io/networks, each NetworkAttachmentDefinition's config as net1, net2, ...
+// The NAD CRD comes from the release's own deployments/multus-daemonset.yml.
+import { copyFileSync, existsSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Kube } from '../bed/kube.ts';
+import { applyCrds, FIXTURE_BIN } from '../bed/kube.ts';
+import type { RealNode } from './node.ts';
+
+export const MULTUS_VERSION = process.env.MULTUS_VERSION ?? 'v4.3.0';
+const MULTUS_SRC = join(process.env.KOA_FIXTURE_CACHE ?? '/var/cache/kube-ovn-node-agent', 'src', `multus-cni-${MULTUS_VERSION}`);
+export const MULTUS_CRDS = join(MULTUS_SRC, 'deployments', 'multus-daemonset.yml');
+
+export function checkMultus(): void {
+  for (const f of [join(FIXTURE_BIN, 'multus'), MULTUS_CRDS]) {
+    if (!existsSync(f)) throw new Error(`${f} missing: run \`npm run setup\` (scripts/build-fixtures.sh)`);
+  }
+}
+
+/** NAD CRD, the multus binary and 00-multus.conf (atomically: containerd watches the dir). */
+export async function installMultus(kube: Kube, rn: RealNode): Promise<void> {
+  checkMultus();
+  await applyCrds(kube.api, MULTUS_CRDS);
+  copyFileSync(join(FIXTURE_BIN, 'multus'), join(rn.cniBinDir, 'multus'));
+  const conf = {
+    cniVersion: '0.3.1', name: 'multus-cni-network', type: 'multus',
+    kubeconfig: kube.kubeconfig,
+    clusterNetwork: join(rn.cniConfDir, '01-kube-ovn.conflist'),
+    binDir: rn.cniBinDir,
+    logLevel: 'verbose', logFile: join(rn.dir, 'multus.log'),
+  };
+  const tmp = join(rn.cniConfDir, '.00-multus.conf.tmp');
+  writeFileSync(tmp, JSON.stringify(conf, null, 2));
+  renameSync(tmp, join(rn.cniConfDir, '00-multus.conf'));
+}
+
+/** A NetworkAttachmentDefinition whose config is a Kube-OVN attachment (provider `<name>.<ns>.ovn`). */
+export async function createKubeOvnNad(kube: Kube, name: string, namespace = 'default'): Promise<string> {
+  const provider = `${name}.${namespace}.ovn`;
+  await kube.api.post(`/apis/k8s.cni.cncf.io/v1/namespaces/${namespace}/network-attachment-definitions`, {
+    apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name, namespace },
+    spec: { config: JSON.stringify({ cniVersion: '0.3.1', type: 'kube-ovn', server_socket: '/run/openvswitch/kube-ovn-daemon.sock', provider }) },
+  });
+  return provider;
+}
