@@ -9,6 +9,8 @@ export const LABEL_KEYS = ['ready', 'interface', 'mtu', 'exclude', 'vlan_interfa
 export const labelKey = (pn: string, k: (typeof LABEL_KEYS)[number] | 'err_mesg'): string => `${pn}.provider-network.kubernetes.io/${k}`;
 
 export type UnderlayDesired =
+  /** the ProviderNetworks have not been listed yet: no decision (an unknown network must not look deleted) */
+  | { readonly kind: 'unknown'; readonly pn: string; readonly bridge: string }
   | { readonly kind: 'absent'; readonly pn: string; readonly bridge: string; readonly why: 'deleted' | 'excluded' | 'terminating' }
   | {
     readonly kind: 'present'; readonly pn: string; readonly bridge: string;
@@ -72,10 +74,13 @@ export interface PlanInput {
   readonly node: Node | undefined;
   readonly nodeName: string;
   readonly macLearningFallback: boolean;
+  /** false until the ProviderNetworks were listed once */
+  readonly synced?: boolean;
 }
 
 export function planUnderlay(i: PlanInput): UnderlayDesired {
   const bridge = bridgeName(i.pnName);
+  if (i.synced === false) return { kind: 'unknown', pn: i.pnName, bridge };
   if (!i.pn) return { kind: 'absent', pn: i.pnName, bridge, why: 'deleted' };
   // a requeue must not put the NIC back on a bridge that is being deleted (§6.2 step 1): treat as deleted
   if (i.pn.metadata?.deletionTimestamp) return { kind: 'absent', pn: i.pnName, bridge, why: 'terminating' };

@@ -69,6 +69,7 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
   const ops: UnderlayOp[] = [];
   // a move in flight is finished first: the node must have its addresses in one place before anything else
   if (o.journal) return [{ op: 'finish', rec: o.journal }];
+  if (d.kind === 'unknown') return [];
   const bm = new Map(o.bridgeMappings);
   const mm = new Map(o.macMappings);
   if (d.kind === 'absent') {
