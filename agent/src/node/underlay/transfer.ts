@@ -4,9 +4,10 @@
 // Order, chosen so that at every instant each address and the default route exist on the NIC or on the bridge (never
 // on neither), which upstream's delete-then-add order does not give:
 //   transfer: bridge link takes the NIC's MAC and MTU and comes up -> every address is ADDED to the bridge (the NIC
-//   keeps it) -> every route is REPLACED onto the bridge in scope order host, link, site, universe (a replace swaps
-//   the output device in one kernel operation, so the default route is never missing) -> the NIC becomes a port
-//   of the bridge with its trunks -> the addresses are deleted from the NIC -> the NIC is up.
+//   keeps it) -> the NIC becomes a port of the bridge with its trunks (so the bridge reaches the wire before any
+//   route points at it) -> every route is REPLACED onto the bridge in scope order host, link, site, universe (a
+//   replace swaps the output device in one kernel operation, so the default route is never missing) -> the
+//   addresses are deleted from the NIC -> the NIC is up.
 //   restore: the mirror image (addresses added to the NIC, routes replaced onto it, port removed, addresses deleted
 //   from the bridge, bridge deleted).
 // Link-local addresses and the kernel's own routes (proto kernel: connected, local) stay where the kernel put them.
@@ -91,11 +92,11 @@ export async function transferNic(d: TransferDeps, pn: string, nic: string, brid
   await step(d, base, 'addresses-to-bridge', async () => {
     for (const a of s.addresses) await nl.addAddress(netns, bridge, { cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}) }, { replace: true });
   });
-  await step(d, base, 'routes-to-bridge', async () => {
-    for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, bridge), { replace: true });
-  });
   await step(d, base, 'nic-port', async () => {
     await d.vswitch.addBridgePort({ bridge, name: nic, trunks: base.trunks }, { wait: true, timeoutMs: timeout });
+  });
+  await step(d, base, 'routes-to-bridge', async () => {
+    for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, bridge), { replace: true });
   });
   await step(d, base, 'addresses-off-nic', async () => {
     for (const a of s.addresses) await nl.deleteAddress(netns, nic, a.cidr, { ignoreMissing: true });
@@ -133,7 +134,8 @@ export async function restoreNic(d: TransferDeps, pn: string, nic: string, bridg
   }
   await step(d, base, 'nic-unport', async () => {
     const port = nic === '' ? undefined : d.vswitch.getPort(nic);
-    if (port && (port.bridge === bridge || port.bridge === undefined)) await d.vswitch.deletePort(nic, { wait: true, timeoutMs: timeout });
+    // absent from the replica may mean "not seen yet" (deletePort asks the server); on another bridge: not ours to take
+    if (nic !== '' && (!port || port.bridge === bridge || port.bridge === undefined)) await d.vswitch.deletePort(nic, { wait: true, timeoutMs: timeout });
   });
   await step(d, base, 'addresses-off-bridge', async () => {
     for (const a of s.addresses) await nl.deleteAddress(netns, bridge, a.cidr, { ignoreMissing: true });
