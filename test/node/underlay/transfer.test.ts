@@ -27,7 +27,7 @@ test('transfer: the bridge gets the NIC\'s MAC, MTU, addresses and routes; the N
   assert.deepEqual(vs.getPort(NIC)?.trunks, TRUNKS);
   assert.equal(vs.getBridge(BR)?.otherConfig.hwaddr, NIC_MAC);
   assert.equal(journal.records.size, 0);
-  assert.deepEqual(journal.writes.map((w) => w.step), ['bridge-link', 'addresses-to-bridge', 'routes-to-bridge', 'nic-port', 'addresses-off-nic', 'nic-up']);
+  assert.deepEqual(journal.writes.map((w) => w.step), ['bridge-link', 'addresses-to-bridge', 'nic-port', 'routes-to-bridge', 'addresses-off-nic', 'nic-up']);
 });
 
 test('restore after transfer puts the NIC back exactly as it was and deletes the bridge', async () => {
