@@ -1,0 +1,119 @@
+// Provider networks end to end: two bed nodes (kube-apiserver, OVS userspace datapath, OVN) whose third NIC eth2 (eth1 is the bed's tunnel underlay)
+// is a veth into a "switch" namespace (a Linux bridge that also owns the physical gateway 172.30.50.1/24), and the
+// real agent on each node. A ProviderNetwork is applied, one node is excluded, the network is deleted; the NICs,
+// the node labels, the mappings and the Events are checked at each stage.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { up, type Bed, type BedNode } from '../bed/bed.ts';
+import { cleanupAll, createNetns, newPrefix, ping, type Netns } from '../bed/netns.ts';
+import { waitFor } from '../bed/exec.ts';
+import { startNodeAgent, type NodeAgent } from './agent-harness.ts';
+
+const PN = '/apis/kubeovn.io/v1/provider-networks';
+const label = (k: string): string => `phys.provider-network.kubernetes.io/${k}`;
+let bed: Bed;
+let sw: Netns;
+const agents: NodeAgent[] = [];
+const nodeIp = (i: number): string => `172.30.50.1${i}`;
+
+interface NicState { detail: string; routes: string; mac: string }
+const before0: NicState[] = [];
+
+async function nicState(n: BedNode, dev = 'eth2'): Promise<NicState> {
+  const detail = (await n.ns.ip(['-d', 'addr', 'show', 'dev', dev])).stdout;
+  const routes = (await n.ns.ip(['-4', 'route', 'show', 'table', 'all'])).stdout.split('\n').filter((l) => / dev eth2\b/.test(l)).sort().join('\n');
+  const mac = JSON.parse((await n.ns.ip(['-j', 'link', 'show', dev])).stdout)[0].address as string;
+  return { detail, routes, mac };
+}
+
+const labelsOf = async (n: BedNode): Promise<Record<string, string>> => {
+  const node = await bed.kube!.api.get(`/api/v1/nodes/${n.name}`);
+  return Object.fromEntries(Object.entries(node.metadata.labels ?? {}).filter(([k]) => k.startsWith('phys.'))) as Record<string, string>;
+};
+
+before(async () => {
+  const prefix = newPrefix('koaul');
+  bed = await up({ prefix, nodes: 2 });
+  sw = await createNetns(`${prefix}sw`);
+  await sw.ip(['link', 'add', 'br0', 'type', 'bridge']);
+  await sw.ip(['link', 'set', 'br0', 'up']);
+  await sw.ip(['addr', 'add', '172.30.50.1/24', 'brd', '+', 'dev', 'br0']);
+  await sw.ip(['addr', 'add', '10.200.0.1/32', 'dev', 'lo']);
+  for (const [i, n] of bed.nodes.entries()) {
+    await n.ns.ip(['link', 'add', 'eth2', 'type', 'veth', 'peer', 'name', `n${i}`, 'netns', sw.name]);
+    await sw.ip(['link', 'set', `n${i}`, 'master', 'br0', 'up']);
+    await sw.exec(['ethtool', '-K', `n${i}`, 'tx', 'off']);
+    await n.ns.ip(['link', 'set', 'eth2', 'up']);
+    await n.ns.ip(['addr', 'add', `${nodeIp(i)}/24`, 'brd', '+', 'dev', 'eth2']);
+    // a default route of its own metric (the bed's namespaces keep theirs), a gateway route and a link route
+    await n.ns.ip(['route', 'add', 'default', 'via', '172.30.50.1', 'dev', 'eth2', 'metric', '1000']);
+    await n.ns.ip(['route', 'add', '10.200.0.0/16', 'via', '172.30.50.1', 'dev', 'eth2', 'metric', '100']);
+    await n.ns.ip(['route', 'add', '10.201.0.0/16', 'dev', 'eth2', 'scope', 'link']);
+    // the kernel's link-local IPv6 address is tentative for a while after the link comes up: compare after DAD
+    await waitFor(`DAD on ${n.name} eth2`, async () => !(await n.ns.ip(['-6', 'addr', 'show', 'dev', 'eth2'])).stdout.includes('tentative'), 10_000);
+    before0.push(await nicState(n));
+    const dir = mkdtempSync(`/tmp/${prefix}ul-${i}-`);
+    agents.push(await startNodeAgent(bed, n, { args: [`--underlay-journal-dir=${join(dir, 'journal')}`] }));
+  }
+});
+
+after(async () => {
+  try {
+    for (const a of agents) await a.stop();
+    await bed?.down();
+  } finally {
+    await cleanupAll();
+  }
+});
+
+test('apply a ProviderNetwork: both NICs move onto br-phys with their addresses, routes and MAC; labels, mappings, Events', async () => {
+  await bed.kube!.api.post(PN, { apiVersion: 'kubeovn.io/v1', kind: 'ProviderNetwork', metadata: { name: 'phys' }, spec: { defaultInterface: 'eth2' } });
+  for (const [i, n] of bed.nodes.entries()) {
+    const labels = await waitFor(`ready label on ${n.name}`, async () => { const l = await labelsOf(n); return l[label('ready')] === 'true' && l; }, 30_000);
+    assert.deepEqual(labels, { [label('ready')]: 'true', [label('interface')]: 'eth2', [label('mtu')]: '1500' });
+    const br = await nicState(n, 'br-phys');
+    assert.equal(br.mac, before0[i]!.mac);
+    assert.match(br.detail, new RegExp(`inet ${nodeIp(i).replaceAll('.', '\\.')}/24 brd 172\\.30\\.50\\.255 scope global br-phys`));
+    const brRoutes = (await n.ns.ip(['-4', 'route', 'show', 'table', 'all'])).stdout.split('\n').filter((l) => / dev br-phys\b/.test(l))
+      .map((l) => l.replaceAll('br-phys', 'eth2')).sort().join('\n');
+    assert.equal(brRoutes, before0[i]!.routes);
+    assert.doesNotMatch((await n.ns.ip(['-4', 'addr', 'show', 'dev', 'eth2'])).stdout, /inet /);
+    assert.equal(await n.ovs.vsctl(['port-to-br', 'eth2']), 'br-phys');
+    assert.equal(await n.ovs.vsctl(['get', 'Port', 'eth2', 'trunks']), '[0]');
+    assert.equal(await n.ovs.vsctl(['get', 'Bridge', 'br-phys', 'external_ids:vendor']), 'kube-ovn');
+    assert.match(await n.ovs.vsctl(['get', 'Open_vSwitch', '.', 'external_ids:ovn-bridge-mappings']), /phys:br-phys/);
+    assert.match(await n.ovs.vsctl(['get', 'Open_vSwitch', '.', 'external_ids:ovn-chassis-mac-mappings']), /phys:[0-9a-f:]{17}/);
+    assert.ok((await ping(sw, nodeIp(i), { count: 3, intervalS: 0.2 })).ok, `the switch pings ${nodeIp(i)}`);
+  }
+  const events = await waitFor('InitOVSBridgeSucceeded events', async () => {
+    const ev = (await bed.kube!.api.get('/api/v1/namespaces/default/events')).items as { reason: string; involvedObject: { kind: string; name: string }; source: { host: string } }[];
+    const ok = ev.filter((e) => e.reason === 'InitOVSBridgeSucceeded' && e.involvedObject.kind === 'ProviderNetwork' && e.involvedObject.name === 'phys');
+    return ok.length >= 2 && ok;
+  }, 10_000);
+  assert.deepEqual(new Set(events.map((e) => e.source.host)), new Set(bed.nodes.map((n) => n.name)));
+});
+
+test('exclude the second node: its NIC comes back byte for byte and it gets exclude=true; the first node is untouched', async () => {
+  const n2 = bed.nodes[1]!;
+  await bed.kube!.api.mergePatch(`${PN}/phys`, { spec: { excludeNodes: [n2.name] } });
+  await waitFor(`exclude label on ${n2.name}`, async () => (await labelsOf(n2))[label('exclude')] === 'true', 30_000);
+  assert.deepEqual(await labelsOf(n2), { [label('exclude')]: 'true' });
+  assert.deepEqual(await nicState(n2), before0[1]);
+  assert.equal((await n2.ovs.vsctl(['list-br'])).split('\n').includes('br-phys'), false);
+  assert.equal((await labelsOf(bed.nodes[0]!))[label('ready')], 'true');
+  assert.equal(await bed.nodes[0]!.ovs.vsctl(['port-to-br', 'eth2']), 'br-phys');
+});
+
+test('delete the ProviderNetwork: the first node\'s NIC comes back byte for byte; bridge, mappings and labels go', async () => {
+  const n1 = bed.nodes[0]!;
+  await bed.kube!.api.delete(`${PN}/phys`);
+  await waitFor(`labels removed on ${n1.name}`, async () => Object.keys(await labelsOf(n1)).length === 0, 30_000);
+  await waitFor('bridge gone', async () => !(await n1.ovs.vsctl(['list-br'])).split('\n').includes('br-phys'), 10_000);
+  assert.deepEqual(await nicState(n1), before0[0]);
+  const ids = await n1.ovs.vsctl(['get', 'Open_vSwitch', '.', 'external_ids']);
+  assert.doesNotMatch(ids, /ovn-bridge-mappings|ovn-chassis-mac-mappings/);
+  await waitFor(`labels removed on ${bed.nodes[1]!.name}`, async () => Object.keys(await labelsOf(bed.nodes[1]!)).length === 0, 30_000);
+  assert.ok((await ping(sw, nodeIp(0), { count: 3, intervalS: 0.2 })).ok);
+});
