@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { up, type Bed, type BedNode } from '../bed/bed.ts';
 import { cleanupAll, createNetns, newPrefix, ping, type Netns } from '../bed/netns.ts';
 import { waitFor } from '../bed/exec.ts';
-import { startNodeAgent, type NodeAgent } from './agent-harness.ts';
+import { buildShim, newPod, podCall, startNodeAgent, type NodeAgent } from './agent-harness.ts';
 
 const PN = '/apis/kubeovn.io/v1/provider-networks';
 const label = (k: string): string => `phys.provider-network.kubernetes.io/${k}`;
@@ -34,6 +34,7 @@ const labelsOf = async (n: BedNode): Promise<Record<string, string>> => {
 };
 
 before(async () => {
+  buildShim();
   const prefix = newPrefix('koaul');
   bed = await up({ prefix, nodes: 2 });
   sw = await createNetns(`${prefix}sw`);
@@ -93,6 +94,35 @@ test('apply a ProviderNetwork: both NICs move onto br-phys with their addresses,
     return ok.length >= 2 && ok;
   }, 10_000);
   assert.deepEqual(new Set(events.map((e) => e.source.host)), new Set(bed.nodes.map((n) => n.name)));
+});
+
+test('an underlay pod on each node (subnet with vlan, OVN localnet) pings the physical gateway, a host behind it and the other pod', async () => {
+  const c = bed.controller!;
+  await c.createSubnet({ name: 'ul', cidrBlock: '172.30.50.0/24', gateway: '172.30.50.1', extraSpec: { vlan: 'vl0' },
+    excludeIps: ['172.30.50.1', nodeIp(0), nodeIp(1)] });
+  // as upstream's controller for an underlay subnet without a logical gateway: no router port, a localnet port instead
+  await bed.central.nbctl(['--if-exists', 'lrp-del', 'ovn-cluster-ul', '--', '--if-exists', 'lsp-del', 'ul-ovn-cluster']);
+  await bed.central.nbctl(['lsp-add', 'ul', 'localnet.ul', '--', 'lsp-set-type', 'localnet.ul', 'localnet', '--', 'lsp-set-addresses', 'localnet.ul', 'unknown',
+    '--', 'lsp-set-options', 'localnet.ul', 'network_name=phys']);
+  const pods = [];
+  for (const [i, n] of bed.nodes.entries()) {
+    const p = await newPod(bed, n, `ul${i}`);
+    const a = await c.allocatePod(p.namespace, p.name, { subnet: 'ul' });
+    await bed.kube!.api.mergePatch(`/api/v1/namespaces/${p.namespace}/pods/${p.name}`, { metadata: { annotations: { 'ovn.kubernetes.io/provider_network': 'phys' } } });
+    const r = await podCall('ADD', agents[i]!, p);
+    assert.equal(r.code, 0, `ADD ${p.name}: ${r.stdout} ${r.stderr}`);
+    const link = JSON.parse((await p.ns.ip(['-j', 'link', 'show', 'eth0'])).stdout)[0];
+    assert.equal(link.mtu, 1500, 'MTU from the provider network label');
+    assert.match((await p.ns.ip(['route', 'show', 'default'])).stdout, /default via 172\.30\.50\.1 dev eth0/);
+    assert.equal(await n.ovs.vsctl(['port-to-br', 'patch-localnet.ul-to-br-int']), 'br-phys');
+    pods.push({ p, ip: a.ips[0]! });
+  }
+  for (const [i, { p }] of pods.entries()) {
+    for (const dst of ['172.30.50.1', '10.200.0.1', pods[1 - i]!.ip]) {
+      assert.ok((await ping(p.ns, dst, { count: 3, intervalS: 0.2, minReceived: 2 })).ok, `${p.name} pings ${dst}`);
+    }
+  }
+  for (const [i, { p }] of pods.entries()) assert.equal((await podCall('DEL', agents[i]!, p)).code, 0);
 });
 
 test('exclude the second node: its NIC comes back byte for byte and it gets exclude=true; the first node is untouched', async () => {
