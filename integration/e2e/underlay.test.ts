@@ -125,6 +125,36 @@ test('an underlay pod on each node (subnet with vlan, OVN localnet) pings the ph
   for (const [i, { p }] of pods.entries()) assert.equal((await podCall('DEL', agents[i]!, p)).code, 0);
 });
 
+test('VLAN 100: a Vlan in the network\'s status.vlans adds 100 to the trunks; a pod on a VLAN 100 subnet pings its gateway across the switch, tagged', async () => {
+  const c = bed.controller!;
+  // the physical side: this kernel has no 802.1Q devices (nor bridge VLAN filtering), so the VLAN 100 gateway
+  // 172.30.100.1 is a host on the far side of the switch: an OVS access port (tag 100) on the second node's
+  // provider bridge. Tagged frames cross the Linux bridge of the switch namespace untouched.
+  const n2 = bed.nodes[1]!;
+  await n2.ovs.vsctl(['add-port', 'br-phys', 'gw100', '--', 'set', 'interface', 'gw100', 'type=internal', '--', 'set', 'port', 'gw100', 'tag=100']);
+  await waitFor('gw100 link', async () => (await n2.ns.ip(['link', 'show', 'gw100'], { allowFail: true })).code === 0, 10_000);
+  await n2.ns.ip(['addr', 'add', '172.30.100.1/24', 'dev', 'gw100']);
+  await n2.ns.ip(['link', 'set', 'gw100', 'up']);
+  await n2.ns.exec(['ethtool', '-K', 'gw100', 'tx', 'off']);
+  // what kube-ovn-controller does: the Vlan CR, and its name in the provider network's status
+  await bed.kube!.api.post('/apis/kubeovn.io/v1/vlans', { apiVersion: 'kubeovn.io/v1', kind: 'Vlan', metadata: { name: 'vl100' }, spec: { id: 100, provider: 'phys' } });
+  await bed.kube!.api.mergePatch(`${PN}/phys/status`, { status: { vlans: ['vl100'] } });
+  const n = bed.nodes[0]!;
+  for (const x of bed.nodes) await waitFor(`trunks [0, 100] on ${x.name}`, async () => (await x.ovs.vsctl(['get', 'Port', 'eth2', 'trunks'])) === '[0, 100]', 30_000);
+  await c.createSubnet({ name: 'ul100', cidrBlock: '172.30.100.0/24', gateway: '172.30.100.1', extraSpec: { vlan: 'vl100' } });
+  await bed.central.nbctl(['--if-exists', 'lrp-del', 'ovn-cluster-ul100', '--', '--if-exists', 'lsp-del', 'ul100-ovn-cluster']);
+  await bed.central.nbctl(['lsp-add', 'ul100', 'localnet.ul100', '--', 'lsp-set-type', 'localnet.ul100', 'localnet', '--', 'lsp-set-addresses', 'localnet.ul100', 'unknown',
+    '--', 'lsp-set-options', 'localnet.ul100', 'network_name=phys', '--', 'set', 'logical_switch_port', 'localnet.ul100', 'tag=100']);
+  const p = await newPod(bed, n, 'v100');
+  await c.allocatePod(p.namespace, p.name, { subnet: 'ul100' });
+  await bed.kube!.api.mergePatch(`/api/v1/namespaces/${p.namespace}/pods/${p.name}`, { metadata: { annotations: { 'ovn.kubernetes.io/provider_network': 'phys', 'ovn.kubernetes.io/vlan_id': '100' } } });
+  const r = await podCall('ADD', agents[0]!, p);
+  assert.equal(r.code, 0, `ADD ${p.name}: ${r.stdout} ${r.stderr}`);
+  assert.ok((await ping(p.ns, '172.30.100.1', { count: 3, intervalS: 0.2, minReceived: 2 })).ok, 'the VLAN 100 pod pings its gateway');
+  assert.equal((await podCall('DEL', agents[0]!, p)).code, 0);
+  await n2.ovs.vsctl(['del-port', 'br-phys', 'gw100']);
+});
+
 test('exclude the second node: its NIC comes back byte for byte and it gets exclude=true; the first node is untouched', async () => {
   const n2 = bed.nodes[1]!;
   await bed.kube!.api.mergePatch(`${PN}/phys`, { spec: { excludeNodes: [n2.name] } });

@@ -21,6 +21,8 @@ export const CHASSIS_MAC_MAPPINGS = 'ovn-chassis-mac-mappings';
 export interface UnderlayObserved {
   readonly journal: MoveRecord | undefined;
   readonly bridge: BridgeInfo | undefined;
+  /** the bridge's NIC: its port of ours (vendor=kube-ovn) backed by a system interface (not internal, not patch) */
+  readonly bridgeNic: string | undefined;
   /** the OVS port named like the NIC (undefined when absent or when no NIC is wanted) */
   readonly nicPort: PortInfo | undefined;
   readonly nicLink: LinkInfo | null;
@@ -75,8 +77,7 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
   if (d.kind === 'absent') {
     const bridge = o.bridgeMappings.get(d.pn) ?? d.bridge;
     if (o.bridge && o.bridge.externalIds.vendor === 'kube-ovn') {
-      const nic = o.bridge.ports.find((p) => p !== bridge && !p.startsWith('patch-')) ?? '';
-      ops.push({ op: 'restore', nic, bridge });
+      ops.push({ op: 'restore', nic: o.bridgeNic ?? '', bridge });
     }
     bm.delete(d.pn);
     mm.delete(d.pn);
@@ -150,9 +151,12 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
       const meta = deps.nodeMeta();
       const labels: Record<string, string> = {};
       for (const k of LABEL_KEYS) { const v = meta.labels[labelKey(pn, k)]; if (v !== undefined) labels[labelKey(pn, k)] = v; }
+      const bridge = vs.getBridge(d.kind === 'present' ? d.bridge : bridgeName);
+      const bridgeNic = bridge?.ports.find((p) => p !== bridge.name && vs.getPort(p)?.externalIds.vendor === 'kube-ovn'
+        && (vs.getInterface(p)?.type ?? '') === '');
       return {
         journal: await deps.journal.read(pn),
-        bridge: vs.getBridge(d.kind === 'present' ? d.bridge : bridgeName),
+        bridge, bridgeNic,
         nicPort: nic ? vs.getPort(nic) : undefined,
         nicLink, nicAddresses, bridgeMappings,
         macMappings: parseMappings(ids[CHASSIS_MAC_MAPPINGS]),
