@@ -17,6 +17,7 @@ import { sniffVersion } from '../cni/netconf.ts';
 import { handleUpstream } from '../cni/upstream.ts';
 import { LATEST_VERSION, type CallOutcome, type ForwardedCall } from '../cni/types.ts';
 import { ByteBudget } from '../limits.ts';
+import { installReadDeadlines, SWEEP_DISABLED_MS } from './read-deadline.ts';
 
 export const CALL_PATH = '/cni/v1/call';
 export const EXIT_HEADER = 'x-cni-exit-status';
@@ -111,11 +112,12 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    requestTimeout: 10_000, // receiving the request; handler time is bounded by the backend, not here
-    // as upstream's ReadHeaderTimeout: a silent client cannot hold a slot; checked every second
-    http: { headersTimeout: 3000, connectionsCheckingInterval: 1000 },
+    // read deadlines (3 s for the headers, as upstream's ReadHeaderTimeout, then 10 s for the body; handler time is
+    // bounded by the backend) are per-connection timers, not Node's periodic sweep: read-deadline.ts
+    http: { connectionsCheckingInterval: SWEEP_DISABLED_MS },
     return503OnClosing: true,
   });
+  installReadDeadlines(app.server, { headersMs: 3000, requestMs: 10_000 });
 
   // Take the body's size from the budget before the body is read; give it back once answered (or aborted). A body
   // of unknown size (chunked) counts as the limit. Oversized bodies are refused by fastify without taking anything.
