@@ -4,10 +4,10 @@
 // the node labels, the mappings and the Events are checked at each stage.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { up, type Bed, type BedNode } from '../bed/bed.ts';
-import { cleanupAll, createNetns, newPrefix, ping, type Netns } from '../bed/netns.ts';
+import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
+import { cleanupAll, createNetns, newPrefix, onCleanup, ping, type Netns } from '../bed/netns.ts';
 import { waitFor } from '../bed/exec.ts';
 import { buildShim, newPod, podCall, startNodeAgent, type NodeAgent } from './agent-harness.ts';
 
@@ -15,6 +15,7 @@ const PN = '/apis/kubeovn.io/v1/provider-networks';
 const label = (k: string): string => `phys.provider-network.kubernetes.io/${k}`;
 let bed: Bed;
 let sw: Netns;
+let prefix = '';
 const agents: NodeAgent[] = [];
 const nodeIp = (i: number): string => `172.30.50.1${i}`;
 
@@ -35,7 +36,7 @@ const labelsOf = async (n: BedNode): Promise<Record<string, string>> => {
 
 before(async () => {
   buildShim();
-  const prefix = newPrefix('koaul');
+  prefix = newPrefix('koaul');
   bed = await up({ prefix, nodes: 2 });
   sw = await createNetns(`${prefix}sw`);
   await sw.ip(['link', 'add', 'br0', 'type', 'bridge']);
@@ -56,6 +57,7 @@ before(async () => {
     await waitFor(`DAD on ${n.name} eth2`, async () => !(await n.ns.ip(['-6', 'addr', 'show', 'dev', 'eth2'])).stdout.includes('tentative'), 10_000);
     before0.push(await nicState(n));
     const dir = mkdtempSync(`/tmp/${prefix}ul-${i}-`);
+    onCleanup({ label: `journal dir ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });
     agents.push(await startNodeAgent(bed, n, { args: [`--underlay-journal-dir=${join(dir, 'journal')}`] }));
   }
 });
@@ -67,6 +69,7 @@ after(async () => {
   } finally {
     await cleanupAll();
   }
+  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
 });
 
 test('apply a ProviderNetwork: both NICs move onto br-phys with their addresses, routes and MAC; labels, mappings, Events', async () => {
