@@ -8,8 +8,8 @@
 //   route points at it) -> every route is REPLACED onto the bridge in scope order host, link, site, universe (a
 //   replace swaps the output device in one kernel operation, so the default route is never missing) -> the
 //   addresses are deleted from the NIC -> the NIC is up.
-//   restore: the mirror image (addresses added to the NIC, routes replaced onto it, port removed, addresses deleted
-//   from the bridge, bridge deleted).
+//   restore: the mirror image (addresses added to the NIC, routes replaced onto it, addresses deleted from the
+//   bridge while the NIC is still its port, port removed, bridge deleted).
 // Link-local addresses and the kernel's own routes (proto kernel: connected, local) stay where the kernel put them.
 
 import type { Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
@@ -132,13 +132,15 @@ export async function restoreNic(d: TransferDeps, pn: string, nic: string, bridg
       for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, nic), { replace: true });
     });
   }
+  // the bridge's addresses (and so its connected routes, which the kernel prefers as the older ones) go while the NIC
+  // is still its port: replies then leave through the NIC at once, and no reply is sent into a bridge without uplink
+  await step(d, base, 'addresses-off-bridge', async () => {
+    for (const a of s.addresses) await nl.deleteAddress(netns, bridge, a.cidr, { ignoreMissing: true });
+  });
   await step(d, base, 'nic-unport', async () => {
     const port = nic === '' ? undefined : d.vswitch.getPort(nic);
     // absent from the replica may mean "not seen yet" (deletePort asks the server); on another bridge: not ours to take
     if (nic !== '' && (!port || port.bridge === bridge || port.bridge === undefined)) await d.vswitch.deletePort(nic, { wait: true, timeoutMs: timeout });
-  });
-  await step(d, base, 'addresses-off-bridge', async () => {
-    for (const a of s.addresses) await nl.deleteAddress(netns, bridge, a.cidr, { ignoreMissing: true });
   });
   await step(d, base, 'bridge-delete', async () => {
     await d.vswitch.deleteBridge(bridge, { wait: true, timeoutMs: timeout });
