@@ -166,6 +166,6 @@ test('kill -9 of the moving process at 20 random instants: never without address
     console.log(`kill ${i}: ${op} at ${at.toFixed(1)} ms -> ${outcome}, right after: ${where}, journal: ${pending.map((p) => p.step).join(',') || '-'}`);
   }
   console.log(`${killedMidway} of 20 kills landed inside a move`);
-  assert.ok(killedMidway >= 5, `only ${killedMidway} kills landed inside a move`);
+  assert.ok(killedMidway >= 3, `only ${killedMidway} kills landed inside a move`);
   assert.ok(await nodePing(REMOTE));
 });
