@@ -1,7 +1,10 @@
 // The agent as a short list of components, in start order (stops run in reverse; lifecycle.ts):
 //
 //   netlink -> kubernetes-watches -> ovsdb -> cni-server -> delete-queue -> node-network -> node-initialised -> pod-gc
-//   -> pod-qos
+//   -> pod-qos -> underlay
+//
+// The underlay (provider networks, node/underlay/) comes after every listener is bound: moving a NIC's addresses
+// must never be able to take away what the agent serves on.
 //
 // The CNI socket is served before the node is initialised: ADDs that arrive early wait at the node-ready gate
 // (node/gate.ts, bounded, then code 11), DELs go through. Each component's readiness is registered once in the
@@ -26,6 +29,7 @@ import { NodeNetwork, type NetfilterSetup } from './node/network.ts';
 import type { SubnetTraffic } from './node/netfilter.ts';
 import { decideBackend, ExecNetfilterRunner, probeBackend } from './datapath/netfilter/index.ts';
 import { Reconciler } from './node/reconciler.ts';
+import { UnderlayComponent } from './node/underlay/component.ts';
 import { Readiness } from './observe/health.ts';
 import type { AgentMetrics } from './observe/metrics.ts';
 import { OvnBackend } from './pod/backend.ts';
@@ -161,6 +165,14 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
       .add(component('pod-qos', {
         start: () => { unsubscribeQos = kube.watches.pods.store.subscribe(() => qos.trigger('pod')); qos.start(); },
         stop: () => { unsubscribeQos(); return qos.stop(); },
+      }))
+      .add(new UnderlayComponent({
+        nodeName: cfg.nodeName, journalDir: cfg.underlayJournalDir, macLearningFallback: cfg.macLearningFallback,
+        watchIdleTimeoutMs: cfg.watchIdleTimeoutMs, kubeConfig: () => kube.kubeConfig,
+        netlink: () => netlink.netlink, vswitch: () => ovsdb.vswitch, node: () => kube.watches.node.store.get(cfg.nodeName),
+        onNodeChange: (l) => kube.watches.node.store.subscribe((_e, n) => { if (n.metadata?.name === cfg.nodeName) l(); }),
+        nodeApi: () => kube.nodeApi, events: () => kube.events, log,
+        ...(m ? { onPass: m.observeReconcile } : {}),
       }));
   }
   try {

@@ -51,7 +51,7 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'enable-pprof', kind: 'bool', def: 'false', origin: 'upstream', help: 'profiling endpoints' },
   { name: 'pprof-port', acted: true, kind: 'int', def: '10665', origin: 'upstream', help: 'metrics / health port (0 = an ephemeral port, for tests)' },
   { name: 'secure-serving', kind: 'bool', def: 'false', origin: 'upstream', help: 'HTTPS with authn/z on metrics' },
-  { name: 'mac-learning-fallback', kind: 'bool', def: 'false', origin: 'upstream', help: 'provider bridges other_config:mac-learning-fallback' },
+  { name: 'mac-learning-fallback', acted: true, kind: 'bool', def: 'false', origin: 'upstream', help: 'provider bridges other_config:mac-learning-fallback' },
   { name: 'network-type', acted: true, kind: 'string', def: 'geneve', origin: 'upstream', help: 'geneve | vxlan | stt | vlan (encap overhead; vxlan: --set-vxlan-tx-off)' },
   { name: 'default-provider-name', kind: 'string', def: 'provider', origin: 'upstream', help: 'parsed, unused (as upstream)' },
   { name: 'default-interface-name', kind: 'string', def: '', origin: 'upstream', help: 'parsed, unused (as upstream)' },
@@ -83,6 +83,7 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'ip-conflict-probe-time', acted: true, kind: 'duration', def: '60ms', env: ['KOA_IP_CONFLICT_PROBE_TIME'], origin: 'ours', help: 'bound of the IPv4 conflict probe per ADD (RFC 5227 timing takes 4-9 s; 3 probes + listening fit in this)' },
   { name: 'node-ready-timeout', acted: true, kind: 'duration', def: '30s', env: ['KOA_NODE_READY_TIMEOUT'], origin: 'ours', help: 'an ADD that arrives before the node is initialised waits this long, then fails with CNI code 11' },
   { name: 'cni-del-queue-dir', acted: true, kind: 'string', def: '/run/openvswitch/kube-ovn-del-queue', env: ['KOA_DEL_QUEUE_DIR'], origin: 'ours', help: 'DELs that could not finish are kept here and retried at start' },
+  { name: 'underlay-journal-dir', acted: true, kind: 'string', def: '/run/openvswitch/kube-ovn-underlay', env: ['KOA_UNDERLAY_JOURNAL_DIR'], origin: 'ours', help: 'intent log of provider-network NIC moves; a move a crash interrupted is finished from it at start (keep it on tmpfs: a reboot must forget it)' },
   { name: 'log-level', acted: true, kind: 'string', def: 'info', env: ['KOA_LOG_LEVEL'], origin: 'ours', help: 'trace | debug | info | warn | error | fatal' },
   // klog flags the DaemonSet passes: accepted; -v sets the verbosity, the rest is ignored (logs go to stdout)
   { name: 'v', acted: true, kind: 'int', def: '0', origin: 'klog', help: 'log verbosity' },
@@ -248,6 +249,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     ipConflictProbeMs: duration('ip-conflict-probe-time', 10, 10_000),
     nodeReadyTimeoutMs: duration('node-ready-timeout', 100, MAX_TIMEOUT_MS - 1),
     delQueueDir: absPath('cni-del-queue-dir'),
+    underlayJournalDir: absPath('underlay-journal-dir'),
     logLevel: str('log-level'),
   };
   if (!LOG_LEVELS.includes(config.logLevel)) problems.push(`--log-level=${JSON.stringify(config.logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`);

@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import type { Component } from '../lifecycle.ts';
 import type { ConnectConfig, IdentityConfig } from '../config/config.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { createWatchSet, loadKubeConfig, type WatchSet } from './client.ts';
 import { nodeApi, type NodeApi } from './node-api.ts';
 import { apiEventSink, EventRecorder } from './events.ts';
@@ -20,6 +21,7 @@ export class KubeComponent implements Component {
   #watches: WatchSet | undefined;
   #nodeApi: NodeApi | undefined;
   #events: EventRecorder | undefined;
+  #kc: KubeConfig | undefined;
   readonly #cfg: ConnectConfig & Pick<IdentityConfig, 'nodeName'>;
   readonly #log: Logger;
   readonly #hooks: KubeHooks;
@@ -42,6 +44,12 @@ export class KubeComponent implements Component {
     return this.#nodeApi;
   }
 
+  /** the shared KubeConfig (after start): other components' watches use its connection pool */
+  get kubeConfig(): KubeConfig {
+    if (!this.#kc) throw new Error('the Kubernetes client is not started');
+    return this.#kc;
+  }
+
   /** Kubernetes Events, rate-limited (after start) */
   get events(): EventRecorder {
     if (!this.#events) throw new Error('the Kubernetes client is not started');
@@ -53,6 +61,7 @@ export class KubeComponent implements Component {
       throw new Error('no --kubeconfig (or KUBECONFIG) given and not running in a cluster (KUBERNETES_SERVICE_HOST is not set)');
     }
     const kc = loadKubeConfig(this.#cfg.kubeconfig);
+    this.#kc = kc;
     this.#nodeApi = nodeApi(kc);
     this.#events = new EventRecorder(apiEventSink(kc), {
       component: 'kube-ovn-cni', host: this.#cfg.nodeName,

@@ -161,6 +161,9 @@ async function runAddStep(step: AddStep, d: ExecutorDeps, signal?: AbortSignal):
       }
       return;
     }
+    case 'waitLocalnet':
+      await untilAborted(vs.waitOfport(step.iface, step.timeoutMs), signal, `waiting for the localnet patch port ${step.iface}`);
+      return;
     case 'configureContainerNic':
       return configureContainerNic(step, d);
     case 'addRoutes':

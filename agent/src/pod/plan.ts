@@ -119,6 +119,9 @@ export type AddStep =
   | { op: 'setQos'; port: string; qos: QosSpec }
   | { op: 'txChecksumOff'; netns: string; link: string }
   | { op: 'waitOvnInstalled'; iface: string; timeoutMs: number }
+  /** underlay subnets: the localnet patch port ovn-controller adds to the provider bridge exists and is open
+   * (an OVSDB monitor event; §3.6 step 12), so L2 to the physical network is there before DAD and the gateway check */
+  | { op: 'waitLocalnet'; iface: string; timeoutMs: number }
   | { op: 'configureContainerNic'; netns: string; link: string; mac: string; mtu: number;
       addresses: readonly PlannedAddress[]; ipv4ConflictProbe: boolean; ipv6Dad: boolean }
   | { op: 'addRoutes'; netns: string; link: string; routes: readonly PlannedRoute[] }
@@ -252,6 +255,9 @@ function nicMtu(nic: PodNicAnnotations, node: NodeFacts, subnet: SubnetFacts | u
   return node.mtu;
 }
 
+/** The patch port ovn-controller creates on the provider bridge for the localnet port `localnet.<subnet>`. */
+export const localnetPatchPort = (subnet: string): string => `patch-localnet.${subnet}-to-br-int`;
+
 function gatewayCheckMode(nic: PodNicAnnotations, subnet: SubnetFacts | undefined, timeoutMs: number): GatewayCheckMode {
   if (nic.migrationTarget || nic.activationStrategy || timeoutMs <= 0 || nic.macOnly) return 'disabled';
   const underlay = !!subnet?.vlan && !subnet.logicalGateway;
@@ -383,8 +389,12 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
   ];
   if (qos) steps.push({ op: 'setQos', port: names.host, qos });
   if (txChecksumOff) steps.push({ op: 'txChecksumOff', netns: req.netns, link: ifName });
+  steps.push({ op: 'waitOvnInstalled', iface: names.host, timeoutMs: node.ovnInstalledTimeoutMs });
+  const localnetSwitch = nic.logicalSwitch ?? subnet?.name;
+  if (subnet?.vlan && !subnet.logicalGateway && localnetSwitch) {
+    steps.push({ op: 'waitLocalnet', iface: localnetPatchPort(localnetSwitch), timeoutMs: node.ovnInstalledTimeoutMs });
+  }
   steps.push(
-    { op: 'waitOvnInstalled', iface: names.host, timeoutMs: node.ovnInstalledTimeoutMs },
     { op: 'configureContainerNic', netns: req.netns, link: ifName, mac: nic.mac, mtu, addresses, ipv4ConflictProbe, ipv6Dad },
   );
   if (routes.length > 0) steps.push({ op: 'addRoutes', netns: req.netns, link: ifName, routes });

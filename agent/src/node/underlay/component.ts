@@ -1,0 +1,103 @@
+// The underlay as a lifecycle component: watches of ProviderNetworks and Vlans (cluster-scoped kubeovn.io CRs), and
+// the controller with one reconciler per provider network. It starts after the CNI socket and the health port are
+// bound (agent.ts order), so nothing the agent listens on depends on the addresses it moves. Start-up does not wait
+// for convergence: readiness reports a network that keeps failing.
+
+import { randomBytes } from 'node:crypto';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Netlink } from '../../datapath/netlink/port.ts';
+import type { Vswitch } from '../../datapath/ovsdb/port.ts';
+import { KUBEOVN_GROUP, KUBEOVN_VERSION, listWatchFactory } from '../../k8s/client.ts';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import type { EventRecorder } from '../../k8s/events.ts';
+import type { NodeApi } from '../../k8s/node-api.ts';
+import type { KubeList, Node } from '../../k8s/types.ts';
+import { ResilientListWatch, type Log } from '../../k8s/watch.ts';
+import type { Component } from '../../lifecycle.ts';
+import type { PassOutcome, ReconcilerLog } from '../reconciler.ts';
+import { UnderlayController } from './controller.ts';
+import { FileJournal } from './journal.ts';
+import { chooseNic, randomMac } from './plan.ts';
+import type { ProviderNetwork, Vlan } from './types.ts';
+
+export interface UnderlayComponentDeps {
+  readonly nodeName: string;
+  readonly journalDir: string;
+  readonly macLearningFallback: boolean;
+  readonly watchIdleTimeoutMs: number;
+  readonly kubeConfig: () => KubeConfig;
+  readonly netlink: () => Netlink;
+  readonly vswitch: () => Vswitch;
+  readonly node: () => Node | undefined;
+  readonly onNodeChange: (l: () => void) => () => void;
+  readonly nodeApi: () => NodeApi;
+  readonly events: () => EventRecorder;
+  readonly log: Log & ReconcilerLog;
+  readonly onPass?: (o: PassOutcome) => void;
+}
+
+export class UnderlayComponent implements Component {
+  readonly name = 'underlay';
+  readonly #d: UnderlayComponentDeps;
+  #pns: ResilientListWatch<ProviderNetwork> | undefined;
+  #vlans: ResilientListWatch<Vlan> | undefined;
+  #controller: UnderlayController | undefined;
+  #unsubscribe: (() => void)[] = [];
+
+  constructor(d: UnderlayComponentDeps) { this.#d = d; }
+
+  get controller(): UnderlayController | undefined { return this.#controller; }
+
+  async start(): Promise<void> {
+    const d = this.#d;
+    const kc = d.kubeConfig();
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const crWatch = <T extends ProviderNetwork | Vlan>(plural: string): ResilientListWatch<T> => new ResilientListWatch<T>({
+      resource: plural, idleTimeoutMs: d.watchIdleTimeoutMs, log: d.log,
+      list: async () => (await custom.listClusterCustomObject({ group: KUBEOVN_GROUP, version: KUBEOVN_VERSION, plural })) as KubeList<T>,
+      informer: listWatchFactory<T>(kc, `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/${plural}`, {}, 250),
+    });
+    const pns = this.#pns = crWatch<ProviderNetwork>('provider-networks');
+    const vlans = this.#vlans = crWatch<Vlan>('vlans');
+    const controller = this.#controller = new UnderlayController({
+      nodeName: d.nodeName, netns: null, netlink: d.netlink, vswitch: d.vswitch, journal: new FileJournal(d.journalDir),
+      providerNetworks: () => pns.store.list(), synced: () => pns.health().synced && vlans.health().synced, vlans: () => vlans.store.list(), node: d.node,
+      patchNode: (patch) => d.nodeApi().patchMetadata(d.nodeName, patch),
+      event: (pn, name, type, reason, message) => d.events().record({
+        target: { kind: 'ProviderNetwork', apiVersion: `${KUBEOVN_GROUP}/${KUBEOVN_VERSION}`, name, ...(pn?.metadata?.uid ? { uid: pn.metadata.uid } : {}) },
+        type, reason, message,
+      }),
+      macLearningFallback: d.macLearningFallback,
+      // the provider bridge shares br-int's datapath (netdev on userspace-datapath nodes)
+      datapathType: () => { const t = d.vswitch().getBridge('br-int')?.datapathType; return t === undefined || t === '' ? undefined : t; },
+      randomMac: () => randomMac(randomBytes(6)),
+      log: d.log,
+      ...(d.onPass ? { onPass: d.onPass } : {}),
+    });
+    pns.start();
+    vlans.start();
+    // moves in flight are finished before the watches have listed: they need no Kubernetes state
+    await controller.start();
+    const sync = (why: string) => () => controller.sync(why);
+    this.#unsubscribe.push(pns.store.subscribe(sync('provider-network')), vlans.store.subscribe(sync('vlan')), d.onNodeChange(sync('node')));
+    this.#unsubscribe.push(d.vswitch().onInterfaceChange((e) => {
+      const nics = new Set(pns.store.list().map((p) => chooseNic(p, d.nodeName)));
+      if (e.name.startsWith('br-') || nics.has(e.name)) controller.sync('ovsdb');
+    }));
+    void Promise.all([pns.waitSynced(), vlans.waitSynced()]).then(() => controller.sync('synced'));
+  }
+
+  async stop(): Promise<void> {
+    for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#controller?.stop();
+    await Promise.all([this.#pns?.stop(), this.#vlans?.stop()]);
+  }
+
+  ready(): true | string {
+    const c = this.#controller;
+    if (!c) return 'not started';
+    const unsynced = [this.#pns, this.#vlans].filter((w) => w && !w.health().synced).map((w) => w!.resource);
+    if (unsynced.length) return `watches not synced: ${unsynced.join(', ')}`;
+    return c.ready();
+  }
+}

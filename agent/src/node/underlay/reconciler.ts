@@ -1,0 +1,208 @@
+// One provider network on this node as a reconciler (reconciler.ts shape): desired = planUnderlay over the caches,
+// observed = the journal, OVS (bridge, NIC port, Open_vSwitch mappings), the kernel (the NIC) and this Node's labels;
+// the diff is a short list of operations that the moves of transfer.ts and a few OVSDB writes apply.
+//
+// Failures (spec §6.2 step 12): the ready/interface/mtu/vlan_interfaces labels go, the error is written to the Node
+// annotation `<pn>.provider-network.kubernetes.io/err_mesg` (upstream aims it at its own pod and misses, §5.11; the
+// Node is where `kubectl describe node` shows it), an InitOVSBridgeFailed Event goes to the ProviderNetwork, and
+// the reconciler's backoff retries. Success clears the annotation and sends InitOVSBridgeSucceeded when the node
+// becomes ready for the provider network.
+
+import type { LinkInfo, Netlink, Netns } from '../../datapath/netlink/port.ts';
+import type { BridgeInfo, PortInfo, Vswitch } from '../../datapath/ovsdb/port.ts';
+import type { ReconcileSpec } from '../reconciler.ts';
+import type { Journal, MoveRecord } from './journal.ts';
+import { formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, type UnderlayDesired } from './plan.ts';
+import { finishMove, isLinkLocal, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
+
+export const BRIDGE_MAPPINGS = 'ovn-bridge-mappings';
+export const CHASSIS_MAC_MAPPINGS = 'ovn-chassis-mac-mappings';
+
+export interface UnderlayObserved {
+  readonly journal: MoveRecord | undefined;
+  readonly bridge: BridgeInfo | undefined;
+  /** the bridge's NIC: its port of ours (vendor=kube-ovn) backed by a system interface (not internal, not patch) */
+  readonly bridgeNic: string | undefined;
+  /** the OVS port named like the NIC (undefined when absent or when no NIC is wanted) */
+  readonly nicPort: PortInfo | undefined;
+  readonly nicLink: LinkInfo | null;
+  /** non-link-local addresses still on the NIC */
+  readonly nicAddresses: number;
+  readonly bridgeMappings: ReadonlyMap<string, string>;
+  readonly macMappings: ReadonlyMap<string, string>;
+  /** this Node's labels and annotations under `<pn>.provider-network.kubernetes.io/` */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly errAnnotation: string | undefined;
+}
+
+export type UnderlayOp =
+  | { readonly op: 'finish'; readonly rec: MoveRecord }
+  | { readonly op: 'bridge'; readonly name: string; readonly datapathType: string | undefined; readonly macLearningFallback: boolean; readonly hwaddrIfNew: string }
+  | { readonly op: 'transfer'; readonly nic: string; readonly bridge: string; readonly trunks: readonly number[] }
+  | { readonly op: 'trunks'; readonly nic: string; readonly bridge: string; readonly trunks: readonly number[] }
+  | { readonly op: 'mappings'; readonly bridgeMappings: string; readonly macMappings: string }
+  | { readonly op: 'restore'; readonly nic: string; readonly bridge: string }
+  | { readonly op: 'labels'; readonly labels: Record<string, string | null>; readonly clearErr: boolean; readonly succeeded?: true }
+  | { readonly op: 'fail'; readonly message: string };
+
+export interface UnderlayDeps {
+  readonly pn: string;
+  readonly nodeName: string;
+  readonly netns: Netns;
+  readonly netlink: () => Netlink;
+  readonly vswitch: () => Vswitch;
+  readonly journal: Journal;
+  readonly desired: () => UnderlayDesired;
+  /** this Node's labels and annotations (from the watch cache) */
+  readonly nodeMeta: () => { labels: Readonly<Record<string, string>>; annotations: Readonly<Record<string, string>> };
+  readonly patchNode: (patch: { labels?: Record<string, string | null>; annotations?: Record<string, string | null> }) => Promise<void>;
+  readonly event: (type: 'Normal' | 'Warning', reason: string, message: string) => void;
+  /** datapath type of br-int ('netdev' on userspace-datapath nodes): the provider bridge uses the same */
+  readonly datapathType: () => string | undefined;
+  readonly randomMac: () => string;
+  readonly timeoutMs?: number;
+  readonly beforeStep?: TransferDeps['beforeStep'];
+}
+
+const sameTrunks = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Pure: the operations from observed to desired, in the order they must run. */
+export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { datapathType: string | undefined; mac: () => string }): UnderlayOp[] {
+  const ops: UnderlayOp[] = [];
+  // a move in flight is finished first: the node must have its addresses in one place before anything else
+  if (o.journal) return [{ op: 'finish', rec: o.journal }];
+  if (d.kind === 'unknown') return [];
+  const bm = new Map(o.bridgeMappings);
+  const mm = new Map(o.macMappings);
+  if (d.kind === 'absent') {
+    const bridge = o.bridgeMappings.get(d.pn) ?? d.bridge;
+    if (o.bridge && o.bridge.externalIds.vendor === 'kube-ovn') {
+      ops.push({ op: 'restore', nic: o.bridgeNic ?? '', bridge });
+    }
+    bm.delete(d.pn);
+    mm.delete(d.pn);
+    if (bm.size !== o.bridgeMappings.size || mm.size !== o.macMappings.size) ops.push({ op: 'mappings', bridgeMappings: formatMappings(bm), macMappings: formatMappings(mm) });
+    const want = nodeLabels(d.pn, d.why === 'excluded' ? { kind: 'excluded' } : { kind: 'deleted' });
+    const patch = labelPatch(want, o.labels);
+    if (Object.keys(patch).length || o.errAnnotation !== undefined) ops.push({ op: 'labels', labels: patch, clearErr: o.errAnnotation !== undefined });
+    return ops;
+  }
+  if (d.exchangeLinkName) return [{ op: 'fail', message: 'exchangeLinkName is not supported by this agent yet' }];
+  if (d.nic === '') return [{ op: 'fail', message: 'no interface for this node: neither a customInterfaces entry nor defaultInterface' }];
+  if (!o.nicLink) return [{ op: 'fail', message: `interface ${d.nic} not found on this node` }];
+  const b = o.bridge;
+  const wantMlf = String(d.macLearningFallback);
+  if (!b || b.externalIds.vendor !== 'kube-ovn' || b.externalIds['exchange-link-name'] !== 'false' || b.otherConfig['mac-learning-fallback'] !== wantMlf
+    || (ctx.datapathType !== undefined && b.datapathType !== ctx.datapathType)) {
+    ops.push({ op: 'bridge', name: d.bridge, datapathType: ctx.datapathType, macLearningFallback: d.macLearningFallback, hwaddrIfNew: ctx.mac() });
+  }
+  // a NIC not yet on the bridge, or one that got an address back (DHCP, an operator): (re)move it
+  if (!o.nicPort || o.nicPort.bridge !== d.bridge || o.nicAddresses > 0) ops.push({ op: 'transfer', nic: d.nic, bridge: d.bridge, trunks: d.trunks });
+  else if (!sameTrunks(o.nicPort.trunks, d.trunks)) ops.push({ op: 'trunks', nic: d.nic, bridge: d.bridge, trunks: d.trunks });
+  if (bm.get(d.pn) !== d.bridge || !mm.has(d.pn)) {
+    bm.set(d.pn, d.bridge);
+    if (!mm.has(d.pn)) mm.set(d.pn, ctx.mac());
+    ops.push({ op: 'mappings', bridgeMappings: formatMappings(bm), macMappings: formatMappings(mm) });
+  }
+  const want = nodeLabels(d.pn, { kind: 'ready', nic: d.nic, mtu: o.nicLink.mtu });
+  const patch = labelPatch(want, o.labels);
+  const becomesReady = o.labels[labelKey(d.pn, 'ready')] !== 'true' || o.labels[labelKey(d.pn, 'interface')] !== d.nic
+    || o.labels[labelKey(d.pn, 'mtu')] !== String(o.nicLink.mtu);
+  if (Object.keys(patch).length || o.errAnnotation !== undefined) {
+    ops.push({ op: 'labels', labels: patch, clearErr: o.errAnnotation !== undefined,
+      ...(becomesReady ? { succeeded: true } : {}) });
+  }
+  return ops;
+}
+
+/** The part of `want` that differs from `have` (null = remove, only for keys present). */
+function labelPatch(want: Record<string, string | null>, have: Readonly<Record<string, string>>): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const [k, v] of Object.entries(want)) {
+    if (v === null ? Object.hasOwn(have, k) : have[k] !== v) out[k] = v;
+  }
+  return out;
+}
+
+export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired, UnderlayObserved, UnderlayOp> {
+  const tdeps = (): TransferDeps => ({
+    netlink: deps.netlink(), vswitch: deps.vswitch(), journal: deps.journal, netns: deps.netns,
+    ...(deps.timeoutMs !== undefined ? { timeoutMs: deps.timeoutMs } : {}),
+    ...(deps.beforeStep ? { beforeStep: deps.beforeStep } : {}),
+  });
+  const pn = deps.pn;
+  const fail = async (message: string, nic: string): Promise<void> => {
+    await deps.patchNode({ labels: nodeLabels(pn, { kind: 'failed' }), annotations: { [labelKey(pn, 'err_mesg')]: message } }).catch(() => undefined);
+    deps.event('Warning', 'InitOVSBridgeFailed', `node=${deps.nodeName} interface=${nic} error=${message}`);
+  };
+  return {
+    name: `underlay-${pn}`.slice(0, 40).replace(/[^a-z0-9_-]/g, '-'),
+    desired: () => deps.desired(),
+    async observe(): Promise<UnderlayObserved> {
+      const d = deps.desired();
+      const nl = deps.netlink();
+      const vs = deps.vswitch();
+      const ids = vs.getOvsExternalIds();
+      const bridgeMappings = parseMappings(ids[BRIDGE_MAPPINGS]);
+      const bridgeName = bridgeMappings.get(pn) ?? d.bridge;
+      const nic = d.kind === 'present' ? d.nic : '';
+      const nicLink = nic ? await nl.getLink(deps.netns, nic) : null;
+      const nicAddresses = nicLink ? (await nl.listAddresses(deps.netns, { dev: nic })).filter((a) => !isLinkLocal(`${a.address}/${a.prefixLen}`)).length : 0;
+      const meta = deps.nodeMeta();
+      const labels: Record<string, string> = {};
+      for (const k of LABEL_KEYS) { const v = meta.labels[labelKey(pn, k)]; if (v !== undefined) labels[labelKey(pn, k)] = v; }
+      const bridge = vs.getBridge(d.kind === 'present' ? d.bridge : bridgeName);
+      const bridgeNic = bridge?.ports.find((p) => p !== bridge.name && vs.getPort(p)?.externalIds.vendor === 'kube-ovn'
+        && (vs.getInterface(p)?.type ?? '') === '');
+      return {
+        journal: await deps.journal.read(pn),
+        bridge, bridgeNic,
+        nicPort: nic ? vs.getPort(nic) : undefined,
+        nicLink, nicAddresses, bridgeMappings,
+        macMappings: parseMappings(ids[CHASSIS_MAC_MAPPINGS]),
+        labels, errAnnotation: meta.annotations[labelKey(pn, 'err_mesg')],
+      };
+    },
+    diff: (d, o) => diffUnderlay(d, o, { datapathType: deps.datapathType(), mac: deps.randomMac }),
+    describe: (op) => (op.op === 'finish' ? `finish ${op.rec.op} ${op.rec.nic}<->${op.rec.bridge} (was at ${op.rec.step})` : JSON.stringify(op)),
+    async apply(ops) {
+      const d = deps.desired();
+      const nic = d.kind === 'present' ? d.nic : '';
+      let again = false;
+      try {
+        for (const op of ops) {
+          switch (op.op) {
+            case 'finish': await finishMove(tdeps(), op.rec); again = true; break;
+            case 'bridge':
+              await deps.vswitch().ensureBridge({
+                name: op.name, ...(op.datapathType !== undefined ? { datapathType: op.datapathType } : {}),
+                externalIds: { 'exchange-link-name': 'false' }, otherConfig: { 'mac-learning-fallback': String(op.macLearningFallback) },
+                hwaddrIfNew: op.hwaddrIfNew,
+              }, { wait: true, ...(deps.timeoutMs !== undefined ? { timeoutMs: deps.timeoutMs } : {}) });
+              break;
+            case 'transfer': await transferOrRollBack(tdeps(), pn, op.nic, op.bridge, op.trunks); break;
+            case 'trunks': await deps.vswitch().addBridgePort({ bridge: op.bridge, name: op.nic, trunks: op.trunks }, { wait: true }); break;
+            case 'mappings': {
+              const set: Record<string, string> = {};
+              const remove: string[] = [];
+              (op.bridgeMappings ? (set[BRIDGE_MAPPINGS] = op.bridgeMappings) : remove.push(BRIDGE_MAPPINGS));
+              (op.macMappings ? (set[CHASSIS_MAC_MAPPINGS] = op.macMappings) : remove.push(CHASSIS_MAC_MAPPINGS));
+              await deps.vswitch().setOvsExternalIds(set, remove);
+              break;
+            }
+            case 'restore': await restoreNic(tdeps(), pn, op.nic, op.bridge); break;
+            case 'labels':
+              await deps.patchNode({ labels: op.labels, ...(op.clearErr ? { annotations: { [labelKey(pn, 'err_mesg')]: null } } : {}) });
+              if (op.succeeded) deps.event('Normal', 'InitOVSBridgeSucceeded', `node=${deps.nodeName} interface=${nic} provider network ${pn} is ready`);
+              break;
+            case 'fail': throw new Error(op.message);
+          }
+        }
+      } catch (e) {
+        await fail(e instanceof Error ? e.message : String(e), nic);
+        throw e;
+      }
+      return again ? 'again' : undefined;
+    },
+  };
+}

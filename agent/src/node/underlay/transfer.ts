@@ -1,0 +1,176 @@
+// Moving a NIC's addresses and routes onto its provider bridge and back (spec §6.2 step 10, §6.4 step 3), journaled
+// (journal.ts) so that a crash at any instant is finished at the next start.
+//
+// Order, chosen so that at every instant each address and the default route exist on the NIC or on the bridge (never
+// on neither), which upstream's delete-then-add order does not give:
+//   transfer: bridge link takes the NIC's MAC and MTU and comes up -> every address is ADDED to the bridge (the NIC
+//   keeps it) -> the NIC becomes a port of the bridge with its trunks (so the bridge reaches the wire before any
+//   route points at it) -> every route is REPLACED onto the bridge in scope order host, link, site, universe (a
+//   replace swaps the output device in one kernel operation, so the default route is never missing) -> the
+//   addresses are deleted from the NIC -> the NIC is up.
+//   restore: the mirror image (addresses added to the NIC, routes replaced onto it, addresses deleted from the
+//   bridge while the NIC is still its port, port removed, bridge deleted).
+// Link-local addresses and the kernel's own routes (proto kernel: connected, local) stay where the kernel put them.
+
+import type { Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
+import type { Vswitch } from '../../datapath/ovsdb/port.ts';
+import type { Journal, LinkSnapshot, MoveRecord, SnapRoute } from './journal.ts';
+
+const RTPROT_KERNEL = 2;
+
+export interface TransferDeps {
+  readonly netlink: Netlink;
+  readonly vswitch: Vswitch;
+  readonly journal: Journal;
+  /** the node's namespace (null = the agent's own) */
+  readonly netns: Netns;
+  /** bound of the waits for vswitchd (bridge device, port applied) */
+  readonly timeoutMs?: number;
+  /** tests: runs before each step, after its intent is journaled (crash injection) */
+  readonly beforeStep?: (rec: MoveRecord) => void | Promise<void>;
+}
+
+export const isLinkLocal = (cidr: string): boolean => /^fe[89ab][0-9a-f]:/i.test(cidr) || cidr.startsWith('169.254.');
+
+/** Scope order for re-adding routes: host (254), link (253), site (200), universe (0), so gateways resolve. */
+export const byScope = (a: SnapRoute, b: SnapRoute): number => b.scope - a.scope;
+
+function toSnapRoute(r: RouteInfo): SnapRoute {
+  return {
+    family: r.family, dst: r.dst, table: r.table, protocol: r.protocol, scope: r.scope, type: r.type, onlink: r.onlink,
+    ...(r.gateway !== undefined ? { gateway: r.gateway } : {}),
+    ...(r.metric !== undefined ? { metric: r.metric } : {}),
+    ...(r.prefSrc !== undefined ? { src: r.prefSrc } : {}),
+  };
+}
+
+export function routeSpec(r: SnapRoute, dev: string): RouteSpec {
+  return {
+    ...(r.dst === null ? { family: r.family } : { dst: r.dst }), dev, table: r.table, protocol: r.protocol, scope: r.scope, type: r.type,
+    ...(r.gateway !== undefined ? { gateway: r.gateway } : {}),
+    ...(r.metric !== undefined ? { metric: r.metric } : {}),
+    ...(r.src !== undefined ? { src: r.src } : {}),
+    ...(r.onlink ? { onlink: true } : {}),
+  };
+}
+
+/** The movable state of a link: non-link-local addresses and non-kernel routes of every table. */
+export async function snapshotLink(nl: Netlink, netns: Netns, dev: string): Promise<LinkSnapshot> {
+  const link = await nl.getLink(netns, dev);
+  if (!link) throw new Error(`link ${dev} not found`);
+  const addrs = (await nl.listAddresses(netns, { dev })).map((a) => ({ cidr: `${a.address}/${a.prefixLen}`, family: a.family }))
+    .filter((a) => !isLinkLocal(a.cidr));
+  const routes = (await nl.listRoutes(netns, { table: 0 })).filter((r) => r.oif === link.index && r.protocol !== RTPROT_KERNEL)
+    .filter((r) => !(r.dst !== null && isLinkLocal(r.dst)))
+    .map(toSnapRoute);
+  return { mac: link.mac ?? '', mtu: link.mtu, up: link.up, addresses: addrs, routes };
+}
+
+async function step(d: TransferDeps, rec: MoveRecord, name: string, fn: () => Promise<unknown>): Promise<void> {
+  const r = { ...rec, step: name };
+  await d.journal.write(r);
+  await d.beforeStep?.(r);
+  await fn();
+}
+
+/**
+ * Moves the NIC onto the bridge (which must exist, owned by us). `rec` given = finish a journaled move (recovery);
+ * otherwise a new move from a fresh snapshot of the NIC. Returns the snapshot the move used.
+ */
+export async function transferNic(d: TransferDeps, pn: string, nic: string, bridge: string, trunks: readonly number[], rec?: MoveRecord): Promise<LinkSnapshot> {
+  const { netlink: nl, netns } = d;
+  const timeout = d.timeoutMs ?? 10_000;
+  const base: MoveRecord = rec ?? { pn, op: 'transfer', nic, bridge, trunks, snapshot: await snapshotLink(nl, netns, nic), step: 'begin' };
+  const s = base.snapshot;
+  await step(d, base, 'bridge-link', async () => {
+    // the bridge's own port carries the NIC's MAC (peers' ARP caches stay valid); other_config:hwaddr keeps
+    // vswitchd from putting another one back
+    await d.vswitch.ensureBridge({ name: bridge, otherConfig: { hwaddr: s.mac } });
+    await d.vswitch.waitOfport(bridge, timeout);
+    await nl.setLink(netns, bridge, { mac: s.mac, mtu: s.mtu, up: true });
+  });
+  await step(d, base, 'addresses-to-bridge', async () => {
+    for (const a of s.addresses) await nl.addAddress(netns, bridge, { cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}) }, { replace: true });
+  });
+  await step(d, base, 'nic-port', async () => {
+    await d.vswitch.addBridgePort({ bridge, name: nic, trunks: base.trunks }, { wait: true, timeoutMs: timeout });
+  });
+  await step(d, base, 'routes-to-bridge', async () => {
+    for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, bridge), { replace: true });
+  });
+  await step(d, base, 'addresses-off-nic', async () => {
+    for (const a of s.addresses) await nl.deleteAddress(netns, nic, a.cidr, { ignoreMissing: true });
+  });
+  await step(d, base, 'nic-up', async () => {
+    await nl.setLink(netns, nic, { up: true });
+  });
+  await d.journal.clear(pn);
+  return s;
+}
+
+/**
+ * Moves the bridge's addresses and routes back to the NIC, removes the NIC port and deletes the bridge.
+ * `rec` given = finish a journaled restore. A NIC that vanished meanwhile: the bridge's routes and the bridge go.
+ */
+export async function restoreNic(d: TransferDeps, pn: string, nic: string, bridge: string, rec?: MoveRecord): Promise<void> {
+  const { netlink: nl, netns } = d;
+  const timeout = d.timeoutMs ?? 10_000;
+  let base = rec;
+  if (!base) {
+    const bridgeLink = await nl.getLink(netns, bridge);
+    const snapshot: LinkSnapshot = bridgeLink ? await snapshotLink(nl, netns, bridge) : { mac: '', mtu: 0, up: false, addresses: [], routes: [] };
+    base = { pn, op: 'restore', nic, bridge, trunks: [], snapshot, step: 'begin' };
+  }
+  const s = base.snapshot;
+  const nicThere = nic !== '' && (await nl.getLink(netns, nic)) !== null;
+  if (nicThere) {
+    await step(d, base, 'nic-up', async () => { await nl.setLink(netns, nic, { up: true }); });
+    await step(d, base, 'addresses-to-nic', async () => {
+      for (const a of s.addresses) await nl.addAddress(netns, nic, { cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}) }, { replace: true });
+    });
+    await step(d, base, 'routes-to-nic', async () => {
+      for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, nic), { replace: true });
+    });
+  }
+  // the bridge's addresses (and so its connected routes, which the kernel prefers as the older ones) go while the NIC
+  // is still its port: replies then leave through the NIC at once, and no reply is sent into a bridge without uplink
+  await step(d, base, 'addresses-off-bridge', async () => {
+    for (const a of s.addresses) await nl.deleteAddress(netns, bridge, a.cidr, { ignoreMissing: true });
+  });
+  await step(d, base, 'nic-unport', async () => {
+    const port = nic === '' ? undefined : d.vswitch.getPort(nic);
+    // absent from the replica may mean "not seen yet" (deletePort asks the server); on another bridge: not ours to take
+    if (nic !== '' && (!port || port.bridge === bridge || port.bridge === undefined)) await d.vswitch.deletePort(nic, { wait: true, timeoutMs: timeout });
+  });
+  await step(d, base, 'bridge-delete', async () => {
+    await d.vswitch.deleteBridge(bridge, { wait: true, timeoutMs: timeout });
+  });
+  await d.journal.clear(pn);
+}
+
+/** Finishes a journaled move (start-up recovery, or the next reconcile pass after a failure). */
+export async function finishMove(d: TransferDeps, rec: MoveRecord): Promise<void> {
+  if (rec.op === 'transfer') await transferNic(d, rec.pn, rec.nic, rec.bridge, rec.trunks, rec);
+  else await restoreNic(d, rec.pn, rec.nic, rec.bridge, rec);
+}
+
+/**
+ * A transfer whose failure (an error, not a crash) is rolled back: the NIC gets back what the transfer's snapshot
+ * recorded and the bridge goes (the next pass makes it again). Throws the transfer's error after the rollback.
+ */
+export async function transferOrRollBack(d: TransferDeps, pn: string, nic: string, bridge: string, trunks: readonly number[], rec?: MoveRecord): Promise<LinkSnapshot> {
+  const snapshot = rec?.snapshot ?? await snapshotLink(d.netlink, d.netns, nic);
+  const first = rec ?? { pn, op: 'transfer' as const, nic, bridge, trunks, snapshot, step: 'begin' };
+  try {
+    return await transferNic(d, pn, nic, bridge, trunks, first);
+  } catch (e) {
+    try {
+      await restoreNic(d, pn, nic, bridge, { pn, op: 'restore', nic, bridge, trunks: [], snapshot, step: 'rollback' });
+    } catch (e2) {
+      throw new AggregateError([e, e2], `moving ${nic} onto ${bridge} failed (${msg(e)}) and so did the rollback (${msg(e2)}); the journal keeps the move for the next pass`);
+    }
+    throw e;
+  }
+}
+
+const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));

@@ -1,0 +1,64 @@
+// A simulated physical network for the underlay tests (issue 13, ../shared/notes/testbed.md §6): a node namespace
+// running OVS (userspace datapath) whose "NIC" eth1 is one end of a veth; the other end is in a "router" namespace
+// that owns the physical gateway 172.30.50.1/24 and a remote address 10.200.0.1 on its loopback. The NIC starts
+// with two addresses, a default route, a gateway route with a metric and a link-scope route. Bed configuration
+// (not product code): the router's veth has TX checksum offload off, as the userspace datapath needs.
+import { startOvs, type OvsNode } from '../bed/ovs.ts';
+import { addVeth, createNetns, type Netns } from '../bed/netns.ts';
+import { OvsVswitch } from '../../agent/src/datapath/ovsdb/vswitch.ts';
+
+export const NIC = 'eth1';
+export const NODE_IP = '172.30.50.10';
+export const GW = '172.30.50.1';
+export const REMOTE = '10.200.0.1';
+
+export interface UnderlayBed {
+  readonly ovs: OvsNode;
+  readonly node: Netns;
+  readonly router: Netns;
+  readonly vs: OvsVswitch;
+}
+
+export async function underlayBed(prefix: string): Promise<UnderlayBed> {
+  const ovs = await startOvs({ prefix, name: 'n1' });
+  await ovs.addBridge('br-int');
+  const node = ovs.nodeNs;
+  const router = await createNetns(`${prefix}rt`);
+  await addVeth(node, NIC, router, 'eth0');
+  await router.ip(['addr', 'add', `${GW}/24`, 'brd', '+', 'dev', 'eth0']);
+  await router.ip(['addr', 'add', `${REMOTE}/32`, 'dev', 'lo']);
+  await router.ip(['route', 'add', '172.30.60.0/24', 'via', NODE_IP]);
+  await router.exec(['ethtool', '-K', 'eth0', 'tx', 'off']);
+  await node.ip(['addr', 'add', `${NODE_IP}/24`, 'brd', '+', 'dev', NIC]);
+  await node.ip(['addr', 'add', '172.30.60.10/24', 'brd', '+', 'dev', NIC]);
+  await node.ip(['route', 'add', 'default', 'via', GW, 'dev', NIC]);
+  await node.ip(['route', 'add', '10.200.0.0/16', 'via', GW, 'dev', NIC, 'metric', '100']);
+  await node.ip(['route', 'add', '10.201.0.0/16', 'dev', NIC, 'scope', 'link']);
+  const vs = await OvsVswitch.connect({ remote: `unix:${ovs.dbSock}`, requestTimeoutMs: 10_000 });
+  return { ovs, node, router, vs };
+}
+
+/** `ip -4 route show table all`, sorted, with the device name replaced (to compare a NIC's routes with a bridge's). */
+export async function routes(ns: Netns, dev: string, as = dev): Promise<string[]> {
+  const out = (await ns.ip(['-4', 'route', 'show', 'table', 'all'])).stdout;
+  return out.split('\n').filter((l) => l.includes(` dev ${dev} `) || l.endsWith(` dev ${dev}`))
+    .map((l) => l.replaceAll(` dev ${dev}`, ` dev ${as}`).trim()).sort();
+}
+
+/** The `inet` lines of `ip -4 addr show dev`, with the label replaced. */
+export async function inet(ns: Netns, dev: string, as = dev): Promise<string[]> {
+  const out = (await ns.ip(['-4', 'addr', 'show', 'dev', dev], { allowFail: true })).stdout;
+  return out.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('inet ') || l.startsWith('valid_lft'))
+    .map((l) => l.replace(new RegExp(` ${dev}$`), ` ${as}`));
+}
+
+export async function linkJson(ns: Netns, dev: string): Promise<{ address: string; mtu: number; flags: string[]; operstate: string } | undefined> {
+  const r = await ns.ip(['-j', 'link', 'show', 'dev', dev], { allowFail: true });
+  if (r.code !== 0) return undefined;
+  return (JSON.parse(r.stdout) as { address: string; mtu: number; flags: string[]; operstate: string }[])[0];
+}
+
+/** `ip -d addr show dev` with the counters that legitimately move normalised away (none expected; kept explicit). */
+export async function detailed(ns: Netns, dev: string): Promise<string> {
+  return (await ns.ip(['-d', 'addr', 'show', 'dev', dev])).stdout;
+}

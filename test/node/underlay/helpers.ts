@@ -1,0 +1,73 @@
+// Shared set-up of the underlay unit tests: a node namespace in the fake netlink with a "NIC" that has addresses and
+// routes (default included), a fake Vswitch whose bridges get a kernel link the way vswitchd makes one, and an
+// in-memory journal.
+import { FakeNetlink } from '../../../agent/src/datapath/netlink/fake.ts';
+import { FakeVswitch } from '../../../agent/src/datapath/ovsdb/fake.ts';
+import type { ApplyOptions, BridgeInfo, BridgeSpec } from '../../../agent/src/datapath/ovsdb/port.ts';
+import type { Journal, MoveRecord } from '../../../agent/src/node/underlay/journal.ts';
+
+export const NS = '/var/run/netns/node1';
+export const NIC = 'eth1';
+export const NIC_MAC = '52:54:00:12:34:56';
+
+export class MemoryJournal implements Journal {
+  readonly records = new Map<string, MoveRecord>();
+  readonly writes: MoveRecord[] = [];
+  async read(pn: string): Promise<MoveRecord | undefined> { return this.records.get(pn); }
+  async write(rec: MoveRecord): Promise<void> { this.records.set(rec.pn, structuredClone(rec)); this.writes.push(rec); }
+  async clear(pn: string): Promise<void> { this.records.delete(pn); }
+  async list(): Promise<MoveRecord[]> { return [...this.records.values()]; }
+}
+
+/** A FakeVswitch whose bridges have a kernel device in the node namespace (a tap, as with the userspace datapath). */
+export class LinkedVswitch extends FakeVswitch {
+  readonly nl: FakeNetlink;
+  readonly ns: string;
+  constructor(nl: FakeNetlink, ns: string) { super({ bridges: ['br-int'] }); this.nl = nl; this.ns = ns; }
+  override async ensureBridge(spec: BridgeSpec, opts?: ApplyOptions): Promise<BridgeInfo> {
+    const b = await super.ensureBridge(spec, opts);
+    if (!(await this.nl.getLink(this.ns, spec.name))) this.nl.addLink(this.ns, { name: spec.name, kind: 'tun', tunType: 'tap' });
+    // the bridge's interface row (vswitchd gives it an ofport)
+    if (!this.interfaces.has(spec.name)) await this.addInternalPort({ bridge: spec.name, name: spec.name });
+    return b;
+  }
+  override async deleteBridge(name: string, opts?: ApplyOptions): Promise<boolean> {
+    const r = await super.deleteBridge(name, opts);
+    if (r) await this.nl.deleteLink(this.ns, name, { ignoreMissing: true });
+    return r;
+  }
+}
+
+export async function makeNode(): Promise<{ nl: FakeNetlink; vs: LinkedVswitch; journal: MemoryJournal }> {
+  const nl = new FakeNetlink();
+  nl.addNamespace(NS);
+  nl.addLink(NS, { name: NIC, kind: 'veth', mac: NIC_MAC, mtu: 1500 });
+  await nl.setLink(NS, NIC, { up: true });
+  await nl.addAddress(NS, NIC, { cidr: '172.30.50.10/24' });
+  await nl.addAddress(NS, NIC, { cidr: '172.30.60.10/24' });
+  await nl.addRoute(NS, { family: 4, gateway: '172.30.50.1', dev: NIC });
+  await nl.addRoute(NS, { dst: '10.200.0.0/16', gateway: '172.30.50.1', dev: NIC, metric: 100 });
+  await nl.addRoute(NS, { dst: '10.201.0.0/16', dev: NIC, scope: 253 });
+  return { nl, vs: new LinkedVswitch(nl, NS), journal: new MemoryJournal() };
+}
+
+/** What `ip addr` / `ip route` would show for a link, minus indexes: comparable across links. */
+export async function linkState(nl: FakeNetlink, dev: string): Promise<{ mac: string | undefined; mtu: number; up: boolean; addrs: string[]; routes: string[] }> {
+  const l = await nl.getLink(NS, dev);
+  if (!l) return { mac: undefined, mtu: 0, up: false, addrs: [], routes: [] };
+  const addrs = (await nl.listAddresses(NS, { dev })).map((a) => `${a.address}/${a.prefixLen} flags=${a.flags} scope=${a.scope}`).sort();
+  const routes = (await nl.listRoutes(NS, { table: 0 })).filter((r) => r.oif === l.index)
+    .map((r) => JSON.stringify({ ...r, oif: undefined })).sort();
+  return { mac: l.mac, mtu: l.mtu, up: l.up, addrs, routes };
+}
+
+/** Every original address is on the NIC or the bridge, and a default route exists on one of them. */
+export async function nodeReachable(nl: FakeNetlink, bridge: string): Promise<string | true> {
+  const nic = await nl.getLink(NS, NIC);
+  const br = await nl.getLink(NS, bridge);
+  const idx = new Set([nic?.index, br?.index].filter((x) => x !== undefined));
+  const addrs = (await nl.listAddresses(NS)).filter((a) => idx.has(a.index)).map((a) => `${a.address}/${a.prefixLen}`);
+  for (const want of ['172.30.50.10/24', '172.30.60.10/24']) if (!addrs.includes(want)) return `address ${want} on neither link`;
+  const def = (await nl.listRoutes(NS)).some((r) => r.dst === null && r.oif !== undefined && idx.has(r.oif));
+  return def ? true : 'no default route';
+}

@@ -1,0 +1,125 @@
+// The NIC move with fakes: transfer and restore are exact mirror images, a crash before any step is finished by the
+// journal at the next start, and at no step is the node without its addresses or its default route.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { finishMove, restoreNic, transferNic, transferOrRollBack } from '../../../agent/src/node/underlay/transfer.ts';
+import type { MoveRecord } from '../../../agent/src/node/underlay/journal.ts';
+import { agentError } from '../../../agent/src/errors.ts';
+import { NIC, NIC_MAC, NS, linkState, makeNode, nodeReachable } from './helpers.ts';
+
+const BR = 'br-phys';
+const TRUNKS = [0, 100];
+
+class Crash extends Error {}
+
+test('transfer: the bridge gets the NIC\'s MAC, MTU, addresses and routes; the NIC becomes a trunk port; the journal is cleared', async () => {
+  const { nl, vs, journal } = await makeNode();
+  const before = await linkState(nl, NIC);
+  await vs.ensureBridge({ name: BR });
+  await transferNic({ netlink: nl, vswitch: vs, journal, netns: NS }, 'phys', NIC, BR, TRUNKS);
+  const br = await linkState(nl, BR);
+  assert.equal(br.mac, NIC_MAC);
+  assert.equal(br.mtu, before.mtu);
+  assert.deepEqual(br.addrs, before.addrs);
+  assert.deepEqual(br.routes, before.routes);
+  assert.deepEqual((await nl.listAddresses(NS, { dev: NIC })), []);
+  assert.equal(vs.getPort(NIC)?.bridge, BR);
+  assert.deepEqual(vs.getPort(NIC)?.trunks, TRUNKS);
+  assert.equal(vs.getBridge(BR)?.otherConfig.hwaddr, NIC_MAC);
+  assert.equal(journal.records.size, 0);
+  assert.deepEqual(journal.writes.map((w) => w.step), ['bridge-link', 'addresses-to-bridge', 'nic-port', 'routes-to-bridge', 'addresses-off-nic', 'nic-up']);
+});
+
+test('restore after transfer puts the NIC back exactly as it was and deletes the bridge', async () => {
+  const { nl, vs, journal } = await makeNode();
+  const before = await linkState(nl, NIC);
+  const d = { netlink: nl, vswitch: vs, journal, netns: NS };
+  await vs.ensureBridge({ name: BR });
+  await transferNic(d, 'phys', NIC, BR, TRUNKS);
+  await restoreNic(d, 'phys', NIC, BR);
+  assert.deepEqual(await linkState(nl, NIC), before);
+  assert.equal(await nl.getLink(NS, BR), null);
+  assert.equal(vs.getBridge(BR), undefined);
+  assert.equal(vs.getPort(NIC), undefined);
+  assert.equal(journal.records.size, 0);
+});
+
+async function transferred(): Promise<Awaited<ReturnType<typeof linkState>>> {
+  const { nl, vs, journal } = await makeNode();
+  await vs.ensureBridge({ name: BR });
+  await transferNic({ netlink: nl, vswitch: vs, journal, netns: NS }, 'phys', NIC, BR, TRUNKS);
+  return linkState(nl, BR);
+}
+
+test('a crash before any step of a transfer is finished from the journal; the node is reachable at every step', async () => {
+  const want = await transferred();
+  const steps = 6;
+  for (let k = 0; k < steps; k++) {
+    const { nl, vs, journal } = await makeNode();
+    await vs.ensureBridge({ name: BR });
+    let n = 0;
+    const seen: string[] = [];
+    const beforeStep = async (rec: MoveRecord): Promise<void> => {
+      seen.push(rec.step);
+      assert.equal(await nodeReachable(nl, BR), true, `before step ${rec.step}`);
+      if (n++ === k) throw new Crash(`crash before ${rec.step}`);
+    };
+    await assert.rejects(transferNic({ netlink: nl, vswitch: vs, journal, netns: NS, beforeStep }, 'phys', NIC, BR, TRUNKS), Crash);
+    assert.equal(await nodeReachable(nl, BR), true, `after the crash before ${seen.at(-1)}`);
+    // "the next start": the journal names the move, which is run again from its snapshot
+    const pending = await journal.list();
+    assert.equal(pending.length, 1);
+    assert.equal(pending[0]!.step, seen.at(-1));
+    await finishMove({ netlink: nl, vswitch: vs, journal, netns: NS, beforeStep: async () => assert.equal(await nodeReachable(nl, BR), true) }, pending[0]!);
+    assert.deepEqual(await linkState(nl, BR), want, `crash before ${seen.at(-1)}`);
+    assert.deepEqual(await nl.listAddresses(NS, { dev: NIC }), []);
+    assert.deepEqual(vs.getPort(NIC)?.trunks, TRUNKS);
+    assert.equal(journal.records.size, 0);
+  }
+});
+
+test('a crash before any step of a restore is finished from the journal; the NIC ends exactly as it began', async () => {
+  for (let k = 0; k < 6; k++) {
+    const { nl, vs, journal } = await makeNode();
+    const before = await linkState(nl, NIC);
+    await vs.ensureBridge({ name: BR });
+    await transferNic({ netlink: nl, vswitch: vs, journal, netns: NS }, 'phys', NIC, BR, TRUNKS);
+    let n = 0;
+    const beforeStep = async (rec: MoveRecord): Promise<void> => {
+      assert.equal(await nodeReachable(nl, BR), true, `before step ${rec.step}`);
+      if (n++ === k) throw new Crash(`crash before ${rec.step}`);
+    };
+    await assert.rejects(restoreNic({ netlink: nl, vswitch: vs, journal, netns: NS, beforeStep }, 'phys', NIC, BR), Crash);
+    const [rec] = await journal.list();
+    assert.equal(rec?.op, 'restore');
+    await finishMove({ netlink: nl, vswitch: vs, journal, netns: NS }, rec!);
+    assert.deepEqual(await linkState(nl, NIC), before, `crash at step ${k}`);
+    assert.equal(vs.getBridge(BR), undefined);
+    assert.equal(journal.records.size, 0);
+  }
+});
+
+test('a transfer that fails (OVS refuses the port) is rolled back: the NIC as before, no bridge, no journal', async () => {
+  const { nl, vs, journal } = await makeNode();
+  const before = await linkState(nl, NIC);
+  await vs.ensureBridge({ name: BR });
+  vs.failNext('addBridgePort', agentError('KOA_OVSDB', 'add port', 'injected'));
+  await assert.rejects(transferOrRollBack({ netlink: nl, vswitch: vs, journal, netns: NS }, 'phys', NIC, BR, TRUNKS), /injected/);
+  assert.deepEqual(await linkState(nl, NIC), before);
+  assert.equal(vs.getBridge(BR), undefined);
+  assert.equal(journal.records.size, 0);
+});
+
+test('a failed rollback leaves the restore in the journal for the next pass, which finishes it', async () => {
+  const { nl, vs, journal } = await makeNode();
+  const before = await linkState(nl, NIC);
+  await vs.ensureBridge({ name: BR });
+  vs.failNext('addBridgePort', agentError('KOA_OVSDB', 'add port', 'injected'));
+  vs.failNext('deleteBridge', agentError('KOA_OVSDB', 'del br', 'injected too'));
+  await assert.rejects(transferOrRollBack({ netlink: nl, vswitch: vs, journal, netns: NS }, 'phys', NIC, BR, TRUNKS), /rollback/);
+  const [rec] = await journal.list();
+  assert.equal(rec?.op, 'restore');
+  await finishMove({ netlink: nl, vswitch: vs, journal, netns: NS }, rec!);
+  assert.deepEqual(await linkState(nl, NIC), before);
+  assert.equal(vs.getBridge(BR), undefined);
+});
