@@ -82,6 +82,7 @@ export const FLAGS: readonly FlagDef[] = [
   { name: 'watch-idle-timeout', acted: true, kind: 'duration', def: '5m', env: ['KOA_WATCH_IDLE_TIMEOUT'], origin: 'ours', help: 'restart a Kubernetes watch that showed no sign of life for this long' },
   { name: 'ip-conflict-probe-time', acted: true, kind: 'duration', def: '60ms', env: ['KOA_IP_CONFLICT_PROBE_TIME'], origin: 'ours', help: 'bound of the IPv4 conflict probe per ADD (RFC 5227 timing takes 4-9 s; 3 probes + listening fit in this)' },
   { name: 'node-ready-timeout', acted: true, kind: 'duration', def: '30s', env: ['KOA_NODE_READY_TIMEOUT'], origin: 'ours', help: 'an ADD that arrives before the node is initialised waits this long, then fails with CNI code 11' },
+  { name: 'node-resync-period', acted: true, kind: 'int', def: '0', env: ['KOA_NODE_RESYNC_PERIOD'], origin: 'ours', help: 'seconds between the periodic resyncs of every node reconciler (ovn0, routes, iptables, ...); 0 = the built-in periods (iptables 15 s, ovn0/routes/join gateway 30 s, encap 60 s, chassis 5 min)' },
   { name: 'cni-del-queue-dir', acted: true, kind: 'string', def: '/run/openvswitch/kube-ovn-del-queue', env: ['KOA_DEL_QUEUE_DIR'], origin: 'ours', help: 'DELs that could not finish are kept here and retried at start' },
   { name: 'log-level', acted: true, kind: 'string', def: 'info', env: ['KOA_LOG_LEVEL'], origin: 'ours', help: 'trace | debug | info | warn | error | fatal' },
   // klog flags the DaemonSet passes: accepted; -v sets the verbosity, the rest is ignored (logs go to stdout)
@@ -247,6 +248,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     watchIdleTimeoutMs: duration('watch-idle-timeout', 10_000, 24 * 3_600_000),
     ipConflictProbeMs: duration('ip-conflict-probe-time', 10, 10_000),
     nodeReadyTimeoutMs: duration('node-ready-timeout', 100, MAX_TIMEOUT_MS - 1),
+    nodeResyncMs: int('node-resync-period', 0, 86_400) * 1000,
     delQueueDir: absPath('cni-del-queue-dir'),
     logLevel: str('log-level'),
   };
