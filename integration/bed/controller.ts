@@ -136,9 +136,9 @@ export class StandInController {
   async updateSubnet(name: string, spec: Record<string, unknown>, status?: Record<string, unknown>): Promise<void> {
     const s = this.subnets.get(name);
     if (!s) throw new Error(`unknown subnet ${name}`);
-    await this.api.mergePatch(`/apis/kubeovn.io/v1/subnets/${name}`, { spec });
-    if (typeof spec.gatewayType === 'string') s.gatewayType = spec.gatewayType;
-    const gw = centralizedGateways(spec);
+    const merged = (await this.api.mergePatch(`/apis/kubeovn.io/v1/subnets/${name}`, { spec })).spec as Record<string, unknown>;
+    s.gatewayType = String(merged.gatewayType ?? 'distributed');
+    const gw = centralizedGateways(merged);
     if (gw.length) await this.policies.subnetGateway(s.cidrs.map((c) => c.text), this.nodeJoin.get(gw[0]!) ?? []);
     const st = { ...status, ...(gw.length ? { activateGateway: gw[0] } : {}) };
     if (Object.keys(st).length) await this.api.mergePatch(`/apis/kubeovn.io/v1/subnets/${name}/status`, { status: st });
