@@ -1,5 +1,6 @@
 // Shared helpers for benchmarks: timing, percentiles and the one JSON-line output format of DEVELOPERS.md.
-export type Unit = 'ms' | 'MB' | 'ops/s';
+/** '%' = percent of one CPU core */
+export type Unit = 'ms' | 'MB' | 'ops/s' | '%';
 export interface Baseline { name: string; p50: number }
 export interface BenchLine { bench: string; unit: Unit; p50: number; p99: number; n: number; baseline: Baseline | null }
 

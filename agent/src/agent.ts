@@ -25,7 +25,7 @@ import { KubeComponent } from './k8s/component.ts';
 import { component, Lifecycle } from './lifecycle.ts';
 import { NodeGate } from './node/gate.ts';
 import { NodeInit } from './node/init.ts';
-import { NodeNetwork, type NetfilterSetup } from './node/network.ts';
+import { NodeNetwork, uniformResync, type NetfilterSetup } from './node/network.ts';
 import type { SubnetTraffic } from './node/netfilter.ts';
 import { decideBackend, ExecNetfilterRunner, probeBackend } from './datapath/netfilter/index.ts';
 import { Reconciler } from './node/reconciler.ts';
@@ -134,7 +134,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
         onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
         onInterfaceChange: (l) => ovsdb.vswitch.onInterfaceChange((e) => l(e.name)),
       },
-      gate, log, ...(m ? { onPass: m.observeReconcile, busy: m.loopBusy } : {}),
+      gate, log, resyncMs: uniformResync(cfg.nodeResyncMs), ...(m ? { onPass: m.observeReconcile, busy: m.loopBusy } : {}),
     });
     const ovn = ovnBackend(cfg, log, hooks, { netlink, ovsdb, kube, node, gate, readiness });
     backend = ovn;

@@ -2,11 +2,14 @@
 // does, then writes pod/node annotations that the agent waits for. This helper plays that role just enough:
 // Subnet CRs + OVN logical switches/router ports (ovn-nbctl), sequential IP/MAC allocation, the LSP per pod NIC,
 // the IP CR, and the annotations in upstream's keys and formats (../shared/spec/upstream-agent-behaviour.md §3,
-// §5.4; user guide §8.13). It does not watch anything: tests call it explicitly.
+// §5.4; user guide §8.13), and the router's default route and gateway policies (routing.ts) that take pod traffic
+// leaving the cluster to a node's ovn0. It does not watch anything: tests call it explicitly.
+import { createHash } from 'node:crypto';
 import type { KubeApi } from './kubeapi.ts';
 import type { OvnCentral } from './ovn.ts';
 import { trace } from './exec.ts';
 import { contains, nth, parseCidr, type Cidr } from './ipam.ts';
+import { RouterPolicies } from './routing.ts';
 
 export const ROUTER = 'ovn-cluster';
 export const JOIN = 'join';
@@ -34,6 +37,7 @@ interface SubnetState {
   used: Set<string>;
   exclude: Set<string>;
   index: number; // for MACs
+  gatewayType: string;
 }
 
 export interface Allocation {
@@ -50,6 +54,12 @@ export interface Allocation {
   annotations: Record<string, string>;
 }
 
+/** `gatewayNode: "n1:10.0.0.1,n2"` of a centralized subnet spec: the gateway node names, in order. */
+function centralizedGateways(spec: Record<string, unknown> | undefined): string[] {
+  if (spec?.gatewayType !== 'centralized' || typeof spec.gatewayNode !== 'string') return [];
+  return spec.gatewayNode.split(',').map((e) => e.trim().split(':')[0]!).filter(Boolean);
+}
+
 const isOvnProvider = (p: string) => p === 'ovn' || p.endsWith('.ovn');
 const keyPrefix = (provider: string) => `${provider}.kubernetes.io/`;
 
@@ -57,11 +67,15 @@ export class StandInController {
   readonly api: KubeApi;
   readonly central: OvnCentral;
   private readonly subnets = new Map<string, SubnetState>();
+  /** node name -> its join (ovn0) IPs, for the gateway policies */
+  private readonly nodeJoin = new Map<string, string[]>();
+  private readonly policies: RouterPolicies;
   private macCounter = 0;
 
   constructor(api: KubeApi, central: OvnCentral) {
     this.api = api;
     this.central = central;
+    this.policies = new RouterPolicies(central, ROUTER);
   }
 
   /** Router `ovn-cluster`, the default Vpc CR, join subnet 100.64.0.0/16 and the default subnet `ovn-default`. */
@@ -72,6 +86,7 @@ export class StandInController {
     await this.api.mergePatch(`/apis/kubeovn.io/v1/vpcs/${ROUTER}/status`, { status: { default: true, standby: true, router: ROUTER, defaultLogicalSwitch: 'ovn-default' } });
     trace('controller: vpc status');
     await this.createSubnet({ name: JOIN, cidrBlock: opts.joinCidr ?? '100.64.0.0/16' });
+    await this.policies.defaultRoutes(this.subnets.get(JOIN)!.gateways);
     await this.createSubnet({ name: 'ovn-default', cidrBlock: opts.defaultCidr ?? '10.16.0.0/16', default: true });
   }
 
@@ -82,7 +97,7 @@ export class StandInController {
     const protocol = cidrs.length === 2 ? 'Dual' : cidrs[0]!.family === 4 ? 'IPv4' : 'IPv6';
     const state: SubnetState = {
       name: o.name, cidrs, gateways, provider, ovn: isOvnProvider(provider), next: 1, used: new Set(gateways),
-      exclude: new Set(o.excludeIps ?? []), index: this.subnets.size + 1,
+      exclude: new Set(o.excludeIps ?? []), index: this.subnets.size + 1, gatewayType: String(o.extraSpec?.gatewayType ?? 'distributed'),
     };
     this.subnets.set(o.name, state);
     await this.upsert('/apis/kubeovn.io/v1/subnets', {
@@ -108,6 +123,46 @@ export class StandInController {
     await nb(['--may-exist', 'lrp-add', ROUTER, lrp, this.nextMac(state), ...networks]);
     await nb(['--may-exist', 'lsp-add', o.name, lsp, '--', 'lsp-set-type', lsp, 'router', '--', 'lsp-set-addresses', lsp, 'router',
       '--', 'lsp-set-options', lsp, `router-port=${lrp}`]);
+    await this.policies.allowSubnet(cidrs.map((c) => c.text));
+    const gw = centralizedGateways(o.extraSpec);
+    if (gw.length) {
+      // the real controller picks the active gateway node and reports it in status.activateGateway
+      await this.policies.subnetGateway(cidrs.map((c) => c.text), this.nodeJoin.get(gw[0]!) ?? []);
+      await this.api.mergePatch(`/apis/kubeovn.io/v1/subnets/${o.name}/status`, { status: { activateGateway: gw[0] } });
+    }
+  }
+
+  /** Merge-patches a subnet's spec (and, when given, its status); a new centralized gateway moves the OVN policy. */
+  async updateSubnet(name: string, spec: Record<string, unknown>, status?: Record<string, unknown>): Promise<void> {
+    const s = this.subnets.get(name);
+    if (!s) throw new Error(`unknown subnet ${name}`);
+    const merged = (await this.api.mergePatch(`/apis/kubeovn.io/v1/subnets/${name}`, { spec })).spec as Record<string, unknown>;
+    s.gatewayType = String(merged.gatewayType ?? 'distributed');
+    const gw = centralizedGateways(merged);
+    if (gw.length) await this.policies.subnetGateway(s.cidrs.map((c) => c.text), this.nodeJoin.get(gw[0]!) ?? []);
+    const st = { ...status, ...(gw.length ? { activateGateway: gw[0] } : {}) };
+    if (Object.keys(st).length) await this.api.mergePatch(`/apis/kubeovn.io/v1/subnets/${name}/status`, { status: st });
+  }
+
+  /**
+   * NAT-outgoing policy rules (user guide §7.24): the spec as a user writes it, and the status the real controller
+   * derives from it (each rule with a ruleID, a short hash, which names the agent's ipsets).
+   */
+  async setNatOutgoingPolicyRules(name: string, rules: { action: 'nat' | 'forward'; match: { srcIPs?: string; dstIPs?: string } }[]): Promise<void> {
+    const withId = rules.map((r) => ({ ...r, ruleID: createHash('sha256').update(`${name}/${JSON.stringify(r)}`).digest('hex').slice(0, 12) }));
+    await this.updateSubnet(name, { natOutgoingPolicyRules: rules }, { natOutgoingPolicyRules: withId });
+  }
+
+  /** Deletes the Subnet CR and its OVN switch, router port and policies (what the controller does on delete). */
+  async deleteSubnet(name: string): Promise<void> {
+    const s = this.subnets.get(name);
+    if (!s) throw new Error(`unknown subnet ${name}`);
+    await this.api.delete(`/apis/kubeovn.io/v1/subnets/${name}`);
+    this.subnets.delete(name);
+    if (!s.ovn) return;
+    await this.policies.removeSubnet(s.cidrs.map((c) => c.text));
+    await this.central.nbctl(['--if-exists', 'lrp-del', `${ROUTER}-${name}`]);
+    await this.central.nbctl(['--if-exists', 'ls-del', name]);
   }
 
   /** Node object (if missing) plus its join address and `node-<node>` LSP, annotated like upstream (§5.4). */
@@ -121,7 +176,15 @@ export class StandInController {
     }
     const a = await this.allocate(JOIN, `node-${node}`, 'ovn', { 'ovn.kubernetes.io/port_name': `node-${node}` }, { vendor: 'kube-ovn', node });
     await this.api.mergePatch(`/api/v1/nodes/${node}`, { metadata: { annotations: a.annotations } });
+    this.nodeJoin.set(node, a.ips);
+    await this.policies.node([internalIp], a.ips);
     return a;
+  }
+
+  /** Replaces the Node's InternalIP (what kubelet reports) and routes traffic to it into the node's ovn0. */
+  async setNodeInternalIp(node: string, ip: string): Promise<void> {
+    await this.api.mergePatch(`/api/v1/nodes/${node}/status`, { status: { addresses: [{ type: 'InternalIP', address: ip }, { type: 'Hostname', address: node }] } });
+    await this.policies.node([ip], this.nodeJoin.get(node) ?? []);
   }
 
   /**
@@ -150,6 +213,8 @@ export class StandInController {
         attachIps: [], attachMacs: [], attachSubnets: [],
       },
     });
+    const st = this.subnets.get(subnet)!;
+    if (st.ovn && st.gatewayType !== 'centralized' && this.nodeJoin.has(nodeName)) await this.policies.podGateway(a.ips, this.nodeJoin.get(nodeName)!);
     await this.api.mergePatch(`/api/v1/namespaces/${namespace}/pods/${pod}`, { metadata: { annotations: a.annotations } });
     return a;
   }
@@ -161,7 +226,9 @@ export class StandInController {
   /** Removes the LSP and IP CR of a pod NIC (what upstream does when the pod is deleted). */
   async releasePod(namespace: string, pod: string, provider = 'ovn'): Promise<void> {
     const lsp = provider === 'ovn' ? `${pod}.${namespace}` : `${pod}.${namespace}.${provider}`;
+    const ip = await this.api.get(`/apis/kubeovn.io/v1/ips/${lsp}`).catch(() => undefined);
     await this.central.nbctl(['--if-exists', 'lsp-del', lsp]);
+    if (ip?.spec?.ipAddress) await this.policies.removePodGateway(String(ip.spec.ipAddress).split(','));
     await this.api.delete(`/apis/kubeovn.io/v1/ips/${lsp}`).catch(() => undefined);
   }
 

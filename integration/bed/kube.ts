@@ -258,18 +258,24 @@ function startForwarder(ns: Netns, dir: string, port: number): { started: Promis
   return { started, stop };
 }
 
-/** Creates (or replaces) every CRD in deploy/crds and waits until each is Established and served. */
+/**
+ * Creates (or updates) every CRD in deploy/crds and waits until each is Established and served. Each document goes
+ * to the apiserver as the YAML text of the file (server-side apply): client-node's typed loader renames
+ * `x-kubernetes-preserve-unknown-fields` to a camel-case key the apiserver ignores, which would make it prune every
+ * field the schema does not list (e.g. a Subnet's natOutgoingPolicyRules). The typed parse only gives the names.
+ */
 export async function applyCrds(api: KubeApi, file = CRD_FILE): Promise<string[]> {
   // empty documents (upstream charts have some) make loadAllYaml throw: leave them out first
-  const text = readFileSync(file, 'utf8').split(/^---[ \t]*$/m)
-    .filter((d) => d.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#'))).join('\n---\n');
-  const docs = (loadAllYaml(text) as any[]).filter((d) => d?.kind === 'CustomResourceDefinition');
+  const parts = readFileSync(file, 'utf8').split(/^---[ \t]*$/m)
+    .filter((d) => d.split('\n').some((l) => l.trim() !== '' && !l.trim().startsWith('#')));
+  const docs = (loadAllYaml(parts.join('\n---\n')) as any[]).filter((d) => d?.kind === 'CustomResourceDefinition');
+  const raw = parts.filter((d) => /^kind: CustomResourceDefinition[ \t]*$/m.test(d));
   const base = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions';
   for (const crd of docs) {
     const name = crd.metadata.name as string;
-    const existing = await api.get(`${base}/${name}`).catch(() => undefined);
-    if (existing) await api.put(`${base}/${name}`, { ...crd, metadata: { ...crd.metadata, resourceVersion: existing.metadata.resourceVersion } });
-    else await api.post(base, crd);
+    const yaml = raw.find((d) => new RegExp(`^  name: ${name.replaceAll('.', '\\.')}[ \t]*$`, 'm').test(d));
+    if (!yaml) throw new Error(`CRD ${name}: its YAML document was not found in ${file}`);
+    await api.request('PATCH', `${base}/${name}?fieldManager=koa-bed&force=true`, Buffer.from(yaml), 'application/apply-patch+yaml');
   }
   for (const crd of docs) {
     const name = crd.metadata.name as string;

@@ -34,7 +34,8 @@ export function kubeApi(creds: KubeCredentials): KubeApi {
   const url = new URL(creds.server);
   const req = <T>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> =>
     new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      // a Buffer goes as it is (YAML for server-side apply); anything else as JSON
+      const payload = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
       const r = request(
         {
           host: url.hostname,

@@ -4,8 +4,8 @@
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { onCleanup } from './cleanup.ts';
-import { killPidSync, readPid, stopPid } from './daemon.ts';
-import { run, type RunOptions, type RunResult } from './exec.ts';
+import { isAlive, killPidSync, readPid, stopPid } from './daemon.ts';
+import { run, waitFor, type RunOptions, type RunResult } from './exec.ts';
 import { createNetns, type Netns } from './netns.ts';
 
 export interface OvsNode {
@@ -26,6 +26,11 @@ export interface OvsNode {
   addBridge(name: string, opts?: { standalone?: boolean }): Promise<void>;
   /** PIDs of ovsdb-server and ovs-vswitchd. */
   pids(): number[];
+  /**
+   * A crash and restart of OVS: SIGKILL to ovs-vswitchd and ovsdb-server (their pidfile PIDs), then both started
+   * again on the same database (bridges, ports and external_ids survive; kernel devices vswitchd owned do not).
+   */
+  restart(): Promise<void>;
   /** Kills our two daemons (by pidfile PID), removes the temp dir; idempotent. Leaves the netns to its owner. */
   stop(): Promise<void>;
 }
@@ -79,20 +84,23 @@ export async function startOvs(opts: StartOvsOptions): Promise<OvsNode> {
 
   const vsctl = async (args: readonly string[], o: RunOptions = {}) =>
     (await run(['ovs-vsctl', '--timeout=10', ...args], { ...o, env: { ...env, ...o.env } })).stdout.trim();
-  try {
-    // A failure halfway (bad binary, port clash) must still leave nothing behind.
+  const startDaemons = async (first: boolean) => {
     const common = ['--pidfile', '--log-file', '--no-chdir', '--detach', '-vconsole:off'];
-    await run(['ovsdb-tool', 'create', join(dbdir, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema'], { env });
     await nodeNs.exec(
       ['ovsdb-server', join(dbdir, 'conf.db'), `--remote=punix:${dbSock}`, '--remote=db:Open_vSwitch,Open_vSwitch,manager_options', ...common],
       { env },
     );
     pids.add(readPid(pidfiles[1]!)!);
-    await vsctl(['--no-wait', 'init']);
+    if (first) await vsctl(['--no-wait', 'init']);
     await nodeNs.exec(['ovs-vswitchd', `unix:${dbSock}`, ...common], { env });
     pids.add(readPid(pidfiles[0]!)!);
     // A write without --no-wait returns only once vswitchd has caught up (next_cfg == cur_cfg): proof it is serving.
     await vsctl(['set', 'Open_vSwitch', '.', 'external_ids:koa-bed=true']);
+  };
+  try {
+    // A failure halfway (bad binary, port clash) must still leave nothing behind.
+    await run(['ovsdb-tool', 'create', join(dbdir, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema'], { env });
+    await startDaemons(true);
   } catch (e) {
     await unregister();
     throw e;
@@ -112,6 +120,16 @@ export async function startOvs(opts: StartOvsOptions): Promise<OvsNode> {
       await vsctl(['--may-exist', 'add-br', br, '--', 'set', 'bridge', br, 'datapath_type=netdev', ...(o.standalone ? ['fail-mode=standalone'] : [])]);
     },
     pids: () => [...pids],
+    restart: async () => {
+      for (const f of pidfiles) {
+        const pid = readPid(f);
+        if (!pid) continue;
+        killPidSync(pid);
+        await waitFor(`pid ${pid} gone`, () => !isAlive(pid), 10_000, 10);
+        pids.delete(pid);
+      }
+      await startDaemons(false);
+    },
     stop: unregister,
   };
   return node;

@@ -42,6 +42,7 @@ describe('config: defaults', () => {
     assert.equal(c.ovnInstalledTimeoutMs, 30_000);
     assert.equal(c.watchIdleTimeoutMs, 300_000);
     assert.equal(c.nodeReadyTimeoutMs, 30_000);
+    assert.equal(c.nodeResyncMs, 0, 'built-in resync periods');
     assert.equal(c.ipConflictProbeMs, 60);
     assert.equal(c.delQueueDir, '/run/openvswitch/kube-ovn-del-queue');
     assert.equal(c.logLevel, 'info');
@@ -95,6 +96,11 @@ describe('config: flag syntax', () => {
     assert.equal(load([], { KOA_ANNOTATION_WAIT_TIMEOUT: '2500ms' }).annotationWaitTimeoutMs, 2500);
     assert.equal(load(['--annotation-wait-timeout=5s'], { KOA_ANNOTATION_WAIT_TIMEOUT: '2500ms' }).annotationWaitTimeoutMs, 5000);
     assert.equal(load([], { KUBECONFIG: '/tmp/kc' }).kubeconfig, '/tmp/kc');
+  });
+  it('--node-resync-period is in seconds (ours: upstream has none), 0 to one day', () => {
+    assert.equal(load(['--node-resync-period=2']).nodeResyncMs, 2000);
+    assert.equal(load([], { KOA_NODE_RESYNC_PERIOD: '5' }).nodeResyncMs, 5000);
+    assert.match(configError(() => load(['--node-resync-period=-1'])).message, /--node-resync-period="-1": expected an integer in \[0, 86400\]/);
   });
   it('binds to POD_IPS with ENABLE_BIND_LOCAL_IP=true', () => {
     const c = load([], { ENABLE_BIND_LOCAL_IP: 'true', POD_IPS: '10.0.0.5,fd00::5', POD_IP: '10.0.0.5' });

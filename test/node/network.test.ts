@@ -8,7 +8,7 @@ import { FakeVswitch } from '../../agent/src/datapath/ovsdb/fake.ts';
 import type { NodeApi, NodeCondition } from '../../agent/src/k8s/node-api.ts';
 import type { Node, Subnet } from '../../agent/src/k8s/types.ts';
 import { NodeGate } from '../../agent/src/node/gate.ts';
-import { NodeNetwork } from '../../agent/src/node/network.ts';
+import { NodeNetwork, uniformResync } from '../../agent/src/node/network.ts';
 import { FakeNetfilter } from '../../agent/src/datapath/netfilter/fake.ts';
 
 const NODE = 'n1';
@@ -118,5 +118,14 @@ describe('node network on the fakes', { timeout: 60_000 }, () => {
     for (const l of w.subnetListeners) l();
     await until('route of the deleted subnet gone', async () => JSON.stringify(await dsts()) === JSON.stringify(['10.20.0.0/16']));
     await c.stop();
+  });
+});
+
+describe('uniformResync (--node-resync-period)', () => {
+  it('gives every node reconciler the same period, or keeps the built-in ones for 0', () => {
+    assert.deepEqual(uniformResync(0), {});
+    const r = uniformResync(2000)!;
+    assert.deepEqual(Object.keys(r).sort(), ['chassis', 'encap', 'host-routes', 'join-gateway', 'netfilter', 'ovn0']);
+    assert.ok(Object.values(r).every((v) => v === 2000));
   });
 });

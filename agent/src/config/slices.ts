@@ -84,6 +84,8 @@ export interface NodeConfig {
   readonly udpConnCheckPort: number;
   readonly defaultProviderName: string;
   readonly defaultInterfaceName: string;
+  /** --node-resync-period in ms: one resync period for every node reconciler; 0 = each one's built-in period */
+  readonly nodeResyncMs: number;
 }
 
 /** Pod wiring (pod/): bounds and checks of one ADD. */

@@ -66,6 +66,11 @@ export interface NodeNetworkDeps {
 
 const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000, netfilter: 15_000 };
 
+/** --node-resync-period: the same period for every node reconciler; 0 keeps the built-in ones. */
+export function uniformResync(ms: number): NodeNetworkDeps['resyncMs'] {
+  return ms > 0 ? Object.fromEntries(Object.keys(RESYNC).map((k) => [k, ms])) : {};
+}
+
 export interface NetfilterSetup {
   readonly runner: NetfilterRunner;
   /** runners of the other back ends (non-primary cleanup covers them all) */
