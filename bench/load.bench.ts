@@ -38,8 +38,7 @@ export default async function bench(ctx: BenchContext): Promise<void> {
     if (big.ok !== big.n || small.ok !== small.n) throw new Error(`agent.rss_rise_100x1mib: unanswered calls (${big.firstFailure ?? small.firstFailure})`);
     report('agent.rss_rise_100x1mib', 'MB', [big.riseMb], { name: 'same, 100 simultaneous calls of 1 KiB', p50: small.riseMb });
   }
-  if (ctx.wants('burst500.')) await burst500(ctx);
-  else if (ctx.wants('agent.rss_peak_burst500')) await burst500(ctx);
+  if (['burst500.total', 'burst500.eventloop_lag_p99', 'agent.rss_peak_burst500'].some((id) => ctx.wants(id))) await burst500(ctx);
 }
 
 async function gcPass(): Promise<void> {

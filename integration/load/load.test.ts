@@ -125,7 +125,10 @@ test(`kill -9 of the agent at random moments during a ${STORM}-pod ADD/DEL storm
     await sleep(1500 + Math.random() * 4000);
     await current().kill();
     await sleep(Math.random() * 1000);
-    agent = await startNodeAgent(bed, node, { ...AGENT, dir: agent.dir });
+    // as the DaemonSet restarts it: the runtime's calls do not wait for readiness (the shim just connects), so the
+    // storm goes on as soon as the process runs; its CNI socket comes up within the start-up
+    agent = await startNodeAgent(bed, node, { ...AGENT, dir: agent.dir, waitReady: false });
+    await agent.waitForLog(/CNI server listening/, 180_000);
   }
   await sleep(3000);
   stop = true;

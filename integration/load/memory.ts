@@ -17,14 +17,14 @@ const statusKb = (pid: number, field: 'VmRSS' | 'VmHWM'): number => {
 };
 
 function call(socketPath: string, body: Buffer): Promise<{ status: number; exit: string | undefined; text: string }> {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
     const req = request({ socketPath, path: CALL_PATH, method: 'POST', agent: false,
       headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => { if (text.length < 300) text += c.toString(); });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, exit: res.headers[EXIT_HEADER] as string | undefined, text }));
     });
-    req.on('error', reject);
+    req.on('error', (e) => resolve({ status: 0, exit: undefined, text: String(e) }));
     req.end(body);
   });
 }
@@ -61,7 +61,8 @@ export async function rssRiseUnderBodies(n = 100, stdinBytes = MAX_STDIN_BYTES -
     const good = (r: { status: number; exit: string | undefined }): boolean => r.status === 200 && r.exit === '0';
     const bad = answers.find((r) => !good(r));
     return { idleMb: idleKb / 1024, peakMb: peakKb / 1024, riseMb: (peakKb - idleKb) / 1024, ok: answers.filter(good).length, n,
-      bodyBytes: bodies[0]!.length, ...(bad ? { firstFailure: `HTTP ${bad.status} exit ${bad.exit}: ${bad.text}` } : {}) };
+      bodyBytes: bodies[0]!.length,
+      ...(bad ? { firstFailure: `HTTP ${bad.status} exit ${bad.exit}: ${bad.text}; agent warnings: ${JSON.stringify(a.lines.filter((l) => Number(l.level) >= 40)).slice(0, 1500)}` } : {}) };
   } finally {
     await stopAgent(a);
     await rm(dir, { recursive: true, force: true });
