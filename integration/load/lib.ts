@@ -63,10 +63,15 @@ export const noLeaks = (l: NodeLeaks): boolean => l.podInterfaces.length + l.hos
  * monitorEventLoopDelay histogram at every collection, so a scrape before a burst and one right after it read the
  * burst's window.
  */
-export async function eventLoopLagP99Ms(agent: NodeAgent): Promise<number> {
-  const m = /^nodejs_eventloop_lag_p99_seconds\s+([0-9.eE+-]+)/m.exec(await agent.metrics());
-  if (!m) throw new Error('no nodejs_eventloop_lag_p99_seconds in /metrics');
-  return Number(m[1]) * 1000;
+export async function eventLoopLagP99Ms(agent: NodeAgent, boundMs = 120_000): Promise<number> {
+  // the harness's scrape gives up after 5 s; on a saturated machine one can, so scrape again (bounded)
+  const t0 = performance.now();
+  for (;;) {
+    const m = /^nodejs_eventloop_lag_p99_seconds\s+([0-9.eE+-]+)/m.exec(await agent.metrics());
+    if (m) return Number(m[1]) * 1000;
+    if (performance.now() - t0 > boundMs) throw new Error(`no nodejs_eventloop_lag_p99_seconds in /metrics within ${boundMs} ms`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 export interface BurstResult {
