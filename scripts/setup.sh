@@ -10,7 +10,7 @@ t0=$(date +%s)
 # Services are never started by the packages here
 # (no systemd, policy-rc.d denies): the test bed starts its own daemons with private directories.
 PKGS=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common ipset iptables nftables
-      containernetworking-plugins iproute2 ethtool iputils-ping tcpdump procps
+      containernetworking-plugins iproute2 ethtool iputils-ping tcpdump procps strace
       openssl ca-certificates
       build-essential python3 make g++ gcc libc6-dev)
 missing=()

@@ -130,11 +130,11 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
         onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
         onInterfaceChange: (l) => ovsdb.vswitch.onInterfaceChange((e) => l(e.name)),
       },
-      gate, log, ...(m ? { onPass: m.observeReconcile } : {}),
+      gate, log, ...(m ? { onPass: m.observeReconcile, busy: m.loopBusy } : {}),
     });
     const ovn = ovnBackend(cfg, log, hooks, { netlink, ovsdb, kube, node, gate, readiness });
     backend = ovn;
-    dispatcher = new Dispatcher({ backend, log });
+    dispatcher = new Dispatcher({ backend, log, ...(m ? { busy: m.loopBusy } : {}) });
     const gc = new Reconciler(podGcSpec({
       get vswitch() { return ovsdb.vswitch; },
       get netlink() { return netlink.netlink; },
@@ -144,13 +144,13 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
       removePort: (port, pod) => ovn.removePort(port, pod),
       gcQos: () => ovsdb.vswitch.gcQos(),
       ...(m ? { onRemoved: m.gcRemoved } : {}),
-    }), { resyncMs: 60_000, log, ...(m ? { onPass: m.observeReconcile } : {}) });
+    }), { resyncMs: 60_000, log, ...(m ? { onPass: m.observeReconcile, busy: m.loopBusy } : {}) });
     const qos = new Reconciler(qosSyncSpec({
       get vswitch() { return ovsdb.vswitch; },
       podOf: (ns, name) => kube.watches.podSource.get(ns, name),
       get events() { return kube.events; },
       busy: (port) => { const p = portContainerPrefix(port); return p !== undefined && ovn.inFlight().some((c) => c.startsWith(p)); },
-    }), { resyncMs: 60_000, log, ...(m ? { onPass: m.observeReconcile } : {}) });
+    }), { resyncMs: 60_000, log, ...(m ? { onPass: m.observeReconcile, busy: m.loopBusy } : {}) });
     let unsubscribeQos = (): void => {};
     life.add(netlink).add(kube).add(ovsdb)
       .add(cni)

@@ -12,12 +12,14 @@ import type { Pod } from '../../agent/src/k8s/types.ts';
 describe('PacedWatch', () => {
   it('bounds watch reconnects to one per interval and keeps sockets few', async () => {
     let watches = 0;
+    const params: URLSearchParams[] = [];
     const sockets = new Set<Socket>();
     let maxSockets = 0;
     const server = createServer((req, res) => {
       const url = new URL(req.url!, 'http://x');
       if (url.searchParams.get('watch') === 'true') {
         watches++;
+        params.push(url.searchParams);
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Pod', metadata: { resourceVersion: String(10 + watches) } } }) + '\n');
         return;
@@ -42,7 +44,7 @@ describe('PacedWatch', () => {
     const w = new ResilientListWatch<Pod>({
       resource: 'pods',
       list: async () => ({ items: [], metadata: { resourceVersion: '10' } }),
-      informer: listWatchFactory<Pod>(kc, '/api/v1/pods', { fieldSelector: 'spec.nodeName=n1' }, 200),
+      informer: listWatchFactory<Pod>(kc, '/api/v1/pods', { fieldSelector: 'spec.nodeName=n1' }, 200, 60_000),
       idleTimeoutMs: 60_000,
     });
     try {
@@ -55,6 +57,12 @@ describe('PacedWatch', () => {
       assert.ok(maxSockets <= 12, `peak sockets: ${maxSockets}`);
       assert.equal(w.health().healthy, true);
       assert.equal(w.health().restarts, 0);
+      // quiet watches are kept open: bookmarks asked for, the server ends each one within 50-90 % of the watchdog
+      for (const p of params) {
+        assert.equal(p.get('allowWatchBookmarks'), 'true');
+        const t = Number(p.get('timeoutSeconds'));
+        assert.ok(t >= 30 && t <= 54, `timeoutSeconds ${t}`);
+      }
     } finally {
       await w.stop();
       for (const s of sockets) s.destroy();

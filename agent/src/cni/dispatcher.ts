@@ -23,6 +23,8 @@ export interface DispatcherOptions {
   backend: CniBackend;
   log?: Logger;
   maxStdinBytes?: number;
+  /** a call starts: returns its end (the metrics' event-loop lag sampling runs while calls are in flight) */
+  busy?: () => () => void;
 }
 
 export class Dispatcher {
@@ -33,11 +35,13 @@ export class Dispatcher {
   #inFlight = 0;
   private readonly log: Logger | undefined;
   private readonly maxStdin: number;
+  private readonly busy: (() => () => void) | undefined;
 
   constructor(opts: DispatcherOptions) {
     this.backend = opts.backend;
     this.log = opts.log;
     this.maxStdin = opts.maxStdinBytes ?? MAX_STDIN_BYTES;
+    this.busy = opts.busy;
   }
 
   /** ADD/DEL/CHECK calls being handled now (both protocols) */
@@ -134,10 +138,12 @@ export class Dispatcher {
 
   async #counted<T>(f: () => Promise<T>): Promise<T> {
     this.#inFlight++;
+    const done = this.busy?.();
     try {
       return await f();
     } finally {
       this.#inFlight--;
+      done?.();
     }
   }
 }

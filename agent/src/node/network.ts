@@ -56,6 +56,7 @@ export interface NodeNetworkDeps {
   readonly gate: NodeGate;
   readonly log: Logger;
   readonly onPass?: (o: PassOutcome) => void;
+  readonly busy?: () => () => void;
   /** resync periods (tests shorten them) */
   readonly resyncMs?: Partial<Record<keyof typeof RESYNC, number>>;
   /** metrics: subnet gateway counter deltas, netfilter batches */
@@ -91,7 +92,7 @@ export class NodeNetwork implements Component {
   get mtu(): number { return this.#mtu; }
 
   #make<D, O, Op>(spec: ReconcileSpec<D, O, Op>, key: keyof typeof RESYNC): Reconciler<D, O, Op> {
-    const o: ReconcilerOptions = { resyncMs: this.#d.resyncMs?.[key] ?? RESYNC[key], log: this.#d.log, ...(this.#d.onPass ? { onPass: this.#d.onPass } : {}) };
+    const o: ReconcilerOptions = { resyncMs: this.#d.resyncMs?.[key] ?? RESYNC[key], log: this.#d.log, ...(this.#d.onPass ? { onPass: this.#d.onPass } : {}), ...(this.#d.busy ? { busy: this.#d.busy } : {}) };
     const r = new Reconciler(spec, o);
     this.#reconcilers.push(r as Reconciler<unknown, unknown, unknown>);
     return r;

@@ -53,6 +53,8 @@ export interface ReconcilerOptions {
   readonly log?: ReconcilerLog;
   /** metrics: called after every pass */
   readonly onPass?: (o: PassOutcome) => void;
+  /** metrics: a pass starts; returns its end (event-loop lag is sampled while passes run) */
+  readonly busy?: () => () => void;
 }
 
 export class Reconciler<Desired, Observed, Op> {
@@ -146,6 +148,7 @@ export class Reconciler<Desired, Observed, Op> {
   /** One pass. Always re-arms the timer: resync after success, backoff after failure. */
   async #pass(reasons: readonly string[]): Promise<PassOutcome> {
     const t0 = performance.now();
+    const done = this.#o.busy?.();
     this.#passes++;
     if (this.#timer) { clearTimeout(this.#timer); this.#timer = undefined; }
     let ops: readonly Op[] = [];
@@ -165,6 +168,7 @@ export class Reconciler<Desired, Observed, Op> {
     } catch (e) {
       outcome = { reconciler: this.name, ok: false, changes: ops.length, seconds: (performance.now() - t0) / 1000, reason: reasons.join(','), error: e };
     }
+    done?.();
     this.#o.onPass?.(outcome);
     if (outcome.ok) {
       this.#failures = 0;

@@ -81,6 +81,7 @@ export async function startObservability(o: ObservabilityOptions): Promise<Obser
         readiness.shutdown();
         unhook();
         await server.close();
+        metrics.close();
         logger.info('metrics server stopped');
       })();
       return closing;

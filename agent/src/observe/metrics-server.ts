@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { AgentMetrics } from './metrics.ts';
 import type { LogControl } from './log.ts';
 import { formatEvaluation, type Readiness } from './health.ts';
+import { installReadDeadlines } from '../server/read-deadline.ts';
 
 export const DEFAULT_METRICS_PORT = 10665;
 export const LOG_LEVEL_PATHS: readonly string[] = ['/debug/loglevel', '/log-level'];
@@ -151,8 +152,8 @@ export async function startMetricsServer(o: MetricsServerOptions): Promise<Metri
           else res.destroy();
         });
       });
-      s.headersTimeout = 3000; // upstream ReadHeaderTimeout 3 s
-      s.requestTimeout = 10_000;
+      // upstream ReadHeaderTimeout 3 s; per-connection timers, not Node's periodic sweep (server/read-deadline.ts)
+      installReadDeadlines(s, { headersMs: 3000, requestMs: 10_000 });
       servers.push(s);
       const a = await listen(s, host, port);
       if (port === 0) port = a.port; // one ephemeral port shared by every address

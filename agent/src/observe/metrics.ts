@@ -11,7 +11,9 @@
 // Label values from open sets are bounded: fixed vocabularies map unknown values to `other`, free-form
 // operation names are capped by `LabelGuard` (first N distinct values, then `other`). No pod names.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { registerDefaultMetrics } from './default-metrics.ts';
+import { LoopLagMonitor } from './loop-lag.ts';
 import { ERRORS } from '../errors.ts';
 import { registerNodeSysctlGauges, type NodeSysctlOptions } from './node-sysctls.ts';
 
@@ -140,13 +142,19 @@ export interface AgentMetrics {
   observeReconcile(pass: { reconciler: string; ok: boolean; changes: number; seconds: number }): void;
   /** Objects the pod GC removed, by kind (port, veth, qos). */
   gcRemoved(kind: string, n: number): void;
+  /** Work starts on the event loop (a CNI call, a reconcile pass): lag is sampled until the returned release. */
+  loopBusy(): () => void;
+  /** Stops the lag sampling (agent stop). */
+  close(): void;
 }
 
 export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
   const registry = opts.registry ?? new Registry();
   const registers = [registry];
   const node = opts.nodeName;
-  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  // the event-loop lag histogram samples only while someone holds busy() (loop-lag.ts)
+  const loopLag = new LoopLagMonitor();
+  if (opts.defaultMetrics ?? true) { registerDefaultMetrics(registry); loopLag.register(registry); }
   if (opts.sysctls !== false) registerNodeSysctlGauges(registry, { ...opts.sysctls, hostname: node });
 
   // ---- upstream names (kube-ovn-cni) ----
@@ -334,6 +342,8 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
       if (pass.changes > 0) reconcileChanges.inc({ reconciler: r }, pass.changes);
     },
     gcRemoved: (kind, n) => { if (n > 0) gcRemovedTotal.inc({ kind: g.gcKind.value(kind) }, n); },
+    loopBusy: loopLag.busy,
+    close: () => loopLag.close(),
   };
   return m;
 }
@@ -350,6 +360,6 @@ export function nullMetrics(): AgentMetrics {
     registry: new Registry(), observeCni: noop, observeWait: noop, observeOvsdb: noop, observeNetlink: noop,
     observeIptables: noop, observeIpset: noop, observeRestClient: noop, watchRestarted: noop, setWatchHealthy: noop,
     observeShim: noop, observeShimReport: () => false, addSubnetGatewayTraffic: noop, countLogLine: noop,
-    setReadiness: noop, markReady: noop, observeReconcile: noop, gcRemoved: noop,
+    setReadiness: noop, markReady: noop, observeReconcile: noop, gcRemoved: noop, loopBusy: () => noop, close: noop,
   };
 }

@@ -17,6 +17,7 @@ import { sniffVersion } from '../cni/netconf.ts';
 import { handleUpstream } from '../cni/upstream.ts';
 import { LATEST_VERSION, type CallOutcome, type ForwardedCall } from '../cni/types.ts';
 import { ByteBudget } from '../limits.ts';
+import { installReadDeadlines, SWEEP_DISABLED_MS } from './read-deadline.ts';
 
 export const CALL_PATH = '/cni/v1/call';
 export const EXIT_HEADER = 'x-cni-exit-status';
@@ -116,14 +117,14 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    // no server-wide bound on receiving a request: a request waiting for the body budget has not started sending
-    // its body, and Node's requestTimeout would answer it 408 and reset it (seen: 68 of 100 simultaneous 1 MiB calls
-    // on a loaded machine). The receive bound (RECEIVE_MS) starts once the budget is granted.
-    requestTimeout: 0,
-    // as upstream's ReadHeaderTimeout: a silent client cannot hold a slot; checked every second
-    http: { headersTimeout: 3000, connectionsCheckingInterval: 1000 },
+    // read deadlines are per-connection timers, not Node's periodic sweep (read-deadline.ts): 3 s for the headers, as
+    // upstream's ReadHeaderTimeout. The body's bound (RECEIVE_MS) starts once its budget is granted (below): a request
+    // waiting for the budget has not started sending its body, and a deadline counted from its headers reset it
+    // (Node's requestTimeout answered 408 to 68 of 100 simultaneous 1 MiB calls on a loaded machine)
+    http: { connectionsCheckingInterval: SWEEP_DISABLED_MS },
     return503OnClosing: true,
   });
+  installReadDeadlines(app.server, { headersMs: 3000 });
 
   // Take the body's size from the budget before the body is read; give it back once answered (or aborted). A body
   // of unknown size (chunked) counts as the limit. Oversized bodies are refused by fastify without taking anything.
