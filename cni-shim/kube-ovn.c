@@ -3,7 +3,8 @@
  * verbatim) to the agent over its Unix socket, prints the agent's answer and exits with the agent's status. All
  * CNI logic lives in the agent; this program only finds the socket (`server_socket` in the netconf, or in its
  * `ipam` object in IPAM-only mode), answers VERSION, and when the agent cannot be reached fails with CNI code 11
- * (ADD/CHECK/STATUS/GC) or, for DEL, records the call in the delete queue for the agent to finish at start-up.
+ * (ADD/CHECK/STATUS/GC) or, for DEL, records the call in the delete queue for the agent to finish (it drains the
+ * queue at start and whenever a file appears in it).
  *
  * Wire: POST /cni/v1/call, body {"env":{"CNI_...":"..."},"stdin":"..."}; answer: body = bytes to print, header
  * x-cni-exit-status = exit status. Environment for tests: KOA_DEL_QUEUE_DIR, KOA_CNI_TIMEOUT_MS, KOA_SHIM_STATE_DIR.
@@ -133,26 +134,68 @@ static const char *skip_val(const char *p, const char *e, int depth) {
 	while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' && *p != '\t') p++;
 	return p;
 }
-/* Copies the JSON string at p (simple escapes only) into out; returns 0 on success. */
+static int hexval(const char *p, const char *e) {
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		if (p + i >= e) return -1;
+		char c = p[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0) return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+/* Copies the JSON string at p into out, decoding every escape (\uXXXX and surrogate pairs to UTF-8, as the agent's
+ * JSON.parse does: a socket path written "\u002frun/..." is the same path). Returns 0, or -1 when it is not a
+ * complete string, does not fit, or decodes to a NUL (no path can hold one). */
 static int get_str(const char *p, const char *e, char *out, size_t cap) {
 	size_t n = 0;
 	if (p >= e || *p != '"') return -1;
 	for (p++; p < e && *p != '"'; p++) {
-		char c = *p;
-		if (c == '\\') {
+		unsigned char u8[4];
+		size_t k = 1;
+		u8[0] = (unsigned char)*p;
+		if (*p == '\\') {
 			if (++p >= e) return -1;
-			c = *p == 'n' ? '\n' : *p == 't' ? '\t' : *p; /* \" \\ \/ ; \uXXXX is not expected in paths */
-			if (*p == 'u') return -1;
+			switch (*p) {
+			case 'n': u8[0] = '\n'; break;
+			case 't': u8[0] = '\t'; break;
+			case 'r': u8[0] = '\r'; break;
+			case 'b': u8[0] = '\b'; break;
+			case 'f': u8[0] = '\f'; break;
+			case '"': case '\\': case '/': u8[0] = (unsigned char)*p; break;
+			case 'u': {
+				long cp = hexval(p + 1, e);
+				if (cp < 0) return -1;
+				p += 4;
+				if (cp >= 0xd800 && cp <= 0xdbff) { /* a high surrogate must be followed by \u + a low one */
+					long lo = p + 2 < e && p[1] == '\\' && p[2] == 'u' ? hexval(p + 3, e) : -1;
+					if (lo < 0xdc00 || lo > 0xdfff) return -1;
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+					p += 6;
+				} else if (cp >= 0xdc00 && cp <= 0xdfff) return -1;
+				if (cp == 0) return -1;
+				if (cp < 0x80) u8[0] = (unsigned char)cp;
+				else if (cp < 0x800) u8[0] = (unsigned char)(0xc0 | cp >> 6), u8[1] = (unsigned char)(0x80 | (cp & 0x3f)), k = 2;
+				else if (cp < 0x10000) u8[0] = (unsigned char)(0xe0 | cp >> 12), u8[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)), u8[2] = (unsigned char)(0x80 | (cp & 0x3f)), k = 3;
+				else u8[0] = (unsigned char)(0xf0 | cp >> 18), u8[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f)), u8[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f)), u8[3] = (unsigned char)(0x80 | (cp & 0x3f)), k = 4;
+				break;
+			}
+			default: return -1;
+			}
 		}
-		if (n + 1 >= cap) return -1;
-		out[n++] = c;
+		if (n + k >= cap) return -1;
+		memcpy(out + n, u8, k);
+		n += k;
 	}
 	out[n] = 0;
 	return p < e ? 0 : -1;
 }
-/* Walks one object; for each key in `keys` whose value is a string, copies it into vals[i]. Returns the
- * position of the value of key `sub` if that is an object, in *subp. */
-static int scan(const char *p, const char *e, const char **keys, char **vals, size_t cap, const char *sub, const char **subp) {
+/* What scan found for a key (the last occurrence wins, as in JSON.parse). */
+enum { K_ABSENT = 0, K_STRING, K_NULL, K_NOT_STRING, K_UNDECODABLE };
+/* Walks one object; for each key in `keys` copies a string value into vals[i] and records in st[i] what the value
+ * was. Returns the position of the value of key `sub` if that is an object, in *subp. */
+static int scan(const char *p, const char *e, const char **keys, char **vals, const size_t *caps, int *st, const char *sub, const char **subp) {
 	p = ws(p, e);
 	if (p >= e || *p != '{') return -1;
 	p = ws(p + 1, e);
@@ -165,8 +208,13 @@ static int scan(const char *p, const char *e, const char **keys, char **vals, si
 		p = ws(ke, e);
 		if (p >= e || *p++ != ':') return -1;
 		p = ws(p, e);
-		for (int i = 0; keys[i]; i++)
-			if (strlen(keys[i]) == kl && !memcmp(k, keys[i], kl) && *p == '"' && get_str(p, e, vals[i], cap)) vals[i][0] = 0;
+		for (int i = 0; keys[i]; i++) {
+			if (strlen(keys[i]) != kl || memcmp(k, keys[i], kl) || p >= e) continue;
+			vals[i][0] = 0;
+			if (*p != '"') st[i] = e - p >= 4 && !memcmp(p, "null", 4) ? K_NULL : K_NOT_STRING;
+			else if (get_str(p, e, vals[i], caps[i])) vals[i][0] = 0, st[i] = K_UNDECODABLE;
+			else st[i] = K_STRING;
+		}
 		if (sub && strlen(sub) == kl && !memcmp(k, sub, kl) && *p == '{') *subp = p;
 		if (!(p = skip_val(p, e, 1))) return -1;
 		p = ws(p, e);
@@ -233,21 +281,45 @@ static int mkdirs(char *dir) {
 		if (*s == '/') { *s = 0; if (mkdir(dir, 0700) && errno != EEXIST) return -1; *s = '/'; }
 	return mkdir(dir, 0700) && errno != EEXIST ? -1 : 0;
 }
-static int valid_name(const char *s, int cid) {
-	if (!*s || !strcmp(s, ".") || !strcmp(s, "..") || strlen(s) > 100) return 0;
-	for (const char *p = s; *p; p++) {
-		if (cid && !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || (p > s && strchr("_.-", *p)))) return 0;
-		if (!cid && (*p == '/' || *p == ':' || *p <= ' ')) return 0;
+/* A name usable as is in a file name: the agent's container-ID rule (cid) or no '/', NUL, control bytes (ifname). */
+static int plain_name(const char *s, int cid) {
+	if (!*s || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (cid && !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || (p > (const unsigned char *)s && strchr("_.-", *p)))) return 0;
+		if (!cid && (*p == '/' || *p == ':' || *p <= ' ' || *p == 0x7f)) return 0;
 	}
 	return 1;
 }
-/* Writes the forwarded call to <dir>/<containerid>-<ifname>.json atomically (tmp + fsync + rename + fsync dir). */
+static unsigned long long fnv1a(unsigned long long h, const char *s, size_t n) {
+	for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	return h;
+}
+/* The queue file of (container ID, ifname): `<cid>-<ifname>.json` when both are plain and short (ADD accepts
+ * container IDs of any length, a file name is at most 255 bytes), else `<cid[0:64]>-h<FNV-1a 64 of cid NUL ifname>.json`
+ * (`h` + 16 hex digits; the agent's drain reads every `*.json`, whatever its name: the call is in the file). */
+static void queue_name(char *out, size_t cap, const char *cid, const char *ifn) {
+	size_t a = strlen(cid), b = strlen(ifn);
+	if (plain_name(cid, 1) && plain_name(ifn, 0) && a + b <= 200 && a + b + 2 <= cap) {
+		memcpy(out, cid, a), out[a] = '-', memcpy(out + a + 1, ifn, b), out[a + 1 + b] = 0;
+		return;
+	}
+	unsigned long long h = fnv1a(0xcbf29ce484222325ULL, cid, strlen(cid) + 1);
+	h = fnv1a(h, ifn, strlen(ifn));
+	char pre[65];
+	size_t n = 0;
+	for (const char *p = cid; *p && n < 64; p++)
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) pre[n++] = *p;
+	pre[n] = 0;
+	snprintf(out, cap, "%s-h%016llx", pre, h);
+}
+/* Writes the forwarded call to <dir>/<queue_name>.json atomically (tmp + fsync + rename + fsync dir). */
 static int enqueue(const struct buf *body, const char *cid, const char *ifn, char *err, size_t errcap) {
 	const char *q = getenv("KOA_DEL_QUEUE_DIR");
-	char dir[512], tmp[800], dst[800];
+	char dir[512], name[300], tmp[900], dst[900];
 	snprintf(dir, sizeof dir, "%s", q && *q ? q : DEFAULT_QUEUE);
-	snprintf(dst, sizeof dst, "%s/%s-%s.json", dir, cid, ifn);
-	snprintf(tmp, sizeof tmp, "%s/.%s-%s.%d.tmp", dir, cid, ifn, (int)getpid());
+	queue_name(name, sizeof name, cid, ifn);
+	snprintf(dst, sizeof dst, "%s/%s.json", dir, name);
+	snprintf(tmp, sizeof tmp, "%s/.%s.%d.tmp", dir, name, (int)getpid());
 	int fd = -1;
 	if (mkdirs(dir) || (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) goto bad;
 	for (size_t off = 0; off < body->n;) {
@@ -387,16 +459,25 @@ int main(void) {
 	}
 
 	/* server_socket: top level, or from the ipam object when type != kube-ovn (IPAM-only mode) */
-	char top[256] = "", type[64] = "", ver[16] = "", ipam[256] = "", ipamtype[64] = "";
+	/* the buffers are larger than any usable socket path, so "too long" below is reported as such, not as undecodable */
+	char top[512] = "", type[64] = "", ver[16] = "", ipam[512] = "", ipamtype[64] = "";
 	const char *keys[] = {"server_socket", "type", "cniVersion", NULL}, *ikeys[] = {"server_socket", "type", NULL};
 	char *vals[] = {top, type, ver}, *ivals[] = {ipam, ipamtype};
+	const size_t caps[] = {sizeof top, sizeof type, sizeof ver}, icaps[] = {sizeof ipam, sizeof ipamtype};
+	int st[3] = {0}, ist[2] = {0};
 	const char *sub = NULL, *end = in.p ? in.p + in.n : NULL;
 	/* The walker accepts a superset of JSON, so a failure here is certainly a decoding failure (code 6). */
-	if (!in.p || scan(in.p, end, keys, vals, sizeof top, "ipam", &sub))
+	if (!in.p || scan(in.p, end, keys, vals, caps, st, "ipam", &sub))
 		fail(6, "cannot decode network configuration: stdin is not a JSON object");
-	if (sub) scan(sub, end, ikeys, ivals, sizeof ipam, NULL, NULL);
+	if (sub) scan(sub, end, ikeys, ivals, icaps, ist, NULL, NULL);
 	if (ver[0] && strspn(ver, "0123456789.") == strlen(ver)) memcpy(version, ver, sizeof ver);
-	const char *sock = sub && strcmp(type, "kube-ovn") ? ipam : top;
+	int ipam_mode = sub && strcmp(type, "kube-ovn");
+	const char *sock = ipam_mode ? ipam : top;
+	/* as the agent: null = absent (the default socket); any other non-string is an error, never a silent fallback */
+	int sst = ipam_mode ? ist[0] : st[0];
+	if (sst == K_NOT_STRING) fail(7, "invalid network configuration: %sserver_socket must be a string", ipam_mode ? "ipam." : "");
+	if (sst == K_UNDECODABLE)
+		fail(7, "invalid network configuration: %sserver_socket is not a usable string (bad escape, NUL, or longer than %d bytes)", ipam_mode ? "ipam." : "", (int)sizeof top - 1);
 	if (!*sock) sock = DEFAULT_SOCKET;
 	if (strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		fail(7, "invalid network configuration: server_socket \"%s\" is longer than %d bytes", sock, (int)sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
@@ -447,8 +528,8 @@ int main(void) {
 		if (fd >= 0) close(fd);
 		if (del) {
 			const char *cid = getenv("CNI_CONTAINERID"), *ifn = getenv("CNI_IFNAME");
-			char qerr[900];
-			if (!cid || !valid_name(cid, 1) || !ifn || !valid_name(ifn, 0))
+			char qerr[1200];
+			if (!cid || !*cid || !ifn || !*ifn)
 				fail(4, "invalid or missing environment variable CNI_CONTAINERID/CNI_IFNAME (agent at %s unreachable: %s)", sock, strerror(e));
 			if (enqueue(&body, cid, ifn, qerr, sizeof qerr) == 0) { save_report(0); return 0; } /* the agent completes it at start */
 			fail(11, "cannot reach the kube-ovn agent at %s (%s) and cannot queue the DEL: %s", sock, strerror(e), qerr);

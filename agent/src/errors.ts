@@ -66,6 +66,8 @@ export const ERRORS = {
   KOA_DATAPATH: { cni: CniCode.Datapath, http: 500, retryable: true, msg: (why: string) => why },
   KOA_ALREADY_WIRED: { cni: CniCode.Datapath, http: 500, retryable: false,
     msg: (netns: string, veth: string) => `the pod in ${netns} is already wired (host veth ${veth} has its peer there): a second ADD without DEL changes nothing; DEL first` },
+  KOA_HOST_NIC_TAKEN: { cni: CniCode.Datapath, http: 500, retryable: false,
+    msg: (veth: string, why: string) => `host veth ${veth} is another pod's NIC and was not touched: ${why} (host names are the first 12 characters of the container ID, as upstream's; a new sandbox gets a new ID)` },
   KOA_INTERNAL: { cni: CniCode.Internal, http: 500, retryable: false, msg: (why: string) => `internal error: ${why}` },
   KOA_CONFIG: { cni: CniCode.Internal, http: 500, retryable: false, msg: (why: string) => `invalid configuration: ${why}` },
 } as const satisfies Record<string, Entry>;

@@ -80,6 +80,37 @@ test('IPAM-only mode: the socket comes from the ipam object', async () => {
   assert.deepEqual(o.ips.map((i) => i.version), ['4', '6']);
 });
 
+test('server_socket: a non-string is an error (code 7), null is the default, \\uXXXX escapes are decoded (issue 14 item 7)', async () => {
+  for (const bad of [1, {}, [], true, 'x'.repeat(600)]) {
+    for (const ipam of [false, true]) {
+      const conf = ipam ? JSON.stringify({ cniVersion: '1.0.0', name: 'mv', type: 'macvlan', ipam: { type: 'kube-ovn', server_socket: bad } })
+        : JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'kube-ovn', server_socket: bad });
+      for (const cmd of ['ADD', 'DEL']) {
+        const r = await runShim(cniEnv(cmd), conf);
+        assert.equal(r.code, 1, `${cmd} ${conf}`);
+        assert.equal(errOf(r.stdout).code, 7, r.stdout);
+        assert.match(errOf(r.stdout).msg, ipam ? /ipam\.server_socket (must be a string|is not a usable string)/ : /server_socket (must be a string|is not a usable string)/);
+      }
+    }
+  }
+  const viaNull = await runShim(cniEnv('ADD'), JSON.stringify({ cniVersion: '0.4.0', name: 'n', type: 'kube-ovn', server_socket: null }));
+  assert.match(errOf(viaNull.stdout).msg, /\/run\/openvswitch\/kube-ovn-daemon\.sock/);
+  // every character of the path written as \uXXXX (and one non-BMP pair that is not in it: a different path)
+  const escaped = [...sock].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('');
+  const cid = `koac-esc-${rand()}`;
+  const add = await runShim(cniEnv('ADD', { CNI_CONTAINERID: cid }), `{"cniVersion":"1.0.0","name":"n","type":"kube-ovn","server_socket":"${escaped}"}`);
+  assert.equal(add.code, 0, add.stdout);
+  assert.ok(fake.attachments.has(`${cid}/eth0`));
+  const pair = await runShim(cniEnv('ADD'), `{"cniVersion":"1.0.0","name":"n","type":"kube-ovn","server_socket":"${escaped}\\ud83d\\ude00"}`);
+  assert.equal(errOf(pair.stdout).code, 11);
+  assert.ok(errOf(pair.stdout).msg.includes(`${sock}\u{1f600}`), errOf(pair.stdout).msg);
+  for (const broken of ['\\u00', '\\u0000', '\\ud83d', '\\uzzzz', '\\q']) {
+    const r = await runShim(cniEnv('ADD'), `{"cniVersion":"1.0.0","name":"n","type":"kube-ovn","server_socket":"/tmp/${broken}x"}`);
+    assert.equal(r.code, 1);
+    assert.ok([6, 7].includes(errOf(r.stdout).code), `${broken}: ${r.stdout}`);
+  }
+});
+
 test('bad input: code and message from the agent or the shim, exit 1', async () => {
   const cases: [Record<string, string>, string | Buffer, number, RegExp][] = [
     [cniEnv('ADD'), 'not json', 6, /cannot decode network configuration/], // decided by the shim itself
@@ -141,7 +172,19 @@ test('agent unreachable: code 11 naming the socket; DEL queued durably and compl
     assert.deepEqual([del.code, del.stdout], [0, '']);
     const del2 = await runShim({ ...cniEnv('DEL', { CNI_CONTAINERID: 'koac-queued2', CNI_IFNAME: 'net1' }), KOA_DEL_QUEUE_DIR: q }, netconf(s2, '0.3.1'));
     assert.equal(del2.code, 0);
-    assert.deepEqual((await readdir(q)).sort(), ['koac-queued1-eth0.json', 'koac-queued2-net1.json']);
+    // issue 14 item 7: a container ID over 100 characters (ADD accepts any length) and a non-ASCII ifname queue too
+    const longId = `koac${'0123456789'.repeat(15)}`;
+    const del3 = await runShim({ ...cniEnv('DEL', { CNI_CONTAINERID: longId }), KOA_DEL_QUEUE_DIR: q }, netconf(s2));
+    assert.deepEqual([del3.code, del3.stdout], [0, '']);
+    const longer = `koac${'x'.repeat(400)}`;
+    const del4 = await runShim({ ...cniEnv('DEL', { CNI_CONTAINERID: longer, CNI_IFNAME: 'ñet0' }), KOA_DEL_QUEUE_DIR: q }, netconf(s2));
+    assert.deepEqual([del4.code, del4.stdout], [0, '']);
+    const files = (await readdir(q)).sort();
+    assert.equal(files.length, 4, files.join());
+    assert.ok(files.every((f) => Buffer.byteLength(f) <= 255 && f.endsWith('.json')), files.join());
+    assert.ok(files.includes(`${longId}-eth0.json`), 'plain name while it fits');
+    assert.ok(files.some((f) => /^koacx{60}-h[0-9a-f]{16}\.json$/.test(f)), files.join());
+    for (const f of ['koac-queued1-eth0.json', 'koac-queued2-net1.json']) assert.ok(files.includes(f));
     assert.equal((await stat(join(q, 'koac-queued1-eth0.json'))).mode & 0o777, 0o600);
     assert.equal((await stat(q)).mode & 0o777, 0o700);
     const entry = JSON.parse(await readFile(join(q, 'koac-queued1-eth0.json'), 'utf8')) as { env: Record<string, string>; stdin: string };
@@ -158,10 +201,10 @@ test('agent unreachable: code 11 naming the socket; DEL queued durably and compl
     const a = startAgentProcess(['--bind-socket', s2, '--cni-del-queue-dir', q]);
     try {
       const drained = await a.waitFor(/delete queue drained/);
-      assert.deepEqual([drained.completed, drained.kept, drained.discarded], [2, 0, 0]);
+      assert.deepEqual([drained.completed, drained.kept, drained.discarded], [4, 0, 0]);
       assert.deepEqual(await readdir(q), []);
       const done = a.lines.filter((l) => l.msg === 'completed queued DEL').map((l) => l.containerId).sort();
-      assert.deepEqual(done, ['koac-queued1', 'koac-queued2']);
+      assert.deepEqual(done, ['koac-queued1', 'koac-queued2', longId, longer].sort());
     } finally {
       assert.equal(await stopAgent(a), 0);
     }

@@ -92,6 +92,21 @@ test('GC reads the erratum key cni.dev/attachments when cni.dev/valid-attachment
   assert.deepEqual([...fake.attachments.keys()], ['b1/eth0']);
 });
 
+test('DEL of a container ID or ifname no ADD accepts succeeds without reaching the backend (issue 14 item 4)', async () => {
+  const fake = new FakeBackend();
+  let dels = 0;
+  const orig = fake.del.bind(fake);
+  fake.del = async (r) => { dels++; return orig(r); };
+  const d = new Dispatcher({ backend: fake });
+  const overs: Record<string, string>[] = [{ CNI_IFNAME: 'a/b' }, { CNI_IFNAME: 'x'.repeat(16) }, { CNI_IFNAME: 'ñetñetñetñet0' }, { CNI_CONTAINERID: '-bad/' }];
+  for (const over of overs) {
+    const add = await d.call({ env: env('ADD', over), stdin: conf('1.0.0') });
+    assert.equal(errOf(add.stdout).code, 4, JSON.stringify(over));
+    assert.deepEqual(await d.call({ env: env('DEL', over), stdin: conf('1.0.0') }), { stdout: '', exitCode: 0 }, JSON.stringify(over));
+  }
+  assert.equal(dels, 0);
+});
+
 test('DEL ignores an undecodable prevResult (teardown must not depend on it); CHECK does not', async () => {
   const fake = new FakeBackend();
   const d = new Dispatcher({ backend: fake });

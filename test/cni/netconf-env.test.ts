@@ -148,7 +148,8 @@ test('environment per command', () => {
     [{ ...base, CNI_COMMAND: 'CHECK', CNI_NETNS: 'netns/x' }, /CNI_NETNS: "netns\/x" must be an absolute path/],
     [{ ...base, CNI_COMMAND: 'DEL', CNI_NETNS: 'rel' }, /must be an absolute path/],
     [{ ...base, CNI_COMMAND: 'ADD', CNI_IFNAME: '' }, /CNI_IFNAME: it is required/],
-    [{ ...base, CNI_COMMAND: 'DEL', CNI_IFNAME: 'a/b' }, /CNI_IFNAME/],
+    [{ ...base, CNI_COMMAND: 'ADD', CNI_IFNAME: 'a/b' }, /CNI_IFNAME/],
+    [{ ...base, CNI_COMMAND: 'DEL', CNI_IFNAME: '' }, /CNI_IFNAME: it is required/],
     [{ ...base, CNI_COMMAND: 'ADD', CNI_IFNAME: 'thisnameistoolong' }, /longer than 15 bytes/],
     [{ ...base, CNI_COMMAND: 'ADD', CNI_CONTAINERID: '' }, /CNI_CONTAINERID: it is required/],
     [{ ...base, CNI_COMMAND: 'ADD', CNI_CONTAINERID: '/etc' }, /CNI_CONTAINERID/],
@@ -158,4 +159,10 @@ test('environment per command', () => {
     assert.equal(c, 4, JSON.stringify(env));
     assert.match(msg, re);
   }
+  // issue 14 item 4: a DEL of a value no ADD accepts has nothing to remove and must not fail (kubelet retries forever)
+  for (const over of [{ CNI_IFNAME: 'a/b' }, { CNI_IFNAME: 'ñetñetñetñet0' }, { CNI_CONTAINERID: '/etc' }]) {
+    const e = parseEnv({ ...base, CNI_COMMAND: 'DEL', ...over });
+    assert.match(e.delNothingToDo ?? '', /CNI_IFNAME|CNI_CONTAINERID/, JSON.stringify(over));
+  }
+  assert.equal(parseEnv({ ...base, CNI_COMMAND: 'DEL', CNI_IFNAME: 'ñet0' }).delNothingToDo, undefined);
 });

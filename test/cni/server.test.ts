@@ -195,6 +195,30 @@ test('the body budget: large bodies are handled a few at a time, none is refused
   }
 });
 
+test('waiting for the body budget does not count against the receive bound: no 408, every call answered (issue 14)', async () => {
+  const dir = await tempDir();
+  const sock = join(dir, 'agent.sock');
+  const d = new Dispatcher({ backend: new FakeBackend({ delayMs: () => 500 }) });
+  // one ~300 KiB body at a time, 500 ms each: the last of 8 waits ~3.5 s, more than twice the 1.5 s receive bound
+  // (the bound itself is generous: a loaded machine can stall reading a granted body for a few hundred ms)
+  const srv = await startCniServer({ socketPath: sock, dispatcher: d, log: quietLog(), bodyBudget: 400 * 1024, receiveMs: 1500 });
+  try {
+    const padded = (i: number) => JSON.stringify({ env: cniEnv('ADD', { CNI_CONTAINERID: `koacwait${i}` }),
+      stdin: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'kube-ovn', server_socket: sock, pad: 'x'.repeat(300 * 1024) }) });
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => post(sock, CALL_PATH, padded(i))));
+    assert.deepEqual(answers.map((a) => [a.status, a.headers[EXIT_HEADER]]), Array.from({ length: 8 }, () => [200, '0']));
+    // a body that stops half way, once granted, is cut at the bound and gives its budget back
+    const s = connect({ path: sock });
+    s.on('error', () => undefined);
+    s.write(`POST ${CALL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"env":`);
+    await new Promise<void>((r) => { s.on('close', () => r()); s.resume(); });
+    assert.equal((await post(sock, CALL_PATH, padded(99))).headers[EXIT_HEADER], '0', 'the budget is whole again');
+  } finally {
+    await srv.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('close() drains: calls in flight finish and are answered; new ones find no server; past the drain period ADDs roll back with code 11', async () => {
   const dir = await tempDir();
   const sock = join(dir, 'agent.sock');

@@ -199,6 +199,56 @@ describe('OvnBackend: DEL, CHECK, STATUS, GC', () => {
     await s.backend.del(cniReq({ command: 'DEL', netns: '' }));
   });
 
+  it('DEL with an empty CNI_NETNS removes the host side keyed by container ID when the first DEL was lost (issue 14 item 8)', async () => {
+    const s = setup();
+    s.pods.set({ metadata: { name: 'p', namespace: 'default', annotations: { ...v4(), 'ovn.kubernetes.io/ingress_rate': '5' } } });
+    await s.backend.add(cniReq());
+    assert.equal(s.vs.queues.size, 1);
+    // a fresh backend: the agent's memory of the container is gone (restart), the pod too
+    s.pods.delete('default', 'p');
+    const fresh = new OvnBackend({ nodeName: 'node-1', prepare: { pods: s.pods, subnets: () => subnets, node: () => ({ metadata: { name: 'node-1' } }),
+      annotationWaitTimeoutMs: 10, nodeFacts: { mtu: 1400, datapathType: 'netdev', enableArpDetectIpConflict: true, ovnInstalledTimeoutMs: 10, gatewayCheckTimeoutMs: 10 } },
+      exec: { netlink: s.nl, podNet: s.nl, vswitch: s.vs } });
+    await fresh.del(cniReq({ command: 'DEL', netns: '' }));
+    assert.deepEqual(s.vs.listPorts('br-int'), ['br-int']);
+    assert.deepEqual((await s.nl.listLinks(null)).map((l) => l.name), ['lo']);
+    assert.equal(s.vs.qos.size + s.vs.queues.size, 0);
+  });
+
+  it('DEL of a container whose ID shares 12 characters with a live pod\'s leaves that pod\'s port and veth alone (item 3)', async () => {
+    const s = setup();
+    s.pods.set({ metadata: { name: 'p', namespace: 'default', annotations: v4() } });
+    await s.backend.add(cniReq());
+    const links = (await s.nl.listLinks(null)).map((l) => l.name);
+    const twin = `${CID.slice(0, 12)}ffffffffffff`;
+    for (const netns of [NETNS.replace('b1', 'b2'), '']) {
+      await s.backend.del(cniReq({ command: 'DEL', containerId: twin, podName: 'other', netns }));
+      assert.deepEqual((await s.nl.listLinks(null)).map((l) => l.name), links);
+      assert.deepEqual(s.vs.listPorts('br-int').length, 2);
+    }
+    // the live pod's own DEL still works
+    await s.backend.del(cniReq({ command: 'DEL' }));
+    await assertEmpty(s.nl, s.vs);
+  });
+
+  it('an ADD for a second container with the same host name while the first one\'s ADD is in flight is refused at once', async () => {
+    const s = setup({ gatewayCheckTimeoutMs: 60_000 });
+    s.nl.reachable.clear();
+    s.pods.set({ metadata: { name: 'p', namespace: 'default', annotations: v4() } });
+    s.pods.set({ metadata: { name: 'q', namespace: 'default', annotations: v4(8) } });
+    const first = s.backend.add(cniReq());
+    first.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    const twin = `${CID.slice(0, 12)}ffffffffffff`;
+    const e = await rejects(s.backend.add(cniReq({ containerId: twin, podName: 'q', netns: NETNS })));
+    assert.equal(e.code, 'KOA_HOST_NIC_TAKEN');
+    assert.match(e.message, /ADD in flight/);
+    await s.backend.del(cniReq({ command: 'DEL', containerId: twin, podName: 'q' }));
+    assert.ok(await s.nl.getLink(null, `${CID.slice(0, 12)}_h`), 'the in-flight ADD kept its veth');
+    s.nl.reachable.add(`${NETNS}|10.16.0.1`);
+    await first;
+  });
+
   it('CHECK passes on the live attachment and names what drifted', async () => {
     const s = setup();
     s.pods.set({ metadata: { name: 'p', namespace: 'default', annotations: v4() } });

@@ -190,6 +190,42 @@ describe('executor: ADD', () => {
     assert.equal(await w.nl.getLink(null, 'leftover_c'), null);
   });
 
+  it('a veth of that name whose OVS row is another pod\'s is never removed: KOA_HOST_NIC_TAKEN, pod A untouched (issue 14 item 3)', async () => {
+    const w = world();
+    const OTHER = '/var/run/netns/koap-podA';
+    w.nl.addNamespace(OTHER);
+    w.nl.reachable.add(`${OTHER}|10.16.0.1`);
+    // pod A, container ID sharing the first 12 characters with CID, fully wired
+    const a = ann('ovn', { allocated: 'true', ip_address: '10.16.0.7', mac_address: '00:00:00:ab:cd:07', cidr: '10.16.0.0/16',
+      gateway: '10.16.0.1', logical_switch: 'ovn-default', routed: 'true' });
+    await applyAdd(plan(a, { containerId: `${CID.slice(0, 12)}ffffffff`, netns: OTHER, podName: 'pod-a' }), w.deps);
+    const before = { links: await w.nl.listLinks(null), pod: await w.nl.listLinks(OTHER), ports: w.vs.listPorts('br-int'), row: w.vs.getInterface(HOST) };
+    const e = await rejects(applyAdd(plan(v4), { ...w.deps, netnsExists: async (p) => p === OTHER }));
+    assert.equal(e.code, 'KOA_HOST_NIC_TAKEN');
+    assert.equal(e.cniCode, 102);
+    assert.match(e.message, /belongs to pod default\/pod-a/);
+    assert.deepEqual(await w.nl.listLinks(null), before.links);
+    assert.deepEqual(await w.nl.listLinks(OTHER), before.pod);
+    assert.deepEqual(w.vs.listPorts('br-int'), before.ports);
+    assert.deepEqual(w.vs.getInterface(HOST)?.externalIds, before.row?.externalIds);
+    assert.deepEqual((await w.nl.listLinks(NETNS)).map((l) => l.name), ['lo'], 'nothing left in the refused pod');
+  });
+
+  it('the same pod\'s row wired to another netns that still exists is refused; once that netns is gone it is a leftover', async () => {
+    const w = world();
+    const OLD = '/var/run/netns/koap-old';
+    w.nl.addNamespace(OLD);
+    w.nl.reachable.add(`${OLD}|10.16.0.1`);
+    await applyAdd(plan(v4, { containerId: `${CID.slice(0, 12)}eeeeeeee`, netns: OLD }), w.deps);
+    const e = await rejects(applyAdd(plan(v4), { ...w.deps, netnsExists: async (p) => p === OLD }));
+    assert.equal(e.code, 'KOA_HOST_NIC_TAKEN');
+    assert.match(e.message, /live netns \/var\/run\/netns\/koap-old/);
+    assert.ok(await w.nl.getLink(OLD, 'eth0'));
+    await applyAdd(plan(v4), { ...w.deps, netnsExists: async () => false });
+    assert.ok(await w.nl.getLink(NETNS, 'eth0'));
+    assert.equal(w.vs.getInterface(HOST)?.externalIds.pod_netns, NETNS);
+  });
+
   it('a second ADD for a live attachment is refused and the working pod is left intact', async () => {
     const w = world();
     await applyAdd(plan(v4), w.deps);

@@ -55,7 +55,11 @@ describe('names', () => {
     [CID, 'net1', '01234567_net1_h'],
     [CID, 'podabcdef12345', '01234_abcdef1_h'],
     [CID, 'abcdefghijkl', '_abcdefghijkl_h'],
-    [CID, 'abcdefghijklm', /longer than 12/],
+    [CID, 'abcdefghijklm', /longer than 12 bytes/],
+    [CID, 'ñet0', '0123456_ñet0_h'],
+    [CID, 'ñetñet0', '012_ñetñet0_h'],
+    [CID, 'ñetñetñet0', /longer than 12 bytes/],
+    [CID, 'nà1', /refuses.*0xa0/],
     ['short', 'eth0', 'short_h'],
     ['bad/id', 'eth0', /not allowed/],
     ['', 'eth0', /empty/],
@@ -67,7 +71,7 @@ describe('names', () => {
         assert.ok(typeof n !== 'string', String(n));
         assert.equal(n.host, want);
         assert.equal(n.container, want.replace(/_h$/, '_c'));
-        assert.ok(n.host.length <= 15);
+        assert.ok(Buffer.byteLength(n.host) <= 15, n.host);
       } else {
         assert.ok(typeof n === 'string');
         assert.match(n, want);
@@ -101,7 +105,7 @@ describe('plan: OVN NIC', () => {
     assert.deepEqual(p.steps.map((s) => s.op), ['podSysctls', 'createVeth', 'renameInNetns', 'hostLinkUp', 'ovsAddPort',
       'waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'gatewayCheck']);
     assert.deepEqual(p.steps[1], { op: 'createVeth', host: '0123456789ab_h', container: '0123456789ab_c', netns: NETNS, mtu: 1400,
-      undo: [{ op: 'deleteLink', link: '0123456789ab_h', onlyIfVeth: true }] });
+      podName: 'web-1', podNamespace: 'default', undo: [{ op: 'deleteLink', link: '0123456789ab_h', onlyIfVeth: true }] });
     assert.deepEqual(p.steps[2], { op: 'renameInNetns', netns: NETNS, link: '0123456789ab_c', newName: 'eth0', alias: '0123456789ab_c' });
     assert.deepEqual(p.response, {
       ips: [{ protocol: 'IPv4', ip: '10.16.0.9', cidr: '10.16.0.0/16', gateway: '10.16.0.1' }],
@@ -291,8 +295,8 @@ describe('plan: DEL', () => {
     assert.equal(planDel({ ...del, ifName: 'net1', provider: 'a.b.ovn' }).hostNic, '01234567_net1_h');
     assert.deepEqual(planDel(del, 'vm-a').steps[1], { op: 'destroyQos', podKey: 'default/vm-a' });
   });
-  it('skips empty netns, IPAM-only providers and names that could never exist', () => {
-    assert.match(planDel({ ...del, netns: '' }).skip!, /empty netns/);
+  it('skips IPAM-only providers and names that could never exist; an empty netns still removes the host side', () => {
+    assert.deepEqual(planDel({ ...del, netns: '' }).steps, planDel(del).steps);
     assert.match(planDel({ ...del, provider: 'macvlan.default', cniType: 'macvlan' }).skip!, /IPAM-only/);
     assert.equal(planDel({ ...del, provider: 'macvlan.default', cniType: 'kube-ovn' }).steps.length, 3);
     assert.match(planDel({ ...del, ifName: 'averyverylongname' }).skip!, /longer than 12/);

@@ -72,6 +72,11 @@ export interface CniEnv {
   ifName: string;
   args: CniArgs;
   cniPath: string[];
+  /**
+   * DEL only: why CNI_CONTAINERID or CNI_IFNAME is a value no ADD accepts. Nothing can have been created for it, so
+   * the DEL succeeds without doing anything (kubelet retries a failing DEL forever and the pod never terminates).
+   */
+  delNothingToDo?: string;
 }
 
 function need(env: Record<string, string>, key: string): string {
@@ -89,10 +94,14 @@ export function parseEnv(env: Record<string, string>): CniEnv {
   if (command !== 'ADD' && command !== 'DEL' && command !== 'CHECK') return out;
 
   out.containerId = need(env, 'CNI_CONTAINERID');
-  const cidErr = containerIdProblem(out.containerId);
-  if (cidErr) throw agentError('KOA_BAD_ENV', 'CNI_CONTAINERID', cidErr);
   out.ifName = need(env, 'CNI_IFNAME');
+  const cidErr = containerIdProblem(out.containerId);
   const ifErr = ifNameProblem(out.ifName);
+  if (command === 'DEL' && (cidErr || ifErr)) {
+    out.delNothingToDo = cidErr ? `CNI_CONTAINERID: ${cidErr}` : `CNI_IFNAME: ${ifErr}`;
+    return out;
+  }
+  if (cidErr) throw agentError('KOA_BAD_ENV', 'CNI_CONTAINERID', cidErr);
   if (ifErr) throw agentError('KOA_BAD_ENV', 'CNI_IFNAME', ifErr);
   if (command !== 'DEL') out.netns = need(env, 'CNI_NETNS');
   if (out.netns !== '' && !out.netns.startsWith('/')) {

@@ -11,6 +11,7 @@ import { updateIpCr, type IpCrApi, type IpCrUpdateOptions } from '../k8s/ipcr.ts
 import { isOvnProvider } from './annotations.ts';
 import { applyAdd, applyDelSteps, type AddOutcome, type ExecLog, type ExecutorDeps } from './executor.ts';
 import { vethNames } from './names.ts';
+import { hostSideOwner } from './ownership.ts';
 import { INTEGRATION_BRIDGE, planDel, type AddPlan, type DelStep } from './plan.ts';
 import { podTarget, type AgentEvent } from '../k8s/events.ts';
 import { Slots } from '../limits.ts';
@@ -49,6 +50,8 @@ export class OvnBackend implements CniBackend {
   readonly #adding = new Set<string>();
   /** containers with a DEL in progress (the GC reconciler leaves them to it) */
   readonly #deleting = new Set<string>();
+  /** host veth name -> container ID of the ADD in flight that uses it (two IDs alike in 12 characters share a name) */
+  readonly #hostNames = new Map<string, string>();
   readonly #slots: Slots;
   /** IP CR updates still running (tests and shutdown can wait for them) */
   readonly #ipCrUpdates = new Set<Promise<void>>();
@@ -78,7 +81,23 @@ export class OvnBackend implements CniBackend {
     this.#o.events.record({ target: podTarget(req.podNamespace, req.podName, uid), type, reason, message });
   }
 
+  /** the host veth name an ADD/DEL of `req` uses, or undefined when it creates none */
+  #hostName(req: CniRequest): string | undefined {
+    if (req.netconf.ipamMode || !isOvnProvider(req.netconf.provider)) return undefined;
+    const names = vethNames(req.containerId, req.ifName);
+    return typeof names === 'string' ? undefined : names.host;
+  }
+
   async #add(req: CniRequest, stop?: AbortSignal): Promise<CniResult> {
+    // the per-container lock does not serialise two containers whose IDs share 12 characters: the first one's ADD
+    // owns the host name until it ends, the second is refused without touching anything
+    const host = this.#hostName(req);
+    const holder = host === undefined ? undefined : this.#hostNames.get(host);
+    if (host !== undefined && holder !== undefined && holder !== req.containerId) {
+      throw agentError('KOA_HOST_NIC_TAKEN', host, `container ${holder} has an ADD in flight with that name`);
+    }
+    const claimed = host !== undefined && holder === undefined;
+    if (claimed) this.#hostNames.set(host, req.containerId);
     this.#adding.add(req.containerId);
     try {
       await this.#o.gate?.wait(this.#o.gateTimeoutMs ?? 30_000, stop);
@@ -117,6 +136,7 @@ export class OvnBackend implements CniBackend {
       return plan.result;
     } finally {
       this.#adding.delete(req.containerId);
+      if (claimed) this.#hostNames.delete(host);
     }
   }
 
@@ -164,7 +184,17 @@ export class OvnBackend implements CniBackend {
     const vm = pod?.metadata?.annotations?.[`${provider}.kubernetes.io/virtualmachine`] || undefined;
     const plan = planDel(dreq, vm);
     if (plan.skip) { this.#o.log?.debug({ containerId: req.containerId, reason: plan.skip }, 'DEL: nothing to remove'); return false; }
-    await applyDelSteps(plan.steps, this.#o.exec);
+    let steps = plan.steps;
+    // the host side goes only when it is provably this pod's: the same name may be another live pod's NIC
+    const holder = plan.hostNic === undefined ? undefined : this.#hostNames.get(plan.hostNic);
+    const owner = holder !== undefined && holder !== req.containerId
+      ? { mine: false as const, why: `container ${holder} has an ADD in flight with that name` }
+      : await hostSideOwner(this.#o.exec, { host: plan.hostNic!, podName: req.podName, podNamespace: req.podNamespace, vm, netns: req.netns });
+    if (!owner.mine) {
+      this.#o.log?.warn({ containerId: req.containerId, pod: `${req.podNamespace}/${req.podName}`, port: plan.hostNic, why: owner.why }, 'DEL: the host side is another pod\'s; left alone');
+      steps = steps.filter((s) => s.op === 'destroyQos');
+    }
+    await applyDelSteps(steps, this.#o.exec);
     // the pod cache still has the pod on the runtime's first DEL; the later empty-netns DELs find nothing to announce
     return req.netns !== '';
   }

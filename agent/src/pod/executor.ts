@@ -7,6 +7,7 @@
 import { AgentError, agentError, toAgentError } from '../errors.ts';
 import type { Netlink, PodNet, ProbeTiming, Vswitch } from '../datapath/ports.ts';
 import { isNetlinkError } from '../datapath/netlink/errors.ts';
+import { hostSideOwner } from './ownership.ts';
 import { undoSteps, type AddPlan, type AddStep, type DelStep, type GatewayCheck, type PlannedAddress, type QosSpec } from './plan.ts';
 
 export type WaitStage = 'ovn_installed' | 'gateway_check';
@@ -33,6 +34,8 @@ export interface ExecutorDeps {
   readonly probe?: Partial<ProbeTiming>;
   /** per-try timeout of a gateway ping (default 250 ms; the whole check is bounded by the plan's timeout) */
   readonly gatewayPingTryMs?: number;
+  /** does a netns path still exist (ownership proof of a leftover; default: the filesystem) */
+  readonly netnsExists?: (path: string) => Promise<boolean>;
   /** test hook: runs before each ADD step (throw to inject a fault at that step) */
   readonly beforeStep?: (step: AddStep, index: number) => void | Promise<void>;
 }
@@ -85,15 +88,18 @@ export async function applyAdd(plan: AddPlan, deps: ExecutorDeps, signal?: Abort
   return { stepMs };
 }
 
-/** A repeated ADD found this container's NIC already wired: the failing step must not be undone. */
+/** A repeated ADD found this container's NIC already wired, or the name belongs to another pod: the failing step must not be undone. */
 class AlreadyWired extends AgentError {}
 
 /**
- * Host veth names derive from the container ID, so EEXIST means this container's NIC exists already. If its peer
- * still sits in this pod's netns the attachment is live: refuse without touching it (a second ADD without DEL must
- * not break a working pod). Otherwise it is the leftover of an interrupted ADD: remove it and create afresh, once.
+ * Host veth names derive from the container ID's first 12 characters, so EEXIST means this container's NIC exists
+ * already, or another container whose ID starts alike owns the name. If the peer still sits in this pod's netns the
+ * attachment is live: refuse without touching it (a second ADD without DEL must not break a working pod). If the OVS
+ * row of that name does not prove it is this pod's (ownership.ts), it is another pod's NIC: refuse, untouched.
+ * Otherwise it is the leftover of an interrupted ADD: remove it and create afresh, once.
  */
-async function createPodVeth(step: Extract<AddStep, { op: 'createVeth' }>, nl: Netlink): Promise<void> {
+async function createPodVeth(step: Extract<AddStep, { op: 'createVeth' }>, d: ExecutorDeps): Promise<void> {
+  const nl = d.netlink;
   const spec = {
     name: step.host, ...(step.mtu > 0 ? { mtu: step.mtu } : {}),
     peer: { name: step.container, netns: step.netns, ...(step.mtu > 0 ? { mtu: step.mtu } : {}) },
@@ -110,6 +116,12 @@ async function createPodVeth(step: Extract<AddStep, { op: 'createVeth' }>, nl: N
         throw new AlreadyWired(err.code, err.message);
       }
     }
+    const owner = await hostSideOwner(d, { host: step.host, podName: step.podName, podNamespace: step.podNamespace, netns: step.netns });
+    if (!owner.mine) {
+      const err = agentError('KOA_HOST_NIC_TAKEN', step.host, owner.why);
+      throw new AlreadyWired(err.code, err.message);
+    }
+    d.log?.info({ link: step.host, netns: step.netns }, 'removing the leftover host veth of an interrupted ADD of this pod');
     await nl.deleteLink(null, step.host, { ignoreMissing: true });
     return nl.createVeth(spec);
   }
@@ -133,7 +145,7 @@ async function runAddStep(step: AddStep, d: ExecutorDeps, signal?: AbortSignal):
     case 'podSysctls':
       return podSysctls(step.netns, d);
     case 'createVeth':
-      return createPodVeth(step, nl);
+      return createPodVeth(step, d);
     case 'renameInNetns':
       return nl.setLink(step.netns, step.link, { name: step.newName, alias: step.alias });
     case 'ovsAddPort': {

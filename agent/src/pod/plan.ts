@@ -110,7 +110,9 @@ export type AddStep =
   /** upstream's binary step (§2.3.1): IPv6 on and RA off in the pod netns (all/default), before the link exists */
   | { op: 'podSysctls'; netns: string }
   /** veth pair with the peer created directly inside the pod netns (never moved); undo deletes the host end (and so the peer) */
-  | { op: 'createVeth'; host: string; container: string; netns: string; mtu: number; undo: readonly DelStep[] }
+  /** podName/podNamespace: the owner the OVS row of a same-named leftover must show before it is removed (ownership.ts) */
+  | { op: 'createVeth'; host: string; container: string; netns: string; mtu: number; podName: string; podNamespace: string;
+      undo: readonly DelStep[] }
   /** inside the pod netns: rename the peer to CNI_IFNAME, alias = its original name (§3.8.1-2) */
   | { op: 'renameInNetns'; netns: string; link: string; newName: string; alias: string }
   /** one transaction: strips iface-id from any other interface claiming it (§3.6.4), then adds the port (§3.6.5) */
@@ -377,7 +379,7 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
 
   const steps: AddStep[] = [
     { op: 'podSysctls', netns: req.netns },
-    { op: 'createVeth', host: names.host, container: names.container, netns: req.netns, mtu,
+    { op: 'createVeth', host: names.host, container: names.container, netns: req.netns, mtu, podName: podOrVm, podNamespace: req.podNamespace,
       undo: [{ op: 'deleteLink', link: names.host, onlyIfVeth: true }] },
     { op: 'renameInNetns', netns: req.netns, link: names.container, newName: ifName, alias: names.container },
     // up BEFORE the port is added: ovs-vswitchd sets IFF_PROMISC on a new port from the flags it cached when it opened
@@ -459,10 +461,11 @@ export interface DelPlan {
 /**
  * Plans a DEL (§4): remove the OVS port, QoS rows no port references, and the host veth (its peer goes with it).
  * Idempotent by construction: every step is "if exists". Needs no annotations; `virtualMachine` (from the pod, when
- * it still exists) only changes the QoS rows' pod key.
+ * it still exists) only changes the QoS rows' pod key. An empty netns (kubelet's later DELs, the sandbox gone) plans
+ * the same removal: the host side is keyed by container ID, and if the first DEL was lost nothing else removes it.
+ * The backend checks the OVS row's owner before running it (ownership.ts).
  */
 export function planDel(req: DelRequest, virtualMachine?: string): DelPlan {
-  if (req.netns === '') return { skip: 'empty netns: nothing was set up', steps: [] };
   if (!isOvnProvider(req.provider) && req.cniType !== 'kube-ovn') return { skip: 'IPAM-only provider: no link or port to remove', steps: [] };
   const names = vethNames(req.containerId, req.ifName === '' ? 'eth0' : req.ifName);
   if (typeof names === 'string') return { skip: `no veth could have been created: ${names}`, steps: [] };

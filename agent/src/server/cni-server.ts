@@ -26,6 +26,9 @@ export const BODY_LIMIT = 2 * 1024 * 1024;
 /** Bytes of request bodies held at once (raw, decoded and parsed: a few times this): 100 clients sending 1 MiB
  * each wait their turn instead of taking a gigabyte (issue 14). Typical calls are a few KiB: thousands fit. */
 export const BODY_BUDGET = 16 * 1024 * 1024;
+/** Bound of receiving one request's body, counted from the moment its budget is granted (generous: on a machine at
+ * load 30, 10 s cut 19 of 100 simultaneous 1 MiB calls). */
+const RECEIVE_MS = 30_000;
 /** How long SIGTERM lets in-flight calls finish before the rest are stopped and rolled back (below the DaemonSet's
  * terminationGracePeriodSeconds, 30 s by default). */
 export const DEFAULT_DRAIN_MS = 20_000;
@@ -37,6 +40,8 @@ export interface CniServerOptions {
   log: Logger;
   bodyLimit?: number;
   bodyBudget?: number;
+  /** bound of receiving a body once its budget is granted (default 30 s) */
+  receiveMs?: number;
   /** Called with the app before it listens (fastify refuses hooks later): e.g. metrics instrumentation. */
   onApp?: (app: CniApp) => void;
 }
@@ -106,18 +111,20 @@ function replyCall(reply: FastifyReply, out: CallOutcome, status = 200): Fastify
 
 
 /** Builds the fastify app (not listening); exported so tests can use inject(). */
-export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BODY_LIMIT, bodyBudget = BODY_BUDGET) {
+export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BODY_LIMIT, bodyBudget = BODY_BUDGET, receiveMs = RECEIVE_MS) {
   const budget = new ByteBudget(bodyBudget);
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    // read deadlines (3 s for the headers, as upstream's ReadHeaderTimeout, then 10 s for the body; handler time is
-    // bounded by the backend) are per-connection timers, not Node's periodic sweep: read-deadline.ts
+    // read deadlines are per-connection timers, not Node's periodic sweep (read-deadline.ts): 3 s for the headers, as
+    // upstream's ReadHeaderTimeout. The body's bound (RECEIVE_MS) starts once its budget is granted (below): a request
+    // waiting for the budget has not started sending its body, and a deadline counted from its headers reset it
+    // (Node's requestTimeout answered 408 to 68 of 100 simultaneous 1 MiB calls on a loaded machine)
     http: { connectionsCheckingInterval: SWEEP_DISABLED_MS },
     return503OnClosing: true,
   });
-  installReadDeadlines(app.server, { headersMs: 3000, requestMs: 10_000 });
+  installReadDeadlines(app.server, { headersMs: 3000 });
 
   // Take the body's size from the budget before the body is read; give it back once answered (or aborted). A body
   // of unknown size (chunked) counts as the limit. Oversized bodies are refused by fastify without taking anything.
@@ -128,13 +135,27 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
     held.delete(req);
     budget.release(n);
   };
+  // receiving the body (once its budget is granted) is bounded; the handler's time is bounded by the backend
+  const receiving = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+  const received = (req: FastifyRequest): void => { clearTimeout(receiving.get(req)); receiving.delete(req); };
   app.addHook('onRequest', async (req) => {
     const len = Number(req.headers['content-length'] ?? bodyLimit);
-    if (!(len <= bodyLimit)) return;
-    held.set(req, await budget.acquire(Math.max(len, 1024)));
+    if (len <= bodyLimit) {
+      const n = await budget.acquire(Math.max(len, 1024));
+      // the client may have gone while it waited: nothing will answer it, so nothing would give the bytes back
+      if (req.raw.destroyed || req.raw.socket?.destroyed) { budget.release(n); throw agentError('KOA_IO', 'client went away while waiting'); }
+      held.set(req, n);
+    }
+    receiving.set(req, setTimeout(() => {
+      log.warn({ url: req.url, ms: receiveMs }, 'request body not received in time; closing the connection');
+      received(req);
+      giveBack(req);
+      req.raw.destroy();
+    }, receiveMs));
   });
-  app.addHook('onResponse', async (req) => giveBack(req));
-  app.addHook('onRequestAbort', async (req) => giveBack(req));
+  app.addHook('preHandler', async (req) => received(req));
+  app.addHook('onResponse', async (req) => { received(req); giveBack(req); });
+  app.addHook('onRequestAbort', async (req) => { received(req); giveBack(req); });
 
   app.post(CALL_PATH, async (req, reply) => {
     const call = parseForwardedCall(req.body);
@@ -179,7 +200,7 @@ export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BOD
 /** Prepares the socket path, listens, sets the socket mode to 0600. */
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   await prepareSocketPath(opts.socketPath, opts.log);
-  const app = buildCniApp(opts.dispatcher, opts.log, opts.bodyLimit, opts.bodyBudget);
+  const app = buildCniApp(opts.dispatcher, opts.log, opts.bodyLimit, opts.bodyBudget, opts.receiveMs);
   opts.onApp?.(app);
   await app.listen({ path: opts.socketPath });
   await chmod(opts.socketPath, 0o600);

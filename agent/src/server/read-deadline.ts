@@ -13,8 +13,9 @@ import type { Socket } from 'node:net';
 export interface ReadDeadlines {
   /** from connect (or from the previous answer) to the end of the request headers */
   readonly headersMs: number;
-  /** from the end of the headers to the end of the body */
-  readonly requestMs: number;
+  /** from the end of the headers to the end of the body; absent: the server bounds the body itself (cni-server.ts
+   * starts that bound when the request's body budget is granted) */
+  readonly requestMs?: number;
 }
 
 /** Node's sweep interval once our deadlines are installed: the largest timer Node accepts (about 24.8 days). */
@@ -40,7 +41,7 @@ export function installReadDeadlines(server: Server, d: ReadDeadlines): void {
   });
   server.on('request', (req, res) => {
     const socket = req.socket;
-    if (req.complete) clear(socket);
+    if (req.complete || d.requestMs === undefined) clear(socket);
     else {
       arm(socket, d.requestMs, 'request body');
       req.once('end', () => clear(socket));

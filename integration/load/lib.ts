@@ -1,0 +1,94 @@
+// Load helpers shared by integration/load/*.test.ts and bench/load.bench.ts: many annotated pods made ready in
+// parallel batches (Pod object, netns, the stand-in controller's allocation), a whole-node leak count, the agent's
+// event-loop lag p99 from its /metrics, and a burst of concurrent CNI calls through the real shim.
+import type { Bed, BedNode } from '../bed/bed.ts';
+import { createPod, createPodNetns, newContainerId, podCall, type CniCallResult, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
+
+/** Runs `f` over `items`, at most `width` at a time. */
+export async function inBatches<T, R>(items: readonly T[], width: number, f: (x: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= items.length) return;
+      out[i] = await f(items[i]!, i);
+    }
+  }));
+  return out;
+}
+
+/**
+ * `n` pods named `<tag><i>`, each with its Pod object (annotated: every `qosEvery`-th one also carries egress and
+ * ingress rates, so QoS and Queue rows are created and must go), its netns and its allocation (LSP, IP CR, the
+ * kube-ovn annotations), prepared `width` at a time.
+ */
+export async function preparePods(bed: Bed, node: BedNode, tag: string, n: number, o: { width?: number; qosEvery?: number } = {}): Promise<TestPod[]> {
+  const qosEvery = o.qosEvery ?? 5;
+  return inBatches(Array.from({ length: n }, (_, i) => i), o.width ?? 16, async (i) => {
+    const name = `${tag}${i}`;
+    const annotations = qosEvery > 0 && i % qosEvery === 0 ? { 'ovn.kubernetes.io/egress_rate': '100', 'ovn.kubernetes.io/ingress_rate': '50' } : undefined;
+    const { uid } = await createPod(bed, node, name, annotations ? { annotations } : {});
+    const ns = await createPodNetns(bed, name);
+    await bed.controller!.allocatePod('default', name);
+    return { name, namespace: 'default', uid, ns, containerId: newContainerId() };
+  });
+}
+
+/** Everything pod wiring leaves on a node, whoever it belonged to. All zero = no leak. */
+export interface NodeLeaks {
+  /** OVS interfaces with external_ids vendor=kube-ovn and a pod_name (ovn0 and the tunnel ports have none) */
+  podInterfaces: string[];
+  /** `…_h` veths in the node's namespace */
+  hostVeths: string[];
+  qos: number;
+  queues: number;
+}
+
+export async function nodeLeaks(node: BedNode): Promise<NodeLeaks> {
+  const rows = JSON.parse(await node.ovs.vsctl(['--format=json', '--columns=name,external_ids', 'find', 'interface', 'external_ids:vendor=kube-ovn'])) as
+    { data: [string, [string, [string, string][]]][] };
+  const podInterfaces = rows.data.filter(([, [, kv]]) => kv.some(([k]) => k === 'pod_name')).map(([name]) => name);
+  const links = JSON.parse((await node.ns.ip(['-j', 'link', 'show', 'type', 'veth'])).stdout) as { ifname: string }[];
+  const hostVeths = links.map((l) => l.ifname).filter((n) => n.endsWith('_h'));
+  const count = async (table: string): Promise<number> =>
+    (JSON.parse(await node.ovs.vsctl(['--format=json', '--columns=_uuid', 'list', table])) as { data: unknown[] }).data.length;
+  return { podInterfaces, hostVeths, qos: await count('qos'), queues: await count('queue') };
+}
+
+export const noLeaks = (l: NodeLeaks): boolean => l.podInterfaces.length + l.hostVeths.length + l.qos + l.queues === 0;
+
+/**
+ * The agent's event-loop lag p99 in ms since the previous scrape: prom-client's collector resets its
+ * monitorEventLoopDelay histogram at every collection, so a scrape before a burst and one right after it read the
+ * burst's window.
+ */
+export async function eventLoopLagP99Ms(agent: NodeAgent, boundMs = 120_000): Promise<number> {
+  // the harness's scrape gives up after 5 s; on a saturated machine one can, so scrape again (bounded)
+  const t0 = performance.now();
+  for (;;) {
+    const m = /^nodejs_eventloop_lag_p99_seconds\s+([0-9.eE+-]+)/m.exec(await agent.metrics());
+    if (m) return Number(m[1]) * 1000;
+    if (performance.now() - t0 > boundMs) throw new Error(`no nodejs_eventloop_lag_p99_seconds in /metrics within ${boundMs} ms`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export interface BurstResult {
+  readonly results: CniCallResult[];
+  /** first spawn to last exit, ms */
+  readonly totalMs: number;
+  readonly errors: CniCallResult[];
+}
+
+/** One concurrent `command` per pod through the real shim, all started at once. */
+export async function burst(command: 'ADD' | 'DEL', agent: NodeAgent, pods: readonly TestPod[], timeoutMs = 300_000): Promise<BurstResult> {
+  const results = await Promise.all(pods.map((p) => podCall(command, agent, p, { timeoutMs })));
+  const totalMs = Math.max(...results.map((r) => r.endedAt)) - Math.min(...results.map((r) => r.startedAt));
+  return { results, totalMs, errors: results.filter((r) => r.code !== 0) };
+}
+
+export function p99(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(0.99 * s.length) - 1))] ?? Number.NaN;
+}
