@@ -215,7 +215,7 @@ export class FakeNetlink implements Netlink, PodNet {
     const l = this.byName(ns, name, op);
     if (c.name !== undefined && c.name !== name) {
       if (this.has(ns, c.name)) throw fail('EEXIST', op);
-      if (l.up) throw fail('EBUSY', op);
+      // kernels before 6.9 refused to rename an up link (EBUSY); this one allows it, and so does the fake
       l.name = c.name;
     }
     if (c.mac !== undefined) l.mac = c.mac.toLowerCase();
