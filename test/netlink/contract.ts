@@ -102,6 +102,8 @@ export const contract: ContractCase[] = [
     assert.equal(connected?.protocol, 2, 'proto kernel');
     await nl.addRoute(b, { dst: '10.2.0.0/16', gateway: '10.1.0.1', dev: 'p' });
     await nl.addRoute(b, { gateway: '10.1.0.1', dev: 'p' });
+    await nl.addRoute(b, { dst: '10.5.0.0/16', gateway: '10.1.0.1', dev: 'p', src: '10.1.0.2' });
+    assert.equal((await nl.listRoutes(b, { family: 4 })).find((r) => r.dst === '10.5.0.0/16')?.prefSrc, '10.1.0.2', 'src comes back as prefsrc');
     await nl.addRoute(b, { gateway: 'fd01::1', dev: 'p' });
     const v4 = await nl.listRoutes(b, { family: 4 });
     assert.equal(v4.find((r) => r.dst === '10.2.0.0/16')?.gateway, '10.1.0.1');

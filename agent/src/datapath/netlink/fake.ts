@@ -352,6 +352,8 @@ export class FakeNetlink implements Netlink, PodNet {
     if (gw) out.gateway = formatIp(gw.bytes);
     if (oif !== undefined) out.oif = oif;
     if (r.metric !== undefined) out.metric = r.metric;
+    // the kernel reports `src` back as RTA_PREFSRC; a reconciler comparing it must see it, or it never converges
+    if (r.src !== undefined) out.prefSrc = formatIp(parseIp(r.src, 'route source').bytes);
     return out;
   }
 
