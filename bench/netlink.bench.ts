@@ -1,14 +1,15 @@
 // Netlink in-process against `ip` (spawnSync, argv) doing the same operation in the same run.
 // Needs root. Every namespace is ours (prefix koanb + random) and is deleted at the end, also on failure.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { percentile, report, timeRuns, type BenchContext } from './lib.ts';
 import { warmUp } from '../agent/src/native.ts';
 import { RtNetlink } from '../agent/src/datapath/netlink/rtnl.ts';
 import { NlSocket } from '../agent/src/datapath/netlink/transport.ts';
+import type { NetlinkEvent } from '../agent/src/datapath/netlink/port.ts';
 
-export const ids = ['netlink.veth_create', 'netlink.veth_delete', 'netlink.addr_add', 'netlink.route_add', 'netlink.pod_wiring', 'netlink.netns_socket'] as const;
+export const ids = ['netlink.event', 'netlink.veth_create', 'netlink.veth_delete', 'netlink.addr_add', 'netlink.route_add', 'netlink.pod_wiring', 'netlink.netns_socket'] as const;
 
 const N = Number(process.env.KOA_BENCH_N) || 200;
 const WARMUP = 3;
@@ -78,6 +79,44 @@ export default async function bench(ctx: BenchContext): Promise<void> {
         // the closest thing `ip` does: enter the netns, open a netlink socket, one request
         const theirs = await timeRuns(N, () => ip(['-n', pod.name, 'link', 'show', 'lo']), WARMUP);
         report('netlink.netns_socket', 'ms', mine, { name: 'ip -n <pod> link show lo (spawnSync)', p50: median(theirs) });
+      }
+    }
+
+    if (ctx.wants('netlink.event')) {
+      // A change made by `ip` (one long-running `ip -batch -`, fed a line per change: route add, or an MTU change of a
+      // link) until the subscriber's callback has it: ms from writing the line. Baseline: the same changes found by a
+      // 1 ms dump poll (what the carrier wait did before).
+      const ev = netns('e');
+      ip(['-n', ev.name, 'link', 'set', 'lo', 'up']);
+      const batch = spawn('ip', ['-n', ev.name, '-batch', '-'], { stdio: ['pipe', 'ignore', 'inherit'] });
+      try {
+        let want: ((e: NetlinkEvent) => boolean) | undefined;
+        let hit: (() => void) | undefined;
+        const sub = nl.subscribe({ netns: ev.path, groups: ['link', 'route'] }, (e) => { if (want?.(e)) { want = undefined; hit?.(); } });
+        await sub.ready;
+        const change = (k: number): { line: string; match: (e: NetlinkEvent) => boolean; seen: () => Promise<boolean> } => k % 2 === 0
+          ? { line: `route add 10.${100 + (k >> 16)}.${(k >> 8) & 0xff}.${k & 0xff}/32 dev lo`,
+            match: (e) => e.kind === 'route' && e.action === 'new' && e.route.dst === `10.${100 + (k >> 16)}.${(k >> 8) & 0xff}.${k & 0xff}/32`,
+            seen: async () => (await nl.listRoutes(ev.path, { family: 4 })).some((r) => r.dst === `10.${100 + (k >> 16)}.${(k >> 8) & 0xff}.${k & 0xff}/32`) }
+          : { line: `link set dev lo mtu ${10000 + (k % 50000)}`,
+            match: (e) => e.kind === 'link' && e.link.name === 'lo' && e.link.mtu === 10000 + (k % 50000),
+            seen: async () => (await nl.getLink(ev.path, 'lo'))?.mtu === 10000 + (k % 50000) };
+        let k = 0;
+        const mine = await timeRuns(N, () => new Promise<void>((res) => {
+          const c = change(++k);
+          want = c.match;
+          hit = res;
+          batch.stdin.write(`${c.line}\n`);
+        }), WARMUP);
+        sub.close();
+        const polled = await timeRuns(Math.min(N, 100), async () => {
+          const c = change(++k);
+          batch.stdin.write(`${c.line}\n`);
+          while (!(await c.seen())) await new Promise((r) => setTimeout(r, 1));
+        }, WARMUP);
+        report('netlink.event', 'ms', mine, { name: '1 ms dump poll for the same change', p50: median(polled) });
+      } finally {
+        batch.stdin.end();
       }
     }
 

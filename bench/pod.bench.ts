@@ -7,6 +7,8 @@
 //   add.total            ms, spawn of `kube-ovn` ADD to its exit, with the real OVN binding and gateway check;
 //                        baseline: the by-hand wiring + `ovs-vsctl wait-until` ovn-installed + one `ping` of the gateway.
 //   add.after_annotation ms from the annotation patch returning (ADD already waiting) to the ADD's exit.
+//   add.dualstack        ms, `kube-ovn` ADD of a dual-stack pod (IPv4 + IPv6, DAD on, both gateways checked), spawn to
+//                        exit; baseline: add.total's p50 (single stack) of the same run when it ran, else null.
 //   del                  ms, `kube-ovn` DEL; baseline: `ovs-vsctl del-port` + `ip link del` of the by-hand wiring.
 //   burst100.total       ms for 100 concurrent ADDs through the executable (first spawn to last exit); any error fails.
 //   agent.rss            MB, VmHWM of the agent process after the burst (its peak; a fresh agent at the default log
@@ -20,7 +22,7 @@ import {
 } from '../integration/e2e/agent-harness.ts';
 import { percentile, report, type BenchContext } from './lib.ts';
 
-export const ids = ['add.agent', 'add.total', 'add.after_annotation', 'del', 'burst100.total', 'agent.rss'] as const;
+export const ids = ['add.agent', 'add.total', 'add.after_annotation', 'add.dualstack', 'del', 'burst100.total', 'agent.rss'] as const;
 
 const N = Math.max(10, Number(process.env.KOA_BENCH_POD_N) || 30);
 const WARMUP = 3;
@@ -36,6 +38,7 @@ export default async function bench(ctx: BenchContext): Promise<void> {
     const node = bed.nodes[0]!;
     agent = await startNodeAgent(bed, node, { logLevel: 'debug', entry: 'bundle' }); // debug: the per-request `cni call done` line
     let seq = 0;
+    let singleStackP50: number | undefined;
     const next = (tag: string) => `${tag}${++seq}`;
 
     if (ctx.wants('add.agent') || ctx.wants('add.total') || ctx.wants('del')) {
@@ -60,8 +63,26 @@ export default async function bench(ctx: BenchContext): Promise<void> {
         if (agentMs.length === 0) throw new Error('the agent logged no per-ADD timing (add.agent)');
         report('add.agent', 'ms', agentMs, { name: 'ip + ovs-vsctl, same wiring by hand (7 processes)', p50: percentile(base.wire, 50) });
       }
+      singleStackP50 = percentile(totalMs, 50);
       if (ctx.wants('add.total')) report('add.total', 'ms', totalMs, { name: 'by hand + ovs-vsctl wait-until ovn-installed + ping gateway', p50: percentile(base.total, 50) });
       if (ctx.wants('del')) report('del', 'ms', delMs, { name: 'ovs-vsctl del-port + ip link del', p50: percentile(base.del, 50) });
+    }
+
+    if (ctx.wants('add.dualstack')) {
+      await bed.controller!.createSubnet({ name: 'dual', cidrBlock: '10.18.0.0/16,fd00:10:18::/64' });
+      const dual: number[] = [];
+      for (let i = -WARMUP; i < Math.min(N, 15); i++) {
+        const p = await newPod(bed, node, next('d'));
+        await bed.controller!.allocatePod(p.namespace, p.name, { subnet: 'dual' });
+        const r = await podCall('ADD', agent, p);
+        if (r.code !== 0) throw new Error(`dual-stack ADD ${p.name}: ${r.stdout}`);
+        if (i >= 0) dual.push(r.ms);
+        const d = await podCall('DEL', agent, p);
+        if (d.code !== 0) throw new Error(`DEL ${p.name}: ${d.stdout}`);
+        await p.ns.delete();
+        await deletePod(bed, p.name);
+      }
+      report('add.dualstack', 'ms', dual, singleStackP50 === undefined ? null : { name: 'add.total (single stack) of this run', p50: singleStackP50 });
     }
 
     if (ctx.wants('add.after_annotation')) {

@@ -26,6 +26,7 @@ import { component, Lifecycle } from './lifecycle.ts';
 import { NodeGate } from './node/gate.ts';
 import { NodeInit } from './node/init.ts';
 import { NodeNetwork, uniformResync, type NetfilterSetup } from './node/network.ts';
+import { kernelChanges } from './node/kernel-feed.ts';
 import type { SubnetTraffic } from './node/netfilter.ts';
 import { decideBackend, ExecNetfilterRunner, probeBackend } from './datapath/netfilter/index.ts';
 import { Reconciler } from './node/reconciler.ts';
@@ -133,6 +134,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
         onNodeChange: (l) => kube.watches.node.store.subscribe((_e, n) => l(n.metadata?.name ?? '')),
         onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
         onInterfaceChange: (l) => ovsdb.vswitch.onInterfaceChange((e) => l(e.name)),
+        onKernelChange: kernelChanges(() => netlink.netlink, log),
       },
       gate, log, resyncMs: uniformResync(cfg.nodeResyncMs), ...(m ? { onPass: m.observeReconcile, busy: m.loopBusy } : {}),
     });

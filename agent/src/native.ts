@@ -1,8 +1,10 @@
 // Typed access to the koa_native addon (native/src/addon.cc, built by `npm run build:native`).
 //
 // Thread and namespace rules (see README "Native addon and netlink"):
-//  - Every call is synchronous and leaves the calling thread in the namespace it started in; the addon aborts the
-//    process if it cannot switch back (a thread stuck in a pod namespace would misplace every later socket).
+//  - Every call leaves the calling thread in the namespace it started in; the addon aborts the process if it cannot
+//    switch back (a thread stuck in a pod namespace would misplace every later socket). The synchronous calls are
+//    the cheap ones (socket, bind, setsockopt, non-blocking recv); whatever may wait on the kernel's RTNL lock
+//    (`exchange`, `*Async`) runs on the libuv pool and returns a promise; `Poller` turns readability into an event.
 //  - Threads inherit the namespace of the thread that creates them. Call `warmUp()` once at start-up, before the
 //    first call that names a namespace, and create every worker thread / pino transport before that too.
 //  - The returned fds are plain integers owned by the caller: close them with `close()`.
@@ -24,6 +26,21 @@ export interface NativeAddon {
   sysctlWrite(netns: string | null, file: string, value: string): void;
   sysctlRead(netns: string | null, file: string): string;
   ethtoolValue(netns: string | null, ifname: string, cmd: number, data: number): number;
+  /** One netlink request and its answer datagrams, on the pool. mode 0 = ack, 1 = get, 2 = dump. Resolves with the
+   *  datagrams read until the answer for `seq` was complete or timeoutMs passed (then incomplete). */
+  exchange(fd: number, request: Uint8Array, seq: number, mode: 0 | 1 | 2, timeoutMs: number): Promise<Buffer[]>;
+  sysctlWriteAsync(netns: string | null, file: string, value: string): Promise<void>;
+  sysctlReadAsync(netns: string | null, file: string): Promise<string>;
+  ethtoolValueAsync(netns: string | null, ifname: string, cmd: number, data: number): Promise<number>;
+  /** Readability of `fd` as an event on the loop (uv_poll, level-triggered): drain with recv(fd, buf, 0, ...). */
+  Poller: new (fd: number, onReadable: (error: string | null) => void) => NativePoller;
+}
+
+export interface NativePoller {
+  start(): void;
+  stop(): void;
+  /** Releases the watcher; call before closing the fd. */
+  close(): void;
 }
 
 /** Error thrown by the addon: `code` is the errno name (ENOENT, EEXIST, ...). */
@@ -86,6 +103,7 @@ export const SO_RCVBUF = 8;
 export const SO_SNDBUF = 7;
 export const SOL_NETLINK = 270;
 export const NETLINK_ADD_MEMBERSHIP = 1;
+export const SO_RCVBUFFORCE = 33;
 export const NETLINK_CAP_ACK = 10;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;

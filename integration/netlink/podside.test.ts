@@ -5,8 +5,8 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { warmUp, native, AF_PACKET, SOCK_RAW } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
-import { closesInFlight, PodSide, settled } from '../../agent/src/datapath/netlink/podside.ts';
-import { ETH_P_ARP, ETH_P_IPV6, parseArpFrame, parseNaFrame, sockaddrLl } from '../../agent/src/datapath/netlink/packets.ts';
+import { closesInFlight, PodSide, settled } from '../../agent/src/datapath/podnet/podside.ts';
+import { ETH_P_ARP, ETH_P_IPV6, parseArpFrame, parseNaFrame, sockaddrLl } from '../../agent/src/datapath/podnet/packets.ts';
 import { formatIp } from '../../agent/src/datapath/netlink/ip.ts';
 import { isNetlinkError } from '../../agent/src/datapath/netlink/errors.ts';
 import { fdCount, sh, withNs, type TestNs } from './ns.ts';
@@ -73,7 +73,7 @@ test('gratuitous ARP is on the wire and updates the neighbour entry of the other
     await nl.addAddress(p.path, 'eth0', { cidr: '10.16.0.5/16' });
     // a stale entry for the pod IP on the node side, with another MAC
     sh(['ip', '-n', host.name, 'neigh', 'replace', '10.16.0.5', 'lladdr', '02:00:00:00:00:99', 'dev', 'koah0', 'nud', 'stale']);
-    const frames = await capture(host, 'koah0', ETH_P_ARP, () => pod.announceIPv4(p.path, 'eth0', '10.16.0.5', { count: 2, intervalMs: 20 }));
+    const frames = await capture(host, 'koah0', ETH_P_ARP, () => pod.announceIPv4(p.path, 'eth0', '10.16.0.5', { count: 2 }));
     const garps = frames.map(parseArpFrame).filter((a) => a && formatIp(a.spa) === '10.16.0.5' && formatIp(a.tpa) === '10.16.0.5');
     assert.equal(garps.length, 2);
     assert.equal(garps[0]!.srcMac, '0a:58:0a:10:00:05');
@@ -128,16 +128,16 @@ test('DAD: a fresh address is tentative, then preferred; a duplicate is reported
     await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::5/64' });
     const first = (await nl.listAddresses(p.path, { dev: 'eth0', family: 6 })).find((a) => a.address === 'fd00:10:16::5');
     assert.equal(first?.tentative, true);
-    const ok = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 5000, intervalMs: 20 });
+    const ok = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 5000 });
     assert.deepEqual(ok, { ok: true, tentative: [], dadFailed: [] });
 
     await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::1/64' }); // the node end already has it
-    const dup = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 5000, intervalMs: 20 });
+    const dup = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 5000 });
     assert.equal(dup.ok, false);
     assert.deepEqual(dup.dadFailed, ['fd00:10:16::1']);
     // bounded: a wait shorter than DAD reports the tentative address
     await nl.addAddress(p.path, 'eth0', { cidr: 'fd00:10:16::6/64' });
-    const short = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 10, intervalMs: 5 });
+    const short = await pod.waitIPv6Dad(p.path, 'eth0', { timeoutMs: 10 });
     assert.equal(short.ok, false);
   });
 });

@@ -8,6 +8,7 @@ import { FakeVswitch } from '../../agent/src/datapath/ovsdb/fake.ts';
 import type { NodeApi, NodeCondition } from '../../agent/src/k8s/node-api.ts';
 import type { Node, Subnet } from '../../agent/src/k8s/types.ts';
 import { NodeGate } from '../../agent/src/node/gate.ts';
+import { KernelNoiseFilter, kernelChanges } from '../../agent/src/node/kernel-feed.ts';
 import { NodeNetwork, uniformResync } from '../../agent/src/node/network.ts';
 import { FakeNetfilter } from '../../agent/src/datapath/netfilter/fake.ts';
 
@@ -42,20 +43,22 @@ class World {
   }
   emitNode(): void { for (const l of this.nodeListeners) l(NODE); }
   annotate(a: Record<string, string>): void { this.node = { ...this.node, metadata: { ...this.node.metadata, annotations: { ...this.node.metadata!.annotations, ...a } } }; this.emitNode(); }
-  component(): NodeNetwork {
+  component(o: { kernelFeed?: boolean; resyncMs?: Record<string, number> } = {}): NodeNetwork {
+    const log = pino({ level: process.env.KOA_TEST_LOG ?? 'silent' });
     return new NodeNetwork({
       cfg: { nodeName: NODE, podIp: '', iface: '', hostTunnelSrc: false, encapChecksum: true, clusterRouter: 'ovn-cluster', nodeSwitch: 'join',
         nonPrimaryCniMode: false, networkType: 'geneve', setVxlanTxOff: false, mtu: 1400 },
       netlink: () => this.nl, podNet: () => this.nl, vswitch: () => this.vs, api: this.api,
       node: () => this.node, nodes: () => [this.node], subnets: () => this.subnets, serviceCidrs: () => ['10.96.0.0/12'],
       netfilter: async () => ({ runner: this.nf, others: [], reason: 'fake', randomFully: true }),
-      resyncMs: { netfilter: 60_000 },
+      resyncMs: { netfilter: 60_000, ...o.resyncMs },
       events: {
         onNodeChange: (l) => { this.nodeListeners.add(l); return () => this.nodeListeners.delete(l); },
         onSubnetChange: (l) => { this.subnetListeners.add(l); return () => this.subnetListeners.delete(l); },
         onInterfaceChange: (l) => this.vs.onInterfaceChange((e) => l(e.name)),
+        ...(o.kernelFeed ? { onKernelChange: kernelChanges(() => this.nl, log) } : {}),
       },
-      gate: this.gate, log: pino({ level: process.env.KOA_TEST_LOG ?? 'silent' }),
+      gate: this.gate, log,
     });
   }
 }
@@ -118,6 +121,39 @@ describe('node network on the fakes', { timeout: 60_000 }, () => {
     for (const l of w.subnetListeners) l();
     await until('route of the deleted subnet gone', async () => JSON.stringify(await dsts()) === JSON.stringify(['10.20.0.0/16']));
     await c.stop();
+  });
+
+  it('repairs from kernel events alone (resync an hour away): a host route deleted by hand, ovn0 set down, its address removed', async () => {
+    const w = new World();
+    w.annotate(joinAnn);
+    const hour = 3_600_000;
+    const c = w.component({ kernelFeed: true, resyncMs: { ovn0: hour, 'host-routes': hour, encap: hour, 'join-gateway': hour } });
+    await c.start();
+    const dsts = async () => (await w.nl.listRoutes(null, { dev: 'ovn0' })).filter((r) => r.gateway).map((r) => r.dst);
+    assert.deepEqual(await dsts(), ['10.16.0.0/16']);
+    await w.nl.deleteRoute(null, { dst: '10.16.0.0/16' }); // `ip route del`
+    await until('host route back', async () => (await dsts()).includes('10.16.0.0/16'));
+    await w.nl.setLink(null, 'ovn0', { up: false }); // `ip link set ovn0 down` (the kernel drops its routes with it)
+    await until('ovn0 up again with its route', async () => (await w.nl.getLink(null, 'ovn0'))?.up === true && (await dsts()).includes('10.16.0.0/16'));
+    await w.nl.deleteAddress(null, 'ovn0', '100.64.0.2/16');
+    await until('join address back', async () => (await w.nl.listAddresses(null, { dev: 'ovn0' })).some((a) => a.address === '100.64.0.2'));
+    await c.stop();
+    assert.equal(w.nl.subscriptions, 0, 'the feed is closed at stop');
+  });
+
+  it('the kernel feed ignores pod host veths and their addresses/routes, and other tables', async () => {
+    const f = new KernelNoiseFilter();
+    const link = (name: string, index: number, kind?: string) => ({ index, name, mtu: 1500, up: true, running: true, flags: 0, operState: 6, ...(kind ? { kind } : {}) });
+    assert.equal(f.relevant({ kind: 'link', action: 'new', link: link('0123456789ab_h', 40, 'veth') }), null);
+    assert.equal(f.relevant({ kind: 'address', action: 'new', address: { index: 40, family: 6, address: 'fe80::1', prefixLen: 64, flags: 0, scope: 253, tentative: false, dadFailed: false, deprecated: false, permanent: true } }), null);
+    const route = (oif: number, table = 254) => ({ family: 6 as const, dst: 'fe80::/64', oif, table, protocol: 2, scope: 0, type: 1, onlink: false });
+    assert.equal(f.relevant({ kind: 'route', action: 'new', route: route(40) }), null);
+    assert.equal(f.relevant({ kind: 'route', action: 'new', route: route(7, 255) }), null, 'local table');
+    assert.equal(f.relevant({ kind: 'route', action: 'del', route: route(7) }), 'route');
+    assert.equal(f.relevant({ kind: 'link', action: 'new', link: link('ovn0', 7, 'tun') }), 'link');
+    assert.equal(f.relevant({ kind: 'link', action: 'del', link: link('0123456789ab_h', 40, 'veth') }), null);
+    assert.equal(f.relevant({ kind: 'route', action: 'new', route: route(40) }), 'route', 'index forgotten once the veth is gone');
+    assert.equal(f.relevant({ kind: 'resync', reason: 'x' }), 'resync');
   });
 });
 

@@ -132,4 +132,24 @@ describe('Reconciler', { timeout: 30_000 }, () => {
   it('rejects names that are not metric-label safe', () => {
     assert.throws(() => new Reconciler({ ...world().spec, name: 'Bad Name' }, { resyncMs: 0 }), /invalid reconciler name/);
   });
+
+  it('a pass that re-triggers itself forever is slowed down, and the event loop stays free', async () => {
+    let passes = 0;
+    let r: Reconciler<number, number, number> | undefined;
+    // apply() changes what observe() sees and triggers the loop again (as its own kernel or OVSDB event would)
+    r = new Reconciler<number, number, number>({
+      name: 'spinner', desired: () => 1, observe: () => 0, diff: () => [1],
+      apply: async () => { passes++; r!.trigger('own-change'); },
+    }, { resyncMs: 0 });
+    r.start();
+    let ticks = 0;
+    const tick = setInterval(() => { ticks++; }, 20);
+    await new Promise((res) => setTimeout(res, 600));
+    clearInterval(tick);
+    await r.stop();
+    assert.ok(ticks >= 3, `timers still fire while it loops (${ticks} ticks of 20 ms in 600 ms)`);
+    // unguarded, this loop ran thousands of passes in 600 ms; guarded: 5 at once, then 20, 40, 80, 160, 320 ms apart
+    assert.ok(passes <= 12, `passes in 600 ms: ${passes}`);
+    assert.ok(passes >= 5, `it still runs: ${passes}`);
+  });
 });

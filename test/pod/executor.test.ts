@@ -92,17 +92,22 @@ describe('executor: ADD', () => {
     assert.deepEqual(w.waits.map(([s]) => s), ['ovn_installed', 'gateway_check']);
   });
 
-  it('waits (bounded) for the veth carrier before sending ARP: addresses only once both ends are RUNNING', async () => {
-    for (const [notRunningFor, expectWarn] of [[3, false], [Infinity, true]] as const) {
+  it('waits (bounded) for the veth carrier before sending ARP: addresses only once link events say both ends are RUNNING', async () => {
+    for (const carrierComes of [true, false]) {
       const w = world();
-      let polls = 0;
+      w.nl.carrierManual = true; // links go up without carrier, as before the kernel's linkwatch ran
       const order: string[] = [];
       const nl = new Proxy(w.nl, { get(t, prop) {
         const v = Reflect.get(t, prop, t);
-        if (prop === 'getLink') return async (ns: string | null, name: string) => {
-          const l = await t.getLink(ns, name);
-          if (ns === NETNS && name === 'eth0' && l?.up) { polls++; order.push('poll'); if (polls <= notRunningFor) return { ...l, running: false }; }
-          return l;
+        if (prop === 'subscribe') return (...a: Parameters<FakeNetlink['subscribe']>) => {
+          const sub = t.subscribe(...a);
+          if (a[0].netns === NETNS && carrierComes) {
+            order.push('subscribe');
+            // linkwatch: the pod end first, the host end a little later, each announced as a link event
+            setTimeout(() => { order.push('pod carrier'); t.setRunning(NETNS, 'eth0', true); }, 5);
+            setTimeout(() => { order.push('host carrier'); t.setRunning(null, HOST, true); }, 10);
+          }
+          return sub;
         };
         if (prop === 'addAddress') return async (...a: Parameters<FakeNetlink['addAddress']>) => { order.push('addAddress'); return t.addAddress(...a); };
         return typeof v === 'function' ? v.bind(t) : v;
@@ -110,14 +115,14 @@ describe('executor: ADD', () => {
       const warns: string[] = [];
       const t0 = Date.now();
       await applyAdd(plan(v4), { ...w.deps, netlink: nl, log: { debug() {}, info() {}, warn(_o, m) { warns.push(m); } } });
-      assert.ok(order.indexOf('addAddress') > order.lastIndexOf('poll') || expectWarn, order.join());
-      if (expectWarn) {
+      if (carrierComes) {
+        assert.deepEqual(order, ['subscribe', 'pod carrier', 'host carrier', 'addAddress']);
+        assert.deepEqual(warns, []);
+      } else {
         assert.deepEqual(warns, ['veth carrier not up yet; going on']);
         assert.ok(Date.now() - t0 >= 240, 'bounded wait');
-      } else {
-        assert.equal(polls >= 4, true);
-        assert.deepEqual(warns, []);
       }
+      assert.equal(w.nl.subscriptions, 0, 'the wait closed its subscriptions');
     }
   });
 

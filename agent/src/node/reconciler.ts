@@ -57,6 +57,10 @@ export interface ReconcilerOptions {
   readonly busy?: () => () => void;
 }
 
+/** Passes in a row (each triggered during the previous one) before the next ones are delayed; and the warning. */
+const SPIN_PASSES = 5;
+const SPIN_WARN = 50;
+
 export class Reconciler<Desired, Observed, Op> {
   readonly name: string;
   readonly #spec: ReconcileSpec<Desired, Observed, Op>;
@@ -132,7 +136,14 @@ export class Reconciler<Desired, Observed, Op> {
     if (this.#stopped || this.#running || !this.#dirty) return;
     this.#running = (async () => {
       try {
+        let streak = 0;
         while (this.#dirty && !this.#stopped) {
+          // A pass whose own changes trigger it again (it watches what it writes, and the change never settles)
+          // would run back to back: after a few passes in a row, each next one waits, doubling up to 1 s, so a
+          // loop costs little CPU and leaves the event loop free instead of spinning a core.
+          if (++streak > SPIN_PASSES) await new Promise((r) => setTimeout(r, Math.min(1000, 10 * 2 ** (streak - SPIN_PASSES))));
+          if (streak === SPIN_WARN) this.#o.log?.warn({ reconciler: this.name, passes: streak }, 'reconciler keeps re-triggering itself; passes are slowed down');
+          if (this.#stopped) break;
           this.#dirty = false;
           const reasons = [...this.#reasons];
           this.#reasons.clear();

@@ -8,6 +8,7 @@ import { AgentError, agentError, toAgentError } from '../errors.ts';
 import type { Netlink, PodNet, ProbeTiming, Vswitch } from '../datapath/ports.ts';
 import { isNetlinkError } from '../datapath/netlink/errors.ts';
 import { hostSideOwner } from './ownership.ts';
+import { waitCarrier as waitForCarrier } from '../datapath/netlink/wait.ts';
 import { undoSteps, type AddPlan, type AddStep, type DelStep, type GatewayCheck, type PlannedAddress, type QosSpec } from './plan.ts';
 
 export type WaitStage = 'ovn_installed' | 'gateway_check';
@@ -271,20 +272,12 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
  * Until the kernel's linkwatch has processed the veth's carrier-on, both ends transmit through the noop qdisc, which
  * drops: our GARP and the first ARP request for the gateway would be lost, and the kernel only retries ARP after 1 s
  * (seen as ~1 s gateway checks in quick ADD sequences). IFF_RUNNING appears in the same linkwatch pass that attaches
- * the real qdisc, so wait (bounded, 1 ms polls) until both ends report it; proceed anyway at the bound.
+ * the real qdisc, so wait (bounded) for the link events saying both ends have it; proceed anyway at the bound.
  */
 async function waitCarrier(netns: string, link: string, d: ExecutorDeps, boundMs = 250): Promise<void> {
   const t0 = performance.now();
-  for (;;) {
-    const pod = await d.netlink.getLink(netns, link);
-    const host = pod?.link !== undefined ? await d.netlink.getLinkByIndex(null, pod.link) : null;
-    if (pod?.running && (!host || host.kind !== 'veth' || host.running)) return;
-    if (performance.now() - t0 >= boundMs) {
-      d.log?.warn({ link, podRunning: pod?.running, hostRunning: host?.running, ms: Math.round(performance.now() - t0) }, 'veth carrier not up yet; going on');
-      return;
-    }
-    await sleep(1);
-  }
+  const r = await waitForCarrier(d.netlink, netns, link, boundMs);
+  if (!r.ok) d.log?.warn({ link, podRunning: r.podRunning, hostRunning: r.hostRunning, ms: Math.round(performance.now() - t0) }, 'veth carrier not up yet; going on');
 }
 
 /**
@@ -300,7 +293,7 @@ async function gatewayCheck(netns: string, link: string, check: GatewayCheck, d:
     const v6 = check.targets.filter((t) => t.family === 6);
     const dad = async (): Promise<void> => {
       if (v6.length === 0) return;
-      const r = await d.podNet.waitIPv6Dad(netns, link, { timeoutMs: Math.max(1, Math.min(5000, deadline - performance.now())), intervalMs: 50 });
+      const r = await d.podNet.waitIPv6Dad(netns, link, { timeoutMs: Math.max(1, Math.min(5000, deadline - performance.now())) });
       if (r.dadFailed.length) throw agentError('KOA_DATAPATH', `IPv6 duplicate address detection failed for ${r.dadFailed.join(', ')} (the address is used by another host)`);
       if (!r.ok) throw agentError('KOA_TIMEOUT', Math.round(performance.now() - t0), `IPv6 addresses ${r.tentative.join(', ')} to leave the tentative state`);
       for (const t of v6) await d.podNet.announceIPv6(netns, link, t.ip).catch(() => undefined);

@@ -1,6 +1,8 @@
 // In-memory `Netlink` and `PodNet` for unit tests of the modules that use them (pod apply, DEL, reconcilers).
 // Models namespaces (by path; null = the agent's own), links with indexes, addresses, routes, rules and neighbours,
 // and answers with the same errno names as the kernel path (EEXIST, ENODEV, ENOENT, ESRCH, EADDRNOTAVAIL, EINVAL).
+// `subscribe` works as on the kernel: each mutation of the fake is announced to the subscribers of its namespace,
+// after the call returns (a microtask later), as link/address/route/neighbour events.
 import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERNEL, RT_TABLE_MAIN, IFF_UP, IFF_RUNNING,
   IFA_F_NODAD, IFA_F_PERMANENT } from './constants.ts';
 import { NetlinkError, describe, invalid, isNetlinkError } from './errors.ts';
@@ -8,8 +10,10 @@ import { formatIp, networkOf, parseCidr, parseIp, parseMac } from './ip.ts';
 import { checkIfName } from './link.ts';
 import type {
   AddressInfo, AddressSpec, DeleteOptions, LinkChanges, LinkInfo, NeighInfo, NeighSpec, Netlink, Netns, PodNet,
-  ProbeResult, ProbeTiming, RouteInfo, RouteSpec, RuleInfo, RuleSpec, VethSpec,
+  ProbeResult, ProbeTiming, RouteInfo, RouteSpec, RuleInfo, RuleSpec, VethSpec, EventGroup, NetlinkEvent,
+  SubscribeOptions, Subscription,
 } from './port.ts';
+import { waitIPv6Dad } from './wait.ts';
 
 const OWN = '<own>';
 const key = (ns: Netns | undefined): string => ns ?? OWN;
@@ -40,9 +44,81 @@ export class FakeNetlink implements Netlink, PodNet {
   /** Reachable addresses per namespace for ping (`${ns}|${ip}`). */
   readonly reachable = new Set<string>();
 
+  private readonly subscribers = new Set<{ ns: string; groups: ReadonlySet<EventGroup>; listener: (e: NetlinkEvent) => void }>();
+
   constructor() {
     this.addNamespace(null);
   }
+
+  /** Open subscriptions (tests check that waits close theirs). */
+  get subscriptions(): number {
+    return this.subscribers.size;
+  }
+
+  subscribe(opts: SubscribeOptions, listener: (e: NetlinkEvent) => void): Subscription {
+    const k = key(opts.netns);
+    if (opts.groups.length === 0) throw invalid('subscribe', 'no event groups given');
+    const ns = this.enter('subscribe', opts.netns);
+    const groups = new Set(opts.groups);
+    let held: NetlinkEvent[] | undefined = opts.listExisting ? [] : undefined;
+    const sub = { ns: k, groups, listener: (e: NetlinkEvent) => { if (held) held.push(e); else listener(e); } };
+    this.subscribers.add(sub);
+    let ready = Promise.resolve();
+    if (opts.listExisting) {
+      const now: NetlinkEvent[] = [
+        ...(groups.has('link') ? [...ns.links.values()].map((l): NetlinkEvent => ({ kind: 'link', action: 'new', link: strip(l) })) : []),
+        ...(groups.has('address') ? ns.addrs.map((a): NetlinkEvent => ({ kind: 'address', action: 'new', address: { ...a } })) : []),
+        ...(groups.has('route') ? ns.routes.map((r): NetlinkEvent => ({ kind: 'route', action: 'new', route: { ...r } })) : []),
+        ...(groups.has('neighbour') ? ns.neighs.map((n): NetlinkEvent => ({ kind: 'neighbour', action: 'new', neighbour: { ...n } })) : []),
+      ];
+      ready = Promise.resolve().then(() => {
+        const later = held ?? [];
+        held = undefined;
+        if (!this.subscribers.has(sub)) return;
+        for (const e of [...now, ...later]) listener(e);
+      });
+    }
+    return { ready, close: () => { this.subscribers.delete(sub); } };
+  }
+
+  /** Announces a change to the namespace's subscribers, after the current call (as the kernel's socket would). */
+  private emit(ns: Netns | string | undefined, e: NetlinkEvent): void {
+    const k = typeof ns === 'string' ? ns : key(ns);
+    const group: EventGroup = e.kind === 'resync' ? 'link' : e.kind;
+    for (const s of this.subscribers) {
+      if (s.ns !== k || (e.kind !== 'resync' && !s.groups.has(group))) continue;
+      queueMicrotask(() => { if (this.subscribers.has(s)) s.listener(e); });
+    }
+  }
+
+  /** Tells the subscribers of `netns` that events were lost (as ENOBUFS does on the kernel path). */
+  overflow(netns: Netns): void {
+    this.emit(netns, { kind: 'resync', reason: 'injected overflow' });
+  }
+
+  /** Sets an address's DAD state (IPv6: tentative, then preferred or dadfailed), announced like the kernel does. */
+  setAddressState(netns: Netns, dev: string, ip: string, state: { tentative?: boolean; dadFailed?: boolean }): void {
+    const ns = this.enter('setAddressState', netns);
+    const l = this.byName(ns, dev, 'address state');
+    const want = formatIp(parseIp(ip).bytes);
+    const a = ns.addrs.find((x) => x.index === l.index && x.address === want);
+    if (!a) throw fail('EADDRNOTAVAIL', `address state ${ip}`);
+    if (state.tentative !== undefined) a.tentative = state.tentative;
+    if (state.dadFailed !== undefined) a.dadFailed = state.dadFailed;
+    this.emit(netns, { kind: 'address', action: 'new', address: { ...a } });
+  }
+
+  /** Sets a link's carrier (IFF_RUNNING) as the kernel's linkwatch would, some time after the link went up. */
+  setRunning(netns: Netns, name: string, running: boolean): void {
+    const ns = this.enter('setRunning', netns);
+    const l = this.byName(ns, name, 'carrier');
+    l.running = running;
+    l.flags = running ? l.flags | IFF_RUNNING : l.flags & ~IFF_RUNNING;
+    this.emit(netns, { kind: 'link', action: 'new', link: strip(l) });
+  }
+
+  /** When set, links that go up stay without carrier until setRunning (the kernel's linkwatch lag). */
+  carrierManual = false;
 
   /** Creates an empty namespace with `lo` (like `ip netns add`). */
   addNamespace(path: Netns): void {
@@ -98,6 +174,8 @@ export class FakeNetlink implements Netlink, PodNet {
     const base = { up: false, running: false, flags: 0x1002, operState: 2, kind: 'veth', txQueueLen: 1000 };
     host.links.set(hi, { ...base, index: hi, name: spec.name, mtu: spec.mtu ?? 1500, mac: spec.mac ?? randomMac(), link: pi, peer: { ns: peerKey, index: pi } });
     pod.links.set(pi, { ...base, index: pi, name: spec.peer.name, mtu: spec.peer.mtu ?? spec.mtu ?? 1500, mac: spec.peer.mac ?? randomMac(), link: hi, peer: { ns: key(spec.netns), index: hi } });
+    this.emit(spec.netns, { kind: 'link', action: 'new', link: strip(host.links.get(hi)!) });
+    this.emit(peerKey, { kind: 'link', action: 'new', link: strip(pod.links.get(pi)!) });
   }
 
   /** Adds a plain link (e.g. an OVS internal port: kind "tun", tunType "tap"). */
@@ -107,6 +185,7 @@ export class FakeNetlink implements Netlink, PodNet {
     const index = this.nextIndex++;
     const info: LinkInfo = { index, mtu: 1500, up: false, running: false, flags: 0x1002, operState: 2, mac: randomMac(), ...l };
     ns.links.set(index, info);
+    this.emit(netns, { kind: 'link', action: 'new', link: strip(info) });
     return info;
   }
 
@@ -136,7 +215,7 @@ export class FakeNetlink implements Netlink, PodNet {
     const l = this.byName(ns, name, op);
     if (c.name !== undefined && c.name !== name) {
       if (this.has(ns, c.name)) throw fail('EEXIST', op);
-      if (l.up) throw fail('EBUSY', op);
+      // kernels before 6.9 refused to rename an up link (EBUSY); this one allows it, and so does the fake
       l.name = c.name;
     }
     if (c.mac !== undefined) l.mac = c.mac.toLowerCase();
@@ -144,25 +223,27 @@ export class FakeNetlink implements Netlink, PodNet {
     if (c.alias !== undefined) l.alias = c.alias;
     if (c.txQueueLen !== undefined) l.txQueueLen = c.txQueueLen;
     if (c.up !== undefined) {
+      const running = c.up && !this.carrierManual;
       l.up = c.up;
-      l.flags = c.up ? l.flags | IFF_UP | IFF_RUNNING : l.flags & ~(IFF_UP | IFF_RUNNING);
-      l.running = c.up;
-      if (c.up) this.connectedRoutes(ns, l.index);
+      l.flags = (c.up ? l.flags | IFF_UP : l.flags & ~IFF_UP) & ~IFF_RUNNING | (running ? IFF_RUNNING : 0);
+      l.running = running;
+      if (c.up) this.connectedRoutes(ns, l.index, netns);
     }
     if (c.moveTo !== undefined) {
       const to = this.namespaces.get(c.moveTo);
       if (!to) throw fail('ENOENT', `open netns ${c.moveTo}`);
       if (this.has(to, l.name)) throw fail('EEXIST', op);
-      ns.links.delete(l.index);
-      ns.addrs = ns.addrs.filter((a) => a.index !== l.index);
-      ns.routes = ns.routes.filter((r) => r.oif !== l.index);
+      this.drop(ns, l.index, netns);
       l.up = false; l.running = false;
       to.links.set(l.index, l);
+      this.emit(c.moveTo, { kind: 'link', action: 'new', link: strip(l) });
       if (l.peer) {
         const p = this.namespaces.get(l.peer.ns)?.links.get(l.peer.index) as (LinkInfo & { peer?: { ns: string; index: number } }) | undefined;
         if (p?.peer) p.peer.ns = c.moveTo;
       }
+      return;
     }
+    this.emit(netns, { kind: 'link', action: 'new', link: strip(l) });
   }
 
   async renameLink(netns: Netns, from: string, to: string): Promise<void> {
@@ -174,19 +255,25 @@ export class FakeNetlink implements Netlink, PodNet {
     return this.deleting(opts, () => {
       const ns = this.enter('deleteLink', netns, name);
       const l = this.byName(ns, name, `delete link ${name}`);
-      this.drop(ns, l.index);
+      this.drop(ns, l.index, netns);
       if (l.peer) {
         const pns = this.namespaces.get(l.peer.ns);
-        if (pns) this.drop(pns, l.peer.index);
+        if (pns) this.drop(pns, l.peer.index, l.peer.ns);
       }
     });
   }
 
-  private drop(ns: FakeNs, index: number): void {
+  /** Removes a link and what hangs on it, announcing each removal (as the kernel does). */
+  private drop(ns: FakeNs, index: number, where: Netns | string | undefined): void {
+    const l = ns.links.get(index);
+    for (const a of ns.addrs.filter((x) => x.index === index)) this.emit(where, { kind: 'address', action: 'del', address: { ...a } });
+    for (const r of ns.routes.filter((x) => x.oif === index)) this.emit(where, { kind: 'route', action: 'del', route: { ...r } });
+    for (const n of ns.neighs.filter((x) => x.index === index)) this.emit(where, { kind: 'neighbour', action: 'del', neighbour: { ...n } });
     ns.links.delete(index);
     ns.addrs = ns.addrs.filter((a) => a.index !== index);
     ns.routes = ns.routes.filter((r) => r.oif !== index);
     ns.neighs = ns.neighs.filter((n) => n.index !== index);
+    if (l) this.emit(where, { kind: 'link', action: 'del', link: strip(l) });
   }
 
   private deleting(opts: DeleteOptions, fn: () => void): boolean {
@@ -200,7 +287,7 @@ export class FakeNetlink implements Netlink, PodNet {
   }
 
   /** The kernel adds a connected route for each address of an up link. */
-  private connectedRoutes(ns: FakeNs, index: number): void {
+  private connectedRoutes(ns: FakeNs, index: number, where: Netns | undefined): void {
     const l = ns.links.get(index);
     if (!l?.up) return;
     for (const a of ns.addrs.filter((x) => x.index === index)) {
@@ -208,7 +295,9 @@ export class FakeNetlink implements Netlink, PodNet {
       if ((c.family === 4 && c.prefixLen === 32) || (c.family === 6 && c.prefixLen === 128)) continue;
       const dst = `${formatIp(networkOf(c))}/${c.prefixLen}`;
       if (ns.routes.some((r) => r.dst === dst && r.oif === index && r.table === RT_TABLE_MAIN)) continue;
-      ns.routes.push({ family: c.family, dst, oif: index, table: RT_TABLE_MAIN, protocol: RTPROT_KERNEL, scope: RT_SCOPE_LINK, type: RTN_UNICAST, onlink: false, ...(c.family === 4 ? { prefSrc: a.address } : {}) });
+      const r: RouteInfo = { family: c.family, dst, oif: index, table: RT_TABLE_MAIN, protocol: RTPROT_KERNEL, scope: RT_SCOPE_LINK, type: RTN_UNICAST, onlink: false, ...(c.family === 4 ? { prefSrc: a.address } : {}) };
+      ns.routes.push(r);
+      this.emit(where, { kind: 'route', action: 'new', route: { ...r } });
     }
   }
 
@@ -224,7 +313,8 @@ export class FakeNetlink implements Netlink, PodNet {
     const info: AddressInfo = { index: l.index, family: c.family, address, prefixLen: c.prefixLen, flags, scope: 0, tentative: false, dadFailed: false, deprecated: false, permanent: true };
     if (existing >= 0) ns.addrs[existing] = info;
     else ns.addrs.push(info);
-    this.connectedRoutes(ns, l.index);
+    this.emit(netns, { kind: 'address', action: 'new', address: { ...info } });
+    this.connectedRoutes(ns, l.index, netns);
   }
 
   async deleteAddress(netns: Netns, dev: string, cidr: string, opts: DeleteOptions = {}): Promise<boolean> {
@@ -235,7 +325,8 @@ export class FakeNetlink implements Netlink, PodNet {
       const address = formatIp(c.bytes);
       const i = ns.addrs.findIndex((a) => a.index === l.index && a.address === address && a.prefixLen === c.prefixLen);
       if (i < 0) throw fail('EADDRNOTAVAIL', `delete address ${cidr}`);
-      ns.addrs.splice(i, 1);
+      const [gone] = ns.addrs.splice(i, 1);
+      this.emit(netns, { kind: 'address', action: 'del', address: { ...gone! } });
     });
   }
 
@@ -261,6 +352,8 @@ export class FakeNetlink implements Netlink, PodNet {
     if (gw) out.gateway = formatIp(gw.bytes);
     if (oif !== undefined) out.oif = oif;
     if (r.metric !== undefined) out.metric = r.metric;
+    // the kernel reports `src` back as RTA_PREFSRC; a reconciler comparing it must see it, or it never converges
+    if (r.src !== undefined) out.prefSrc = formatIp(parseIp(r.src, 'route source').bytes);
     return out;
   }
 
@@ -278,6 +371,7 @@ export class FakeNetlink implements Netlink, PodNet {
     if (i >= 0 && !opts.replace) throw fail('EEXIST', op);
     if (i >= 0) ns.routes[i] = route;
     else ns.routes.push(route);
+    this.emit(netns, { kind: 'route', action: 'new', route: { ...route } });
   }
 
   async deleteRoute(netns: Netns, r: RouteSpec, opts: DeleteOptions = {}): Promise<boolean> {
@@ -287,7 +381,8 @@ export class FakeNetlink implements Netlink, PodNet {
       const i = ns.routes.findIndex((x) => x.family === want.family && x.dst === want.dst && x.table === want.table
         && (r.gateway === undefined || x.gateway === want.gateway) && (r.dev === undefined || x.oif === want.oif));
       if (i < 0) throw fail('ESRCH', `delete route ${r.dst ?? 'default'}`);
-      ns.routes.splice(i, 1);
+      const [gone] = ns.routes.splice(i, 1);
+      this.emit(netns, { kind: 'route', action: 'del', route: { ...gone! } });
     });
   }
 
@@ -325,7 +420,9 @@ export class FakeNetlink implements Netlink, PodNet {
     const l = this.byName(ns, n.dev, 'set neighbour');
     const text = formatIp(ip.bytes);
     ns.neighs = ns.neighs.filter((x) => !(x.index === l.index && x.ip === text));
-    ns.neighs.push({ index: l.index, family: ip.family, ip: text, mac: n.mac.toLowerCase(), state: n.state ?? 0x80, flags: 0 });
+    const entry: NeighInfo = { index: l.index, family: ip.family, ip: text, mac: n.mac.toLowerCase(), state: n.state ?? 0x80, flags: 0 };
+    ns.neighs.push(entry);
+    this.emit(netns, { kind: 'neighbour', action: 'new', neighbour: { ...entry } });
   }
 
   async deleteNeighbor(netns: Netns, dev: string, ipText: string, opts: DeleteOptions = {}): Promise<boolean> {
@@ -335,7 +432,8 @@ export class FakeNetlink implements Netlink, PodNet {
       const l = this.byName(ns, dev, 'delete neighbour');
       const i = ns.neighs.findIndex((x) => x.index === l.index && x.ip === ip);
       if (i < 0) throw fail('ENOENT', 'delete neighbour');
-      ns.neighs.splice(i, 1);
+      const [gone] = ns.neighs.splice(i, 1);
+      this.emit(netns, { kind: 'neighbour', action: 'del', neighbour: { ...gone! } });
     });
   }
 
@@ -364,13 +462,10 @@ export class FakeNetlink implements Netlink, PodNet {
     this.byName(this.enter('announceIPv6', netns, `${dev} ${ip}`), dev, 'neighbour advertisement');
   }
 
-  async waitIPv6Dad(netns: Netns, dev: string): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }> {
-    const ns = this.enter('waitIPv6Dad', netns);
-    const l = this.byName(ns, dev, 'wait DAD');
-    const v6 = ns.addrs.filter((a) => a.index === l.index && a.family === 6);
-    const tentative = v6.filter((a) => a.tentative).map((a) => a.address);
-    const dadFailed = v6.filter((a) => a.dadFailed).map((a) => a.address);
-    return { ok: tentative.length === 0 && dadFailed.length === 0, tentative, dadFailed };
+  /** The same event-driven wait as the kernel path (wait.ts), over this fake's events. */
+  async waitIPv6Dad(netns: Netns, dev: string, opts: { timeoutMs?: number } = {}): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }> {
+    this.enter('waitIPv6Dad', netns);
+    return waitIPv6Dad(this, netns, dev, opts);
   }
 
   async ping(netns: Netns, ip: string): Promise<{ rttMs: number; tries: number } | null> {

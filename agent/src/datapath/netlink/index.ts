@@ -1,7 +1,7 @@
 // The real implementations for the composition root (main.ts): call `await warmUp()` first (native.ts), then wire
 // these behind the `Netlink` / `PodNet` ports.
 import { RtNetlink } from './rtnl.ts';
-import { PodSide } from './podside.ts';
+import { PodSide } from '../podnet/podside.ts';
 import type { Netlink, PodNet } from './port.ts';
 
 export function createNetlink(): { netlink: Netlink; podNet: PodNet } {

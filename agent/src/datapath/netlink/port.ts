@@ -1,5 +1,5 @@
-// The interfaces the agent sees for links, addresses, routes, rules and neighbours (`Netlink`) and for the
-// pod-side packet work of an ADD (`PodNet`). Implementations: rtnl.ts / podside.ts (real kernel), fake.ts (memory).
+// The interface the agent sees for links, addresses, routes, rules and neighbours and their change events
+// (`Netlink`). Implementations: rtnl.ts + events.ts (real kernel), fake.ts (memory).
 //
 // Every method names the network namespace it acts in by path (e.g. "/var/run/netns/cni-1234" or
 // "/proc/<pid>/ns/net"); `null`/omitted = the agent's own namespace. Errors are `NetlinkError`s (errors.ts) whose
@@ -157,7 +157,44 @@ export interface DeleteOptions {
   ignoreMissing?: boolean;
 }
 
+/** Multicast groups one can subscribe to ("address" and "route" cover IPv4 and IPv6). */
+export type EventGroup = 'link' | 'address' | 'route' | 'neighbour';
+
+/**
+ * One kernel change, decoded. `resync` means events were lost (the socket's queue overflowed, ENOBUFS): whatever the
+ * subscriber derived from events must be re-read from the kernel.
+ */
+export type NetlinkEvent =
+  | { kind: 'link'; action: 'new' | 'del'; link: LinkInfo }
+  | { kind: 'address'; action: 'new' | 'del'; address: AddressInfo }
+  | { kind: 'route'; action: 'new' | 'del'; route: RouteInfo }
+  | { kind: 'neighbour'; action: 'new' | 'del'; neighbour: NeighInfo }
+  | { kind: 'resync'; reason: string };
+
+export interface SubscribeOptions {
+  groups: readonly EventGroup[];
+  /** Namespace to watch (default: the agent's own). */
+  netns?: Netns;
+  /** First deliver what exists now (as `new` events, after the subscription is in place, so nothing falls between). */
+  listExisting?: boolean;
+  /** Errors that end the subscription (the namespace vanished, the listing failed); it is closed afterwards. */
+  onError?: (e: Error) => void;
+}
+
+export interface Subscription {
+  /** Resolves once the socket listens (and, with listExisting, the existing state was delivered). */
+  readonly ready: Promise<void>;
+  close(): void;
+}
+
 export interface Netlink {
+  /**
+   * Kernel change feed of one namespace: `listener` gets each link/address/route/neighbour change of the subscribed
+   * groups, decoded, on the event loop (anchor: vishvananda/netlink's LinkSubscribeWithOptions). Throws a
+   * NetlinkError at once when the namespace cannot be opened.
+   */
+  subscribe(opts: SubscribeOptions, listener: (e: NetlinkEvent) => void): Subscription;
+
   /** veth pair; the peer is created directly inside `peer.netns` (no move, which costs 15–21 ms per pod). */
   createVeth(spec: VethSpec): Promise<void>;
   getLink(netns: Netns, name: string): Promise<LinkInfo | null>;
@@ -192,35 +229,6 @@ export interface Netlink {
   close(netns?: Netns): void;
 }
 
-/** Result of an IPv4 duplicate-address probe (RFC 5227). */
-export type ProbeResult = { conflict: false } | { conflict: true; mac: string };
-
-export interface ProbeTiming {
-  /** Random wait before the first probe, upper bound (RFC 5227 PROBE_WAIT 1000 ms). */
-  probeWaitMs: number;
-  probeNum: number;
-  /** Gap between probes: uniform in [min, max] (RFC: 1000..2000 ms). */
-  probeMinMs: number;
-  probeMaxMs: number;
-  /** Listen after the last probe (ANNOUNCE_WAIT 2000 ms). */
-  announceWaitMs: number;
-}
-
-export interface PodNet {
-  /** RFC 5227 probe for `ip` on `dev`: ARP requests from 0.0.0.0; conflict = a reply/probe for `ip` from another MAC. */
-  probeIPv4(netns: Netns, dev: string, ip: string, timing?: Partial<ProbeTiming>): Promise<ProbeResult>;
-  /** Gratuitous ARP announcements (`count`, `intervalMs` apart; RFC 5227: 2, 2000 ms). */
-  announceIPv4(netns: Netns, dev: string, ip: string, opts?: { count?: number; intervalMs?: number }): Promise<void>;
-  /** Unsolicited neighbour advertisement (override flag, target LLA = link MAC) to ff02::1. */
-  announceIPv6(netns: Netns, dev: string, ip: string): Promise<void>;
-  /** Polls the link's IPv6 addresses until none is tentative; reports DAD failures. Bounded by timeoutMs. */
-  waitIPv6Dad(netns: Netns, dev: string, opts?: { timeoutMs?: number; intervalMs?: number }): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }>;
-  /** ICMP/ICMPv6 echo from inside `netns`; resolves with the round-trip time or null after `timeoutMs` per try. */
-  ping(netns: Netns, ip: string, opts?: { timeoutMs?: number; tries?: number; intervalMs?: number }): Promise<{ rttMs: number; tries: number } | null>;
-  /** TX checksum offload on/off (ETHTOOL_STXCSUM); needed off on pod veths with the userspace OVS datapath. */
-  setTxChecksum(netns: Netns, dev: string, on: boolean): Promise<void>;
-  getTxChecksum(netns: Netns, dev: string): Promise<boolean>;
-  /** Writes /proc/sys/<key with dots or slashes> inside `netns`. */
-  setSysctl(netns: Netns, key: string, value: string): Promise<void>;
-  getSysctl(netns: Netns, key: string): Promise<string>;
-}
+// The pod-side packet work of an ADD has its own room (datapath/podnet/); its port is re-exported here for callers
+// that take both.
+export type { PodNet, ProbeResult, ProbeTiming } from '../podnet/port.ts';

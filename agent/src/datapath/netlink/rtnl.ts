@@ -1,7 +1,9 @@
 // `Netlink` on the real kernel: rtnetlink messages (link/addr/route codecs) over native namespace-scoped sockets.
 //
-// Sockets: the agent's own namespace keeps one cached socket. A socket in another namespace holds that namespace
-// alive and a path may be re-used by a new namespace, so those are opened per call (≈12 µs) and closed at its end.
+// Sockets: the agent's own namespace keeps a few cached sockets (requests on one socket are serialised, so calls in
+// parallel take different sockets). A socket in another namespace holds that namespace alive and a path may be
+// re-used by a new namespace, so those are opened per call (≈12 µs) and closed at its end. Every request runs on
+// the libuv pool (transport.ts); subscriptions (events.ts) watch their socket on the loop.
 import { native } from '../../native.ts';
 import * as addr from './addr.ts';
 import { RT_TABLE_MAIN } from './constants.ts';
@@ -9,10 +11,11 @@ import { isNetlinkError } from './errors.ts';
 import * as link from './link.ts';
 import type {
   AddressInfo, AddressSpec, DeleteOptions, LinkChanges, LinkInfo, NeighInfo, NeighSpec, Netlink, Netns, RouteInfo,
-  RouteSpec, RuleInfo, RuleSpec, VethSpec,
+  RouteSpec, RuleInfo, RuleSpec, VethSpec, SubscribeOptions, NetlinkEvent, Subscription,
 } from './port.ts';
 import * as route from './route.ts';
 import { NlSocket, wrapNative } from './transport.ts';
+import { subscribe } from './events.ts';
 
 /** errnos meaning "the thing is already gone" for delete operations. */
 const MISSING = ['ENOENT', 'ENODEV', 'ESRCH', 'EADDRNOTAVAIL'];
@@ -25,25 +28,30 @@ function openNetnsFd(path: string, op: string): number {
   }
 }
 
-export class RtNetlink implements Netlink {
-  private own: NlSocket | undefined;
+/** Idle own-namespace sockets kept for re-use. */
+const OWN_SOCKETS = 4;
 
-  /** Runs `fn` with a socket in `netns`; closes it afterwards unless it is the cached own-namespace socket. */
-  private with<T>(netns: Netns, fn: (s: NlSocket) => T): T {
-    if (netns === null || netns === undefined) {
-      this.own ??= new NlSocket(null);
-      return fn(this.own);
-    }
-    const s = new NlSocket(netns);
+export class RtNetlink implements Netlink {
+  private readonly idle: NlSocket[] = [];
+
+  /** Runs `fn` with a socket in `netns`: an idle own-namespace socket (returned afterwards), or a fresh one. */
+  private async with<T>(netns: Netns, fn: (s: NlSocket) => Promise<T>): Promise<T> {
+    const own = netns === null || netns === undefined;
+    const s = own ? this.idle.pop() ?? new NlSocket(null) : new NlSocket(netns);
     try {
-      return fn(s);
+      return await fn(s);
     } finally {
-      s.close();
+      if (own && this.idle.length < OWN_SOCKETS) this.idle.push(s);
+      else s.close();
     }
   }
 
-  private index(s: NlSocket, name: string): number {
+  private index(s: NlSocket, name: string): Promise<number> {
     return s.get((q) => link.getLink(q, { name }), (m) => link.decodeLink(m).index, `get link ${name}`);
+  }
+
+  subscribe(opts: SubscribeOptions, listener: (e: NetlinkEvent) => void): Subscription {
+    return subscribe(this, opts, listener);
   }
 
   async createVeth(spec: VethSpec): Promise<void> {
@@ -53,7 +61,7 @@ export class RtNetlink implements Netlink {
     link.newVeth(0, { name: spec.name, peerName: spec.peer.name, mtu: spec.mtu, mac: spec.mac, peerMac: spec.peer.mac, peerMtu: spec.peer.mtu });
     const peerFd = peerNetns !== null && peerNetns !== (spec.netns ?? null) ? openNetnsFd(peerNetns, op) : undefined;
     try {
-      this.with(spec.netns ?? null, (s) => s.ack((q) => link.newVeth(q, {
+      await this.with(spec.netns ?? null, (s) => s.ack((q) => link.newVeth(q, {
         name: spec.name, mtu: spec.mtu, mac: spec.mac, txQueueLen: spec.txQueueLen,
         peerName: spec.peer.name, peerNetnsFd: peerFd, peerMac: spec.peer.mac, peerMtu: spec.peer.mtu,
       }), op));
@@ -64,9 +72,9 @@ export class RtNetlink implements Netlink {
 
   async getLink(netns: Netns, name: string): Promise<LinkInfo | null> {
     link.checkIfName(name, 'get link');
-    return this.with(netns, (s) => {
+    return this.with(netns, async (s) => {
       try {
-        return s.get((q) => link.getLink(q, { name }), link.decodeLink, `get link ${name}`);
+        return await s.get((q) => link.getLink(q, { name }), link.decodeLink, `get link ${name}`);
       } catch (e) {
         if (isNetlinkError(e, 'ENODEV')) return null;
         throw e;
@@ -75,9 +83,9 @@ export class RtNetlink implements Netlink {
   }
 
   async getLinkByIndex(netns: Netns, index: number): Promise<LinkInfo | null> {
-    return this.with(netns, (s) => {
+    return this.with(netns, async (s) => {
       try {
-        return s.get((q) => link.getLink(q, { index }), link.decodeLink, `get link #${index}`);
+        return await s.get((q) => link.getLink(q, { index }), link.decodeLink, `get link #${index}`);
       } catch (e) {
         if (isNetlinkError(e, 'ENODEV')) return null;
         throw e;
@@ -95,9 +103,9 @@ export class RtNetlink implements Netlink {
     if (changes.name !== undefined) link.checkIfName(changes.name, op);
     const fd = changes.moveTo !== undefined ? openNetnsFd(changes.moveTo, op) : undefined;
     try {
-      this.with(netns, (s) => {
-        const index = changes.name !== undefined && changes.name !== name ? this.index(s, name) : undefined;
-        s.ack((q) => link.setLink(q, {
+      await this.with(netns, async (s) => {
+        const index = changes.name !== undefined && changes.name !== name ? await this.index(s, name) : undefined;
+        await s.ack((q) => link.setLink(q, {
           index, name: index === undefined ? name : undefined, newName: index !== undefined ? changes.name : undefined,
           up: changes.up, mtu: changes.mtu, mac: changes.mac, alias: changes.alias, txQueueLen: changes.txQueueLen, netnsFd: fd,
         }), op);
@@ -117,9 +125,9 @@ export class RtNetlink implements Netlink {
   }
 
   /** Runs a delete; with ignoreMissing, "already gone" (also: the namespace itself is gone) returns false. */
-  private deleting(opts: DeleteOptions, fn: () => void): boolean {
+  private async deleting(opts: DeleteOptions, fn: () => Promise<unknown>): Promise<boolean> {
     try {
-      fn();
+      await fn();
       return true;
     } catch (e) {
       if (opts.ignoreMissing && isNetlinkError(e, ...MISSING)) return false;
@@ -129,24 +137,24 @@ export class RtNetlink implements Netlink {
 
   async addAddress(netns: Netns, dev: string, spec: AddressSpec, opts: { replace?: boolean } = {}): Promise<void> {
     addr.newAddr(0, 0, spec, opts.replace); // validate first
-    this.with(netns, (s) => {
-      const index = this.index(s, dev);
-      s.ack((q) => addr.newAddr(q, index, spec, opts.replace), `add address ${spec.cidr} to ${dev}`);
+    await this.with(netns, async (s) => {
+      const index = await this.index(s, dev);
+      await s.ack((q) => addr.newAddr(q, index, spec, opts.replace), `add address ${spec.cidr} to ${dev}`);
     });
   }
 
   async deleteAddress(netns: Netns, dev: string, cidr: string, opts: DeleteOptions = {}): Promise<boolean> {
     addr.delAddr(0, 0, cidr);
-    return this.deleting(opts, () => this.with(netns, (s) => {
-      const index = this.index(s, dev);
-      s.ack((q) => addr.delAddr(q, index, cidr), `delete address ${cidr} from ${dev}`);
+    return this.deleting(opts, () => this.with(netns, async (s) => {
+      const index = await this.index(s, dev);
+      await s.ack((q) => addr.delAddr(q, index, cidr), `delete address ${cidr} from ${dev}`);
     }));
   }
 
   async listAddresses(netns: Netns, filter: { dev?: string; family?: 4 | 6 } = {}): Promise<AddressInfo[]> {
-    return this.with(netns, (s) => {
-      const index = filter.dev !== undefined ? this.index(s, filter.dev) : 0;
-      const all = s.dump((q) => addr.getAddrs(q, filter.family, index), addr.decodeAddr, 'dump addresses');
+    return this.with(netns, async (s) => {
+      const index = filter.dev !== undefined ? await this.index(s, filter.dev) : 0;
+      const all = await s.dump((q) => addr.getAddrs(q, filter.family, index), addr.decodeAddr, 'dump addresses');
       return all.filter((a) => (index === 0 || a.index === index) && (filter.family === undefined || a.family === filter.family));
     });
   }
@@ -154,30 +162,30 @@ export class RtNetlink implements Netlink {
   async addRoute(netns: Netns, r: RouteSpec, opts: { replace?: boolean } = {}): Promise<void> {
     route.newRoute(0, r, r.dev !== undefined ? 0 : undefined, opts.replace);
     const what = `${opts.replace ? 'replace' : 'add'} route ${r.dst ?? 'default'}${r.gateway ? ` via ${r.gateway}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`;
-    this.with(netns, (s) => {
-      const oif = r.dev !== undefined ? this.index(s, r.dev) : undefined;
-      s.ack((q) => route.newRoute(q, r, oif, opts.replace), what);
+    await this.with(netns, async (s) => {
+      const oif = r.dev !== undefined ? await this.index(s, r.dev) : undefined;
+      await s.ack((q) => route.newRoute(q, r, oif, opts.replace), what);
     });
   }
 
   async deleteRoute(netns: Netns, r: RouteSpec, opts: DeleteOptions = {}): Promise<boolean> {
     route.delRoute(0, r, undefined);
-    return this.deleting(opts, () => this.with(netns, (s) => {
-      const oif = r.dev !== undefined ? this.index(s, r.dev) : undefined;
-      s.ack((q) => route.delRoute(q, r, oif), `delete route ${r.dst ?? 'default'}`);
+    return this.deleting(opts, () => this.with(netns, async (s) => {
+      const oif = r.dev !== undefined ? await this.index(s, r.dev) : undefined;
+      await s.ack((q) => route.delRoute(q, r, oif), `delete route ${r.dst ?? 'default'}`);
     }));
   }
 
   /** Routes of the main table by default; `table: 0` = every table. Cached clones are skipped. */
   async listRoutes(netns: Netns, filter: { family?: 4 | 6; table?: number; dev?: string } = {}): Promise<RouteInfo[]> {
     const table = filter.table ?? RT_TABLE_MAIN;
-    return this.with(netns, (s) => {
-      const oif = filter.dev !== undefined ? this.index(s, filter.dev) : undefined;
+    return this.with(netns, async (s) => {
+      const oif = filter.dev !== undefined ? await this.index(s, filter.dev) : undefined;
       const families: Array<4 | 6> = filter.family ? [filter.family] : [4, 6];
       const out: RouteInfo[] = [];
       for (const f of families) {
         try {
-          out.push(...s.dump((q) => route.getRoutes(q, f, table || undefined), route.decodeRoute, `dump IPv${f} routes`));
+          out.push(...await s.dump((q) => route.getRoutes(q, f, table || undefined), route.decodeRoute, `dump IPv${f} routes`));
         } catch (e) {
           // A strict table filter on a table that does not exist (yet) in this family: no routes.
           if (!(table && isNetlinkError(e, 'ENOENT'))) throw e;
@@ -189,7 +197,7 @@ export class RtNetlink implements Netlink {
 
   async addRule(netns: Netns, rule: RuleSpec): Promise<void> {
     route.newRule(0, rule);
-    this.with(netns, (s) => s.ack((q) => route.newRule(q, rule), `add rule table ${rule.table}`));
+    await this.with(netns, (s) => s.ack((q) => route.newRule(q, rule), `add rule table ${rule.table}`));
   }
 
   async deleteRule(netns: Netns, rule: RuleSpec, opts: DeleteOptions = {}): Promise<boolean> {
@@ -203,32 +211,29 @@ export class RtNetlink implements Netlink {
 
   async setNeighbor(netns: Netns, n: NeighSpec): Promise<void> {
     route.newNeigh(0, 0, n);
-    this.with(netns, (s) => {
-      const index = this.index(s, n.dev);
-      s.ack((q) => route.newNeigh(q, index, n), `set neighbour ${n.ip} on ${n.dev}`);
+    await this.with(netns, async (s) => {
+      const index = await this.index(s, n.dev);
+      await s.ack((q) => route.newNeigh(q, index, n), `set neighbour ${n.ip} on ${n.dev}`);
     });
   }
 
   async deleteNeighbor(netns: Netns, dev: string, ip: string, opts: DeleteOptions = {}): Promise<boolean> {
     route.delNeigh(0, 0, ip);
-    return this.deleting(opts, () => this.with(netns, (s) => {
-      const index = this.index(s, dev);
-      s.ack((q) => route.delNeigh(q, index, ip), `delete neighbour ${ip} on ${dev}`);
+    return this.deleting(opts, () => this.with(netns, async (s) => {
+      const index = await this.index(s, dev);
+      await s.ack((q) => route.delNeigh(q, index, ip), `delete neighbour ${ip} on ${dev}`);
     }));
   }
 
   async listNeighbors(netns: Netns, filter: { dev?: string; family?: 4 | 6 } = {}): Promise<NeighInfo[]> {
-    return this.with(netns, (s) => {
-      const index = filter.dev !== undefined ? this.index(s, filter.dev) : 0;
-      const all = s.dump((q) => route.getNeighs(q, filter.family, index), route.decodeNeigh, 'dump neighbours');
+    return this.with(netns, async (s) => {
+      const index = filter.dev !== undefined ? await this.index(s, filter.dev) : 0;
+      const all = await s.dump((q) => route.getNeighs(q, filter.family, index), route.decodeNeigh, 'dump neighbours');
       return all.filter((n) => (index === 0 || n.index === index) && (filter.family === undefined || n.family === filter.family));
     });
   }
 
   close(netns?: Netns): void {
-    if (netns === undefined || netns === null) {
-      this.own?.close();
-      this.own = undefined;
-    }
+    if (netns === undefined || netns === null) for (const s of this.idle.splice(0)) s.close();
   }
 }

@@ -1,6 +1,8 @@
 // NETLINK_ROUTE transport over the native addon: one socket opened inside a namespace, sequence numbers, ACK
-// checking, single gets and multi-part dumps (restarted on NLM_F_DUMP_INTR). Synchronous: rtnetlink requests are
-// processed inside sendto(), so the answer is already queued when we poll; the poll is bounded (timeoutMs).
+// checking, single gets and multi-part dumps (restarted on NLM_F_DUMP_INTR). Asynchronous: rtnetlink runs a request
+// inside sendto() under the RTNL lock, which can take tens of milliseconds while other changes hold it, so the
+// send and the receive of the answer happen on the libuv pool (`exchange` in the addon) and the event loop only
+// parses the datagrams. Requests on one socket are serialised (one answer stream per socket).
 import { isNativeError, native, AF_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, NETLINK_ROUTE,
   SOCK_RAW, SOL_NETLINK } from '../../native.ts';
 import { parseError, parseMessages, type NlMessage } from './codec.ts';
@@ -8,14 +10,17 @@ import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR } f
 import { kernelError, NetlinkError } from './errors.ts';
 import type { Netns } from './port.ts';
 
-/** One receive buffer for all sockets: every exchange is synchronous, and decoders copy what they keep. */
-const RECV_SIZE = 64 * 1024;
-const recvBuf = Buffer.allocUnsafe(RECV_SIZE);
 let nextSeq = (Date.now() & 0xffff) << 8;
 const seq = (): number => (nextSeq = (nextSeq + 1) >>> 0 || 1);
 
 export const DEFAULT_TIMEOUT_MS = 2000;
 export const DUMP_RETRIES = 5;
+
+/** What the wire waits for: an ACK (NLMSG_ERROR), one answer, or a dump's NLMSG_DONE. */
+export const MODE_ACK = 0;
+export const MODE_GET = 1;
+export const MODE_DUMP = 2;
+export type ExchangeMode = typeof MODE_ACK | typeof MODE_GET | typeof MODE_DUMP;
 
 /** A native error (ENOENT opening a namespace, ...) as a NetlinkError naming what we tried. */
 export function wrapNative(e: unknown, op: string): unknown {
@@ -25,9 +30,9 @@ export function wrapNative(e: unknown, op: string): unknown {
 
 /** What carries the bytes: the native socket, or a scripted stand-in in unit tests. */
 export interface NlWire {
-  send(msg: Buffer): void;
-  /** Bytes received into buf, or -1 on timeout. */
-  recv(buf: Buffer, timeoutMs: number): number;
+  /** Sends `msg` and resolves with the datagrams received until the answer for `seq` is complete (per `mode`) or
+   *  `timeoutMs` passed; may include stale answers to earlier requests. */
+  exchange(msg: Buffer, seq: number, mode: ExchangeMode, timeoutMs: number): Promise<Buffer[]>;
   close(): void;
 }
 
@@ -49,8 +54,7 @@ export function nativeWire(netns: Netns): NlWire {
     throw wrapNative(e, 'configure netlink socket');
   }
   return {
-    send: (msg) => void n.sendto(fd, msg, null),
-    recv: (b, t) => n.recv(fd, b, t, null),
+    exchange: (msg, s, mode, t) => n.exchange(fd, msg, s, mode, t),
     close: () => n.close(fd),
   };
 }
@@ -59,6 +63,8 @@ export class NlSocket {
   readonly netns: Netns;
   private readonly wire: NlWire;
   private closed = false;
+  /** the last request queued on this socket: the next one starts after it */
+  private tail: Promise<unknown> = Promise.resolve();
   timeoutMs = DEFAULT_TIMEOUT_MS;
 
   constructor(netns: Netns, wire?: NlWire) {
@@ -66,96 +72,98 @@ export class NlSocket {
     this.wire = wire ?? nativeWire(netns);
   }
 
+  /** Requests queued or running on this socket. */
+  pending = 0;
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.wire.close();
+    // a request still running on the pool owns the fd until it returns
+    if (this.pending === 0) this.wire.close();
+    else void this.tail.finally(() => this.wire.close());
   }
 
-  private send(msg: Buffer, op: string): void {
-    if (this.closed) throw new NetlinkError('EBADF', op, 'netlink socket is closed');
+  /** Sends one request; resolves with the answer's messages (those carrying its sequence number). */
+  private request(build: (seq: number) => Buffer, mode: ExchangeMode, op: string): Promise<NlMessage[]> {
+    if (this.closed) return Promise.reject(new NetlinkError('EBADF', op, 'netlink socket is closed'));
+    const s = seq();
+    let msg: Buffer;
     try {
-      this.wire.send(msg);
+      msg = build(s);
     } catch (e) {
-      throw wrapNative(e, op);
+      return Promise.reject(e);
     }
+    this.pending++;
+    const run = async (): Promise<NlMessage[]> => {
+      let datagrams: Buffer[];
+      try {
+        datagrams = await this.wire.exchange(msg, s, mode, this.timeoutMs);
+      } catch (e) {
+        throw wrapNative(e, op);
+      }
+      const out: NlMessage[] = [];
+      for (const d of datagrams) for (const m of parseMessages(d)) if (m.seq === s) out.push(m);
+      return out;
+    };
+    const p = this.tail.then(run, run);
+    this.tail = p.catch(() => undefined).finally(() => { this.pending--; });
+    return p;
   }
 
-  /** Receives one datagram and returns its messages (views into the shared buffer). */
-  private receive(op: string): NlMessage[] {
-    let n: number;
-    try {
-      n = this.wire.recv(recvBuf, this.timeoutMs);
-    } catch (e) {
-      throw wrapNative(e, op);
-    }
-    if (n < 0) throw new NetlinkError('ETIMEDOUT', op, `no answer from the kernel within ${this.timeoutMs} ms`);
-    if (n > RECV_SIZE) throw new NetlinkError('EMSGSIZE', op, `netlink datagram of ${n} bytes truncated`);
-    return parseMessages(recvBuf.subarray(0, n));
+  private timeout(op: string): NetlinkError {
+    return new NetlinkError('ETIMEDOUT', op, `no answer from the kernel within ${this.timeoutMs} ms`);
   }
 
   /** Sends a request built with NLM_F_ACK and waits for its ACK; throws the kernel's error. */
-  ack(build: (seq: number) => Buffer, op: string): void {
-    const s = seq();
-    this.send(build(s), op);
-    for (;;) {
-      for (const m of this.receive(op)) {
-        if (m.seq !== s) continue; // a late answer to an earlier request that timed out
-        if (m.type === NLMSG_ERROR) {
-          const e = parseError(m);
-          if (e.error !== 0) throw kernelError(e.error, op, e.extack);
-          return;
-        }
+  async ack(build: (seq: number) => Buffer, op: string): Promise<void> {
+    for (const m of await this.request(build, MODE_ACK, op)) {
+      if (m.type === NLMSG_ERROR) {
+        const e = parseError(m);
+        if (e.error !== 0) throw kernelError(e.error, op, e.extack);
+        return;
       }
     }
+    throw this.timeout(op);
   }
 
   /** Sends a get request (no dump) and decodes the single answer; throws the kernel's error. */
-  get<T>(build: (seq: number) => Buffer, decode: (m: NlMessage) => T, op: string): T {
-    const s = seq();
-    this.send(build(s), op);
-    for (;;) {
-      for (const m of this.receive(op)) {
-        if (m.seq !== s) continue;
-        if (m.type === NLMSG_ERROR) {
-          const e = parseError(m);
-          throw e.error !== 0 ? kernelError(e.error, op, e.extack) : new NetlinkError('EPROTO', op, 'ACK without an answer');
-        }
-        return decode(m);
+  async get<T>(build: (seq: number) => Buffer, decode: (m: NlMessage) => T, op: string): Promise<T> {
+    for (const m of await this.request(build, MODE_GET, op)) {
+      if (m.type === NLMSG_ERROR) {
+        const e = parseError(m);
+        throw e.error !== 0 ? kernelError(e.error, op, e.extack) : new NetlinkError('EPROTO', op, 'ACK without an answer');
       }
+      return decode(m);
     }
+    throw this.timeout(op);
   }
 
   /** Multi-part dump; decodes every element (null results are dropped). Restarts when the kernel flags
    *  NLM_F_DUMP_INTR (the table changed during the dump), up to DUMP_RETRIES times. */
-  dump<T>(build: (seq: number) => Buffer, decode: (m: NlMessage) => T | null, op: string): T[] {
+  async dump<T>(build: (seq: number) => Buffer, decode: (m: NlMessage) => T | null, op: string): Promise<T[]> {
     for (let attempt = 0; ; attempt++) {
-      const s = seq();
-      this.send(build(s), op);
       const out: T[] = [];
       let interrupted = false;
       let done = false;
-      while (!done) {
-        for (const m of this.receive(op)) {
-          if (m.seq !== s) continue;
-          if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
-          if (m.type === NLMSG_DONE) {
-            const err = m.payload.length >= 4 ? m.payload.readInt32LE(0) : 0;
-            if (err < 0) throw kernelError(err, op);
-            done = true;
-            break;
-          }
-          if (m.type === NLMSG_ERROR) {
-            const e = parseError(m);
-            if (e.error !== 0) throw kernelError(e.error, op, e.extack);
-            continue;
-          }
-          if (m.type === NLMSG_NOOP) continue;
-          if (m.type === NLMSG_OVERRUN) throw new NetlinkError('ENOBUFS', op, 'netlink overrun');
-          const v = decode(m);
-          if (v !== null) out.push(v);
+      for (const m of await this.request(build, MODE_DUMP, op)) {
+        if (m.flags & NLM_F_DUMP_INTR) interrupted = true;
+        if (m.type === NLMSG_DONE) {
+          const err = m.payload.length >= 4 ? m.payload.readInt32LE(0) : 0;
+          if (err < 0) throw kernelError(err, op);
+          done = true;
+          break;
         }
+        if (m.type === NLMSG_ERROR) {
+          const e = parseError(m);
+          if (e.error !== 0) throw kernelError(e.error, op, e.extack);
+          continue;
+        }
+        if (m.type === NLMSG_NOOP) continue;
+        if (m.type === NLMSG_OVERRUN) throw new NetlinkError('ENOBUFS', op, 'netlink overrun');
+        const v = decode(m);
+        if (v !== null) out.push(v);
       }
+      if (!done) throw this.timeout(op);
       if (!interrupted) return out;
       if (attempt >= DUMP_RETRIES) throw new NetlinkError('EINTR', op, `dump interrupted ${attempt + 1} times by concurrent changes`);
     }

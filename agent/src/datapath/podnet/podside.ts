@@ -1,27 +1,25 @@
 // `PodNet` on the real kernel: the packet work of an ADD done from inside the pod namespace with native sockets
 // (AF_PACKET for ARP and neighbour advertisements, raw ICMP/ICMPv6 for echo), ethtool and sysctl through the addon.
 //
-// Waiting never blocks the event loop for long: a receive polls at most WAIT_SLICE_MS synchronously, then yields to
-// a timer before looking again, until the caller's bounded deadline.
+// Nothing here blocks the event loop: a receive waits for the socket's readable event (the addon's Poller) and then
+// drains it without blocking; ethtool (an ioctl under the RTNL lock) and sysctl run on the libuv pool; the IPv6 DAD
+// wait follows address events (../netlink/wait.ts).
 import { close as fsClose } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomInt } from 'node:crypto';
 import { native, AF_INET, AF_INET6, AF_PACKET, ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM, IPPROTO_ICMP, IPPROTO_ICMPV6,
-  SOCK_RAW } from '../../native.ts';
-import { NetlinkError, invalid } from './errors.ts';
-import { formatIp, parseIp, parseMac } from './ip.ts';
-import { checkIfName } from './link.ts';
+  SOCK_RAW, type NativePoller } from '../../native.ts';
+import { NetlinkError, invalid } from '../netlink/errors.ts';
+import { formatIp, parseIp, parseMac } from '../netlink/ip.ts';
+import { checkIfName } from '../netlink/link.ts';
+import { waitIPv6Dad } from '../netlink/wait.ts';
 import {
   ETH_P_ARP, PACKET_OUTGOING, arpAnnounceFrame, arpConflict, arpProbeFrame, icmpEcho, parseArpFrame, parseEchoReply,
   sllPktType, sockaddrIn, sockaddrIn6, sockaddrIp, sockaddrLl, unsolicitedNaFrame, BROADCAST_MAC, ALL_NODES_MAC, ETH_P_IPV6,
 } from './packets.ts';
-import type { LinkInfo, Netlink, Netns, PodNet, ProbeResult, ProbeTiming } from './port.ts';
-import { wrapNative } from './transport.ts';
-
-/** Longest synchronous poll inside a receive loop. */
-export const WAIT_SLICE_MS = 5;
-/** Gap between non-blocking checks while waiting. */
-export const POLL_GAP_MS = 2;
+import type { LinkInfo, Netlink, Netns } from '../netlink/port.ts';
+import type { PodNet, ProbeResult, ProbeTiming } from './port.ts';
+import { wrapNative } from '../netlink/transport.ts';
 /** RFC 5227 §1.1 constants. */
 export const RFC5227: ProbeTiming = { probeWaitMs: 1000, probeNum: 3, probeMinMs: 1000, probeMaxMs: 2000, announceWaitMs: 2000 };
 
@@ -43,29 +41,60 @@ export async function settled(): Promise<void> {
   await Promise.all([...closing]);
 }
 
+/** One receive buffer: every read is synchronous (non-blocking) and matchers copy what they keep. */
 const buf = Buffer.allocUnsafe(65536);
 const addrBuf = Buffer.alloc(28);
 
 /**
- * Receives until `match` returns non-null or `ms` elapse. Only the first poll may block (at most WAIT_SLICE_MS, so
- * a fast answer is timed precisely); after that the queue is checked without blocking every POLL_GAP_MS, with the
- * event loop free in between.
+ * A socket's datagrams as events: `until(ms, match)` waits for the socket's readable event, drains what is queued
+ * without blocking, and resolves with the first `match` that is not null, or null when `ms` pass. One watcher per
+ * socket for its whole life; `close()` releases it (the fd stays the caller's).
  */
-async function receiveUntil<T>(fd: number, ms: number, match: (pkt: Buffer, from: Buffer) => T | null): Promise<T | null> {
-  const deadline = performance.now() + ms;
-  const n = native();
-  let first = true;
-  for (;;) {
-    const left = deadline - performance.now();
-    if (left <= 0) return null;
-    const got = n.recv(fd, buf, first ? Math.max(0, Math.min(WAIT_SLICE_MS, Math.floor(left))) : 0, addrBuf);
-    first = false;
-    if (got >= 0) {
-      const r = match(buf.subarray(0, Math.min(got, buf.length)), addrBuf);
-      if (r !== null) return r;
-      continue; // drain what is queued before yielding
-    }
-    await sleep(Math.max(1, Math.min(POLL_GAP_MS, deadline - performance.now())));
+export class Receiver {
+  readonly #fd: number;
+  readonly #poller: NativePoller;
+  #onReadable: ((error: string | null) => void) | undefined;
+
+  constructor(fd: number) {
+    this.#fd = fd;
+    this.#poller = new (native().Poller)(fd, (e) => this.#onReadable?.(e));
+  }
+
+  until<T>(ms: number, match: (pkt: Buffer, from: Buffer) => T | null): Promise<T | null> {
+    const n = native();
+    return new Promise<T | null>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (v: T | null, err?: unknown): void => {
+        if (!this.#onReadable) return;
+        this.#onReadable = undefined;
+        this.#poller.stop();
+        clearTimeout(timer);
+        if (err !== undefined) reject(err);
+        else resolve(v);
+      };
+      const drain = (): void => {
+        for (;;) {
+          let got: number;
+          try {
+            got = n.recv(this.#fd, buf, 0, addrBuf);
+          } catch (e) {
+            return finish(null, e);
+          }
+          if (got < 0) return;
+          const r = match(buf.subarray(0, Math.min(got, buf.length)), addrBuf);
+          if (r !== null) return finish(r);
+        }
+      };
+      this.#onReadable = (e) => (e ? finish(null, new Error(`poll: ${e}`)) : drain());
+      timer = setTimeout(() => finish(null), Math.max(0, ms));
+      this.#poller.start();
+      drain(); // what was queued before we started watching
+    });
+  }
+
+  close(): void {
+    this.#onReadable = undefined;
+    this.#poller.close();
   }
 }
 
@@ -116,6 +145,7 @@ export class PodSide implements PodNet {
     const mac = parseMac(l.mac);
     const fd = this.packetSocket(netns, l.index, ETH_P_ARP, true, op);
     const n = native();
+    const rx = new Receiver(fd);
     const check = (pkt: Buffer, from: Buffer): string | null => {
       if (sllPktType(from) === PACKET_OUTGOING) return null;
       const arp = parseArpFrame(pkt);
@@ -124,19 +154,20 @@ export class PodSide implements PodNet {
     try {
       const to = sockaddrLl(ETH_P_ARP, l.index, BROADCAST_MAC);
       const frame = arpProbeFrame(mac, addr.bytes);
-      const first = t.probeWaitMs > 0 ? await receiveUntil(fd, randomInt(0, t.probeWaitMs + 1), check) : null;
+      const first = t.probeWaitMs > 0 ? await rx.until(randomInt(0, t.probeWaitMs + 1), check) : null;
       if (first) return { conflict: true, mac: first };
       for (let i = 0; i < t.probeNum; i++) {
         n.sendto(fd, frame, to);
         const last = i === t.probeNum - 1;
         const wait = last ? t.announceWaitMs : t.probeMinMs + randomInt(0, Math.max(0, t.probeMaxMs - t.probeMinMs) + 1);
-        const hit = await receiveUntil(fd, wait, check);
+        const hit = await rx.until(wait, check);
         if (hit) return { conflict: true, mac: hit };
       }
       return { conflict: false };
     } catch (e) {
       throw wrapNative(e, op);
     } finally {
+      rx.close();
       closeLater(fd);
     }
   }
@@ -179,16 +210,8 @@ export class PodSide implements PodNet {
     }
   }
 
-  async waitIPv6Dad(netns: Netns, dev: string, opts: { timeoutMs?: number; intervalMs?: number } = {}): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }> {
-    const deadline = performance.now() + (opts.timeoutMs ?? 5000);
-    for (;;) {
-      const v6 = await this.nl.listAddresses(netns, { dev, family: 6 });
-      const dadFailed = v6.filter((a) => a.dadFailed).map((a) => a.address);
-      const tentative = v6.filter((a) => a.tentative && !a.dadFailed).map((a) => a.address);
-      if (dadFailed.length > 0 || tentative.length === 0) return { ok: dadFailed.length === 0, tentative, dadFailed };
-      if (performance.now() >= deadline) return { ok: false, tentative, dadFailed };
-      await sleep(Math.max(1, Math.min(opts.intervalMs ?? 50, deadline - performance.now())));
-    }
+  async waitIPv6Dad(netns: Netns, dev: string, opts: { timeoutMs?: number } = {}): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }> {
+    return waitIPv6Dad(this.nl, netns, dev, opts);
   }
 
   async ping(netns: Netns, ip: string, opts: { timeoutMs?: number; tries?: number; intervalMs?: number; dev?: string } = {}): Promise<{ rttMs: number; tries: number } | null> {
@@ -203,6 +226,7 @@ export class PodSide implements PodNet {
     } catch (e) {
       throw wrapNative(e, op);
     }
+    const rx = new Receiver(fd);
     const id = randomInt(1, 0xffff);
     const to = v6 ? sockaddrIn6(addr.bytes, scope) : sockaddrIn(addr.bytes);
     const want = formatIp(addr.bytes);
@@ -219,7 +243,7 @@ export class PodSide implements PodNet {
           await sleep(opts.intervalMs ?? 200);
           continue;
         }
-        const got = await receiveUntil(fd, opts.timeoutMs ?? 1000, (pkt, from) => {
+        const got = await rx.until(opts.timeoutMs ?? 1000, (pkt, from) => {
           const r = parseEchoReply(v6, pkt);
           if (!r || r.id !== id || r.seq !== seq) return null;
           const src = v6 ? sockaddrIp(from) : r.src;
@@ -231,6 +255,7 @@ export class PodSide implements PodNet {
       }
       return null;
     } finally {
+      rx.close();
       n.close(fd);
     }
   }
@@ -238,7 +263,7 @@ export class PodSide implements PodNet {
   async setTxChecksum(netns: Netns, dev: string, on: boolean): Promise<void> {
     checkIfName(dev, 'ethtool');
     try {
-      native().ethtoolValue(netns, dev, ETHTOOL_STXCSUM, on ? 1 : 0);
+      await native().ethtoolValueAsync(netns, dev, ETHTOOL_STXCSUM, on ? 1 : 0);
     } catch (e) {
       throw wrapNative(e, `ethtool -K ${dev} tx ${on ? 'on' : 'off'}`);
     }
@@ -247,7 +272,7 @@ export class PodSide implements PodNet {
   async getTxChecksum(netns: Netns, dev: string): Promise<boolean> {
     checkIfName(dev, 'ethtool');
     try {
-      return native().ethtoolValue(netns, dev, ETHTOOL_GTXCSUM, 0) !== 0;
+      return (await native().ethtoolValueAsync(netns, dev, ETHTOOL_GTXCSUM, 0)) !== 0;
     } catch (e) {
       throw wrapNative(e, `ethtool -k ${dev}`);
     }
@@ -255,7 +280,7 @@ export class PodSide implements PodNet {
 
   async setSysctl(netns: Netns, key: string, value: string): Promise<void> {
     try {
-      native().sysctlWrite(netns, sysctlFile(key), value);
+      await native().sysctlWriteAsync(netns, sysctlFile(key), value);
     } catch (e) {
       throw wrapNative(e, `sysctl -w ${key}=${value}`);
     }
@@ -263,7 +288,7 @@ export class PodSide implements PodNet {
 
   async getSysctl(netns: Netns, key: string): Promise<string> {
     try {
-      return native().sysctlRead(netns, sysctlFile(key));
+      return await native().sysctlReadAsync(netns, sysctlFile(key));
     } catch (e) {
       throw wrapNative(e, `sysctl ${key}`);
     }

@@ -1,7 +1,7 @@
 // Pure parts of the pod-side helpers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RFC5227, sysctlFile } from '../../agent/src/datapath/netlink/podside.ts';
+import { RFC5227, sysctlFile } from '../../agent/src/datapath/podnet/podside.ts';
 import { isNetlinkError } from '../../agent/src/datapath/netlink/errors.ts';
 
 const keys: Array<[string, string]> = [

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import {
   arpAnnounceFrame, arpConflict, arpProbeFrame, icmpEcho, icmpv6Checksum, inetChecksum, parseArpFrame, parseEchoReply,
   parseNaFrame, sockaddrIn, sockaddrIn6, sockaddrIp, sockaddrLl, unsolicitedNaFrame, arpPayload, ethernet,
-} from '../../agent/src/datapath/netlink/packets.ts';
+} from '../../agent/src/datapath/podnet/packets.ts';
 import { hex } from '../../agent/src/datapath/netlink/codec.ts';
 import { parseIp, parseMac } from '../../agent/src/datapath/netlink/ip.ts';
 

@@ -1,8 +1,8 @@
 // Frames and socket addresses for the pod-side helpers: ARP probe/announcement (RFC 5227), IPv6 unsolicited
 // neighbour advertisement (RFC 4861 §7.2.6), ICMP/ICMPv6 echo, internet checksums, sockaddr_ll/in/in6 bytes.
 // Pure functions; the sockets that carry them are in podside.ts.
-import { invalid } from './errors.ts';
-import { formatIp, formatMac } from './ip.ts';
+import { invalid } from '../netlink/errors.ts';
+import { formatIp, formatMac } from '../netlink/ip.ts';
 
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_IPV6 = 0x86dd;
