@@ -138,7 +138,7 @@ describe('Reconciler', { timeout: 30_000 }, () => {
     let r: Reconciler<number, number, number> | undefined;
     // apply() changes what observe() sees and triggers the loop again (as its own kernel or OVSDB event would)
     r = new Reconciler<number, number, number>({
-      name: 'spinner', desired: () => 1, observe: () => 0, diff: () => [1],
+      name: 'spinner', desired: async () => 1, observe: async () => 0, diff: () => [1],
       apply: async () => { passes++; r!.trigger('own-change'); },
     }, { resyncMs: 0 });
     r.start();
