@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { cleanupAll, newPrefix, onCleanup } from '../bed/netns.ts';
-import { sleep } from '../bed/exec.ts';
+import { sleep, waitFor } from '../bed/exec.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
@@ -59,6 +59,8 @@ async function nodePing(addr: string): Promise<boolean> {
 }
 
 test('transfer under a 10 ms ping stream, then restore: the bridge shows what the NIC showed, the NIC comes back byte for byte', async () => {
+  // right after the bed came up the NIC's link-local address can still be in DAD (`tentative`): compare settled links
+  await waitFor('the NIC\'s addresses settled (no DAD in progress)', async () => !/tentative/.test(await detailed(bed.node, NIC)), 60_000);
   const before = { detail: await detailed(bed.node, NIC), inet: await inet(bed.node, NIC), routes: await routes(bed.node, NIC), link: await linkJson(bed.node, NIC) };
   assert.equal(before.routes.length >= 4, true, before.routes.join('\n'));
   assert.ok(await nodePing(REMOTE));
