@@ -291,7 +291,10 @@ export function cniCall(command: string, o: CniCallOptions): Promise<CniCallResu
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     CNI_COMMAND: command, CNI_CONTAINERID: o.containerId, CNI_NETNS: o.netns, CNI_IFNAME: o.ifName ?? 'eth0',
-    CNI_ARGS: cniArgs, CNI_PATH: o.cniPath ?? dirname(SHIM), ...o.env,
+    CNI_ARGS: cniArgs, CNI_PATH: o.cniPath ?? dirname(SHIM),
+    // a DEL the shim cannot hand to the agent is queued in this agent's own queue dir, never the host's default
+    // /run/openvswitch/kube-ovn-del-queue (where the agent under test would not drain it, and a real one would)
+    KOA_DEL_QUEUE_DIR: o.agent.delQueueDir, ...o.env,
   };
   const plugin = o.plugin ?? SHIM;
   return new Promise((res, rej) => {
