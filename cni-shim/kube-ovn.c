@@ -145,7 +145,7 @@ static int hexval(const char *p, const char *e) {
 	}
 	return v;
 }
-/* Copies the JSON string at p into out, decoding every escape (\uXXXX and surrogate pairs to UTF-8, as the agent's
+/* Copies the JSON string at p into out, decoding every escape (\u followed by four hex digits, and surrogate pairs to UTF-8, as the agent's
  * JSON.parse does: a socket path written "\u002frun/..." is the same path). Returns 0, or -1 when it is not a
  * complete string, does not fit, or decodes to a NUL (no path can hold one). */
 static int get_str(const char *p, const char *e, char *out, size_t cap) {

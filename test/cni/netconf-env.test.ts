@@ -162,7 +162,7 @@ test('environment per command', () => {
   // issue 14 item 4: a DEL of a value no ADD accepts has nothing to remove and must not fail (kubelet retries forever)
   for (const over of [{ CNI_IFNAME: 'a/b' }, { CNI_IFNAME: 'ñetñetñetñet0' }, { CNI_CONTAINERID: '/etc' }]) {
     const e = parseEnv({ ...base, CNI_COMMAND: 'DEL', ...over });
-    assert.match(e.delNothingToDo ?? '', /CNI_IFNAME|CNI_CONTAINERID/, JSON.stringify(over));
+    assert.match(e.delIgnoredBecause ?? '', /CNI_IFNAME|CNI_CONTAINERID/, JSON.stringify(over));
   }
-  assert.equal(parseEnv({ ...base, CNI_COMMAND: 'DEL', CNI_IFNAME: 'ñet0' }).delNothingToDo, undefined);
+  assert.equal(parseEnv({ ...base, CNI_COMMAND: 'DEL', CNI_IFNAME: 'ñet0' }).delIgnoredBecause, undefined);
 });

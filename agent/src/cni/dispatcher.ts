@@ -82,9 +82,9 @@ export class Dispatcher {
     if (netconf.serverSocket === '') {
       throw agentError('KOA_BAD_NETCONF', `server_socket is required in cni.conf${netconf.ipamMode ? ' (in the ipam object in IPAM-only mode)' : ''}`);
     }
-    if (env.delNothingToDo) {
+    if (env.delIgnoredBecause) {
       // an input ADD rejects: no ADD can have created anything for it
-      this.log?.info({ containerId: call.env.CNI_CONTAINERID, ifName: call.env.CNI_IFNAME, why: env.delNothingToDo }, 'DEL: nothing to remove (no ADD accepts this input)');
+      this.log?.info({ containerId: call.env.CNI_CONTAINERID, ifName: call.env.CNI_IFNAME, why: env.delIgnoredBecause }, 'DEL: nothing to remove (no ADD accepts this input)');
       return '';
     }
     const pod = requirePod(env.args);

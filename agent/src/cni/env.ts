@@ -76,7 +76,7 @@ export interface CniEnv {
    * DEL only: why CNI_CONTAINERID or CNI_IFNAME is a value no ADD accepts. Nothing can have been created for it, so
    * the DEL succeeds without doing anything (kubelet retries a failing DEL forever and the pod never terminates).
    */
-  delNothingToDo?: string;
+  delIgnoredBecause?: string;
 }
 
 function need(env: Record<string, string>, key: string): string {
@@ -98,7 +98,7 @@ export function parseEnv(env: Record<string, string>): CniEnv {
   const cidErr = containerIdProblem(out.containerId);
   const ifErr = ifNameProblem(out.ifName);
   if (command === 'DEL' && (cidErr || ifErr)) {
-    out.delNothingToDo = cidErr ? `CNI_CONTAINERID: ${cidErr}` : `CNI_IFNAME: ${ifErr}`;
+    out.delIgnoredBecause = cidErr ? `CNI_CONTAINERID: ${cidErr}` : `CNI_IFNAME: ${ifErr}`;
     return out;
   }
   if (cidErr) throw agentError('KOA_BAD_ENV', 'CNI_CONTAINERID', cidErr);
