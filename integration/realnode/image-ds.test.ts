@@ -4,8 +4,8 @@
 // executables and the conflist into the node's CNI dirs; containerd then reports the network ready), then cni-server
 // (start-cniserver.sh, hostNetwork, in-cluster config through the pod's ServiceAccount token, its socket in the node's
 // /run/openvswitch). Busybox pods created through the kubelet get eth0 from it and ping each other. Deleting the
-// agent pod (the DaemonSet's rolling update: the controller creates the next one) loses no ping between two pods
-// pinging every 0.2 s across the restart. What a cluster has and the bed stands in for: see image-ds.ts.
+// agent pod (the controller creates the next one), then a rollout restart (the DaemonSet's rolling update) lose no
+// ping between two pods pinging every 0.2 s across both. What a cluster has and the bed stands in for: image-ds.ts.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -153,22 +153,32 @@ test('busybox pods get eth0 from the DaemonSet\'s agent and ping each other and 
   console.log(`# cni-server log: ${log.split('\n').length} lines, ${refused.length} refused by the API server${refused.length ? `:\n${refused.slice(0, 5).join('\n')}` : ''}`);
 });
 
-test('deleting the agent pod: the next one takes over and not one ping (every 0.2 s) between two pods is lost', { timeout: 900_000 }, async () => {
+test('deleting the agent pod, then a rollout restart: each next agent takes over and not one ping (every 0.2 s) between two pods is lost', { timeout: 900_000 }, async () => {
   const api = bed!.kube!.api;
   const target = allocs.get('db')!.ips[0]!;
   const uid = await startPod('steady', ['ping', '-i', '0.2', '-w', '1800', target]);
   await waitRunning(api, 'steady');
   await waitFor('steady: replies', () => /seq=10 /.test(podLog(rn!.podLogsDir, 'steady')), 120_000, 250);
   const lastSeq = () => Math.max(-1, ...[...podLog(rn!.podLogsDir, 'steady').matchAll(/seq=(\d+) /g)].map((x) => Number(x[1])));
-  const old = await readyAgentPod();
-  const t0 = Date.now();
-  const seqAtDelete = lastSeq();
-  await api.delete(`/api/v1/namespaces/${NS}/pods/${old.name}`);
-  const next = await readyAgentPod(old.uid);
-  const restartS = (Date.now() - t0) / 1000;
-  const seqAtReady = lastSeq();
-  await waitFor(`old agent pod ${old.name} gone`, async () => !(await daemonSetPods(api, NS, DS)).some((p) => p.uid === old.uid), 300_000, 500);
-  // the new agent serves: a pod created now gets its network from it
+  const restarts: { how: string; old: string; next: string; s: number; seqs: [number, number]; containerRestarts?: string }[] = [];
+  const restart = async (how: string, act: (old: { name: string }) => Promise<unknown>) => {
+    const old = await readyAgentPod();
+    const t0 = Date.now();
+    const seqAtStart = lastSeq();
+    await act(old);
+    const next = await readyAgentPod(old.uid);
+    const s = (Date.now() - t0) / 1000;
+    const seqAtReady = lastSeq();
+    await waitFor(`old agent pod ${old.name} gone`, async () => !(await daemonSetPods(api, NS, DS)).some((p) => p.uid === old.uid), 300_000, 500);
+    const containerRestarts = (await podStatus(api, next.name, NS)).containerStatuses?.map((c) => c.restartCount ?? 0).join(',');
+    restarts.push({ how, old: old.name, next: next.name, s, seqs: [seqAtStart, seqAtReady], ...(containerRestarts ? { containerRestarts } : {}) });
+  };
+  await restart('pod deleted', (old) => api.delete(`/api/v1/namespaces/${NS}/pods/${old.name}`));
+  // what `kubectl rollout restart ds/kube-ovn-cni` sends
+  await restart('rollout restart', () => api.request('PATCH', `/apis/apps/v1/namespaces/${NS}/daemonsets/${DS}`,
+    Buffer.from(JSON.stringify({ spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } })),
+    'application/strategic-merge-patch+json'));
+  // the last agent serves: a pod created now gets its network from it
   await startPod('late');
   assert.equal((await waitRunning(api, 'late')).podIP, allocs.get('late')!.ips[0]);
   await sleep(3000);
@@ -185,10 +195,12 @@ test('deleting the agent pod: the next one takes over and not one ping (every 0.
   // the last echo may still have been in flight when ping was interrupted: it is not counted as lost
   const missing = [...Array(sent).keys()].filter((s) => !seqs.includes(s));
   const lost = missing.filter((s) => s !== sent - 1);
-  const restarts = (await podStatus(api, next.name, NS)).containerStatuses?.map((c) => c.restartCount ?? 0).join(',');
-  console.log(`# agent pod ${old.name} deleted -> ${next.name} Ready in ${restartS.toFixed(1)} s (its container restarts: ${restarts}); ` +
-    `pings sent ${sent}, received ${received}, lost ${lost.length} (missing seq ${missing.join(',') || 'none'}); seq ${seqAtDelete}..${seqAtReady} during the restart`);
-  assert.ok(seqAtDelete >= 10 && seqAtReady > seqAtDelete && sent > seqAtReady, `the pings span the restart (seq ${seqAtDelete} at delete, ${seqAtReady} at Ready, ${sent} sent)`);
+  for (const r of restarts) {
+    console.log(`# ${r.how}: ${r.old} -> ${r.next} Ready in ${r.s.toFixed(1)} s (its container restarts: ${r.containerRestarts}); ping seq ${r.seqs[0]}..${r.seqs[1]} meanwhile`);
+    assert.ok(r.seqs[0] >= 10 && r.seqs[1] > r.seqs[0], `the pings span the ${r.how} (${JSON.stringify(r)})`);
+  }
+  console.log(`# pings sent ${sent}, received ${received}, lost ${lost.length} (missing seq ${missing.join(',') || 'none'})`);
+  assert.ok(sent > restarts.at(-1)!.seqs[1]);
   assert.deepEqual(lost, [], `no ping lost (sent ${sent}, received ${received})`);
   assert.ok(existsSync(join(node.ovs.rundir, 'kube-ovn-daemon.sock')));
 });

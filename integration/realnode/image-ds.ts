@@ -115,6 +115,8 @@ export interface DaemonSetPod {
   name: string;
   uid: string;
   deleting: boolean;
+  /** the `pod-template-generation` label: the DaemonSet generation whose template made the pod */
+  templateGeneration?: string;
   phase?: string;
   ready: boolean;
 }
@@ -129,6 +131,7 @@ export async function daemonSetPods(api: KubeApi, namespace: string, name: strin
     .sort((a, b) => Date.parse(a.metadata.creationTimestamp) - Date.parse(b.metadata.creationTimestamp))
     .map((p) => ({
       name: p.metadata.name, uid: p.metadata.uid, deleting: !!p.metadata.deletionTimestamp, phase: p.status?.phase,
+      templateGeneration: p.metadata.labels?.['pod-template-generation'],
       ready: !!p.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True'),
     }));
 }
@@ -142,8 +145,9 @@ export interface StandInDaemonSetController {
 /**
  * The DaemonSet controller's job for one node: when the node has no pod of the DaemonSet that is not terminating (none
  * yet, or the last one deleted), create one from the template. Like the real controller it does not wait for a
- * terminating pod to be gone, and it deletes a Failed pod and creates the next one after a back-off (1 s, doubling up
- * to 60 s here). Polls every 500 ms.
+ * terminating pod to be gone, it deletes a Failed pod and creates the next one after a back-off (1 s, doubling up
+ * to 60 s here), and with updateStrategy RollingUpdate it deletes a pod made from an older template (e.g. after
+ * `kubectl rollout restart`, which stamps an annotation into the template). Polls every 500 ms.
  */
 export function standInDaemonSetController(api: KubeApi, namespace: string, name: string, nodeName: string): StandInDaemonSetController {
   const created: string[] = [];
@@ -160,8 +164,15 @@ export function standInDaemonSetController(api: KubeApi, namespace: string, name
           notBefore = Date.now() + backoffMs;
           backoffMs = Math.min(backoffMs * 2, 60_000);
         }
+        const ds = await api.get(`/apis/apps/v1/namespaces/${namespace}/daemonsets/${name}`);
+        // RollingUpdate (maxUnavailable 1, maxSurge 0, one node): a pod of an older template goes, the next one comes
+        if (ds.spec.updateStrategy?.type === 'RollingUpdate') {
+          for (const p of pods.filter((p) => !p.deleting && p.templateGeneration !== String(ds.metadata.generation))) {
+            await api.delete(`/api/v1/namespaces/${namespace}/pods/${p.name}`).catch(() => undefined);
+            p.deleting = true;
+          }
+        }
         if (Date.now() >= notBefore && !pods.some((p) => !p.deleting && p.phase !== 'Failed' && p.phase !== 'Succeeded')) {
-          const ds = await api.get(`/apis/apps/v1/namespaces/${namespace}/daemonsets/${name}`);
           const tpl = ds.spec.template;
           const pod = await api.post(`/api/v1/namespaces/${namespace}/pods`, {
             apiVersion: 'v1', kind: 'Pod',
