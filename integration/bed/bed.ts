@@ -37,6 +37,8 @@ export interface BedOptions {
   ovnSchemas?: OvnSchemas;
   /** CRDs to apply instead of deploy/crds/kube-ovn-crds.yaml. */
   crdFile?: string;
+  /** kube-apiserver with the ServiceAccount admission plugin on (startKube's `serviceAccounts`). */
+  serviceAccounts?: boolean;
 }
 
 export interface WiredPod {
@@ -87,7 +89,7 @@ export async function up(opts: BedOptions = {}): Promise<Bed> {
   let kubeP: Promise<Kube> | undefined;
   try {
     // kube-apiserver is the slow part (seconds): start it alongside OVS/OVN.
-    kubeP = opts.kube === false ? undefined : startKube({ prefix, ...(opts.crdFile ? { crdFile: opts.crdFile } : {}) });
+    kubeP = opts.kube === false ? undefined : startKube({ prefix, ...(opts.crdFile ? { crdFile: opts.crdFile } : {}), serviceAccounts: opts.serviceAccounts === true });
     kubeP?.catch(() => {}); // awaited below; avoid an unhandled rejection while OVS starts
     const ovsNodes: OvsNode[] = [];
     for (let i = 1; i <= nodeCount; i++) {

@@ -2,8 +2,9 @@
 // Loopback only, free ports picked at start, a throw-away CA with serving + client certificates (openssl,
 // argv only), RBAC and the Node authorizer on, service-account keys, an admin kubeconfig, our CRDs applied.
 // No controller-manager or scheduler runs: pods stay Pending, namespaces' default ServiceAccount is never
-// created (so the ServiceAccount admission plugin is off), and a pod bound to a node needs
-// gracePeriodSeconds=0 to be deleted (no kubelet confirms it).
+// created (so the ServiceAccount admission plugin is off unless `serviceAccounts` asks for it, for pods that use
+// in-cluster config; the caller then creates the ServiceAccounts and kube-root-ca.crt a controller-manager would),
+// and a pod bound to a node needs gracePeriodSeconds=0 to be deleted (no kubelet confirms it).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
@@ -81,7 +82,15 @@ function startChild(argv: string[], logPath: string): ChildProcess {
   return child;
 }
 
-export async function startKube(opts: { prefix: string; crds?: boolean; crdFile?: string }): Promise<Kube> {
+export interface KubeOptions {
+  prefix: string;
+  crds?: boolean;
+  crdFile?: string;
+  /** The ServiceAccount admission plugin on: pods get their token volume (default off, see above). */
+  serviceAccounts?: boolean;
+}
+
+export async function startKube(opts: KubeOptions): Promise<Kube> {
   for (const b of ['etcd', 'kube-apiserver']) {
     if (!existsSync(join(FIXTURE_BIN, b))) throw new Error(`${join(FIXTURE_BIN, b)} missing: run \`npm run setup\` (scripts/build-fixtures.sh)`);
   }
@@ -105,14 +114,15 @@ export async function startKube(opts: { prefix: string; crds?: boolean; crdFile?
   });
 
   try {
-    return await boot(dir, children, pids, unregister, opts.crds !== false, opts.crdFile);
+    return await boot(dir, children, pids, unregister, opts.crds !== false, opts.crdFile, opts.serviceAccounts === true);
   } catch (e) {
     await unregister();
     throw e;
   }
 }
 
-async function boot(dir: string, children: ChildProcess[], pids: () => number[], unregister: () => Promise<void>, crds: boolean, crdFile?: string): Promise<Kube> {
+async function boot(dir: string, children: ChildProcess[], pids: () => number[], unregister: () => Promise<void>, crds: boolean, crdFile: string | undefined,
+  serviceAccounts: boolean): Promise<Kube> {
   // PKI: CA, apiserver serving cert (SAN 127.0.0.1 so it is valid through netns forwarders too), admin client cert, SA key.
   await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', '@ca.key', '-out', '@ca.crt', '-days', '7', '-subj', '/CN=koa-bed-ca'], dir);
   await issueCert(dir, 'apiserver', '/CN=kube-apiserver',
@@ -147,7 +157,7 @@ async function boot(dir: string, children: ChildProcess[], pids: () => number[],
     '--authorization-mode=Node,RBAC', '--anonymous-auth=false',
     `--service-account-key-file=${join(dir, 'sa.pub')}`, `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-    '--service-cluster-ip-range=10.96.0.0/12', '--disable-admission-plugins=ServiceAccount',
+    '--service-cluster-ip-range=10.96.0.0/12', ...(serviceAccounts ? [] : ['--disable-admission-plugins=ServiceAccount']),
     '--enable-priority-and-fairness=false', '--profiling=false', '--allow-privileged=true', '--v=0',
     // extra flags for experiments, e.g. KOA_BED_APISERVER_ARGS="--feature-gates=X=true --v=4"
     ...(process.env.KOA_BED_APISERVER_ARGS?.split(/\s+/).filter(Boolean) ?? []),

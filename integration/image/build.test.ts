@@ -3,11 +3,10 @@
 // compared with the tree scripts/image-rootfs.sh assembles on the host. The addon is checked where it broke once:
 // built by the build stage's node-gyp (Debian's adds -lnode), it must link no libnode and load in the runtime image.
 //
-// Machines whose registry access goes through a TLS-inspecting proxy: the host's own extra CAs
-// (/usr/local/share/ca-certificates/*.crt, or KOA_IMAGE_EXTRA_CA_DIR) are given to the build stage.
+// Machines whose registry access goes through a TLS-inspecting proxy: see build.ts.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -16,31 +15,16 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { flagsUsage } from '../../agent/src/config/flags-doc.ts';
+import { buildImage, IMAGE_TAG as TAG } from './build.ts';
 import { startContainerd, type Containerd } from './containerd.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const TAG = process.env.KOA_IMAGE_TAG ?? 'localhost/kube-ovn-node-agent:dev';
-const HOST_CA_DIR = '/usr/local/share/ca-certificates';
 let base = '';
 let rootfs = '';
 let mnt = '';
 let mounted = false;
 let ctd: Containerd | undefined;
-
-/** `npm run image`, its progress on stderr passed through; the JSON summary line it prints last */
-async function buildImage(): Promise<{ archive: string } & Record<string, unknown>> {
-  const env: NodeJS.ProcessEnv = { ...process.env, KOA_IMAGE_TAG: TAG };
-  if (!env.KOA_IMAGE_EXTRA_CA_DIR && existsSync(HOST_CA_DIR) && (await readdir(HOST_CA_DIR)).some((f) => f.endsWith('.crt'))) {
-    env.KOA_IMAGE_EXTRA_CA_DIR = HOST_CA_DIR;
-  }
-  const p = spawn('npm', ['run', '--silent', 'image'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-  const code = await new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
-  assert.equal(code, 0, `npm run image exited ${code}: ${out}`);
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { archive: string } & Record<string, unknown>;
-}
 
 /** relative path -> 'f <mode>' | 'd <mode>' | 'l <target>' for every entry under dir */
 async function tree(dir: string, rel = ''): Promise<Map<string, string>> {

@@ -36,5 +36,10 @@ for f in vm/overcommit_memory kernel/panic kernel/panic_on_oops; do
   mount --bind "$dir/sysctl/${f//\//.}" "/proc/sys/$f"
 done
 
+# shared again, but only within this namespace (the host's peer groups were cut above): containers that mount a
+# node path with mountPropagation HostToContainer (the agent's /run/openvswitch, /var/run/netns) need a shared or
+# slave source, or containerd refuses to create them; new mounts here (pod netns files) then reach those containers
+mount --make-rshared /
+
 echo ready
 exec sleep infinity

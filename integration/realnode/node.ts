@@ -8,7 +8,7 @@
 //   ...                                                   // install the CNI (install.ts) before pods are created
 //   await rn.stop();
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Bed, BedNode } from '../bed/bed.ts';
 import { onCleanup } from '../bed/cleanup.ts';
@@ -46,10 +46,17 @@ export interface RealNode {
   exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
   /** Starts a long-running process inside the node; its output goes to <dir>/<name>.log. */
   spawn(name: string, argv: readonly string[], env?: NodeJS.ProcessEnv): NodeProcess;
-  /** Starts containerd (with the images imported) and kubelet, and waits for the Node to be Ready. Needs the CNI installed. */
-  startRuntime(): Promise<void>;
+  /**
+   * Starts containerd (with the images imported) and kubelet, and waits for the Node to be Ready, which needs the CNI
+   * installed. `waitReady: false` waits only for the Node to be registered: the CNI comes later, from a DaemonSet.
+   */
+  startRuntime(opts?: { waitReady?: boolean }): Promise<void>;
+  /** The kubelet's --root-dir (its pods/ is what a real node has at /var/lib/kubelet/pods). */
+  readonly kubeletDir: string;
   /** A process of the pod with this UID (from its cgroup under the kubelet's cgroupRoot), to enter its namespaces. */
   podPid(uid: string): number | undefined;
+  /** Every live process of the pod with this UID (its sandbox and containers). */
+  podPids(uid: string): number[];
   /** PIDs in the holder's mount namespace (kubelet, containerd, shims, the agent) and in the pods' cgroups. */
   processes(): number[];
   stop(): Promise<void>;
@@ -216,7 +223,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
     return p;
   };
 
-  const startRuntime = async () => {
+  const startRuntime = async ({ waitReady = true }: { waitReady?: boolean } = {}) => {
     if (!existsSync(join(FIXTURE_BIN, 'kubelet'))) throw new Error(`${join(FIXTURE_BIN, 'kubelet')} missing: run \`npm run setup\` (scripts/build-fixtures.sh)`);
     // containerd (obstacles 5 and 8)
     writeFileSync(d('containerd', 'config.toml'), containerdConfig(dir));
@@ -238,34 +245,47 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
       join(FIXTURE_BIN, 'kubelet'), `--config=${d('kubelet', 'config.json')}`, `--kubeconfig=${kubeconfig}`,
       `--root-dir=${d('kubelet')}`, `--cert-dir=${d('kubelet', 'pki')}`, `--hostname-override=${node.name}`, `--node-ip=${nodeIp}`, '--v=2',
     ]);
-    await waitFor(`node ${node.name} Ready`, async () => {
+    await waitFor(`node ${node.name} ${waitReady ? 'Ready' : 'registered'}`, async () => {
       if (!kubelet.alive()) throw new Error(`kubelet exited; see ${kubelet.log}`);
       const n = await kube.api.get(`/api/v1/nodes/${node.name}`);
-      return n.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+      const ready = n.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
+      // registered: the kubelet has written the node's status (the stand-in controller may have created the object)
+      return waitReady ? ready : n.status?.nodeInfo?.kubeletVersion;
     }, 300_000, 500);
-    trace('real node: Ready');
+    trace(`real node: ${waitReady ? 'Ready' : 'registered'}`);
+    // This kubelet cannot measure its root filesystem inside the holder (cadvisor has no filesystem stats there, so
+    // localStorageCapacityIsolation is off and the node reports no ephemeral-storage). A real node does report it, and
+    // the kubelet's admission refuses a pod that requests any (the DaemonSet's cni-server has an ephemeral-storage
+    // limit) on a node without it. The kubelet keeps capacities it does not set itself, and derives allocatable.
+    const fs = statfsSync(d('kubelet'));
+    await kube.api.mergePatch(`/api/v1/nodes/${node.name}/status`, { status: { capacity: { 'ephemeral-storage': String(fs.blocks * fs.bsize) } } });
+    await waitFor('node allocatable ephemeral-storage', async () =>
+      (await kube.api.get(`/api/v1/nodes/${node.name}`)).status?.allocatable?.['ephemeral-storage'], 60_000, 250);
+  };
+
+  const podPids = (uid: string): number[] => {
+    // cgroupfs driver: <cgroupRoot>/kubepods[/<qos>]/pod<uid>/<container id>
+    const find = (dir: string): string | undefined => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (!e.isDirectory()) continue;
+        if (e.name === `pod${uid}`) return join(dir, e.name);
+        const hit = find(join(dir, e.name));
+        if (hit) return hit;
+      }
+      return undefined;
+    };
+    const root = join(CGROUP_FS, 'pids', cgroupRoot);
+    const podDir = existsSync(root) ? find(root) : undefined;
+    return podDir ? cgroupPids(podDir).filter(isAlive) : [];
   };
 
   return {
     node, dir, nodeIp, holderPid,
-    cniBinDir: d('cni', 'bin'), cniConfDir: d('cni', 'net.d'),
+    cniBinDir: d('cni', 'bin'), cniConfDir: d('cni', 'net.d'), kubeletDir: d('kubelet'),
     containerdLog: d('containerd.log'), kubeletLog: d('kubelet.log'), podLogsDir: d('pod-logs'), varUpper: d('var-upper'),
     exec, spawn: spawnIn, startRuntime, processes,
-    podPid: (uid) => {
-      // cgroupfs driver: <cgroupRoot>/kubepods[/<qos>]/pod<uid>/<container id>
-      const find = (dir: string): string | undefined => {
-        for (const e of readdirSync(dir, { withFileTypes: true })) {
-          if (!e.isDirectory()) continue;
-          if (e.name === `pod${uid}`) return join(dir, e.name);
-          const hit = find(join(dir, e.name));
-          if (hit) return hit;
-        }
-        return undefined;
-      };
-      const root = join(CGROUP_FS, 'pids', cgroupRoot);
-      const podDir = existsSync(root) ? find(root) : undefined;
-      return podDir ? cgroupPids(podDir).find(isAlive) : undefined;
-    },
+    podPid: (uid) => podPids(uid).at(0),
+    podPids,
     stop: unregister,
   };
 }

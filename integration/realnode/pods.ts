@@ -42,7 +42,7 @@ export interface PodStatus {
   phase?: string;
   podIP?: string;
   podIPs?: { ip: string }[];
-  containerStatuses?: { state?: { terminated?: { exitCode: number } } }[];
+  containerStatuses?: { restartCount?: number; state?: { terminated?: { exitCode: number } } }[];
 }
 
 export async function podStatus(api: KubeApi, name: string, namespace = 'default'): Promise<PodStatus> {
