@@ -238,6 +238,7 @@ export interface EgwDeps {
 const ruleText = (r: { src?: string; table: number; priority?: number }): string => `from ${r.src ?? 'all'} lookup ${r.table} priority ${r.priority ?? '-'}`;
 
 export function egwSpec(d: EgwDeps): ReconcileSpec<EgwDesired, EgwObserved, EgwOp> {
+  // observe() runs right after desired() in the same pass and reads only the tables that pass wants or our rules name
   let last: EgwDesired = { rules: [], routes: [], complete: false, problems: [] };
   let lastProblems = '';
   return {
