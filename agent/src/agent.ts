@@ -124,6 +124,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
       get api() { return kube.nodeApi; },
       node: () => kube.watches.node.store.get(cfg.nodeName), nodes: () => kube.watches.node.store.list(),
       subnets: () => kube.watches.subnets.store.list(),
+      pods: () => kube.watches.pods.store.list(), podsSynced: () => kube.watches.pods.health().synced,
       serviceCidrs: () => cfg.serviceClusterIpRange,
       netfilter: () => netfilterSetup(log),
       ...(m ? {
@@ -135,6 +136,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
         onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
         onInterfaceChange: (l) => ovsdb.vswitch.onInterfaceChange((e) => l(e.name)),
         onKernelChange: kernelChanges(() => netlink.netlink, log),
+        onPodChange: (l) => kube.watches.pods.store.subscribe(() => l()),
       },
       gate, log, resyncMs: uniformResync(cfg.nodeResyncMs), ...(m ? { onPass: m.observeReconcile, busy: m.loopBusy } : {}),
     });

@@ -132,6 +132,31 @@ export const contract: ContractCase[] = [
     await assert.rejects(nl.deleteNeighbor(b, 'p', '10.1.0.9'), code('ENOENT'));
   }],
 
+  ['rules: protocol tag stored and listed; same rule with another protocol is no duplicate; delete by protocol; rule events', async ({ nl, b }) => {
+    const r = recorder(nl, b, ['rule'], true);
+    await r.sub.ready;
+    const plain = { family: 4 as const, src: '10.16.0.0/16', table: 1000, priority: 1500 };
+    await nl.addRule(b, plain);
+    await r.next((e) => e.kind === 'rule' && e.action === 'new' && e.rule.table === 1000 && e.rule.protocol === 0, 'plain rule added');
+    await nl.addRule(b, { ...plain, protocol: 107 });
+    const tagged = await r.next((e) => e.kind === 'rule' && e.action === 'new' && e.rule.protocol === 107, 'tagged rule added');
+    assert.equal(tagged.kind === 'rule' && tagged.rule.src, '10.16.0.0/16');
+    await assert.rejects(nl.addRule(b, { ...plain, protocol: 107 }), code('EEXIST'));
+    const mine = (await nl.listRules(b, 4)).filter((x) => x.table === 1000);
+    assert.deepEqual(mine.map((x) => [x.src, x.priority, x.protocol, x.other]), [['10.16.0.0/16', 1500, 0, undefined], ['10.16.0.0/16', 1500, 107, undefined]],
+      'both, in insertion order');
+    assert.equal(await nl.deleteRule(b, { ...plain, protocol: 107 }), true);
+    await r.next((e) => e.kind === 'rule' && e.action === 'del' && e.rule.protocol === 107, 'tagged rule deleted');
+    assert.deepEqual((await nl.listRules(b, 4)).filter((x) => x.table === 1000).map((x) => x.protocol), [0], 'the delete with a protocol left the plain one');
+    await assert.rejects(nl.deleteRule(b, { ...plain, protocol: 107 }), code('ENOENT'));
+    assert.equal(await nl.deleteRule(b, plain), true);
+    await nl.addRule(b, { family: 6, src: 'fd00:10:16::5/128', table: 1000, priority: 1500, protocol: 107 });
+    await r.next((e) => e.kind === 'rule' && e.action === 'new' && e.rule.family === 6 && e.rule.src === 'fd00:10:16::5/128', 'IPv6 rule added');
+    assert.deepEqual((await nl.listRules(b, 6)).filter((x) => x.table === 1000).map((x) => [x.src, x.protocol]), [['fd00:10:16::5/128', 107]]);
+    assert.equal((await nl.listRules(b, 4)).some((x) => x.table === 1000), false);
+    r.sub.close();
+  }],
+
   ['a namespace that does not exist: ENOENT for calls and for subscribe', async ({ nl }) => {
     await assert.rejects(nl.listLinks('/run/netns/koanl-absent'), code('ENOENT'));
     assert.throws(() => nl.subscribe({ netns: '/run/netns/koanl-absent', groups: ['link'] }, () => {}), code('ENOENT'));

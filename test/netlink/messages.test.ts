@@ -188,6 +188,26 @@ const encoders: Array<{ name: string; build: () => Buffer; hex: string }> = [
           0900 0300 6f766e3000 000000`,
   },
   {
+    name: 'RTM_NEWRULE from 10.16.0.0/16 lookup 1000 priority 1500 proto 107 (table > 255: header 0, FRA_TABLE; FRA_PROTOCOL u8)',
+    build: () => route.newRule(22, { family: 4, src: '10.16.0.0/16', table: 1000, priority: 1500, protocol: 107 }),
+    hex: `3c000000 2000 0506 16000000 00000000
+          02 00 10 00 00 00 00 01 00000000
+          0800 0f00 e8030000
+          0800 0600 dc050000
+          0800 0200 0a100000
+          0500 1500 6b 000000`,
+  },
+  {
+    name: 'RTM_DELRULE IPv6 /128 with protocol (narrows the kernel\'s match)',
+    build: () => route.delRule(23, { family: 6, src: 'fd00:10:16::5/128', table: 1000, priority: 1500, protocol: 107 }),
+    hex: `48000000 2100 0500 17000000 00000000
+          0a 00 80 00 00 00 00 01 00000000
+          0800 0f00 e8030000
+          0800 0600 dc050000
+          1400 0200 fd000010 00160000 00000000 00000005
+          0500 1500 6b 000000`,
+  },
+  {
     name: 'RTM_NEWNEIGH permanent (CREATE|REPLACE)',
     build: () => route.newNeigh(20, 2, { dev: 'eth0', ip: '10.16.0.1', mac: '0a:58:0a:10:00:01' }),
     hex: `30000000 1c00 0505 14000000 00000000
@@ -226,6 +246,7 @@ const rejects: Array<[string, () => unknown, RegExp]> = [
   ['route family mismatch', () => route.newRoute(1, { dst: '10.0.0.0/24', gateway: 'fd00::1' }, undefined), /family/],
   ['default route without family', () => route.newRoute(1, { dev: 'eth0' }, 2), /gateway or a family/],
   ['unicast route without gw or dev', () => route.newRoute(1, { dst: '10.0.0.0/8' }, undefined), /gateway or a device/],
+  ['rule protocol out of range', () => route.newRule(1, { family: 4, src: '10.0.0.1/32', table: 100, protocol: 256 }), /protocol/],
   ['rule family mismatch', () => route.newRule(1, { family: 6, src: '10.0.0.1/32', table: 100 }), /IPv6/],
   ['neighbour bad IP', () => route.newNeigh(1, 2, { dev: 'eth0', ip: '10.0.0.256', mac: '0a:00:00:00:00:01' }), /invalid IP/],
 ];
@@ -288,6 +309,32 @@ test('decode captured RTM_GETRULE dump: defaults plus from 10.16.0.5 lookup 100 
   const mine = rules.find((r) => r.table === 100);
   assert.deepEqual(mine && [mine.src, mine.priority, mine.action], ['10.16.0.5/32', 1000, 1]);
   assert.deepEqual(rules.filter((r) => r.table !== 100).map((r) => r.table).sort((a, b) => a - b), [253, 254, 255]);
+  // FRA_PROTOCOL: the kernel's own rules say kernel (2), one added without a protocol says unspec (0)
+  assert.equal(mine?.protocol, 0);
+  assert.deepEqual(rules.filter((r) => r.table !== 100).map((r) => r.protocol), [2, 2, 2]);
+  // (every rule carries FRA_SUPPRESS_PREFIXLEN = -1, i.e. unset: not an extra selector)
+  assert.ok(rules.every((r) => r.other === undefined && r.invert === undefined && r.tos === undefined), 'plain rules: nothing unmodelled');
+});
+
+test('decode RTM_NEWRULE: protocol, tos, `not`, and attributes not modelled are listed in other', () => {
+  // from 10.16.0.0/16 tos 0x10 not lookup 1000 prio 1500 proto 107, plus FRA_IP_PROTO (22) = 6 and FRA_GOTO (4);
+  // FRA_SUPPRESS_PREFIXLEN (14) = -1 is "unset" and not listed
+  const m = parseMessages(hex(`54000000 2000 0200 01000000 00000000
+    02 00 10 10 00 00 00 01 02000000
+    0800 0f00 e8030000
+    0800 0600 dc050000
+    0800 0200 0a100000
+    0500 1500 6b 000000
+    0500 1600 06 000000
+    0800 0400 d0070000
+    0800 0e00 ffffffff`))[0]!;
+  assert.deepEqual(route.decodeRule(m), { family: 4, table: 1000, action: 1, protocol: 107, tos: 0x10, invert: true, other: [4, 22],
+    src: '10.16.0.0/16', priority: 1500 });
+});
+
+test('encode then decode a rule: the selector, table > 255 and protocol survive', () => {
+  const m = parseMessages(route.newRule(5, { family: 6, src: 'fd00:10:16::/64', table: 70000, priority: 7, protocol: 107 }))[0]!;
+  assert.deepEqual(route.decodeRule(m), { family: 6, table: 70000, action: 1, protocol: 107, src: 'fd00:10:16::/64', priority: 7 });
 });
 
 test('decode captured RTM_GETNEIGH dump: permanent entry', () => {

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { FakeNetlink } from '../../agent/src/datapath/netlink/fake.ts';
 import { FakeVswitch } from '../../agent/src/datapath/ovsdb/fake.ts';
 import type { NodeApi, NodeCondition } from '../../agent/src/k8s/node-api.ts';
-import type { Node, Subnet } from '../../agent/src/k8s/types.ts';
+import type { Node, Pod, Subnet } from '../../agent/src/k8s/types.ts';
 import { NodeGate } from '../../agent/src/node/gate.ts';
 import { KernelNoiseFilter, kernelChanges } from '../../agent/src/node/kernel-feed.ts';
 import { NodeNetwork, uniformResync } from '../../agent/src/node/network.ts';
@@ -43,13 +43,14 @@ class World {
   }
   emitNode(): void { for (const l of this.nodeListeners) l(NODE); }
   annotate(a: Record<string, string>): void { this.node = { ...this.node, metadata: { ...this.node.metadata, annotations: { ...this.node.metadata!.annotations, ...a } } }; this.emitNode(); }
-  component(o: { kernelFeed?: boolean; resyncMs?: Record<string, number> } = {}): NodeNetwork {
+  component(o: { kernelFeed?: boolean; resyncMs?: Record<string, number>; pods?: Pod[] } = {}): NodeNetwork {
     const log = pino({ level: process.env.KOA_TEST_LOG ?? 'silent' });
     return new NodeNetwork({
       cfg: { nodeName: NODE, podIp: '', iface: '', hostTunnelSrc: false, encapChecksum: true, clusterRouter: 'ovn-cluster', nodeSwitch: 'join',
         nonPrimaryCniMode: false, networkType: 'geneve', setVxlanTxOff: false, mtu: 1400 },
       netlink: () => this.nl, podNet: () => this.nl, vswitch: () => this.vs, api: this.api,
       node: () => this.node, nodes: () => [this.node], subnets: () => this.subnets, serviceCidrs: () => ['10.96.0.0/12'],
+      pods: () => o.pods ?? [], podsSynced: () => true,
       netfilter: async () => ({ runner: this.nf, others: [], reason: 'fake', randomFully: true }),
       resyncMs: { netfilter: 60_000, ...o.resyncMs },
       events: {
@@ -141,7 +142,29 @@ describe('node network on the fakes', { timeout: 60_000 }, () => {
     assert.equal(w.nl.subscriptions, 0, 'the feed is closed at stop');
   });
 
-  it('the kernel feed ignores pod host veths and their addresses/routes, and other tables', async () => {
+  it('egress gateway: a pod port of a distributed EGW subnet gets its rule and table route; `ip rule del` is repaired from the kernel event; DEL removes it', async () => {
+    const w = new World();
+    w.annotate(joinAnn);
+    w.subnets = [...w.subnets, { metadata: { name: 'egw' }, spec: { cidrBlock: '10.42.0.0/16', vpc: 'ovn-cluster', provider: 'ovn',
+      externalEgressGateway: '192.168.90.2', policyRoutingTableID: 1000, policyRoutingPriority: 1500 }, status: validated }];
+    const pods = [{ metadata: { name: 'p1', namespace: 'default', annotations: { 'ovn.kubernetes.io/ip_address': '10.42.0.5', 'ovn.kubernetes.io/logical_switch': 'egw' } } }];
+    const hour = 3_600_000;
+    const c = w.component({ kernelFeed: true, pods, resyncMs: { 'egress-gateway': hour } });
+    await c.start();
+    const mine = async () => (await w.nl.listRules(null, 4)).filter((r) => r.table === 1000).map((r) => `${r.src} ${r.priority} ${r.protocol}`);
+    assert.deepEqual(await mine(), [], 'no port on this node yet');
+    await w.vs.addPodPort({ name: 'abc_h', ifaceId: 'p1.default', podName: 'p1', podNamespace: 'default', podNetns: '/run/netns/x', ips: ['10.42.0.5'] });
+    await until('rule of the pod', async () => JSON.stringify(await mine()) === JSON.stringify(['10.42.0.5/32 1500 107']));
+    assert.deepEqual((await w.nl.listRoutes(null, { table: 1000 })).map((r) => [r.dst, r.gateway]), [[null, '192.168.90.2']]);
+    await w.nl.deleteRule(null, { family: 4, src: '10.42.0.5/32', table: 1000, priority: 1500 }); // `ip rule del`
+    await until('rule back from the kernel event', async () => (await mine()).length === 1);
+    await w.vs.deletePort('abc_h'); // the pod's DEL
+    await until('rule and table route gone', async () => (await mine()).length === 0 && (await w.nl.listRoutes(null, { table: 1000 })).length === 0);
+    assert.equal(c.ready(), true);
+    await c.stop();
+  });
+
+  it('the kernel feed ignores pod host veths and their addresses/routes and the local table; tells main-table from other-table routes', async () => {
     const f = new KernelNoiseFilter();
     const link = (name: string, index: number, kind?: string) => ({ index, name, mtu: 1500, up: true, running: true, flags: 0, operState: 6, ...(kind ? { kind } : {}) });
     assert.equal(f.relevant({ kind: 'link', action: 'new', link: link('0123456789ab_h', 40, 'veth') }), null);
@@ -149,6 +172,8 @@ describe('node network on the fakes', { timeout: 60_000 }, () => {
     const route = (oif: number, table = 254) => ({ family: 6 as const, dst: 'fe80::/64', oif, table, protocol: 2, scope: 0, type: 1, onlink: false });
     assert.equal(f.relevant({ kind: 'route', action: 'new', route: route(40) }), null);
     assert.equal(f.relevant({ kind: 'route', action: 'new', route: route(7, 255) }), null, 'local table');
+    assert.equal(f.relevant({ kind: 'route', action: 'del', route: route(7, 1000) }), 'table-route', 'a policy-routing table');
+    assert.equal(f.relevant({ kind: 'rule', action: 'del', rule: { family: 4, table: 1000, action: 1, protocol: 107 } }), 'rule');
     assert.equal(f.relevant({ kind: 'route', action: 'del', route: route(7) }), 'route');
     assert.equal(f.relevant({ kind: 'link', action: 'new', link: link('ovn0', 7, 'tun') }), 'link');
     assert.equal(f.relevant({ kind: 'link', action: 'del', link: link('0123456789ab_h', 40, 'veth') }), null);
@@ -161,7 +186,7 @@ describe('uniformResync (--node-resync-period)', () => {
   it('gives every node reconciler the same period, or keeps the built-in ones for 0', () => {
     assert.deepEqual(uniformResync(0), {});
     const r = uniformResync(2000)!;
-    assert.deepEqual(Object.keys(r).sort(), ['chassis', 'encap', 'host-routes', 'join-gateway', 'netfilter', 'ovn0']);
+    assert.deepEqual(Object.keys(r).sort(), ['chassis', 'egress-gateway', 'encap', 'host-routes', 'join-gateway', 'netfilter', 'ovn0']);
     assert.ok(Object.values(r).every((v) => v === 2000));
   });
 });

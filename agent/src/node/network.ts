@@ -4,18 +4,22 @@
 // plus each reconciler's resync.
 //
 //   kube-ovn bridges up -> encap (OVS external_ids) -> pod MTU -> chassis annotation -> ovn0 -> join gateway check and
-//   NetworkUnavailable -> tunnel tx checksum off -> host routes -> iptables/ipsets per family (or, in non-primary
-//   mode, a one-time removal of ours)
+//   NetworkUnavailable -> tunnel tx checksum off -> host routes (then egress-gateway policy routing, not awaited) ->
+//   iptables/ipsets per family (or, in non-primary mode, a one-time removal of ours)
+//
+// The egress-gateway reconciler does not gate readiness: a subnet whose external gateway is unreachable is that
+// subnet's problem (logged, retried with backoff and on every event), not a reason to refuse every pod of the node.
 
 import type { Logger } from 'pino';
 import type { IdentityConfig, NodeConfig } from '../config/config.ts';
 import type { Netlink, PodNet } from '../datapath/netlink/port.ts';
 import type { Vswitch } from '../datapath/ovsdb/port.ts';
 import type { NodeApi } from '../k8s/node-api.ts';
-import type { Node, Subnet } from '../k8s/types.ts';
+import type { Node, Pod, Subnet } from '../k8s/types.ts';
 import type { Component } from '../lifecycle.ts';
 import { removeOwned, type NetfilterRunner, type Plan } from '../datapath/netfilter/index.ts';
 import type { Family } from '../net/ip.ts';
+import { egwSpec, type LocalPort } from './egress-gateway.ts';
 import { decodeJoin, nodeFamilies } from './facts.ts';
 import { netfilterSpec, ownership, removeAllOwned, type SubnetTraffic } from './netfilter.ts';
 import { podMtu } from './init.ts';
@@ -33,8 +37,11 @@ export interface NodeEventSources {
   onSubnetChange(listener: () => void): () => void;
   /** OVSDB: an Interface row changed (name) */
   onInterfaceChange(listener: (name: string) => void): () => void;
-  /** netlink: a link, address or route of the agent's namespace changed, or the feed overflowed (resync) */
-  onKernelChange?(listener: (what: 'link' | 'address' | 'route' | 'resync') => void): () => void;
+  /** netlink: a link, address, route (main table / other tables) or rule of the agent's namespace changed, or the
+   * feed overflowed (resync) */
+  onKernelChange?(listener: (what: 'link' | 'address' | 'route' | 'table-route' | 'rule' | 'resync') => void): () => void;
+  /** a Pod of this node changed (egress-gateway rules follow the pods' subnets) */
+  onPodChange?(listener: () => void): () => void;
 }
 
 export interface NodeNetworkDeps {
@@ -48,6 +55,9 @@ export interface NodeNetworkDeps {
   /** every Node (the other-node ipset) */
   nodes(): readonly Node[];
   subnets(): readonly Subnet[];
+  /** the Pods of this node, and whether they have been listed (absent: none, listed) */
+  pods?(): readonly Pod[];
+  podsSynced?(): boolean;
   /** --service-cluster-ip-range merged with Ready ServiceCIDR objects */
   serviceCidrs(): readonly string[];
   /** the iptables/ipset runners: the back end in use, the others (cleanups), families to clean in legacy tables */
@@ -64,7 +74,8 @@ export interface NodeNetworkDeps {
   readonly onNetfilterApplied?: (family: Family, lines: number, seconds: number, ok: boolean) => void;
 }
 
-const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000, netfilter: 15_000 };
+const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000, 'egress-gateway': 30_000,
+  netfilter: 15_000 };
 
 /** --node-resync-period: the same period for every node reconciler; 0 keeps the built-in ones. */
 export function uniformResync(ms: number): NodeNetworkDeps['resyncMs'] {
@@ -85,6 +96,8 @@ export class NodeNetwork implements Component {
   readonly name = 'node-network';
   readonly #d: NodeNetworkDeps;
   readonly #reconcilers: Reconciler<unknown, unknown, unknown>[] = [];
+  /** reconcilers that do not gate readiness (egress-gateway) */
+  readonly #background: Reconciler<unknown, unknown, unknown>[] = [];
   readonly #unsubscribe: (() => void)[] = [];
   #gatewayOk = false;
   #gatewayDetail = 'not checked yet';
@@ -96,10 +109,10 @@ export class NodeNetwork implements Component {
   /** the node-wide pod MTU (ovn0's too): --mtu, else the tunnel NIC's MTU minus the encap overhead (after start) */
   get mtu(): number { return this.#mtu; }
 
-  #make<D, O, Op>(spec: ReconcileSpec<D, O, Op>, key: keyof typeof RESYNC): Reconciler<D, O, Op> {
+  #make<D, O, Op>(spec: ReconcileSpec<D, O, Op>, key: keyof typeof RESYNC, gatesReadiness = true): Reconciler<D, O, Op> {
     const o: ReconcilerOptions = { resyncMs: this.#d.resyncMs?.[key] ?? RESYNC[key], log: this.#d.log, ...(this.#d.onPass ? { onPass: this.#d.onPass } : {}), ...(this.#d.busy ? { busy: this.#d.busy } : {}) };
     const r = new Reconciler(spec, o);
-    this.#reconcilers.push(r as Reconciler<unknown, unknown, unknown>);
+    (gatesReadiness ? this.#reconcilers : this.#background).push(r as Reconciler<unknown, unknown, unknown>);
     return r;
   }
 
@@ -140,15 +153,29 @@ export class NodeNetwork implements Component {
       config: { clusterRouter: d.cfg.clusterRouter, nodeSwitch: d.cfg.nodeSwitch },
     }), 'host-routes');
 
+    const egw = this.#make(egwSpec({
+      get netlink() { return nl(); },
+      input: () => ({ subnets: d.subnets(), node: d.node(), nodeName: d.cfg.nodeName, clusterRouter: d.cfg.clusterRouter,
+        pods: d.pods?.() ?? [], podsSynced: d.podsSynced?.() ?? true, ports: localPorts(vs()) }),
+      onProblems: (problems) => d.log.warn({ problems }, 'external egress gateway: subnets skipped or in conflict'),
+    }), 'egress-gateway', false);
+    // pod ports and pods matter only while some subnet has an egress gateway (its removal is a Subnet event)
+    const egwInUse = (): boolean => d.subnets().some((s) => !!(s.spec as { externalEgressGateway?: string } | undefined)?.externalEgressGateway);
+
     // event wiring: level-triggered, so any change of a source wakes every reconciler that reads it
     const ev = d.events;
     this.#unsubscribe.push(
-      ev.onNodeChange((name) => { if (name === d.cfg.nodeName) for (const r of [encap, chassis, ovn0, joinGw, routes]) r.trigger('node'); }),
-      ev.onSubnetChange(() => routes.trigger('subnet')),
-      ev.onInterfaceChange((name) => { if (name === OVN0) { ovn0.trigger('ovsdb ovn0'); routes.trigger('ovsdb ovn0'); joinGw.trigger('ovsdb ovn0'); } }),
+      ev.onNodeChange((name) => { if (name === d.cfg.nodeName) for (const r of [encap, chassis, ovn0, joinGw, routes, egw]) r.trigger('node'); }),
+      ev.onSubnetChange(() => { routes.trigger('subnet'); egw.trigger('subnet'); }),
+      ev.onInterfaceChange((name) => {
+        if (name === OVN0) { ovn0.trigger('ovsdb ovn0'); routes.trigger('ovsdb ovn0'); joinGw.trigger('ovsdb ovn0'); } else if (egwInUse()) egw.trigger('ovsdb port');
+      }),
     );
+    if (ev.onPodChange) this.#unsubscribe.push(ev.onPodChange(() => { if (egwInUse()) egw.trigger('pod'); }));
     if (ev.onKernelChange) {
       this.#unsubscribe.push(ev.onKernelChange((what) => {
+        if (what !== 'route') egw.trigger(`netlink ${what}`); // its tables and rules, and links/addresses that make a gateway reachable
+        if (what === 'rule' || what === 'table-route') return;
         ovn0.trigger(`netlink ${what}`);
         routes.trigger(`netlink ${what}`);
         if (what !== 'route') encap.trigger(`netlink ${what}`);
@@ -172,6 +199,7 @@ export class NodeNetwork implements Component {
     gate.progress('installing the host routes');
     routes.start();
     await routes.converged();
+    egw.start();
     gate.progress('setting up iptables rules and ipsets');
     await this.#netfilter();
     d.log.info({ ovn0: decodeJoin(d.node()).ok, gateway: this.#gatewayDetail }, 'node network ready');
@@ -237,7 +265,7 @@ export class NodeNetwork implements Component {
 
   async stop(): Promise<void> {
     for (const u of this.#unsubscribe.splice(0)) u();
-    await Promise.all(this.#reconcilers.splice(0).map((r) => r.stop()));
+    await Promise.all([...this.#reconcilers.splice(0), ...this.#background.splice(0)].map((r) => r.stop()));
   }
 
   ready(): true | string {
@@ -247,4 +275,12 @@ export class NodeNetwork implements Component {
     }
     return this.#gatewayOk ? true : `join gateway: ${this.#gatewayDetail}`;
   }
+}
+
+/** The pod ports wired on this node: OVS Interfaces with the pod's name, namespace and IPs in external_ids. */
+function localPorts(vs: Vswitch): LocalPort[] {
+  return vs.findInterfaces({ pod_name: '*', pod_namespace: '*', ip: '*' }).map((i) => ({
+    podName: i.externalIds.pod_name!, podNamespace: i.externalIds.pod_namespace!,
+    ips: i.externalIds.ip!.split(',').map((x) => x.trim()).filter(Boolean),
+  }));
 }

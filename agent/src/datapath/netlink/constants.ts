@@ -151,6 +151,10 @@ export const FRA_FWMARK = 10;
 export const FRA_TABLE = 15;
 export const FRA_FWMASK = 16;
 export const FRA_OIFNAME = 17;
+/** u8 RTPROT_*: who installed the rule (kernel >= 4.17); a dump always carries it */
+export const FRA_PROTOCOL = 21;
+/** fib_rule_hdr.flags: `not` (the selector is inverted) */
+export const FIB_RULE_INVERT = 0x2;
 export const FR_ACT_TO_TBL = 1;
 
 // ndmsg (12 bytes) and NDA_*

@@ -8,11 +8,11 @@
 import { native, AF_NETLINK, NETLINK_ROUTE, SOCK_RAW, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, isNativeError,
   type NativePoller } from '../../native.ts';
 import { parseMessages, type NlMessage } from './codec.ts';
-import { RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH,
-  RTM_NEWROUTE } from './constants.ts';
+import { RTM_DELADDR, RTM_DELLINK, RTM_DELNEIGH, RTM_DELROUTE, RTM_DELRULE, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWNEIGH,
+  RTM_NEWROUTE, RTM_NEWRULE } from './constants.ts';
 import { decodeAddr } from './addr.ts';
 import { decodeLink } from './link.ts';
-import { decodeNeigh, decodeRoute } from './route.ts';
+import { decodeNeigh, decodeRoute, decodeRule } from './route.ts';
 import type { EventGroup, Netlink, NetlinkEvent, SubscribeOptions, Subscription } from './port.ts';
 import { invalid } from './errors.ts';
 import { wrapNative } from './transport.ts';
@@ -23,6 +23,7 @@ export const GROUPS: Record<EventGroup, readonly number[]> = {
   neighbour: [3], // RTNLGRP_NEIGH
   address: [5, 9], // RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR
   route: [7, 11], // RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE
+  rule: [8, 19], // RTNLGRP_IPV4_RULE, RTNLGRP_IPV6_RULE
 };
 
 const RCVBUF = 4 * 1024 * 1024;
@@ -51,6 +52,10 @@ export function decodeEvent(m: NlMessage): NetlinkEvent | null {
       const n = decodeNeigh(m);
       return n && { kind: 'neighbour', action: m.type === RTM_NEWNEIGH ? 'new' : 'del', neighbour: n };
     }
+    case RTM_NEWRULE: case RTM_DELRULE: {
+      const r = decodeRule(m);
+      return r && { kind: 'rule', action: m.type === RTM_NEWRULE ? 'new' : 'del', rule: r };
+    }
     default:
       return null;
   }
@@ -75,6 +80,7 @@ async function existing(nl: Netlink, opts: SubscribeOptions): Promise<NetlinkEve
   if (opts.groups.includes('address')) for (const a of await nl.listAddresses(ns)) out.push({ kind: 'address', action: 'new', address: a });
   if (opts.groups.includes('route')) for (const r of await nl.listRoutes(ns, { table: 0 })) out.push({ kind: 'route', action: 'new', route: r });
   if (opts.groups.includes('neighbour')) for (const n of await nl.listNeighbors(ns)) out.push({ kind: 'neighbour', action: 'new', neighbour: n });
+  if (opts.groups.includes('rule')) for (const f of [4, 6] as const) for (const r of await nl.listRules(ns, f)) out.push({ kind: 'rule', action: 'new', rule: r });
   return out;
 }
 

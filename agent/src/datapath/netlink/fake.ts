@@ -70,6 +70,7 @@ export class FakeNetlink implements Netlink, PodNet {
         ...(groups.has('address') ? ns.addrs.map((a): NetlinkEvent => ({ kind: 'address', action: 'new', address: { ...a } })) : []),
         ...(groups.has('route') ? ns.routes.map((r): NetlinkEvent => ({ kind: 'route', action: 'new', route: { ...r } })) : []),
         ...(groups.has('neighbour') ? ns.neighs.map((n): NetlinkEvent => ({ kind: 'neighbour', action: 'new', neighbour: { ...n } })) : []),
+        ...(groups.has('rule') ? ns.rules.map((r): NetlinkEvent => ({ kind: 'rule', action: 'new', rule: { ...r } })) : []),
       ];
       ready = Promise.resolve().then(() => {
         const later = held ?? [];
@@ -396,16 +397,23 @@ export class FakeNetlink implements Netlink, PodNet {
 
   async addRule(netns: Netns, rule: RuleSpec): Promise<void> {
     const ns = this.enter('addRule', netns, JSON.stringify(rule));
-    if (ns.rules.some((x) => sameRule(x, rule))) throw fail('EEXIST', 'add rule');
-    ns.rules.push({ ...rule, action: 1 });
+    if (ns.rules.some((x) => sameRule(x, rule) && x.protocol === (rule.protocol ?? 0))) throw fail('EEXIST', 'add rule');
+    // after the last rule of the same or a lower priority, as the kernel inserts
+    const info: RuleInfo = { ...rule, action: 1, protocol: rule.protocol ?? 0 };
+    let at = ns.rules.length;
+    while (at > 0 && (ns.rules[at - 1]!.priority ?? 0) > (rule.priority ?? 0)) at--;
+    ns.rules.splice(at, 0, info);
+    this.emit(netns, { kind: 'rule', action: 'new', rule: { ...info } });
   }
 
   async deleteRule(netns: Netns, rule: RuleSpec, opts: DeleteOptions = {}): Promise<boolean> {
     return this.deleting(opts, () => {
       const ns = this.enter('deleteRule', netns, JSON.stringify(rule));
-      const i = ns.rules.findIndex((x) => sameRule(x, rule));
+      // a protocol narrows the match, none matches any (the kernel's rule lookup for RTM_DELRULE)
+      const i = ns.rules.findIndex((x) => sameRule(x, rule) && (!rule.protocol || x.protocol === rule.protocol));
       if (i < 0) throw fail('ENOENT', 'delete rule');
-      ns.rules.splice(i, 1);
+      const [gone] = ns.rules.splice(i, 1);
+      this.emit(netns, { kind: 'rule', action: 'del', rule: { ...gone! } });
     });
   }
 

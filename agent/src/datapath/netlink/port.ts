@@ -130,9 +130,28 @@ export interface RuleSpec {
   fwmask?: number;
   iif?: string;
   oif?: string;
+  /**
+   * FRA_PROTOCOL (RTPROT_*): who installed the rule, a tag `ip rule` prints as `proto`. On add it is stored; on
+   * delete a non-zero value narrows the match (0/absent matches a rule of any protocol, as the kernel does).
+   */
+  protocol?: number;
 }
 
-export interface RuleInfo extends RuleSpec { action: number }
+export interface RuleInfo extends RuleSpec {
+  /** FR_ACT_* (1 = lookup a table) */
+  action: number;
+  /** FRA_PROTOCOL as dumped (0 = unspec; kernels before 4.17 send none) */
+  protocol: number;
+  /** fib_rule_hdr.tos, when not 0 */
+  tos?: number;
+  /** `not`: the selector is inverted (FIB_RULE_INVERT) */
+  invert?: boolean;
+  /**
+   * FRA_* attribute types present that this decoder does not model (goto, uid range, ports, ip proto, l3mdev,
+   * suppress_*, tunnel id, ...): a rule that has any of them is not the plain rule its modelled fields describe.
+   */
+  other?: number[];
+}
 
 export interface NeighSpec {
   dev: string;
@@ -157,8 +176,8 @@ export interface DeleteOptions {
   ignoreMissing?: boolean;
 }
 
-/** Multicast groups one can subscribe to ("address" and "route" cover IPv4 and IPv6). */
-export type EventGroup = 'link' | 'address' | 'route' | 'neighbour';
+/** Multicast groups one can subscribe to ("address", "route" and "rule" cover IPv4 and IPv6). */
+export type EventGroup = 'link' | 'address' | 'route' | 'neighbour' | 'rule';
 
 /**
  * One kernel change, decoded. `resync` means events were lost (the socket's queue overflowed, ENOBUFS): whatever the
@@ -169,6 +188,7 @@ export type NetlinkEvent =
   | { kind: 'address'; action: 'new' | 'del'; address: AddressInfo }
   | { kind: 'route'; action: 'new' | 'del'; route: RouteInfo }
   | { kind: 'neighbour'; action: 'new' | 'del'; neighbour: NeighInfo }
+  | { kind: 'rule'; action: 'new' | 'del'; rule: RuleInfo }
   | { kind: 'resync'; reason: string };
 
 export interface SubscribeOptions {

@@ -1,8 +1,8 @@
 // RTM_{NEW,DEL,GET}ROUTE, RTM_{NEW,DEL,GET}RULE, RTM_{NEW,DEL,GET}NEIGH: builders and decoders. Pure.
-import { attrString, attrU32, buildMessage, parseAttrs, type NlMessage, type NlWriter } from './codec.ts';
+import { attrString, attrU32, attrU8, buildMessage, parseAttrs, type NlMessage, type NlWriter } from './codec.ts';
 import {
-  AF_INET, AF_INET6, FIB_RULE_HDR_LEN, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_SRC,
-  FRA_TABLE, FR_ACT_TO_TBL, NDA_DST, NDA_IFINDEX, NDA_LLADDR, NDMSG_LEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+  AF_INET, AF_INET6, FIB_RULE_HDR_LEN, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME, FRA_PRIORITY, FRA_PROTOCOL,
+  FRA_SRC, FRA_TABLE, FIB_RULE_INVERT, FR_ACT_TO_TBL, NDA_DST, NDA_IFINDEX, NDA_LLADDR, NDMSG_LEN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
   NLM_F_REQUEST, NUD_PERMANENT, RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTMSG_LEN,
   RTM_DELNEIGH, RTM_DELROUTE, RTM_DELRULE, RTM_F_CLONED, RTM_GETNEIGH, RTM_GETROUTE, RTM_GETRULE, RTM_NEWNEIGH,
   RTM_NEWROUTE, RTM_NEWRULE, RTNH_F_ONLINK, RTN_UNICAST, RTN_UNSPEC, RTPROT_BOOT, RTPROT_UNSPEC, RT_SCOPE_LINK,
@@ -129,6 +129,7 @@ function ruleBody(rule: RuleSpec, op: string): (w: NlWriter) => void {
   checkTable(rule.table, op);
   if (rule.iif !== undefined) checkIfName(rule.iif, op);
   if (rule.oif !== undefined) checkIfName(rule.oif, op);
+  if (rule.protocol !== undefined && (!Number.isInteger(rule.protocol) || rule.protocol < 0 || rule.protocol > 255)) throw invalid(op, `rule protocol ${rule.protocol} out of range`);
   return (w) => {
     w.u8(familyToAf(rule.family)).u8(dst?.prefixLen ?? 0).u8(src?.prefixLen ?? 0).u8(0)
       .u8(rule.table < 256 ? rule.table : RT_TABLE_UNSPEC).u8(0).u8(0).u8(FR_ACT_TO_TBL).u32(0);
@@ -140,6 +141,7 @@ function ruleBody(rule: RuleSpec, op: string): (w: NlWriter) => void {
     if (rule.fwmask !== undefined) w.attrU32(FRA_FWMASK, rule.fwmask);
     if (rule.iif !== undefined) w.attrStr(FRA_IIFNAME, rule.iif);
     if (rule.oif !== undefined) w.attrStr(FRA_OIFNAME, rule.oif);
+    if (rule.protocol) w.attrU8(FRA_PROTOCOL, rule.protocol);
   };
 }
 
@@ -157,13 +159,27 @@ export function getRules(seq: number, family: 4 | 6): Buffer {
   });
 }
 
+/** The FRA_* types decodeRule turns into fields (FRA_PAD/FRA_UNSPEC carry nothing). */
+const MODELLED_FRA: ReadonlySet<number> = new Set([0, FRA_DST, FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK,
+  FRA_OIFNAME, FRA_PROTOCOL, 18 /* FRA_PAD */]);
+/** FRA_SUPPRESS_IFGROUP (13), FRA_SUPPRESS_PREFIXLEN (14): u32, all ones = not set */
+const UNSET_IF_ALL_ONES: ReadonlySet<number> = new Set([13, 14]);
+
 export function decodeRule(m: NlMessage): RuleInfo | null {
   const p = m.payload;
   if (p.length < FIB_RULE_HDR_LEN) throw new Error(`short fib_rule_hdr (${p.length} bytes)`);
   const af = p.readUInt8(0);
   if (af !== AF_INET && af !== AF_INET6) return null;
   const a = parseAttrs(p, FIB_RULE_HDR_LEN);
-  const r: RuleInfo = { family: af === AF_INET ? 4 : 6, table: attrU32(a.get(FRA_TABLE)) ?? p.readUInt8(4), action: p.readUInt8(7) };
+  const r: RuleInfo = { family: af === AF_INET ? 4 : 6, table: attrU32(a.get(FRA_TABLE)) ?? p.readUInt8(4), action: p.readUInt8(7),
+    protocol: attrU8(a.get(FRA_PROTOCOL)) ?? 0 };
+  const tos = p.readUInt8(3);
+  if (tos) r.tos = tos;
+  if (p.readUInt32LE(8) & FIB_RULE_INVERT) r.invert = true;
+  // suppress_prefixlen/suppress_ifgroup are dumped as -1 when unset (current kernels always send the first)
+  const other = [...a.keys()].filter((t) => !MODELLED_FRA.has(t) && !(UNSET_IF_ALL_ONES.has(t) && attrU32(a.get(t)) === 0xffffffff))
+    .sort((x, y) => x - y);
+  if (other.length) r.other = other;
   const src = a.get(FRA_SRC);
   if (src) r.src = `${formatIp(src)}/${p.readUInt8(2)}`;
   const dst = a.get(FRA_DST);
