@@ -31,6 +31,8 @@ export interface NodeEventSources {
   /** any Node changed (its name; the node itself or another one: the other-node set follows all of them) */
   onNodeChange(listener: (name: string) => void): () => void;
   onSubnetChange(listener: () => void): () => void;
+  /** the merged service CIDRs may have changed (a ServiceCIDR became Ready, or went) */
+  onServiceCidrChange?(listener: () => void): () => void;
   /** OVSDB: an Interface row changed (name) */
   onInterfaceChange(listener: (name: string) => void): () => void;
   /** netlink: a link, address or route of the agent's namespace changed, or the feed overflowed (resync) */
@@ -206,6 +208,7 @@ export class NodeNetwork implements Component {
       d.events.onNodeChange(() => { for (const r of rs) r.trigger('node'); }),
       d.events.onSubnetChange(() => { for (const r of rs) r.trigger('subnet'); }),
     );
+    if (d.events.onServiceCidrChange) this.#unsubscribe.push(d.events.onServiceCidrChange(() => { for (const r of rs) r.trigger('servicecidr'); }));
     for (const r of rs) r.start();
     await Promise.all(rs.map((r) => r.converged()));
   }
