@@ -66,7 +66,14 @@ export interface NodeNetworkDeps {
   readonly onNetfilterApplied?: (family: Family, lines: number, seconds: number, ok: boolean) => void;
 }
 
-const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000, netfilter: 15_000 };
+// Built-in resync periods: the safety net for what no event announces. ovn0, host routes and encap also wake on
+// kernel events, and every reconciler on the watch events of what it reads. Netfilter is the costly one: a pass
+// spawns iptables-save and ipset save per family, about 60-80 ms of CPU per pass with 250 subnets on a loaded 2-core
+// machine (the fork of the ~150 MB agent, the tools' own work, the parse), and that alone was half of the idle agent's
+// CPU at a 15 s period (bench node.idle_cpu_250_subnets). So its full compare runs once a minute: a rule or member
+// deleted by hand is repaired within 60 s, and the subnet gateway counters, read from the same save, move at each
+// pass (at least once a minute); Node, Subnet and ServiceCIDR events still trigger a pass at once.
+const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000, netfilter: 60_000 };
 
 /** --node-resync-period: the same period for every node reconciler; 0 keeps the built-in ones. */
 export function uniformResync(ms: number): NodeNetworkDeps['resyncMs'] {
