@@ -172,7 +172,8 @@ async function byHand(bed: Bed, node: BedNode, n: number, name: () => string): P
     await createPod(bed, node, podName);
     const a: Allocation = await bed.controller!.allocatePod('default', podName);
     const ns = await createPodNetns(bed, podName);
-    const host = `${podName}_h`.slice(-15);
+    // not `_h`: the agent's GC owns `…_h` veths and removes one that has no OVS port yet (the window before add-port)
+    const host = `${podName}_x`.slice(-15);
     const t0 = performance.now();
     await run(['ip', '-n', node.ns.name, 'link', 'add', host, 'mtu', String(bed.mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'mtu', String(bed.mtu), 'netns', ns.name]);
     await run(['ip', '-n', ns.name, 'link', 'set', 'eth0', 'address', a.mac, 'up']);

@@ -120,6 +120,9 @@ test('a dual-stack pod gets both families and reaches both gateways', async () =
   assert.deepEqual((await addressesOf(p.ns, 'eth0')).sort(), [`${a.ips[0]}/16`, `${a.ips[1]}/64`].sort());
   assert.match((await p.ns.ip(['-4', 'route', 'show', 'default'])).stdout, /default via 10\.18\.0\.1 dev eth0/);
   assert.match((await p.ns.ip(['-6', 'route', 'show', 'default'])).stdout, /default via fd00:10:18::1 dev eth0/);
+  // DAD ran (not NODAD: no "nodad" flag) and started without the kernel's random delay of up to 1 s
+  assert.doesNotMatch((await p.ns.ip(['-6', 'addr', 'show', 'dev', 'eth0'])).stdout, /nodad|tentative|dadfailed/);
+  assert.equal((await p.ns.exec(['cat', '/proc/sys/net/ipv6/conf/eth0/router_solicitation_delay'])).stdout.trim(), '0');
   const g4 = await ping(p.ns, '10.18.0.1');
   assert.ok(g4.ok, `IPv4 gateway: ${g4.output}`);
   const g6 = await ping(p.ns, 'fd00:10:18::1', { count: 3, minReceived: 2 });

@@ -249,8 +249,13 @@ describe('executor: ADD', () => {
     const done: string[] = []; // PodNet calls in the order they finished
     await applyAdd(plan(dual, {}, { datapathType: 'system' }), { ...w.deps, podNet: instrument(w.nl, (op) => done.push(op)) });
     const addrs = await w.nl.listAddresses(NETNS, { dev: 'eth0' });
-    assert.deepEqual(addrs.map((a) => `${a.address}/${a.prefixLen}`), ['10.16.0.9/16', 'fd00:10:16::9/64']);
-    assert.equal(addrs[1]!.flags & 0x02, 0, 'no IFA_F_NODAD: DAD runs');
+    assert.deepEqual(addrs.map((a) => `${a.address}/${a.prefixLen}`).sort(), ['10.16.0.9/16', 'fd00:10:16::9/64']);
+    assert.equal(addrs.find((a) => a.family === 6)!.flags & 0x02, 0, 'no IFA_F_NODAD: DAD runs');
+    assert.equal(await w.nl.getSysctl(NETNS, 'net/ipv6/conf/eth0/router_solicitation_delay'), '0', 'DAD starts without the random delay');
+    const order = w.nl.calls.map((c) => c.split(' ')[0]!);
+    assert.ok(order.indexOf('setSysctl') >= 0 && order.indexOf('setSysctl') < order.indexOf('addAddress'), order.join());
+    const v6Added = w.nl.calls.findIndex((c) => c.startsWith('addAddress') && c.includes('fd00:10:16::9'));
+    assert.ok(v6Added >= 0 && v6Added < order.indexOf('probeIPv4'), `IPv6 (DAD) starts before the IPv4 probe: ${order.join()}`);
     const defs = (await w.nl.listRoutes(NETNS, { table: 254 })).filter((r) => r.dst === null).map((r) => r.gateway);
     assert.deepEqual(defs.sort(), ['10.16.0.1', 'fd00:10:16::1']);
     const calls = w.nl.calls.map((c) => c.split(' ')[0]!);
@@ -267,6 +272,7 @@ describe('executor: ADD', () => {
     await applyAdd(plan({ ...dual, 'kubevirt.io/migrationJobName': 'j' }), w.deps);
     const v6 = (await w.nl.listAddresses(NETNS, { dev: 'eth0', family: 6 }))[0]!;
     assert.notEqual(v6.flags & 0x02, 0, 'IFA_F_NODAD');
+    await assert.rejects(w.nl.getSysctl(NETNS, 'net/ipv6/conf/eth0/router_solicitation_delay'), 'no DAD, nothing to speed up');
     const calls = w.nl.calls.map((c) => c.split(' ')[0]!);
     assert.equal(calls.includes('probeIPv4') || calls.includes('ping') || calls.includes('waitIPv6Dad'), false);
   });

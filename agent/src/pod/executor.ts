@@ -240,10 +240,13 @@ type ConfigureStep = Extract<AddStep, { op: 'configureContainerNic' }>;
 /** MAC (OVN port security needs LSP MAC == NIC MAC), MTU, up, then addresses with the IPv4 probe / IPv6 DAD rules (§3.8.4). */
 async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise<void> {
   const { netlink: nl, podNet } = d;
-  await nl.setLink(s.netns, s.link, { mac: s.mac, ...(s.mtu > 0 ? { mtu: s.mtu } : {}), up: true });
-  await waitCarrier(s.netns, s.link, d);
   const v4 = s.addresses.filter(isV4);
   const v6 = s.addresses.filter((a) => !isV4(a));
+  if (v6.length && s.ipv6Dad) await noDadStartDelay(s.netns, s.link, d);
+  await nl.setLink(s.netns, s.link, { mac: s.mac, ...(s.mtu > 0 ? { mtu: s.mtu } : {}), up: true });
+  await waitCarrier(s.netns, s.link, d);
+  // IPv6 first: its DAD (1 s in the kernel) then runs while the IPv4 conflict probe listens
+  for (const a of v6) await nl.addAddress(s.netns, s.link, { cidr: a.address, nodad: !s.ipv6Dad }, { replace: true });
   if (s.ipv4ConflictProbe && v4.length) {
     const timing = d.probe ?? probeTiming(DEFAULT_PROBE_MS);
     const results = await Promise.all(v4.map(async (a) => ({ a, r: await podNet.probeIPv4(s.netns, s.link, a.ip, timing) })));
@@ -252,7 +255,6 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
     }
   }
   for (const a of v4) await nl.addAddress(s.netns, s.link, { cidr: a.address }, { replace: true });
-  for (const a of v6) await nl.addAddress(s.netns, s.link, { cidr: a.address, nodad: !s.ipv6Dad }, { replace: true });
   // announcements are best effort: a lost GARP/NA only delays the neighbours' learning
   const best = (p: Promise<void>, what: string): Promise<void> =>
     p.catch((e: unknown) => d.log?.debug({ err: e instanceof Error ? e.message : String(e) }, `${what} not sent`));
@@ -265,6 +267,22 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
     // upstream sends a second announcement 2 s later; ours goes out in the background 1 s later, never failing the ADD
     const t = setTimeout(() => { for (const a of v4) void best(podNet.announceIPv4(s.netns, s.link, a.ip, { count: 1 }), 'second gratuitous ARP'); }, 1000);
     t.unref();
+  }
+}
+
+/**
+ * The kernel starts DAD of each IPv6 address (link-local included) after a random delay of up to the interface's
+ * router_solicitation_delay (1 s), then waits RetransTimer (1 s) for a conflicting answer: 1-2 s per dual-stack ADD.
+ * That delay (RFC 4862 §5.4.2) spreads the first solicitations of many hosts that boot together; a veth created
+ * for one pod has nobody to collide with, so it is 0 on this NIC. DAD itself still runs and a conflict still fails
+ * the ADD. Skipped where the kernel has no IPv6 (no such file).
+ */
+async function noDadStartDelay(netns: string, link: string, d: ExecutorDeps): Promise<void> {
+  try {
+    await d.podNet.setSysctl(netns, `net/ipv6/conf/${link}/router_solicitation_delay`, '0');
+  } catch (e) {
+    if (!isNetlinkError(e, 'ENOENT', 'EACCES', 'EPERM', 'EROFS')) throw e;
+    d.log?.debug({ link, err: e instanceof Error ? e.message : String(e) }, 'router_solicitation_delay not set; DAD starts after the kernel delay');
   }
 }
 

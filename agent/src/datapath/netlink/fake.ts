@@ -487,14 +487,19 @@ export class FakeNetlink implements Netlink, PodNet {
   }
 
   async setSysctl(netns: Netns, k: string, value: string): Promise<void> {
-    this.enter('setSysctl', netns, `${k}=${value}`).sysctls.set(k.replace(/\./g, '/'), value);
+    this.enter('setSysctl', netns, `${k}=${value}`).sysctls.set(sysctlPath(k), value);
   }
 
   async getSysctl(netns: Netns, k: string): Promise<string> {
-    const v = this.enter('getSysctl', netns).sysctls.get(k.replace(/\./g, '/'));
+    const v = this.enter('getSysctl', netns).sysctls.get(sysctlPath(k));
     if (v === undefined) throw fail('ENOENT', `sysctl ${k}`);
     return v;
   }
+}
+
+/** As the real PodNet: a key with '/' is a path (interface names may hold dots), otherwise dots separate. */
+function sysctlPath(k: string): string {
+  return k.includes('/') ? k.replace(/^\/?(proc\/sys\/)?/, '') : k.replace(/\./g, '/');
 }
 
 function strip(l: LinkInfo & { peer?: unknown }): LinkInfo {
