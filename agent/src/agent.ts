@@ -22,6 +22,7 @@ import { parseFlags } from './config/flags.ts';
 import { NetlinkComponent, OvsdbComponent } from './datapath/component.ts';
 import { AgentError } from './errors.ts';
 import { KubeComponent } from './k8s/component.ts';
+import { mergeServiceCidrs } from './k8s/service-cidrs.ts';
 import { component, Lifecycle } from './lifecycle.ts';
 import { NodeGate } from './node/gate.ts';
 import { NodeInit } from './node/init.ts';
@@ -125,7 +126,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
       node: () => kube.watches.node.store.get(cfg.nodeName), nodes: () => kube.watches.node.store.list(),
       subnets: () => kube.watches.subnets.store.list(),
       pods: () => kube.watches.pods.store.list(), podsSynced: () => kube.watches.pods.health().synced,
-      serviceCidrs: () => cfg.serviceClusterIpRange,
+      serviceCidrs: () => mergeServiceCidrs(cfg.serviceClusterIpRange, kube.watches.serviceCidrs.list()),
       netfilter: () => netfilterSetup(log),
       ...(m ? {
         onSubnetTraffic: (ts: SubnetTraffic[]) => { for (const t of ts) m.addSubnetGatewayTraffic(t.subnet, t.cidr, t.direction, t.protocol, t.packets, t.bytes); },
@@ -134,6 +135,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
       events: {
         onNodeChange: (l) => kube.watches.node.store.subscribe((_e, n) => l(n.metadata?.name ?? '')),
         onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
+        onServiceCidrChange: (l) => kube.watches.serviceCidrs.subscribe(l),
         onInterfaceChange: (l) => ovsdb.vswitch.onInterfaceChange((e) => l(e.name)),
         onKernelChange: kernelChanges(() => netlink.netlink, log),
         onPodChange: (l) => kube.watches.pods.store.subscribe(() => l()),

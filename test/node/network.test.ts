@@ -26,6 +26,8 @@ class World {
   nodeListeners = new Set<(name: string) => void>();
   nf = new FakeNetfilter();
   subnetListeners = new Set<() => void>();
+  serviceCidrs = ['10.96.0.0/12'];
+  serviceCidrListeners = new Set<() => void>();
   patches: Record<string, unknown>[] = [];
   conditions: NodeCondition[] = [];
   gate = new NodeGate();
@@ -49,13 +51,14 @@ class World {
       cfg: { nodeName: NODE, podIp: '', iface: '', hostTunnelSrc: false, encapChecksum: true, clusterRouter: 'ovn-cluster', nodeSwitch: 'join',
         nonPrimaryCniMode: false, networkType: 'geneve', setVxlanTxOff: false, mtu: 1400 },
       netlink: () => this.nl, podNet: () => this.nl, vswitch: () => this.vs, api: this.api,
-      node: () => this.node, nodes: () => [this.node], subnets: () => this.subnets, serviceCidrs: () => ['10.96.0.0/12'],
+      node: () => this.node, nodes: () => [this.node], subnets: () => this.subnets, serviceCidrs: () => this.serviceCidrs,
       pods: () => o.pods ?? [], podsSynced: () => true,
       netfilter: async () => ({ runner: this.nf, others: [], reason: 'fake', randomFully: true }),
       resyncMs: { netfilter: 60_000, ...o.resyncMs },
       events: {
         onNodeChange: (l) => { this.nodeListeners.add(l); return () => this.nodeListeners.delete(l); },
         onSubnetChange: (l) => { this.subnetListeners.add(l); return () => this.subnetListeners.delete(l); },
+        onServiceCidrChange: (l) => { this.serviceCidrListeners.add(l); return () => this.serviceCidrListeners.delete(l); },
         onInterfaceChange: (l) => this.vs.onInterfaceChange((e) => l(e.name)),
         ...(o.kernelFeed ? { onKernelChange: kernelChanges(() => this.nl, log) } : {}),
       },
@@ -162,6 +165,24 @@ describe('node network on the fakes', { timeout: 60_000 }, () => {
     await until('rule and table route gone', async () => (await mine()).length === 0 && (await w.nl.listRoutes(null, { table: 1000 })).length === 0);
     assert.equal(c.ready(), true);
     await c.stop();
+  });
+
+  it('a service CIDR change (a ServiceCIDR became Ready, or went) re-runs the netfilter reconciler (resync an hour away)', async () => {
+    const w = new World();
+    w.annotate(joinAnn);
+    const c = w.component({ resyncMs: { netfilter: 3_600_000 } });
+    await c.start();
+    const services = async () => (await w.nf.ipsetSave()).split('\n').filter((l) => l.startsWith('add ovn40services ')).sort();
+    assert.deepEqual(await services(), ['add ovn40services 10.96.0.0/12']);
+    w.serviceCidrs = ['10.96.0.0/12', '10.112.0.0/16'];
+    for (const l of w.serviceCidrListeners) l();
+    await until('the new CIDR in the set', async () => (await services()).length === 2);
+    assert.deepEqual(await services(), ['add ovn40services 10.112.0.0/16', 'add ovn40services 10.96.0.0/12']);
+    w.serviceCidrs = ['10.96.0.0/12'];
+    for (const l of w.serviceCidrListeners) l();
+    await until('the CIDR out of the set', async () => (await services()).length === 1);
+    await c.stop();
+    assert.equal(w.serviceCidrListeners.size, 0, 'unsubscribed at stop');
   });
 
   it('the kernel feed ignores pod host veths and their addresses/routes and the local table; tells main-table from other-table routes', async () => {

@@ -3,12 +3,13 @@
 // up sockets (dependencies.md §4 measured ~1,400 sockets with unpaced 2.0.1 reconnects), the resource watches the
 // agent needs, and the IP CR API. README "Kubernetes layer and pod planning" has the 1.x-vs-2.x evidence.
 
-import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, ListWatch, Watch, type Cluster, type KubernetesObject } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, ListWatch, NetworkingV1Api, Watch, type Cluster, type KubernetesObject } from '@kubernetes/client-node';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../config/config.ts';
 import type { BackoffOptions } from './backoff.ts';
 import type { IpCrApi } from './ipcr.ts';
 import { storePodSource, type PodSource } from './pods.ts';
+import { SERVICE_CIDR_RESOURCE, ServiceCidrSource, type ServiceCidr } from './service-cidrs.ts';
 import type { IpCr, KubeList, Node, Pod, Subnet } from './types.ts';
 import { ResilientListWatch, type InformerFactory, type InformerLike, type ListFn, type Log, type WatchHealth } from './watch.ts';
 
@@ -99,14 +100,24 @@ export function listWatchFactory<T>(kc: KubeConfig, path: string, selectors: { l
     false, selectors.labelSelector, selectors.fieldSelector) as unknown as InformerLike<T>;
 }
 
+/** What the watch set starts, stops and asks for health: a ResilientListWatch, or the ServiceCIDR source. */
+export interface WatchLike {
+  start(): void;
+  stop(): Promise<void>;
+  health(): WatchHealth;
+  waitSynced(): Promise<void>;
+}
+
 export interface WatchSet {
   readonly pods: ResilientListWatch<Pod>;
   readonly node: ResilientListWatch<Node>;
   readonly subnets: ResilientListWatch<Subnet>;
+  /** ServiceCIDR objects, watched when the API serves them (service-cidrs.ts) */
+  readonly serviceCidrs: ServiceCidrSource;
   /** IP CRs labelled for this node */
   readonly podSource: PodSource;
   readonly ipApi: IpCrApi;
-  all(): ResilientListWatch<any>[];
+  all(): WatchLike[];
   health(): WatchHealth[];
   /** all started watches have listed once */
   waitSynced(): Promise<void>;
@@ -125,10 +136,11 @@ export interface WatchSetOptions {
 /** Field selector of the pods the agent serves (upstream's informer filter, spec §7). */
 export const podFieldSelector = (nodeName: string): string => `spec.nodeName=${nodeName},spec.hostNetwork=false`;
 
-/** Builds (does not start) the agent's watches: pods on this node, this Node, Subnets, this node's IP CRs. */
+/** Builds (does not start) the agent's watches: pods on this node, Nodes, Subnets, ServiceCIDRs (when served). */
 export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' | 'watchIdleTimeoutMs'>, o: WatchSetOptions = {}): WatchSet {
   const core = kc.makeApiClient(CoreV1Api);
   const custom = kc.makeApiClient(CustomObjectsApi);
+  const networking = kc.makeApiClient(NetworkingV1Api);
   const paceMs = o.watchMinIntervalMs ?? 250;
   const common = {
     idleTimeoutMs: config.watchIdleTimeoutMs,
@@ -158,11 +170,21 @@ export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' |
     list: crList<Subnet>('subnets'),
     informer: listWatchFactory<Subnet>(kc, `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/subnets`, {}, paceMs, config.watchIdleTimeoutMs),
   });
+  const serviceCidrs = new ServiceCidrSource({
+    discover: () => servesServiceCidrs(networking),
+    watch: () => new ResilientListWatch<ServiceCidr>({
+      ...common, resource: SERVICE_CIDR_RESOURCE,
+      list: async () => (await networking.listServiceCIDR({})) as unknown as KubeList<ServiceCidr>,
+      informer: listWatchFactory<ServiceCidr>(kc, `/apis/networking.k8s.io/v1/${SERVICE_CIDR_RESOURCE}`, {}, paceMs, config.watchIdleTimeoutMs),
+    }),
+    ...(o.backoff ? { backoff: o.backoff } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  });
   // No IP CR watch: the agent only GETs and UPDATEs its pods' IP CRs (spec §3.3), and upstream's ClusterRole
   // grants exactly get/update on ips, so a list/watch would be refused (403) under the drop-in RBAC.
-  const all = [pods, node, subnets];
+  const all: WatchLike[] = [pods, node, subnets, serviceCidrs];
   return {
-    pods, node, subnets,
+    pods, node, subnets, serviceCidrs,
     podSource: storePodSource(pods.store),
     ipApi: ipCrApi(custom),
     all: () => all,
@@ -170,6 +192,18 @@ export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' |
     waitSynced: async () => { await Promise.all(all.map((w) => w.waitSynced())); },
     stop: async () => { await Promise.all(all.map((w) => w.stop())); },
   };
+}
+
+/** Discovery of networking.k8s.io/v1: does it list `servicecidrs`? A 404 (the group version is not served at all)
+ * is a plain no; any other failure throws (the source retries). */
+export async function servesServiceCidrs(networking: NetworkingV1Api): Promise<boolean> {
+  try {
+    const r = await networking.getAPIResources();
+    return (r.resources ?? []).some((x) => x.name === SERVICE_CIDR_RESOURCE);
+  } catch (e) {
+    if (e instanceof ApiException && e.code === 404) return false;
+    throw apiError('GET /apis/networking.k8s.io/v1', e);
+  }
 }
 
 /** IpCrApi over the CustomObjectsApi: GET (404 -> undefined) and PUT (409 surfaces as statusCode 409). */

@@ -1,5 +1,6 @@
-// The Kubernetes part of the agent as a lifecycle component: the watches (pods of this node, this Node, Subnets),
-// started together; start-up waits for their first list, bounded, and goes on without it (readiness says why).
+// The Kubernetes part of the agent as a lifecycle component: the watches (pods of this node, Nodes, Subnets,
+// ServiceCIDRs), started together; start-up waits for their first list, bounded, and goes on without it (readiness
+// says why).
 
 import type { Logger } from 'pino';
 import type { Component } from '../lifecycle.ts';

@@ -1,11 +1,13 @@
 // The node's iptables rules and ipsets as reconcilers, one per IP family (spec §5.7-§5.9): desired = the planner
 // (netfilter-plan.ts) over the caches, observed = one iptables-save and one ipset save, diff = the netfilter plan
 // (datapath/netfilter), apply = at most one `ipset restore` before and after and one `iptables-restore --noflush`.
-// A converged pass spawns two save processes and writes nothing. Upstream re-checks rule by rule with one exec each
-// every 3 s (kube-ovn#4859); foreign rules are never touched (the netfilter diff owns only our names).
+// A converged pass spawns two save processes and writes nothing; the resync runs it once a minute (network.ts says
+// why). Upstream re-checks rule by rule with one exec each every 3 s (kube-ovn#4859); foreign rules are never
+// touched (the netfilter diff owns only our names).
 //
 // Also here: the subnet gateway counters (the `ovn-subnet-gateway,<subnet>` FORWARD rules' packet/byte counts, read
-// from the same save, fed to ovn_subnet_gateway_packets/_bytes), and the non-primary mode's one-time cleanup.
+// from the same save at every pass, fed to ovn_subnet_gateway_packets/_bytes), and the non-primary mode's one-time
+// cleanup.
 
 import {
   apply, kubeOvnOwnership, observe, plan, removeOwned, type DesiredState, type NetfilterRunner, type Observed, type Plan,

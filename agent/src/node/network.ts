@@ -35,6 +35,8 @@ export interface NodeEventSources {
   /** any Node changed (its name; the node itself or another one: the other-node set follows all of them) */
   onNodeChange(listener: (name: string) => void): () => void;
   onSubnetChange(listener: () => void): () => void;
+  /** the merged service CIDRs may have changed (a ServiceCIDR became Ready, or went) */
+  onServiceCidrChange?(listener: () => void): () => void;
   /** OVSDB: an Interface row changed (name) */
   onInterfaceChange(listener: (name: string) => void): () => void;
   /** netlink: a link, address, route (main table / other tables) or rule of the agent's namespace changed, or the
@@ -74,8 +76,15 @@ export interface NodeNetworkDeps {
   readonly onNetfilterApplied?: (family: Family, lines: number, seconds: number, ok: boolean) => void;
 }
 
+// Built-in resync periods: the safety net for what no event announces. ovn0, host routes and encap also wake on
+// kernel events, and every reconciler on the watch events of what it reads. Netfilter is the costly one: a pass
+// spawns iptables-save and ipset save per family, about 60-80 ms of CPU per pass with 250 subnets on a loaded 2-core
+// machine (the fork of the ~150 MB agent, the tools' own work, the parse), and that alone was half of the idle agent's
+// CPU at a 15 s period (bench node.idle_cpu_250_subnets). So its full compare runs once a minute: a rule or member
+// deleted by hand is repaired within 60 s, and the subnet gateway counters, read from the same save, move at each
+// pass (at least once a minute); Node, Subnet and ServiceCIDR events still trigger a pass at once.
 const RESYNC = { encap: 60_000, chassis: 300_000, ovn0: 30_000, 'join-gateway': 30_000, 'host-routes': 30_000, 'egress-gateway': 30_000,
-  netfilter: 15_000 };
+  netfilter: 60_000 };
 
 /** --node-resync-period: the same period for every node reconciler; 0 keeps the built-in ones. */
 export function uniformResync(ms: number): NodeNetworkDeps['resyncMs'] {
@@ -234,6 +243,7 @@ export class NodeNetwork implements Component {
       d.events.onNodeChange(() => { for (const r of rs) r.trigger('node'); }),
       d.events.onSubnetChange(() => { for (const r of rs) r.trigger('subnet'); }),
     );
+    if (d.events.onServiceCidrChange) this.#unsubscribe.push(d.events.onServiceCidrChange(() => { for (const r of rs) r.trigger('servicecidr'); }));
     for (const r of rs) r.start();
     await Promise.all(rs.map((r) => r.converged()));
   }
