@@ -262,6 +262,9 @@ describe('kube-ovn-daemon from the image tree', () => {
       `--cni-del-queue-dir=${dir}/q`, `--kubeconfig=${b.kube!.kubeconfig}`, `--ovs-socket=${node.ovs.dbSock}`, `--node-name=${node.name}`,
       '--mtu=1400', ...chartFlags], { PATH: process.env.PATH, NODE_NAME: node.name });
     await a.waitFor(/agent started/, 60_000);
+    // "started" is not "ready": the node wing (ovn0, routes, netfilter) gates readiness and takes 10+ s on a busy
+    // machine; STATUS and /readyz give the same answer, so wait for it (bounded), then check both
+    await a.waitFor(/node network ready/, 180_000);
     const status = await runShim(sock, 'STATUS', 'koaiimage1', STATUS_CONF);
     assert.equal(status.code, 0, `STATUS: ${status.stdout}`);
     const del = await runShim(sock, 'DEL', 'koaiimage1', { cniVersion: '1.0.0', name: 'kube-ovn', type: 'kube-ovn' });
