@@ -13,6 +13,9 @@
 //   burst100.total       ms for 100 concurrent ADDs through the executable (first spawn to last exit); any error fails.
 //   agent.rss            MB, VmHWM of the agent process after the burst (its peak; a fresh agent at the default log
 //                        level runs the burst); baseline: VmHWM of that agent before the burst.
+//   agent.rss_idle       MB, VmRSS of a fresh agent (the bundle as the image runs it, info level) 30 s after /readyz,
+//                        nothing else happening; baseline: VmRSS of a bare `node -e` (Node 24) in the same run.
+import { execFileSync } from 'node:child_process';
 import { up, type Bed, type BedNode } from '../integration/bed/bed.ts';
 import type { Allocation } from '../integration/bed/controller.ts';
 import { run } from '../integration/bed/exec.ts';
@@ -22,7 +25,7 @@ import {
 } from '../integration/e2e/agent-harness.ts';
 import { percentile, report, type BenchContext } from './lib.ts';
 
-export const ids = ['add.agent', 'add.total', 'add.after_annotation', 'add.dualstack', 'del', 'burst100.total', 'agent.rss'] as const;
+export const ids = ['add.agent', 'add.total', 'add.after_annotation', 'add.dualstack', 'del', 'burst100.total', 'agent.rss', 'agent.rss_idle'] as const;
 
 const N = Math.max(10, Number(process.env.KOA_BENCH_POD_N) || 30);
 const WARMUP = 3;
@@ -36,6 +39,13 @@ export default async function bench(ctx: BenchContext): Promise<void> {
   let agent: NodeAgent | undefined;
   try {
     const node = bed.nodes[0]!;
+    if (ctx.wants('agent.rss_idle')) {
+      const idle = await startNodeAgent(bed, node, { entry: 'bundle' });
+      await new Promise((r) => setTimeout(r, 30_000));
+      const rss = idle.rssMb();
+      await idle.stop();
+      report('agent.rss_idle', 'MB', [rss], { name: 'bare node -e (Node 24), VmRSS', p50: bareNodeRssMb() });
+    }
     agent = await startNodeAgent(bed, node, { logLevel: 'debug', entry: 'bundle' }); // debug: the per-request `cni call done` line
     let seq = 0;
     let singleStackP50: number | undefined;
@@ -137,6 +147,12 @@ export default async function bench(ctx: BenchContext): Promise<void> {
     await bed.down().catch(() => undefined);
     await cleanupAll().catch(() => undefined);
   }
+}
+
+/** VmRSS of a bare Node process (the pinned Node 24, nothing loaded), in MB. */
+function bareNodeRssMb(): number {
+  const out = execFileSync(process.execPath, ['-e', 'setTimeout(() => process.stdout.write(/VmRSS:\\s+(\\d+)/.exec(require("fs").readFileSync("/proc/self/status", "utf8"))[1]), 200)'], { encoding: 'utf8' });
+  return Number(out) / 1024;
 }
 
 /**

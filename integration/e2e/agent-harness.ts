@@ -6,7 +6,8 @@
 //   const r = await cniCall('ADD', { agent, netns: pod.path, containerId, ifName: 'eth0', podName, podNamespace });
 //   await agent.stop();
 //
-// The agent runs `agent/src/main.ts` with the pinned Node (process.execPath) under `ip netns exec <node>`, which
+// The agent runs `agent/src/main.ts` (or the bundle, with the image's Node flags) with the pinned Node
+// (process.execPath) under `ip netns exec <node>`, which
 // execs in place: the child's PID is the agent's PID (for VmHWM and for stopping it by PID). Its metrics/health
 // server listens on the node namespace's own port 10665 (a private namespace: nothing else listens there); the
 // harness reaches it with curl inside the same namespace.
@@ -28,6 +29,13 @@ export const MAIN = join(ROOT, 'agent', 'src', 'main.ts');
 export const TEST_MAIN = join(ROOT, 'integration', 'support', 'agent-main.ts');
 /** The shipped form (`npm run build:agent`): one ESM file, no type stripping at start, lower RSS. */
 export const BUNDLE = join(ROOT, 'dist', 'agent.mjs');
+
+/** The Node/V8 flags the image runs the bundle with (the `node_flags='...'` line of deploy/image/kube-ovn-daemon). */
+export function imageNodeFlags(): string[] {
+  const m = /^node_flags='([^']*)'$/m.exec(readFileSync(join(ROOT, 'deploy', 'image', 'kube-ovn-daemon'), 'utf8'));
+  if (!m) throw new Error('deploy/image/kube-ovn-daemon has no node_flags line');
+  return m[1]!.split(/\s+/).filter(Boolean);
+}
 
 /** Builds dist/agent.mjs from the current sources. */
 export function buildBundle(): void {
@@ -62,6 +70,10 @@ export interface AgentOptions {
   waitReady?: boolean;
   /** run the sources (agent/src/main.ts, default) or the bundle (dist/agent.mjs; build it first with buildBundle) */
   entry?: 'source' | 'bundle';
+  /** Node/V8 flags before the entry (default: none for the sources, the image's flags for the bundle) */
+  nodeArgs?: string[];
+  /** with entry 'bundle': this bundle instead of dist/agent.mjs */
+  bundlePath?: string;
 }
 
 export type LogLine = Record<string, unknown> & { msg?: string; time?: string };
@@ -83,6 +95,8 @@ export interface NodeAgent {
   metrics(): Promise<string>;
   /** VmHWM (peak RSS) of the agent process in MB */
   peakRssMb(): number;
+  /** VmRSS (resident now) of the agent process in MB */
+  rssMb(): number;
   alive(): boolean;
   /** SIGTERM, then SIGKILL after 30 s (the DaemonSet's grace period); resolves once the PID is gone. Idempotent. */
   stop(): Promise<void>;
@@ -119,8 +133,10 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
   }
   const hooked = Boolean(o.env?.KOA_FAULT_AFTER_STEP || o.env?.KOA_TEST_BACKEND);
   if (hooked && o.entry === 'bundle') throw new Error('test hooks need the test entry point, not the bundle');
-  const entry = hooked ? TEST_MAIN : (o.entry ?? process.env.KOA_E2E_AGENT) === 'bundle' ? BUNDLE : MAIN;
-  const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, entry, ...agentArgs(bed, node, dir, o)];
+  const bundle = !hooked && (o.entry ?? process.env.KOA_E2E_AGENT) === 'bundle';
+  const entry = hooked ? TEST_MAIN : bundle ? o.bundlePath ?? BUNDLE : MAIN;
+  const nodeArgs = o.nodeArgs ?? (bundle ? imageNodeFlags() : []);
+  const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, ...nodeArgs, entry, ...agentArgs(bed, node, dir, o)];
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -199,6 +215,7 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
     http,
     metrics: async () => (await http('/metrics')).body,
     peakRssMb: () => vmHwmMb(pid),
+    rssMb: () => vmRssMb(pid),
     alive: () => isAlive(pid) && child.exitCode === null,
     stop: () => unregister(),
     kill: () => stopNow('SIGKILL'),
@@ -221,9 +238,12 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
 
 const tail = (lines: LogLine[], n = 15) => lines.slice(-n).map((l) => JSON.stringify(l)).join('\n');
 
-export function vmHwmMb(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmHWM for pid ${pid}`);
+export const vmHwmMb = (pid: number): number => procStatusMb(pid, 'VmHWM');
+export const vmRssMb = (pid: number): number => procStatusMb(pid, 'VmRSS');
+
+function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no ${field} for pid ${pid}`);
   return Number(m[1]) / 1024;
 }
 

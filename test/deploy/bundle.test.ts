@@ -18,3 +18,15 @@ test('the agent bundle contains no fakes and no test hooks', async () => {
   assert.deepEqual(inputs.filter((f) => /fake|\/test\/|integration\//.test(f)), []);
   assert.ok(inputs.some((f) => f.endsWith('agent/src/main.ts')), 'the entry point is main.ts');
 });
+
+test('the agent bundle is ASCII only and leaves client-node\'s generated API out (README "Memory")', async () => {
+  const r = await build({ ...bundleOptions, absWorkingDir: ROOT, write: false, sourcemap: false, metafile: true, outfile: '/tmp/koa-bundle-test.mjs' });
+  const js = r.outputFiles[0]!.text;
+  // one non-ASCII character anywhere (a regular expression literal, a kept comment) makes V8 hold the whole
+  // source as two-byte text: twice its size in memory
+  const at = js.search(/[^\x00-\x7f]/);
+  assert.equal(at, -1, `non-ASCII character in the bundle: ${JSON.stringify(js.slice(Math.max(0, at - 60), at + 20))}`);
+  const inputs = Object.keys(r.metafile!.inputs);
+  assert.deepEqual(inputs.filter((f) => /client-node\/dist\/gen\/(apis|models)\//.test(f)), []);
+  assert.ok(inputs.some((f) => f.endsWith('scripts/bundle-stubs/client-node-gen.ts')), 'the generated API is stubbed');
+});

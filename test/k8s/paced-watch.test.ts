@@ -1,4 +1,4 @@
-// The reconnect-storm guard with the real client-node ListWatch against a loopback server that ends every watch
+// The reconnect-storm guard with the real list+watch (k8s/listwatch.ts) against a loopback server that ends every watch
 // right after one BOOKMARK (the case dependencies.md §4 measured at ~470 reconnects/s and ~1,400 sockets).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -6,10 +6,11 @@ import { createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { listWatchFactory } from '../../agent/src/k8s/client.ts';
+import { KubeRest } from '../../agent/src/k8s/rest.ts';
 import { ResilientListWatch } from '../../agent/src/k8s/watch.ts';
 import type { Pod } from '../../agent/src/k8s/types.ts';
 
-describe('PacedWatch', () => {
+describe('KubeListWatch pacing', () => {
   it('bounds watch reconnects to one per interval and keeps sockets few', async () => {
     let watches = 0;
     const params: URLSearchParams[] = [];
@@ -44,7 +45,7 @@ describe('PacedWatch', () => {
     const w = new ResilientListWatch<Pod>({
       resource: 'pods',
       list: async () => ({ items: [], metadata: { resourceVersion: '10' } }),
-      informer: listWatchFactory<Pod>(kc, '/api/v1/pods', { fieldSelector: 'spec.nodeName=n1' }, 200, 60_000),
+      informer: listWatchFactory<Pod>(new KubeRest(kc), '/api/v1/pods', { fieldSelector: 'spec.nodeName=n1' }, 200, 60_000),
       idleTimeoutMs: 60_000,
     });
     try {

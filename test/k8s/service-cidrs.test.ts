@@ -3,7 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeRest } from '../../agent/src/k8s/rest.ts';
 import { servesServiceCidrs } from '../../agent/src/k8s/client.ts';
 import { mergeServiceCidrs, readyServiceCidrs, ServiceCidrSource, type ServiceCidr } from '../../agent/src/k8s/service-cidrs.ts';
 import { ResilientListWatch } from '../../agent/src/k8s/watch.ts';
@@ -147,7 +148,7 @@ describe('servesServiceCidrs (the real client against a loopback API server)', (
       clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as { port: number }).port}`, skipTLSVerify: true }],
       users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
     });
-    const net = kc.makeApiClient(NetworkingV1Api);
+    const net = new KubeRest(kc);
     const list = (names: string[]) => ({ kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'networking.k8s.io/v1',
       resources: names.map((name) => ({ name, singularName: '', namespaced: false, kind: 'X', verbs: ['list', 'watch'] })) });
     try {

@@ -1,17 +1,23 @@
-// Wiring to @kubernetes/client-node 2.0.1: one KubeConfig (2.x caches one undici dispatcher per cluster/user pair,
-// so every API client and watch shares its connection pool), watches paced so that a reconnect storm cannot pile
-// up sockets (dependencies.md §4 measured ~1,400 sockets with unpaced 2.0.1 reconnects), the resource watches the
-// agent needs, and the IP CR API. README "Kubernetes layer and pod planning" has the 1.x-vs-2.x evidence.
+// Wiring to Kubernetes: client-node 2.0.1's KubeConfig for the connection and its authentication (one undici
+// dispatcher per cluster/user pair, so every request and watch shares its connection pool), our own lean REST
+// calls and list+watch over it (rest.ts, listwatch.ts: plain JSON, no generated model classes), the resource
+// watches the agent needs, each cache slimmed to the fields the agent reads (slim.ts), and the IP CR API.
+// README "Kubernetes layer and pod planning" has the 1.x-vs-2.x evidence, README "Memory" why the lean path.
 
-import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, ListWatch, NetworkingV1Api, Watch, type Cluster, type KubernetesObject } from '@kubernetes/client-node';
+// config.js, not the package index: the index pulls in the whole generated API (scripts/bundle.ts keeps it out)
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import type { Cluster } from '@kubernetes/client-node/dist/config_types.js';
 import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../config/config.ts';
 import type { BackoffOptions } from './backoff.ts';
 import type { IpCrApi } from './ipcr.ts';
+import { KubeListWatch } from './listwatch.ts';
 import { storePodSource, type PodSource } from './pods.ts';
+import { apiError, KubeApiError, KubeRest } from './rest.ts';
+import { slimNode, slimPod, slimSubnet } from './slim.ts';
 import { SERVICE_CIDR_RESOURCE, ServiceCidrSource, type ServiceCidr } from './service-cidrs.ts';
-import type { IpCr, KubeList, Node, Pod, Subnet } from './types.ts';
-import { ResilientListWatch, type InformerFactory, type InformerLike, type ListFn, type Log, type WatchHealth } from './watch.ts';
+import type { IpCr, KubeList, KubeObject, Node, Pod, Subnet } from './types.ts';
+import { ResilientListWatch, type InformerFactory, type ListFn, type Log, type WatchHealth } from './watch.ts';
 
 export const KUBEOVN_GROUP = 'kubeovn.io';
 export const KUBEOVN_VERSION = 'v1';
@@ -52,53 +58,15 @@ function shareDispatcher(kc: KubeConfig): void {
   };
 }
 
-/**
- * A Watch that starts a new watch request at most once per `minIntervalMs`. ListWatch re-watches immediately after
- * a clean close and its own backoff is reset by every event (even a BOOKMARK), so without this a server that ends
- * each watch at once makes it loop as fast as the network allows.
- *
- * With `idleTimeoutMs` (the watch layer's watchdog), a quiet watch is also kept open: client-node aborts a watch
- * that received nothing for 30 s, so every quiet watch was re-requested twice a minute (a wake-up of an idle agent
- * and an API request per resource per node). Here the inactivity bound is the watchdog's, bookmarks are asked for
- * (they also keep the resourceVersion fresh for the re-watch), and the server ends each watch after a random
- * 50-90 % of the watchdog period (client-go spreads its watch timeouts the same way), so a quiet watch is renewed
- * cleanly before the watchdog would call it dead.
- */
-export class PacedWatch extends Watch {
-  readonly #minIntervalMs: number;
-  readonly #idleTimeoutMs: number | undefined;
-  readonly #random: () => number;
-  #last = 0;
-  constructor(kc: KubeConfig, minIntervalMs: number, idleTimeoutMs?: number, random: () => number = Math.random) {
-    super(kc);
-    this.#minIntervalMs = minIntervalMs;
-    this.#idleTimeoutMs = idleTimeoutMs;
-    this.#random = random;
-    // a private field of client-node's Watch (2.0.1), read per request
-    if (idleTimeoutMs !== undefined) (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = idleTimeoutMs;
-  }
-  override async watch(path: string, queryParams: Record<string, string | number | boolean | undefined>,
-    callback: (phase: string, apiObj: any, watchObj?: any) => void, done: (err: any) => void): Promise<AbortController> {
-    const wait = this.#last + this.#minIntervalMs - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    this.#last = Date.now();
-    const params = this.#idleTimeoutMs === undefined ? queryParams
-      : { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: watchTimeoutSeconds(this.#idleTimeoutMs, this.#random()) };
-    return super.watch(path, params, callback, done);
-  }
+/** An informer factory: a lean list+watch (listwatch.ts) of `path` with selectors (the same selectors go into `list`). */
+export function listWatchFactory<T>(rest: KubeRest, path: string, selectors: { labelSelector?: string; fieldSelector?: string },
+  watchMinIntervalMs: number, idleTimeoutMs: number): InformerFactory<T> {
+  return (list: ListFn<T>) => new KubeListWatch<T>(list, { rest, path, ...selectors, minIntervalMs: watchMinIntervalMs, idleTimeoutMs });
 }
 
-/** Server-side watch timeout: a random 50-90 % of the watchdog period, at least 1 s. */
-export const watchTimeoutSeconds = (idleTimeoutMs: number, r: number): number =>
-  Math.max(1, Math.floor((idleTimeoutMs / 1000) * (0.5 + 0.4 * r)));
-
-/** An informer factory over the client's ListWatch for `path` with selectors (the same selectors go into `list`). */
-export function listWatchFactory<T>(kc: KubeConfig, path: string, selectors: { labelSelector?: string; fieldSelector?: string },
-  watchMinIntervalMs: number, idleTimeoutMs?: number): InformerFactory<T> {
-  return (list: ListFn<T>) => new ListWatch<KubernetesObject>(path, new PacedWatch(kc, watchMinIntervalMs, idleTimeoutMs),
-    list as unknown as () => Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }> as never,
-    false, selectors.labelSelector, selectors.fieldSelector) as unknown as InformerLike<T>;
-}
+/** GET of a list (JSON, no model classes), with selectors. */
+export const listOf = <T>(rest: KubeRest, path: string, selectors: { labelSelector?: string; fieldSelector?: string } = {}): ListFn<T> =>
+  () => rest.call<KubeList<T>>('GET', path, { query: selectors });
 
 /** What the watch set starts, stops and asks for health: a ResilientListWatch, or the ServiceCIDR source. */
 export interface WatchLike {
@@ -138,12 +106,11 @@ export const podFieldSelector = (nodeName: string): string => `spec.nodeName=${n
 
 /** Builds (does not start) the agent's watches: pods on this node, Nodes, Subnets, ServiceCIDRs (when served). */
 export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' | 'watchIdleTimeoutMs'>, o: WatchSetOptions = {}): WatchSet {
-  const core = kc.makeApiClient(CoreV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const networking = kc.makeApiClient(NetworkingV1Api);
+  const rest = new KubeRest(kc);
   const paceMs = o.watchMinIntervalMs ?? 250;
+  const idle = config.watchIdleTimeoutMs;
   const common = {
-    idleTimeoutMs: config.watchIdleTimeoutMs,
+    idleTimeoutMs: idle,
     ...(o.backoff ? { backoff: o.backoff } : {}),
     ...(o.log ? { log: o.log } : {}),
     ...(o.onRestart ? { onRestart: o.onRestart } : {}),
@@ -152,31 +119,16 @@ export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' |
   const podSel = { fieldSelector: podFieldSelector(config.nodeName) };
   // every Node: this one (annotations, InternalIP) and the others (the other-node ipset, spec §5.7)
   const nodeSel = {};
-  const crList = <T>(plural: string, labelSelector?: string): ListFn<T> => async () =>
-    (await custom.listClusterCustomObject({ group: KUBEOVN_GROUP, version: KUBEOVN_VERSION, plural, ...(labelSelector ? { labelSelector } : {}) })) as KubeList<T>;
-
-  const pods = new ResilientListWatch<Pod>({
-    ...common, resource: 'pods',
-    list: async () => (await core.listPodForAllNamespaces(podSel)) as unknown as KubeList<Pod>,
-    informer: listWatchFactory<Pod>(kc, '/api/v1/pods', podSel, paceMs, config.watchIdleTimeoutMs),
-  });
-  const node = new ResilientListWatch<Node>({
-    ...common, resource: 'nodes',
-    list: async () => (await core.listNode(nodeSel)) as unknown as KubeList<Node>,
-    informer: listWatchFactory<Node>(kc, '/api/v1/nodes', nodeSel, paceMs, config.watchIdleTimeoutMs),
-  });
-  const subnets = new ResilientListWatch<Subnet>({
-    ...common, resource: 'subnets',
-    list: crList<Subnet>('subnets'),
-    informer: listWatchFactory<Subnet>(kc, `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/subnets`, {}, paceMs, config.watchIdleTimeoutMs),
-  });
+  const watch = <T extends KubeObject>(resource: string, path: string, sel: { fieldSelector?: string }, decode: (o: T) => T) =>
+    new ResilientListWatch<T>({
+      ...common, resource, decode, list: listOf<T>(rest, path, sel), informer: listWatchFactory<T>(rest, path, sel, paceMs, idle),
+    });
+  const pods = watch<Pod>('pods', '/api/v1/pods', podSel, slimPod);
+  const node = watch<Node>('nodes', '/api/v1/nodes', nodeSel, slimNode);
+  const subnets = watch<Subnet>('subnets', `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/subnets`, {}, slimSubnet);
   const serviceCidrs = new ServiceCidrSource({
-    discover: () => servesServiceCidrs(networking),
-    watch: () => new ResilientListWatch<ServiceCidr>({
-      ...common, resource: SERVICE_CIDR_RESOURCE,
-      list: async () => (await networking.listServiceCIDR({})) as unknown as KubeList<ServiceCidr>,
-      informer: listWatchFactory<ServiceCidr>(kc, `/apis/networking.k8s.io/v1/${SERVICE_CIDR_RESOURCE}`, {}, paceMs, config.watchIdleTimeoutMs),
-    }),
+    discover: () => servesServiceCidrs(rest),
+    watch: () => watch<ServiceCidr>(SERVICE_CIDR_RESOURCE, `/apis/networking.k8s.io/v1/${SERVICE_CIDR_RESOURCE}`, {}, (o) => o),
     ...(o.backoff ? { backoff: o.backoff } : {}),
     ...(o.log ? { log: o.log } : {}),
   });
@@ -186,7 +138,7 @@ export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' |
   return {
     pods, node, subnets, serviceCidrs,
     podSource: storePodSource(pods.store),
-    ipApi: ipCrApi(custom),
+    ipApi: ipCrApi(rest),
     all: () => all,
     health: () => all.map((w) => w.health()),
     waitSynced: async () => { await Promise.all(all.map((w) => w.waitSynced())); },
@@ -196,44 +148,36 @@ export function createWatchSet(kc: KubeConfig, config: Pick<Config, 'nodeName' |
 
 /** Discovery of networking.k8s.io/v1: does it list `servicecidrs`? A 404 (the group version is not served at all)
  * is a plain no; any other failure throws (the source retries). */
-export async function servesServiceCidrs(networking: NetworkingV1Api): Promise<boolean> {
+export async function servesServiceCidrs(rest: Pick<KubeRest, 'call'>): Promise<boolean> {
+  const what = 'GET /apis/networking.k8s.io/v1';
   try {
-    const r = await networking.getAPIResources();
+    const r = await rest.call<{ resources?: { name?: string }[] }>('GET', '/apis/networking.k8s.io/v1');
     return (r.resources ?? []).some((x) => x.name === SERVICE_CIDR_RESOURCE);
   } catch (e) {
-    if (e instanceof ApiException && e.code === 404) return false;
-    throw apiError('GET /apis/networking.k8s.io/v1', e);
+    if (e instanceof KubeApiError && e.statusCode === 404) return false;
+    throw apiError(what, e);
   }
 }
 
-/** IpCrApi over the CustomObjectsApi: GET (404 -> undefined) and PUT (409 surfaces as statusCode 409). */
-export function ipCrApi(custom: CustomObjectsApi): IpCrApi {
-  const base = { group: KUBEOVN_GROUP, version: KUBEOVN_VERSION, plural: 'ips' };
+/** IpCrApi over REST: GET (404 -> undefined) and PUT (409 surfaces as statusCode 409). */
+export function ipCrApi(rest: Pick<KubeRest, 'call'>): IpCrApi {
+  const path = (name: string) => `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/ips/${encodeURIComponent(name)}`;
   return {
     async get(name) {
       try {
-        return (await custom.getClusterCustomObject({ ...base, name })) as IpCr;
+        return await rest.call<IpCr>('GET', path(name));
       } catch (e) {
-        if (e instanceof ApiException && e.code === 404) return undefined;
+        if (e instanceof KubeApiError && e.statusCode === 404) return undefined;
         throw apiError(`GET ips/${name}`, e);
       }
     },
     async replace(ip) {
       const name = ip.metadata?.name ?? '';
       try {
-        await custom.replaceClusterCustomObject({ ...base, name, body: ip });
+        await rest.call('PUT', path(name), { body: ip });
       } catch (e) {
         throw apiError(`PUT ips/${name}`, e);
       }
     },
   };
-}
-
-function apiError(what: string, e: unknown): Error {
-  if (e instanceof ApiException) {
-    const body = e.body as { message?: string } | string | undefined;
-    const msg = typeof body === 'object' && body?.message ? body.message : String(body ?? e.message);
-    return Object.assign(new Error(`${what}: HTTP ${e.code}: ${msg}`), { statusCode: e.code });
-  }
-  return new Error(`${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Component } from '../lifecycle.ts';
 import type { ConnectConfig, IdentityConfig } from '../config/config.ts';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { createWatchSet, loadKubeConfig, type WatchSet } from './client.ts';
 import { nodeApi, type NodeApi } from './node-api.ts';
 import { apiEventSink, EventRecorder } from './events.ts';

@@ -4,7 +4,8 @@
 // failing in a loop cannot flood the API server; repeats within the bucket are dropped, not queued. Sending never
 // blocks or fails the caller: the Event is best effort, as upstream's recorder.
 
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { KubeRest } from './rest.ts';
 
 export interface EventTarget {
   readonly kind: string;
@@ -86,8 +87,8 @@ export class EventRecorder {
 
 /** The sink over the core/v1 Events API. */
 export function apiEventSink(kc: KubeConfig): EventSink {
-  const core = kc.makeApiClient(CoreV1Api);
-  return { create: async (namespace, body) => { await core.createNamespacedEvent({ namespace, body: body as never }); } };
+  const rest = new KubeRest(kc);
+  return { create: async (namespace, body) => { await rest.call('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body }); } };
 }
 
 /** A pod as an event target. */

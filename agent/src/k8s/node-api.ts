@@ -2,7 +2,8 @@
 // labels' neighbours) by merge patch, and status conditions (NetworkUnavailable) by strategic merge on the status
 // subresource (conditions merge by `type`, so other writers' conditions stay). Both are idempotent.
 
-import { ApiException, CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { apiError, KubeRest } from './rest.ts';
 
 export interface NodeCondition {
   readonly type: string;
@@ -18,32 +19,24 @@ export interface NodeApi {
   setCondition(node: string, c: NodeCondition & { lastTransitionTime: string }): Promise<void>;
 }
 
-function apiMessage(what: string, e: unknown): Error {
-  if (e instanceof ApiException) {
-    const body = e.body as { message?: string } | string | undefined;
-    const msg = typeof body === 'object' && body?.message ? body.message : String(body ?? e.message);
-    return Object.assign(new Error(`${what}: HTTP ${e.code}: ${msg}`), { statusCode: e.code });
-  }
-  return new Error(`${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-}
-
 export function nodeApi(kc: KubeConfig): NodeApi {
-  const core = kc.makeApiClient(CoreV1Api);
+  const rest = new KubeRest(kc);
+  const path = (node: string) => `/api/v1/nodes/${encodeURIComponent(node)}`;
   return {
     async patchMetadata(node, patch) {
       try {
-        await core.patchNode({ name: node, body: { metadata: patch } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+        await rest.call('PATCH', path(node), { body: { metadata: patch }, contentType: 'application/merge-patch+json' });
       } catch (e) {
-        throw apiMessage(`PATCH nodes/${node}`, e);
+        throw apiError(`PATCH nodes/${node}`, e);
       }
     },
     async setCondition(node, c) {
       const now = new Date().toISOString();
       const body = { status: { conditions: [{ ...c, lastHeartbeatTime: now }] } };
       try {
-        await core.patchNodeStatus({ name: node, body }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
+        await rest.call('PATCH', `${path(node)}/status`, { body, contentType: 'application/strategic-merge-patch+json' });
       } catch (e) {
-        throw apiMessage(`PATCH nodes/${node}/status`, e);
+        throw apiError(`PATCH nodes/${node}/status`, e);
       }
     },
   };

@@ -1,5 +1,6 @@
-// The few Kubernetes object shapes the agent reads, declared by us (the client's CR results are untyped).
-// Only fields we use; everything else passes through untouched.
+// The few Kubernetes object shapes the agent reads, declared by us. The watch caches of Pods, Nodes and Subnets
+// hold only what is declared here (slim.ts copies these fields at decode time and drops the rest, managedFields
+// first): a field a new reader needs goes into both. IP CRs are read and written whole (never cached).
 
 export interface ObjectMeta {
   name?: string;
@@ -24,14 +25,22 @@ export interface KubeList<T> {
 
 export interface Pod extends KubeObject {
   spec?: { nodeName?: string; hostNetwork?: boolean };
-  status?: { phase?: string };
+}
+
+export interface NodeConditionStatus {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
 }
 
 export interface Node extends KubeObject {
-  status?: { addresses?: { type: string; address: string }[] };
+  /** conditions: only NetworkUnavailable is kept (the one the agent sets and reads back) */
+  status?: { addresses?: { type: string; address: string }[]; conditions?: NodeConditionStatus[] };
 }
 
-/** kubeovn.io/v1 Subnet (cluster-scoped): the fields the node agent uses (user docs §3.1). */
+/** kubeovn.io/v1 Subnet (cluster-scoped): the fields the node agent uses (user docs §3.1). The spec is kept whole
+ * (small, and read in many places); of the status only the fields below (its IP usage counters and ranges go). */
 export interface Subnet extends KubeObject {
   spec?: {
     provider?: string;
@@ -47,7 +56,12 @@ export interface Subnet extends KubeObject {
     nodeNetwork?: string;
     [k: string]: unknown;
   };
-  status?: { u2oInterconnectionIP?: string; [k: string]: unknown };
+  status?: {
+    u2oInterconnectionIP?: string;
+    activateGateway?: string;
+    natOutgoingPolicyRules?: unknown[];
+    conditions?: { type?: string; status?: string }[];
+  };
 }
 
 /** kubeovn.io/v1 IP (cluster-scoped), named `<pod>.<ns>[.<provider>]`. */

@@ -1,14 +1,15 @@
-// ResilientListWatch: one list+watch per resource that never gives up. The client's ListWatch relists on 410 and
-// re-watches after clean closes, but stops for good on any other error (dependencies.md §4; client-node issues
-// #364/#596/#958/#1496): we restart it with exponential backoff + jitter and a minimum interval, restart it when it
-// showed no sign of life for `idleTimeoutMs` (watchdog), and every restart relists (a full resync: the store emits
-// exactly the differences). Health (synced / healthy / restarts) is exposed and reported through callbacks.
+// ResilientListWatch: one list+watch per resource that never gives up. The informer (listwatch.ts) resumes after
+// clean closes and relists on 410, but stops on any other error: we restart it with exponential backoff + jitter
+// and a minimum interval, restart it when it showed no sign of life for `idleTimeoutMs` (watchdog), and every
+// restart relists (a full resync: the store emits exactly the differences). Health (synced / healthy / restarts)
+// is exposed and reported through callbacks. Objects go through `decode` before the store (slim.ts keeps only the
+// fields the agent reads), so the cache never holds what the API server sent in full.
 
 import { DEFAULT_BACKOFF, nextRestart, type BackoffOptions } from './backoff.ts';
 import { ObjectStore } from './store.ts';
 import type { KubeList, KubeObject } from './types.ts';
 
-/** The part of the client's ListWatch we use (so unit tests can drive a fake one). */
+/** What ResilientListWatch needs of an informer (KubeListWatch; unit tests drive a fake one). */
 export interface InformerLike<T> {
   on(verb: 'add' | 'update' | 'delete', cb: (obj: T) => void): void;
   on(verb: 'error' | 'connect', cb: (err?: unknown) => void): void;
@@ -56,6 +57,8 @@ export interface ResilientListWatchOptions<T> {
   readonly resource: string;
   readonly list: ListFn<T>;
   readonly informer: InformerFactory<T>;
+  /** applied to every listed or watched object before the store (default: kept as received) */
+  readonly decode?: (obj: T) => T;
   readonly idleTimeoutMs: number;
   readonly backoff?: BackoffOptions;
   readonly timers?: Timers;
@@ -135,10 +138,11 @@ export class ResilientListWatch<T extends KubeObject> {
     void old?.stop().catch(() => undefined);
     this.#lastStartAt = this.#t.now();
     this.#life();
+    const decode = this.#o.decode ?? ((o: T) => o);
     const list: ListFn<T> = async () => {
       const l = await this.#o.list();
       if (g !== this.#gen) return l;
-      this.store.replace(l.items ?? []);
+      this.store.replace((l.items ?? []).map(decode));
       this.#life();
       this.#setHealthy(true);
       if (!this.#synced) {
@@ -149,8 +153,8 @@ export class ResilientListWatch<T extends KubeObject> {
     };
     const inf = this.#o.informer(list);
     this.#current = inf;
-    inf.on('add', (o) => { if (g === this.#gen) { this.store.upsert(o); this.#life(); } });
-    inf.on('update', (o) => { if (g === this.#gen) { this.store.upsert(o); this.#life(); } });
+    inf.on('add', (o) => { if (g === this.#gen) { this.store.upsert(decode(o)); this.#life(); } });
+    inf.on('update', (o) => { if (g === this.#gen) { this.store.upsert(decode(o)); this.#life(); } });
     inf.on('delete', (o) => { if (g === this.#gen) { this.store.remove(o); this.#life(); } });
     inf.on('connect', () => { if (g === this.#gen) this.#life(); });
     inf.on('error', (err) => this.#fail(g, err));

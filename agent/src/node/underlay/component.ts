@@ -4,11 +4,11 @@
 // for convergence: readiness reports a network that keeps failing.
 
 import { randomBytes } from 'node:crypto';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import type { Netlink } from '../../datapath/netlink/port.ts';
 import type { Vswitch } from '../../datapath/ovsdb/port.ts';
-import { KUBEOVN_GROUP, KUBEOVN_VERSION, listWatchFactory } from '../../k8s/client.ts';
-import { CustomObjectsApi } from '@kubernetes/client-node';
+import { KUBEOVN_GROUP, KUBEOVN_VERSION, listOf, listWatchFactory } from '../../k8s/client.ts';
+import { KubeRest } from '../../k8s/rest.ts';
 import type { EventRecorder } from '../../k8s/events.ts';
 import type { NodeApi } from '../../k8s/node-api.ts';
 import type { KubeList, Node } from '../../k8s/types.ts';
@@ -51,12 +51,14 @@ export class UnderlayComponent implements Component {
   async start(): Promise<void> {
     const d = this.#d;
     const kc = d.kubeConfig();
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const crWatch = <T extends ProviderNetwork | Vlan>(plural: string): ResilientListWatch<T> => new ResilientListWatch<T>({
-      resource: plural, idleTimeoutMs: d.watchIdleTimeoutMs, log: d.log,
-      list: async () => (await custom.listClusterCustomObject({ group: KUBEOVN_GROUP, version: KUBEOVN_VERSION, plural })) as KubeList<T>,
-      informer: listWatchFactory<T>(kc, `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/${plural}`, {}, 250),
-    });
+    const rest = new KubeRest(kc);
+    const crWatch = <T extends ProviderNetwork | Vlan>(plural: string): ResilientListWatch<T> => {
+      const path = `/apis/${KUBEOVN_GROUP}/${KUBEOVN_VERSION}/${plural}`;
+      return new ResilientListWatch<T>({
+        resource: plural, idleTimeoutMs: d.watchIdleTimeoutMs, log: d.log,
+        list: listOf<T>(rest, path), informer: listWatchFactory<T>(rest, path, {}, 250, d.watchIdleTimeoutMs),
+      });
+    };
     const pns = this.#pns = crWatch<ProviderNetwork>('provider-networks');
     const vlans = this.#vlans = crWatch<Vlan>('vlans');
     const controller = this.#controller = new UnderlayController({
