@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { up, type Bed, type BedNode } from '../bed/bed.ts';
 import { cleanupAll, createNetns, newPrefix } from '../bed/netns.ts';
+import { waitFor } from '../bed/exec.ts';
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -262,9 +263,10 @@ describe('kube-ovn-daemon from the image tree', () => {
       `--cni-del-queue-dir=${dir}/q`, `--kubeconfig=${b.kube!.kubeconfig}`, `--ovs-socket=${node.ovs.dbSock}`, `--node-name=${node.name}`,
       '--mtu=1400', ...chartFlags], { PATH: process.env.PATH, NODE_NAME: node.name });
     await a.waitFor(/agent started/, 60_000);
-    // "started" is not "ready": the node wing (ovn0, routes, netfilter) gates readiness and takes 10+ s on a busy
-    // machine; STATUS and /readyz give the same answer, so wait for it (bounded), then check both
-    await a.waitFor(/node network ready/, 180_000);
+    // "started" is not "ready": the watches' first sync and the node wing (ovn0, routes, netfilter) gate readiness and
+    // take 10+ s on a busy machine (a CI run at load 35 got STATUS 50 "underlay: watches not synced: vlans" here);
+    // STATUS and /readyz give the same answer, so wait for /readyz (bounded), then check both
+    await waitFor('agent /readyz 200', async () => (await httpIn(node, port, '/readyz')).status === 200, 180_000, 500);
     const status = await runShim(sock, 'STATUS', 'koaiimage1', STATUS_CONF);
     assert.equal(status.code, 0, `STATUS: ${status.stdout}`);
     const del = await runShim(sock, 'DEL', 'koaiimage1', { cniVersion: '1.0.0', name: 'kube-ovn', type: 'kube-ovn' });
