@@ -84,7 +84,8 @@ export async function startRealController(bed: Bed): Promise<RealController> {
   const kube: Kube = bed.kube!;
   const dir = mkdtempSync(`/tmp/${bed.prefix}kube-ovn-controller-`);
   const logDir = join(dir, 'log');
-  mkdirSync(logDir);
+  // it opens /var/log/kube-ovn/kube-ovn-controller.log without creating the directory (exits otherwise)
+  mkdirSync(join(logDir, 'kube-ovn'), { recursive: true });
   const ns = await createNetns(`${bed.prefix}ctl`);
   await kube.exposeIn(ns);
   await applyControllerRbac(kube.api, CONTROLLER_USER);
@@ -124,10 +125,10 @@ export async function startRealController(bed: Bed): Promise<RealController> {
     },
   });
   try {
-    await waitFor('kube-ovn-controller: subnets join and ovn-default Ready', async () => {
-      if (!alive()) throw new Error(`kube-ovn-controller exited; see ${log} and ${logDir}`);
-      return (await subnetReady(kube.api, 'join')) && (await subnetReady(kube.api, 'ovn-default'));
-    }, 300_000, 500);
+    // waitFor retries through a throwing check: an exit ends the wait as a result instead, reported right away
+    const r = await waitFor('kube-ovn-controller: subnets join and ovn-default Ready', async () =>
+      !alive() ? 'exited' : (await subnetReady(kube.api, 'join')) && (await subnetReady(kube.api, 'ovn-default')) && 'ready', 300_000, 500);
+    if (r === 'exited') throw new Error(`kube-ovn-controller exited; see ${log} and ${logDir}`);
   } catch (e) {
     const tail = readFileSync(log, 'utf8').split('\n').slice(-20).join('\n');
     await stop();

@@ -48,7 +48,7 @@ function typeAt(crd: Crd, path: string): string {
     if (s && part.endsWith('[]')) s = s.type === 'array' ? s.items : undefined;
     if (!s) return `(missing at ${part})`;
   }
-  return s.type ?? '(no type)';
+  return s?.type ?? '(no type)';
 }
 
 test('deploy/crds agrees with upstream kube-ovn-crd.yaml on every field the agent reads', { skip }, () => {
