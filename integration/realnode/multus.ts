@@ -13,10 +13,15 @@ export const MULTUS_VERSION = process.env.MULTUS_VERSION ?? 'v4.3.0';
 const MULTUS_SRC = join(process.env.KOA_FIXTURE_CACHE ?? '/var/cache/kube-ovn-node-agent', 'src', `multus-cni-${MULTUS_VERSION}`);
 export const MULTUS_CRDS = join(MULTUS_SRC, 'deployments', 'multus-daemonset.yml');
 
+/** Why Multus cannot run here (binary or unpacked release missing; built only with KOA_BUILD_UPSTREAM=1), or undefined. */
+export function multusMissing(): string | undefined {
+  const gone = [join(FIXTURE_BIN, 'multus'), MULTUS_CRDS].filter((f) => !existsSync(f));
+  return gone.length ? `fixture missing (${gone.join(', ')}): build it with \`KOA_BUILD_UPSTREAM=1 npm run setup\`` : undefined;
+}
+
 export function checkMultus(): void {
-  for (const f of [join(FIXTURE_BIN, 'multus'), MULTUS_CRDS]) {
-    if (!existsSync(f)) throw new Error(`${f} missing: run \`npm run setup\` (scripts/build-fixtures.sh)`);
-  }
+  const missing = multusMissing();
+  if (missing) throw new Error(missing);
 }
 
 /** NAD CRD, the multus binary and 00-multus.conf (atomically: containerd watches the dir). */

@@ -30,7 +30,8 @@ export function parseCniArgs(s: string | undefined): CniArgs {
       const eq = pair.indexOf('=');
       if (eq <= 0 || pair.indexOf('=', eq + 1) !== -1) throw agentError('KOA_BAD_ARGS', `"${pair}" is not a KEY=VALUE pair`);
       const k = pair.slice(0, eq);
-      if (Object.hasOwn(all, k)) throw agentError('KOA_BAD_ARGS', `key ${k} appears twice`);
+      // a repeated key: the last one wins, as in upstream's libcni LoadArgs. Multus appends its own
+      // IgnoreUnknown=true to containerd's IgnoreUnknown=1 on every delegate call (seen on the real node)
       all[k] = pair.slice(eq + 1);
     }
   }
