@@ -227,6 +227,7 @@ function ovnBackend(cfg: AgentConfig, log: Logger, hooks: AgentHooks, p: Parts):
     prepare: {
       get pods() { return p.kube.watches.podSource; },
       subnets: () => p.kube.watches.subnets.store.list(),
+      subnetsSynced: () => p.kube.watches.subnets.health().synced,
       node: () => p.kube.watches.node.store.get(cfg.nodeName),
       annotationWaitTimeoutMs: cfg.annotationWaitTimeoutMs,
       // br-int is created by ovn-controller, possibly after we started: its datapath type is read at each ADD

@@ -66,6 +66,21 @@ describe('prepareAdd', () => {
     assert.equal(e2.code, 'KOA_K8S');
     assert.match(e2.message, /subnet gone/);
   });
+
+  it('while the Subnet cache has not synced, a missing subnet or provider is "try again" (code 11), not an answer', async () => {
+    const pods = new InMemoryPodSource();
+    const unsynced = { subnets: () => [], subnetsSynced: () => false };
+    const e = await rejection(prepareAdd(deps(pods, unsynced), req({ provider: 'attachnet.default.ovn', ifName: 'net1' })));
+    assert.equal(e.code, 'KOA_TRY_AGAIN');
+    assert.equal(e.cniCode, 11);
+    pods.annotate('default', 'p', ann('ovn', { allocated: 'true', ip_address: '10.16.0.9', mac_address: '00:00:00:00:00:09',
+      cidr: '10.16.0.0/16', gateway: '10.16.0.1', logical_switch: 'ovn-default', routed: 'true' }));
+    const e2 = await rejection(prepareAdd(deps(pods, unsynced), req()));
+    assert.equal(e2.code, 'KOA_TRY_AGAIN');
+    assert.match(e2.message, /has not synced yet .*subnet ovn-default/);
+    const ok = await prepareAdd(deps(pods, { subnetsSynced: () => true }), req());
+    assert.equal(ok.plan.steps.length > 0, true, 'synced: planned as before');
+  });
   it('parses node networks defensively', () => {
     assert.deepEqual(nodeNetworks(node), { storage: '192.168.9.5' });
     assert.deepEqual(nodeNetworks({ metadata: { annotations: { 'ovn.kubernetes.io/node_networks': '[1]' } } }), {});

@@ -16,6 +16,8 @@ export interface PrepareDeps {
   readonly pods: PodSource;
   /** the Subnet cache */
   subnets(): readonly Subnet[];
+  /** false until the Subnet watch has listed once (an agent that went on without it after its start-up bound) */
+  subnetsSynced?(): boolean;
   /** this Node from the cache (labels, node_networks) */
   node(): Node | undefined;
   /** node-wide facts; labels and node networks are filled in from node() */
@@ -48,12 +50,18 @@ export function nodeNetworks(node: Node | undefined): Record<string, string> {
 export async function prepareAdd(deps: PrepareDeps, req: NicRequest, signal?: AbortSignal): Promise<PreparedAdd> {
   const subnets = deps.subnets();
   const bound = subnetForProvider(subnets, req.provider, req.ifName);
-  if (bound === undefined) throw agentError('KOA_PROVIDER_UNBOUND', req.provider);
+  // a Subnet missing from a cache that has not listed yet is not an answer: the runtime retries a code 11
+  const unsynced = (): boolean => deps.subnetsSynced !== undefined && !deps.subnetsSynced();
+  if (bound === undefined) {
+    if (unsynced()) throw agentError('KOA_TRY_AGAIN', `the Subnet cache has not synced yet (provider ${req.provider})`);
+    throw agentError('KOA_PROVIDER_UNBOUND', req.provider);
+  }
   const { pod, nic, waitedMs, via } = await waitForPodAnnotations(deps.pods, req.podNamespace, req.podName, req.provider, req.ifName,
     { timeoutMs: deps.annotationWaitTimeoutMs, ...(signal ? { signal } : {}), ...(req.podUid ? { uid: req.podUid } : {}) });
   const subnetName = nic.logicalSwitch ?? bound?.metadata?.name;
   const subnet = subnetName === undefined ? undefined : subnets.find((s) => s.metadata?.name === subnetName);
   if (isOvnProvider(req.provider) && !subnet) {
+    if (unsynced()) throw agentError('KOA_TRY_AGAIN', `the Subnet cache has not synced yet (subnet ${subnetName ?? '(none)'} of pod ${req.podNamespace}/${req.podName})`);
     throw agentError('KOA_K8S', `subnet ${subnetName ?? '(none)'} of pod ${req.podNamespace}/${req.podName} is not in the subnet cache`);
   }
   const node = deps.node();
