@@ -7,10 +7,10 @@
 // table's default route. Bounds are generous (20 s) because the machine is shared; the latencies are printed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
-import { addAddress, cleanupAll, createNetns, type Netns } from '../bed/netns.ts';
+import { type BedNode } from '../bed/bed.ts';
+import { addAddress, createNetns, type Netns } from '../bed/netns.ts';
 import { podCall, type NodeAgent } from '../e2e/agent-harness.ts';
-import { agentPod, listen, measure, nodeBed, RESYNC_S, startAgent, udpUntilSeen, type Listener, type NodeBed, type Pod } from './lib.ts';
+import { agentPod, listen, measure, nodeBed, RESYNC_S, startAgent, udpUntilSeen, type Listener, type NodeBed, type Pod, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -54,17 +54,10 @@ before(async () => {
   l = await listen(egw, 'udp', 9000);
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await l?.stop();
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await l?.stop();
+  await agent?.stop();
+}));
 
 test('distributed: the pod wired here gets `from <pod IP> lookup 1000` (proto 107) and table 1000 its default route; its traffic reaches the egress gateway', async () => {
   pod = await agentPod(nb.bed, agent, 'e1', 'egwd');

@@ -5,10 +5,10 @@
 // gateway to the other node moves the SNAT with it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
-import { addAddress, cleanupAll } from '../bed/netns.ts';
+import { type BedNode } from '../bed/bed.ts';
+import { addAddress } from '../bed/netns.ts';
 import type { NodeAgent } from '../e2e/agent-harness.ts';
-import { agentPod, iptablesSave, listen, measure, nodeBed, startAgent, udpUntilSeen, type Listener, type NodeBed, type Pod } from './lib.ts';
+import { agentPod, iptablesSave, listen, measure, nodeBed, startAgent, udpUntilSeen, type Listener, type NodeBed, type Pod, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let n1: BedNode;
@@ -34,17 +34,10 @@ before(async () => {
   pods.push(await agentPod(nb.bed, agents[0]!, 'g1', 'central'), await agentPod(nb.bed, agents[1]!, 'g2', 'central'));
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await l?.stop();
-    await Promise.all(agents.map((a) => a.stop()));
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await l?.stop();
+  await Promise.all(agents.map((a) => a.stop()));
+}));
 
 test('the gateway node SNATs the subnet to the given IP, for pods of both nodes; the other node has no SNAT for it', async () => {
   assert.match(await iptablesSave(n1), snatRule(SNAT1));

@@ -5,12 +5,13 @@
 // host's.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { up, type Bed, type BedNode } from '../bed/bed.ts';
+import assert from 'node:assert/strict';
+import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
 import type { Allocation } from '../bed/controller.ts';
 import { onCleanup } from '../bed/cleanup.ts';
 import { isAlive, stopPid } from '../bed/daemon.ts';
 import { run, waitFor } from '../bed/exec.ts';
-import { addAddress, createNetns, newPrefix, type Netns } from '../bed/netns.ts';
+import { addAddress, cleanupAll, createNetns, newPrefix, type Netns } from '../bed/netns.ts';
 import { buildShim, newPod, podCall, ROOT, startNodeAgent, type AgentOptions, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
 
 export const PEER = join(ROOT, 'integration', 'node', 'peer.ts');
@@ -45,6 +46,19 @@ export async function nodeBed(o: { nodes?: 1 | 2 } = {}): Promise<NodeBed> {
 }
 
 /** The real agent in the node's namespace with `--node-resync-period` (default RESYNC_S). */
+/** Every node test's `after`: its own stops (agents, listeners, in its order), the bed down, every namespace of the
+ * run removed, then nothing of the bed's prefix may be left (namespaces, temp dirs, processes). */
+export async function downNodeBed(nb: NodeBed | undefined, stop: () => Promise<unknown>): Promise<void> {
+  const prefix = nb?.bed.prefix;
+  try {
+    await stop();
+    await nb?.bed.down();
+  } finally {
+    await cleanupAll();
+  }
+  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+}
+
 export function startAgent(bed: Bed, node: BedNode, o: AgentOptions & { resyncS?: number } = {}): Promise<NodeAgent> {
   return startNodeAgent(bed, node, { ...o, args: [`--node-resync-period=${o.resyncS ?? RESYNC_S}`, ...(o.args ?? [])] });
 }

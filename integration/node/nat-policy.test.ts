@@ -3,10 +3,10 @@
 // same link): one test per action, each compared with the other address, which the rule under test does not match.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
+import { type BedNode } from '../bed/bed.ts';
 import { cleanupAll } from '../bed/netns.ts';
 import type { NodeAgent } from '../e2e/agent-harness.ts';
-import { agentPod, iptablesSave, listen, measure, nodeBed, startAgent, udpUntilSeen, type Listener, type NodeBed, type Pod } from './lib.ts';
+import { agentPod, iptablesSave, listen, measure, nodeBed, startAgent, udpUntilSeen, type Listener, type NodeBed, type Pod, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -25,17 +25,10 @@ before(async () => {
   pod = await agentPod(nb.bed, agent, 'q1', 'pol');
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await l?.stop();
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await l?.stop();
+  await agent?.stop();
+}));
 
 /** The marks of the subnet's OVN-NAT-PSUBNET-* chain, in order, once the agent applied them. */
 async function waitForPolicy(marks: string[]): Promise<void> {

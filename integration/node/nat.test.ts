@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { leaks } from '../bed/bed.ts';
 import { cleanupAll } from '../bed/netns.ts';
 import type { NodeAgent } from '../e2e/agent-harness.ts';
-import { agentPod, ipsetList, listen, measure, nodeBed, startAgent, udpUntilSeen, type Listener, type NodeBed } from './lib.ts';
+import { agentPod, ipsetList, listen, measure, nodeBed, startAgent, udpUntilSeen, type Listener, type NodeBed, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let agent: NodeAgent;
@@ -21,17 +21,10 @@ before(async () => {
   l = await listen(nb.ext, 'udp', 9000);
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await l?.stop();
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await l?.stop();
+  await agent?.stop();
+}));
 
 test('natOutgoing: true: the external host sees the node IP', async () => {
   const node = nb.bed.nodes[0]!;

@@ -5,10 +5,10 @@
 // Flannel or Calico is the primary CNI) is still wired and reaches its gateway.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
-import { cleanupAll, ping } from '../bed/netns.ts';
+import { type BedNode } from '../bed/bed.ts';
+import { ping } from '../bed/netns.ts';
 import { newPod, podCall, type NodeAgent } from '../e2e/agent-harness.ts';
-import { iptablesSave, nodeBed, startAgent, type NodeBed } from './lib.ts';
+import { iptablesSave, nodeBed, startAgent, type NodeBed, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -21,16 +21,9 @@ before(async () => {
   await nb.bed.controller!.createSubnet({ name: 'attach', cidrBlock: '172.18.0.0/16', provider: 'attach.default.ovn' });
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await agent?.stop();
+}));
 
 test('primary mode, then non-primary: nothing of ours is left in iptables or ipset; a foreign rule stays', async () => {
   agent = await startAgent(nb.bed, node);

@@ -6,10 +6,10 @@
 // loaded machine; the measured time is printed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
-import { cleanupAll, ping } from '../bed/netns.ts';
+import { type BedNode } from '../bed/bed.ts';
+import { ping } from '../bed/netns.ts';
 import { addressesOf, type NodeAgent } from '../e2e/agent-harness.ts';
-import { agentPod, measure, nodeBed, routeTo, startAgent, type NodeBed, type Pod } from './lib.ts';
+import { agentPod, measure, nodeBed, routeTo, startAgent, type NodeBed, type Pod, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -23,16 +23,9 @@ before(async () => {
   pod = await agentPod(nb.bed, agent, 'o1');
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await agent?.stop();
+}));
 
 test('after OVS is killed and restarted on the same database, ovn0 and its routes are back and node -> pod ping works; the agent never exits', async () => {
   assert.ok((await ping(node.ns, pod.ip, { count: 2, minReceived: 1 })).ok, 'ping before the restart');

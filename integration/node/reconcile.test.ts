@@ -4,10 +4,10 @@
 // and those passes feed iptables-restore nothing; a member removed with `ipset del` comes back.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
+import { type BedNode } from '../bed/bed.ts';
 import { cleanupAll } from '../bed/netns.ts';
 import type { NodeAgent } from '../e2e/agent-harness.ts';
-import { ipsetList, measure, metric, nodeBed, RESYNC_S, startAgent, type NodeBed } from './lib.ts';
+import { ipsetList, measure, metric, nodeBed, RESYNC_S, startAgent, type NodeBed, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -22,16 +22,9 @@ before(async () => {
   agent = await startAgent(nb.bed, node);
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await agent?.stop();
+}));
 
 const ipt = (args: string[]) => node.ns.exec(['iptables', '-w', '5', ...args]);
 

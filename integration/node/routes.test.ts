@@ -4,10 +4,10 @@
 // (node/kernel-feed.ts), else at the resync (`--node-resync-period`, 2 s here); the measured latency is printed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
-import { cleanupAll, ping } from '../bed/netns.ts';
+import { type BedNode } from '../bed/bed.ts';
+import { ping } from '../bed/netns.ts';
 import type { NodeAgent } from '../e2e/agent-harness.ts';
-import { agentPod, measure, nodeBed, RESYNC_S, routeTo, startAgent, type NodeBed } from './lib.ts';
+import { agentPod, measure, nodeBed, RESYNC_S, routeTo, startAgent, type NodeBed, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -21,16 +21,9 @@ before(async () => {
   agent = await startAgent(nb.bed, node);
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await agent?.stop();
+}));
 
 const want = (cidr: string) => new RegExp(`^${cidr.replaceAll('.', '\\.')} via 100\\.64\\.0\\.1 dev ovn0 proto static src 192\\.168\\.77\\.1`);
 

@@ -7,10 +7,10 @@
 // Subnet change).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
+import { type BedNode } from '../bed/bed.ts';
 import { cleanupAll } from '../bed/netns.ts';
 import type { NodeAgent } from '../e2e/agent-harness.ts';
-import { ipsetList, measure, metric, nodeBed, startAgent, type NodeBed } from './lib.ts';
+import { ipsetList, measure, metric, nodeBed, startAgent, type NodeBed, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -26,16 +26,9 @@ before(async () => {
   agent = await startAgent(nb.bed, node, { resyncS: 3600 });
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await agent?.stop();
+}));
 
 const members = async (): Promise<string[]> => (await ipsetList(node, 'ovn40services')).split('\n').filter((l) => /^[0-9a-f.:]+\/\d+$/.test(l)).sort();
 

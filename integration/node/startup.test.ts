@@ -5,10 +5,10 @@
 // NetworkUnavailable condition says the join gateway answered.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type BedNode } from '../bed/bed.ts';
-import { cleanupAll, ping } from '../bed/netns.ts';
+import { type BedNode } from '../bed/bed.ts';
+import { ping } from '../bed/netns.ts';
 import { addressesOf, ifaceExternalIds, type NodeAgent } from '../e2e/agent-harness.ts';
-import { agentPod, listen, nodeBed, startAgent, tcpConnects, type NodeBed, type Pod } from './lib.ts';
+import { agentPod, listen, nodeBed, startAgent, tcpConnects, type NodeBed, type Pod, downNodeBed } from './lib.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -22,16 +22,9 @@ before(async () => {
   pod = await agentPod(nb.bed, agent, 's1');
 });
 
-after(async () => {
-  const prefix = nb?.bed.prefix;
-  try {
-    await agent?.stop();
-    await nb?.bed.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
-});
+after(() => downNodeBed(nb, async () => {
+  await agent?.stop();
+}));
 
 test('ovn0 has the annotated MAC, IP and MTU, is up, and is an internal port on br-int with the node LSP as iface-id', async () => {
   const j = node.join!;
