@@ -300,7 +300,7 @@ constexpr uint16_t kNlmsgError = 2, kNlmsgDone = 3, kNlmsgOverrun = 4, kNlmFMult
 
 // exchange(fd, request, seq, mode, timeoutMs) -> Promise<Buffer[]>: sends one netlink request and receives datagrams
 // until the answer for `seq` is complete, on a pool thread. mode 0 = ack (an NLMSG_ERROR), 1 = get (any message),
-// 2 = dump (NLMSG_DONE, an error, or an overrun). Resolves with every datagram read (the caller parses them; stale
+// 2 = dump (NLMSG_DONE, an error, or an overrun); an empty request sends nothing (receive only). Resolves with every datagram read (the caller parses them; stale
 // answers to earlier requests may be among them); when the deadline passes first, with what arrived so far.
 class ExchangeJob : public PoolJob {
  public:
@@ -310,8 +310,10 @@ class ExchangeJob : public PoolJob {
  protected:
   void Execute() override {
     ssize_t n;
-    do n = sendto(fd_, msg_.data(), msg_.size(), MSG_NOSIGNAL, nullptr, 0); while (n < 0 && errno == EINTR);
-    if (n < 0) return Fail(errno, "sendto");
+    if (!msg_.empty()) {  // empty: the request went inline, only the rest of its answer is awaited here
+      do n = sendto(fd_, msg_.data(), msg_.size(), MSG_NOSIGNAL, nullptr, 0); while (n < 0 && errno == EINTR);
+      if (n < 0) return Fail(errno, "sendto");
+    }
     timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     std::vector<uint8_t> buf(kRecvSize);

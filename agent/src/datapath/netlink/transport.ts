@@ -1,13 +1,15 @@
 // NETLINK_ROUTE transport over the native addon: one socket opened inside a namespace, sequence numbers, ACK
-// checking, single gets and multi-part dumps (restarted on NLM_F_DUMP_INTR). Asynchronous: rtnetlink runs a request
-// inside sendto() under the RTNL lock, which can take tens of milliseconds while other changes hold it, so the
-// send and the receive of the answer happen on the libuv pool (`exchange` in the addon) and the event loop only
-// parses the datagrams. Requests on one socket are serialised (one answer stream per socket).
+// checking, single gets and multi-part dumps (restarted on NLM_F_DUMP_INTR). rtnetlink runs a request inside
+// sendto() under the RTNL lock and queues the answer before sendto returns, so an exchange is inline on the event
+// loop (send, then non-blocking receives) while RTNL is free, and on the libuv pool (`exchange` in the addon) while
+// it is contended: `kernelCalls` decides (kernel-calls.ts says why). Requests on one socket are serialised (one
+// answer stream per socket).
 import { isNativeError, native, AF_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, NETLINK_ROUTE,
   SOCK_RAW, SOL_NETLINK } from '../../native.ts';
 import { parseError, parseMessages, type NlMessage } from './codec.ts';
 import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR } from './constants.ts';
 import { kernelError, NetlinkError } from './errors.ts';
+import { kernelCalls } from '../kernel-calls.ts';
 import type { Netns } from './port.ts';
 
 let nextSeq = (Date.now() & 0xffff) << 8;
@@ -21,6 +23,28 @@ export const MODE_ACK = 0;
 export const MODE_GET = 1;
 export const MODE_DUMP = 2;
 export type ExchangeMode = typeof MODE_ACK | typeof MODE_GET | typeof MODE_DUMP;
+
+/** Whether `datagram` ends the answer to `seq`: an ACK or error (ack), any message (get), NLMSG_DONE, an overrun or
+ *  a non-zero error (dump). The addon's pool job applies the same rule. A malformed datagram ends it too (the
+ *  parser then reports it). */
+export function answerComplete(datagram: Buffer, s: number, mode: ExchangeMode): boolean {
+  let off = 0;
+  while (off + 16 <= datagram.length) {
+    const len = datagram.readUInt32LE(off);
+    if (len < 16 || off + len > datagram.length) return true;
+    const type = datagram.readUInt16LE(off + 4);
+    if (datagram.readUInt32LE(off + 8) === s) {
+      if (mode === MODE_GET) return true;
+      if (mode === MODE_ACK && type === NLMSG_ERROR) return true;
+      if (mode === MODE_DUMP) {
+        if (type === NLMSG_DONE || type === NLMSG_OVERRUN) return true;
+        if (type === NLMSG_ERROR && len >= 20 && datagram.readInt32LE(off + 16) !== 0) return true;
+      }
+    }
+    off += (len + 3) & ~3;
+  }
+  return false;
+}
 
 /** A native error (ENOENT opening a namespace, ...) as a NetlinkError naming what we tried. */
 export function wrapNative(e: unknown, op: string): unknown {
@@ -53,11 +77,30 @@ export function nativeWire(netns: Netns): NlWire {
     n.close(fd);
     throw wrapNative(e, 'configure netlink socket');
   }
+  // Inline: send, then read what is queued. The rest of a dump the kernel has not produced yet, or an answer that
+  // is not there yet, is awaited on the pool (an empty request sends nothing).
+  const inline = (msg: Buffer, s: number, mode: ExchangeMode, t: number): Buffer[] | Promise<Buffer[]> => {
+    n.sendto(fd, msg, null);
+    const got: Buffer[] = [];
+    const rx = (sharedRx ??= Buffer.allocUnsafe(RECV_SIZE)); // inline calls never overlap: one buffer serves all
+    for (;;) {
+      const len = n.recv(fd, rx, 0, null);
+      if (len < 0) return n.exchange(fd, EMPTY, s, mode, t).then((rest) => got.concat(rest));
+      if (len > rx.length) throw new NetlinkError('EMSGSIZE', 'recv', 'netlink datagram truncated');
+      const d = Buffer.from(rx.subarray(0, len));
+      got.push(d);
+      if (answerComplete(d, s, mode)) return got;
+    }
+  };
   return {
-    exchange: (msg, s, mode, t) => n.exchange(fd, msg, s, mode, t),
+    exchange: (msg, s, mode, t) => kernelCalls.run(() => inline(msg, s, mode, t), () => n.exchange(fd, msg, s, mode, t)),
     close: () => n.close(fd),
   };
 }
+
+const RECV_SIZE = 64 * 1024;
+let sharedRx: Buffer | undefined;
+const EMPTY = Buffer.alloc(0);
 
 export class NlSocket {
   readonly netns: Netns;

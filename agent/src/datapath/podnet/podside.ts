@@ -20,6 +20,7 @@ import {
 import type { LinkInfo, Netlink, Netns } from '../netlink/port.ts';
 import type { PodNet, ProbeResult, ProbeTiming } from './port.ts';
 import { wrapNative } from '../netlink/transport.ts';
+import { kernelCalls } from '../kernel-calls.ts';
 /** RFC 5227 §1.1 constants. */
 export const RFC5227: ProbeTiming = { probeWaitMs: 1000, probeNum: 3, probeMinMs: 1000, probeMaxMs: 2000, announceWaitMs: 2000 };
 
@@ -263,7 +264,9 @@ export class PodSide implements PodNet {
   async setTxChecksum(netns: Netns, dev: string, on: boolean): Promise<void> {
     checkIfName(dev, 'ethtool');
     try {
-      await native().ethtoolValueAsync(netns, dev, ETHTOOL_STXCSUM, on ? 1 : 0);
+      const n = native();
+      const v = on ? 1 : 0;
+      await kernelCalls.run(() => n.ethtoolValue(netns, dev, ETHTOOL_STXCSUM, v), () => n.ethtoolValueAsync(netns, dev, ETHTOOL_STXCSUM, v));
     } catch (e) {
       throw wrapNative(e, `ethtool -K ${dev} tx ${on ? 'on' : 'off'}`);
     }
@@ -272,7 +275,8 @@ export class PodSide implements PodNet {
   async getTxChecksum(netns: Netns, dev: string): Promise<boolean> {
     checkIfName(dev, 'ethtool');
     try {
-      return (await native().ethtoolValueAsync(netns, dev, ETHTOOL_GTXCSUM, 0)) !== 0;
+      const n = native();
+      return (await kernelCalls.run(() => n.ethtoolValue(netns, dev, ETHTOOL_GTXCSUM, 0), () => n.ethtoolValueAsync(netns, dev, ETHTOOL_GTXCSUM, 0))) !== 0;
     } catch (e) {
       throw wrapNative(e, `ethtool -k ${dev}`);
     }
@@ -280,7 +284,9 @@ export class PodSide implements PodNet {
 
   async setSysctl(netns: Netns, key: string, value: string): Promise<void> {
     try {
-      await native().sysctlWriteAsync(netns, sysctlFile(key), value);
+      const n = native();
+      const file = sysctlFile(key);
+      await kernelCalls.run(() => n.sysctlWrite(netns, file, value), () => n.sysctlWriteAsync(netns, file, value));
     } catch (e) {
       throw wrapNative(e, `sysctl -w ${key}=${value}`);
     }
@@ -288,7 +294,9 @@ export class PodSide implements PodNet {
 
   async getSysctl(netns: Netns, key: string): Promise<string> {
     try {
-      return await native().sysctlReadAsync(netns, sysctlFile(key));
+      const n = native();
+      const file = sysctlFile(key);
+      return await kernelCalls.run(() => n.sysctlRead(netns, file), () => n.sysctlReadAsync(netns, file));
     } catch (e) {
       throw wrapNative(e, `sysctl ${key}`);
     }

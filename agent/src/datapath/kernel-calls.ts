@@ -1,0 +1,60 @@
+// Where a kernel call that may wait on the RTNL lock runs: inline on the event loop, or on the libuv pool.
+//
+// Why both: rtnetlink answers a request inside sendto() (the ACK is queued before sendto returns), and an ethtool
+// ioctl or a sysctl write is one syscall, so uncontended such a call costs 5-50 µs inline. A pool job costs a
+// thread hand-off each way, 0.1 ms at the median and milliseconds at the tail on a busy or idle 2-vCPU VM (a
+// sleeping worker and a halted vCPU must both wake), and an ADD makes about twenty of them. But when another
+// process holds RTNL (a namespace being torn down holds it for tens of milliseconds), an inline call stalls the
+// event loop for as long. So: inline by default; an inline call slower than `slowMs` shows contention, and every
+// call goes to the pool for the next `holdMs`. At most one inline call per hold window can be slow.
+
+export interface KernelCallStats {
+  inline: number;
+  pooled: number;
+  /** inline calls that took longer than slowMs (each opened a pool window) */
+  slow: number;
+}
+
+export class KernelCallRouter {
+  readonly stats: KernelCallStats = { inline: 0, pooled: 0, slow: 0 };
+  private poolUntil = -Infinity;
+  readonly slowMs: number;
+  readonly holdMs: number;
+  private readonly now: () => number;
+
+  constructor(slowMs = 2, holdMs = 1000, now: () => number = () => performance.now()) {
+    this.slowMs = slowMs;
+    this.holdMs = holdMs;
+    this.now = now;
+  }
+
+  /** True while the last slow inline call is recent: run on the pool. */
+  get contended(): boolean {
+    return this.now() < this.poolUntil;
+  }
+
+  /** Runs `inline` on the event loop unless contended, else `pool`. `inline` may hand the rest of its work to the
+   *  pool by returning a promise; only its synchronous part is timed. */
+  run<T>(inline: () => T | Promise<T>, pool: () => Promise<T>): Promise<T> {
+    if (this.contended) {
+      this.stats.pooled++;
+      return pool();
+    }
+    this.stats.inline++;
+    const t0 = this.now();
+    try {
+      return Promise.resolve(inline());
+    } catch (e) {
+      return Promise.reject(e);
+    } finally {
+      const spent = this.now() - t0;
+      if (spent > this.slowMs) {
+        this.stats.slow++;
+        this.poolUntil = this.now() + this.holdMs;
+      }
+    }
+  }
+}
+
+/** The process's router: every netlink socket and namespace call shares one view of RTNL contention. */
+export const kernelCalls = new KernelCallRouter();
