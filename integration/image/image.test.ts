@@ -8,7 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { builtinModules } from 'node:module';
 import { chmod, mkdir, mkdtemp, open, readdir, readFile, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,9 +85,22 @@ function runShim(sock: string, command: string, cid: string, netconf: object): P
   });
 }
 
+/** Every process below `root` (from /proc/<pid>/stat's parent field). */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try { parent.set(Number(d), Number(readFileSync(`/proc/${d}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1])); } catch { /* gone */ }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => { for (const [c, pp] of parent) if (pp === p) { out.push(c); walk(c); } };
+  walk(root);
+  return out;
+}
+
 describe('image rootfs layout', () => {
   it('has the upstream drop-in paths, executable, and no node_modules', async () => {
-    for (const f of ['kube-ovn/kube-ovn', 'kube-ovn/install-cni.sh', 'kube-ovn/start-cniserver.sh', 'kube-ovn/kube-ovn-daemon',
+    for (const f of ['kube-ovn/kube-ovn', 'kube-ovn/kube-ovn-exec', 'kube-ovn/install-cni.sh', 'kube-ovn/start-cniserver.sh', 'kube-ovn/kube-ovn-daemon',
       'kube-ovn/node', 'loopback', 'portmap', 'macvlan', 'ipvlan']) {
       assert.equal((await stat(join(rootfs, f))).mode & 0o111, 0o111, `${f} executable`);
     }
@@ -277,6 +290,9 @@ describe('kube-ovn-daemon from the image tree', () => {
     }
     const m = (await httpIn(node, port, '/metrics')).body;
     assert.match(m, /kube_ovn_agent_cni_request_duration_seconds_count\{command="DEL",result="ok"\} 1/);
+    // the node wing's netfilter passes (before ready) ran through the image's process launcher, not forks of the agent
+    const exes = descendants(a.proc.pid!).map((pid) => { try { return readlinkSync(`/proc/${pid}/exe`); } catch { return ''; } });
+    assert.ok(exes.includes(join(rootfs, 'kube-ovn/kube-ovn-exec')), `a kube-ovn-exec under the agent: ${exes.join(', ')}`);
     a.proc.kill('SIGTERM');
     assert.equal(await a.exited, 0);
     assert.equal(existsSync(sock), false, 'socket removed at shutdown');

@@ -1,6 +1,8 @@
-// The real NetfilterRunner: iptables-save/-restore and ipset spawned asynchronously with argv arrays (never a
-// shell), input on stdin. One process per batch; the event loop is never blocked.
-import { spawn } from 'node:child_process';
+// The real NetfilterRunner: iptables-save/-restore and ipset run with argv arrays (never a shell), input on stdin,
+// one process per batch, started by the process launcher (exec/launcher.ts) so the event loop never forks.
+import { execArgv } from '../../exec/launcher.ts';
+
+export { execArgv };
 import { NetfilterError, failedLineOf, type NetfilterRunner } from './port.ts';
 import type { Backend, Family } from './types.ts';
 
@@ -14,31 +16,6 @@ export interface ExecRunnerOptions {
   lockWaitSeconds?: number;
   /** Kill a tool that runs longer than this. Default 60 s. */
   timeoutMs?: number;
-}
-
-export interface ExecResult { stdout: string; stderr: string; code: number | null }
-
-/** Runs argv with optional stdin; resolves with the exit status (never rejects for a non-zero exit). */
-export function execArgv(argv: readonly string[], input: string | undefined, timeoutMs: number): Promise<ExecResult> {
-  const [file, ...args] = argv;
-  if (!file) return Promise.reject(new Error('execArgv: empty argv'));
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const stderr = Buffer.concat(err).toString('utf8') + (signal ? `\nkilled by ${signal}` : '');
-      resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr, code });
-    });
-    // a tool that exits early (bad option) closes stdin under us: that is reported through its exit status
-    child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
-  });
 }
 
 /** The binary names for a family and back end. */
