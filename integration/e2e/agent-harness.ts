@@ -303,8 +303,8 @@ export interface CniCallResult {
 export const defaultNetconf = (agent: NodeAgent, extra: Record<string, unknown> = {}): Record<string, unknown> =>
   ({ cniVersion: '1.0.0', name: 'kube-ovn', type: 'kube-ovn', server_socket: agent.socket, ...extra });
 
-/** Runs a CNI plugin (our executable by default) inside the node namespace with CNI_* env and the netconf on stdin. */
-export function cniCall(command: string, o: CniCallOptions): Promise<CniCallResult> {
+/** What a runtime hands a CNI plugin for `command`: the CNI_* environment, the netconf for stdin, the executable. */
+export function cniCallInput(command: string, o: CniCallOptions): { env: Record<string, string>; stdin: string; plugin: string } {
   const conf = o.rawNetconf ?? defaultNetconf(o.agent, o.netconf);
   const cniArgs = [`IgnoreUnknown=1`, `K8S_POD_NAMESPACE=${o.podNamespace ?? 'default'}`, `K8S_POD_NAME=${o.podName}`,
     `K8S_POD_INFRA_CONTAINER_ID=${o.containerId}`, ...(o.podUid ? [`K8S_POD_UID=${o.podUid}`] : [])].join(';');
@@ -316,7 +316,12 @@ export function cniCall(command: string, o: CniCallOptions): Promise<CniCallResu
     // /run/openvswitch/kube-ovn-del-queue (where the agent under test would not drain it, and a real one would)
     KOA_DEL_QUEUE_DIR: o.agent.delQueueDir, ...o.env,
   };
-  const plugin = o.plugin ?? SHIM;
+  return { env, stdin: JSON.stringify(conf), plugin: o.plugin ?? SHIM };
+}
+
+/** Runs a CNI plugin (our executable by default) inside the node namespace with CNI_* env and the netconf on stdin. */
+export function cniCall(command: string, o: CniCallOptions): Promise<CniCallResult> {
+  const { env, stdin, plugin } = cniCallInput(command, o);
   return new Promise((res, rej) => {
     const startedAt = performance.now();
     const p = spawn('ip', ['netns', 'exec', o.agent.node.ns.name, plugin], { env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -335,7 +340,7 @@ export function cniCall(command: string, o: CniCallOptions): Promise<CniCallResu
       try { json = stdout.trim() ? JSON.parse(stdout) : undefined; } catch { json = undefined; }
       res({ code, stdout, stderr: Buffer.concat(err).toString(), json, startedAt, endedAt, ms: endedAt - startedAt });
     });
-    p.stdin.end(JSON.stringify(conf));
+    p.stdin.end(stdin);
   });
 }
 

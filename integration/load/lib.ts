@@ -1,8 +1,15 @@
 // Load helpers shared by integration/load/*.test.ts and bench/load.bench.ts: many annotated pods made ready in
 // parallel batches (Pod object, netns, the stand-in controller's allocation), a whole-node leak count, the agent's
-// event-loop lag p99 from its /metrics, and a burst of concurrent CNI calls through the real shim.
+// event-loop lag p99 from its /metrics, and a burst of concurrent CNI calls through the real shim (burst-spawn).
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Bed, BedNode } from '../bed/bed.ts';
-import { createPod, createPodNetns, newContainerId, podCall, type CniCallResult, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
+import { ROOT, cniCallInput, createPod, createPodNetns, newContainerId, type CniCallResult, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
+
+const execFileP = promisify(execFile);
 
 /** Runs `f` over `items`, at most `width` at a time. */
 export async function inBatches<T, R>(items: readonly T[], width: number, f: (x: T, i: number) => Promise<R>): Promise<R[]> {
@@ -81,11 +88,39 @@ export interface BurstResult {
   readonly errors: CniCallResult[];
 }
 
-/** One concurrent `command` per pod through the real shim, all started at once. */
+/**
+ * One concurrent `command` per pod through the real shim, all started at once from inside the node namespace by
+ * cni-shim/burst-spawn (posix_spawn, as a Go runtime starts plugins; burst-spawn.c says why not Node's spawn).
+ * startedAt/endedAt are burst-spawn's CLOCK_MONOTONIC in ms; `ms` is each call's spawn-to-exit time.
+ */
 export async function burst(command: 'ADD' | 'DEL', agent: NodeAgent, pods: readonly TestPod[], timeoutMs = 300_000): Promise<BurstResult> {
-  const results = await Promise.all(pods.map((p) => podCall(command, agent, p, { timeoutMs })));
-  const totalMs = Math.max(...results.map((r) => r.endedAt)) - Math.min(...results.map((r) => r.startedAt));
-  return { results, totalMs, errors: results.filter((r) => r.code !== 0) };
+  execFileSync('make', ['-s', '-C', join(ROOT, 'cni-shim'), 'burst-spawn'], { stdio: 'inherit' });
+  const dir = await mkdtemp(join(tmpdir(), 'koal-burst-'));
+  try {
+    let plugin = '';
+    await Promise.all(pods.map(async (p, i) => {
+      const input = cniCallInput(command, { agent, netns: p.ns.path, containerId: p.containerId, podName: p.name, podNamespace: p.namespace, podUid: p.uid });
+      plugin = input.plugin;
+      await writeFile(join(dir, `${i}.env`), Object.entries(input.env).map(([k, v]) => `${k}=${v}\0`).join(''));
+      await writeFile(join(dir, `${i}.in`), input.stdin);
+    }));
+    const r = await execFileP('ip', ['netns', 'exec', agent.node.ns.name, join(ROOT, 'cni-shim', 'burst-spawn'), dir, String(pods.length), plugin],
+      { timeout: timeoutMs, maxBuffer: 16 << 20, encoding: 'utf8' });
+    const results: CniCallResult[] = new Array(pods.length);
+    for (const line of r.stdout.trim().split('\n')) {
+      const [i, start, end, status] = line.split(' ').map(Number) as [number, number, number, number];
+      const stdout = await readFile(join(dir, `${i}.out`), 'utf8').catch(() => '');
+      const stderr = await readFile(join(dir, `${i}.err`), 'utf8').catch(() => '');
+      let json: unknown;
+      try { json = stdout.trim() ? JSON.parse(stdout) : undefined; } catch { json = undefined; }
+      results[i] = { code: status, stdout, stderr, json, startedAt: start / 1000, endedAt: end / 1000, ms: (end - start) / 1000 };
+    }
+    if (results.some((x) => x === undefined)) throw new Error(`burst-spawn reported ${r.stdout.trim().split('\n').length} of ${pods.length} runs`);
+    const totalMs = Math.max(...results.map((x) => x.endedAt)) - Math.min(...results.map((x) => x.startedAt));
+    return { results, totalMs, errors: results.filter((x) => x.code !== 0) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export function p99(xs: readonly number[]): number {

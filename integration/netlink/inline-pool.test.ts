@@ -65,3 +65,14 @@ test('the pool exchange with an empty request only receives: the answer to a req
     }
   }, 'koai');
 });
+
+test('a link delete always runs on the pool (it waits for an RCU grace period inside sendto), and does delete', async () => {
+  await withNs(1, async (ns) => {
+    sh(['ip', '-n', ns.name, 'link', 'add', 'koai-a', 'type', 'veth', 'peer', 'name', 'koai-b']);
+    const before = { ...kernelCalls.stats };
+    await nl.deleteLink(ns.path, 'koai-a');
+    assert.equal(kernelCalls.stats.pooled, before.pooled + 1);
+    assert.equal(kernelCalls.stats.inline, before.inline, 'nothing inline for the delete');
+    assert.equal(await nl.getLink(ns.path, 'koai-a'), null);
+  }, 'koai');
+});

@@ -2,12 +2,13 @@
 // checking, single gets and multi-part dumps (restarted on NLM_F_DUMP_INTR). rtnetlink runs a request inside
 // sendto() under the RTNL lock and queues the answer before sendto returns, so an exchange is inline on the event
 // loop (send, then non-blocking receives) while RTNL is free, and on the libuv pool (`exchange` in the addon) while
-// it is contended: `kernelCalls` decides (kernel-calls.ts says why). Requests on one socket are serialised (one
+// it is contended: `kernelCalls` decides (kernel-calls.ts says why). A link delete always goes to the pool: it waits
+// for an RCU grace period inside sendto (15-30 ms) whoever else holds RTNL. Requests on one socket are serialised (one
 // answer stream per socket).
 import { isNativeError, native, AF_NETLINK, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK, NETLINK_ROUTE,
   SOCK_RAW, SOL_NETLINK } from '../../native.ts';
 import { parseError, parseMessages, type NlMessage } from './codec.ts';
-import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR } from './constants.ts';
+import { NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR, RTM_DELLINK } from './constants.ts';
 import { kernelError, NetlinkError } from './errors.ts';
 import { kernelCalls } from '../kernel-calls.ts';
 import type { Netns } from './port.ts';
@@ -93,7 +94,9 @@ export function nativeWire(netns: Netns): NlWire {
     }
   };
   return {
-    exchange: (msg, s, mode, t) => kernelCalls.run(() => inline(msg, s, mode, t), () => n.exchange(fd, msg, s, mode, t)),
+    exchange: (msg, s, mode, t) => msg.length >= 6 && msg.readUInt16LE(4) === RTM_DELLINK
+      ? kernelCalls.onPool(() => n.exchange(fd, msg, s, mode, t))
+      : kernelCalls.run(() => inline(msg, s, mode, t), () => n.exchange(fd, msg, s, mode, t)),
     close: () => n.close(fd),
   };
 }
