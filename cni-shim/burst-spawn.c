@@ -31,7 +31,11 @@ static long long now_us(void) {
 static char *slurp(const char *path, size_t *len) {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
-	if (fd < 0 || fstat(fd, &st)) return NULL;
+	if (fd < 0) return NULL;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return NULL;
+	}
 	char *p = malloc((size_t)st.st_size + 2);
 	size_t got = 0;
 	while (p && got < (size_t)st.st_size) {

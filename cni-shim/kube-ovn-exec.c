@@ -13,7 +13,8 @@
  *   answer:   u32 frame length, i32 exit status (-1 when killed or not started), i32 signal, i32 spawn errno,
  *             u32 stdout length, bytes, u32 stderr length, bytes
  * The command gets the environment of this process, default signal dispositions and an empty signal mask. It is
- * killed with SIGKILL after its timeout (a grandchild that keeps its pipes open is given up 2 s later). EOF on stdin
+ * killed with SIGKILL after its timeout, also when it has closed its outputs (a grandchild that keeps the pipes
+ * open is given up 2 s later). EOF on stdin
  * (the agent stopped or died) ends this process, and so does the agent's death (PR_SET_PDEATHSIG). A malformed
  * request ends it with status 2; the agent then fails what was pending and starts a new one.
  */
@@ -28,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,10 +99,12 @@ static long long now_ms(void) {
 /* Runs one command: feeds `in`, collects stdout/stderr, kills it at the deadline. */
 static void run(char **argv, const char *in, size_t in_len, uint32_t timeout_ms, int32_t res[3], struct buf *out,
 		struct buf *err) {
-	int pin[2], pout[2], perr[2];
+	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
 	res[0] = -1, res[1] = 0, res[2] = 0;
 	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || pipe2(perr, O_CLOEXEC)) {
 		res[2] = errno;
+		int *all[] = {pin, pout, perr};
+		for (int i = 0; i < 3; i++) for (int j = 0; j < 2; j++) if (all[i][j] >= 0) close(all[i][j]);
 		return;
 	}
 	posix_spawn_file_actions_t fa;
@@ -132,20 +136,24 @@ static void run(char **argv, const char *in, size_t in_len, uint32_t timeout_ms,
 		return;
 	}
 	fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	/* the child's exit as a readable fd, so the deadline holds also for a command that closed its outputs and hangs
+	   (without pidfd_open, kernel < 5.3: a blocking waitpid once the outputs are closed) */
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	size_t sent = 0;
-	int win = pin[1], rout = pout[0], rerr = perr[0];
+	int win = pin[1], rout = pout[0], rerr = perr[0], exited = 0;
 	if (in_len == 0) close(win), win = -1;
 	long long deadline = now_ms() + timeout_ms;
 	int killed = 0;
 	char chunk[65536];
-	while (rout >= 0 || rerr >= 0) {
-		struct pollfd p[3] = {{rout, POLLIN, 0}, {rerr, POLLIN, 0}, {win, POLLOUT, 0}};
+	while (rout >= 0 || rerr >= 0 || (pidfd >= 0 && !exited)) {
+		struct pollfd p[4] = {{rout, POLLIN, 0}, {rerr, POLLIN, 0}, {win, POLLOUT, 0}, {exited ? -1 : pidfd, POLLIN, 0}};
 		long long left = deadline - now_ms();
 		if (left <= 0 && !killed) kill(pid, SIGKILL), killed = 1, deadline = now_ms() + 2000, left = 2000;
 		else if (left <= 0) break; /* killed 2 s ago and the pipes are still open: a grandchild holds them */
-		int r = poll(p, 3, (int)(left > 1000000 ? 1000000 : left));
+		int r = poll(p, 4, (int)(left > 1000000 ? 1000000 : left));
 		if (r < 0 && errno != EINTR) break;
 		if (r <= 0) continue;
+		if (p[3].revents) exited = 1;
 		if (win >= 0 && (p[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
 			ssize_t w = write(win, in + sent, in_len - sent);
 			if (w > 0) sent += (size_t)w;
@@ -165,7 +173,11 @@ static void run(char **argv, const char *in, size_t in_len, uint32_t timeout_ms,
 		}
 	}
 	if (win >= 0) close(win);
+	if (rout >= 0) close(rout);
+	if (rerr >= 0) close(rerr);
+	if (pidfd >= 0) close(pidfd);
 	int st;
+	if (!exited && pidfd >= 0) kill(pid, SIGKILL); /* given up above: do not leave it running */
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
 	if (WIFEXITED(st)) res[0] = WEXITSTATUS(st);
 	else if (WIFSIGNALED(st)) res[1] = WTERMSIG(st);
@@ -173,8 +185,7 @@ static void run(char **argv, const char *in, size_t in_len, uint32_t timeout_ms,
 
 int main(void) {
 	signal(SIGPIPE, SIG_IGN);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1) return 0; /* the agent is already gone */
+	prctl(PR_SET_PDEATHSIG, SIGTERM); /* (the agent may itself be PID 1 in its container: no getppid() test) */
 	for (;;) {
 		uint32_t len;
 		if (read_full(0, &len, 4)) return 0; /* EOF: the agent closed the pipe */

@@ -3,8 +3,9 @@
 // Thread and namespace rules (see README "Native addon and netlink"):
 //  - Every call leaves the calling thread in the namespace it started in; the addon aborts the process if it cannot
 //    switch back (a thread stuck in a pod namespace would misplace every later socket). The synchronous calls are
-//    the cheap ones (socket, bind, setsockopt, non-blocking recv); whatever may wait on the kernel's RTNL lock
-//    (`exchange`, `*Async`) runs on the libuv pool and returns a promise; `Poller` turns readability into an event.
+//    cheap while the kernel's RTNL lock is free (socket, bind, setsockopt, non-blocking recv, sendto, and sysctl /
+//    ethtool); whatever may wait on RTNL has a pool twin (`exchange`, `*Async`) that returns a promise, and
+//    datapath/kernel-calls.ts picks one of the two per call. `Poller` turns readability into an event.
 //  - Threads inherit the namespace of the thread that creates them. Call `warmUp()` once at start-up, before the
 //    first call that names a namespace, and create every worker thread / pino transport before that too.
 //  - The returned fds are plain integers owned by the caller: close them with `close()`.

@@ -49,8 +49,8 @@ test('decodeAnswer: table', () => {
   assert.throws(() => decodeAnswer(bad), /malformed/);
 });
 
-const path = LAUNCHER_CANDIDATES.find((p) => existsSync(p));
-if (!path) execFileSync('make', ['-s', '-C', new URL('../../cni-shim', import.meta.url).pathname, 'kube-ovn-exec']);
+if (!LAUNCHER_CANDIDATES.some((p) => existsSync(p))) execFileSync('make', ['-s', '-C', new URL('../../cni-shim', import.meta.url).pathname, 'kube-ovn-exec']);
+const path = LAUNCHER_CANDIDATES.find((p) => existsSync(p))!;
 
 test('the real launcher: streams, exit status, spawn errors, a timeout kills, 20 MB of output, answers in order', async () => {
   const l = launcher();
@@ -69,21 +69,23 @@ test('the real launcher: streams, exit status, spawn errors, a timeout kills, 20
   const echoed = await execArgv(['cat'], input, 60_000);
   assert.equal(echoed.stdout, input);
   const many = await Promise.all(Array.from({ length: 50 }, (_, i) => execArgv(['echo', String(i)], undefined, 10_000)));
-  assert.deepEqual(many.map((m) => m.stdout), Array.from({ length: 50 }, (_, i) => `${i}\n`));
-  assert.equal(l.stats.starts, 1, 'one launcher served every command');
+  assert.deepEqual(many.map((m) => m.stdout), Array.from({ length: 50 }, (_, i) => `${i}\n`), 'each answer to its own request');
+  assert.ok(l.stats.starts >= 1 && l.stats.starts <= l.max, `${l.stats.starts} launcher processes for 50 concurrent commands`);
   const sig = await execArgv(['sh', '-c', 'yes | head -c 1 >/dev/null; kill -PIPE $$'], undefined, 10_000);
   assert.match(sig.stderr, /killed by SIGPIPE/, 'SIGPIPE is default again in the command, not inherited as ignored');
 });
 
 test('a launcher that dies: the pending request fails with the reason, the next one starts a new launcher', async () => {
-  const l = new Launcher(path ?? LAUNCHER_CANDIDATES[1]!);
+  const l = new Launcher(path, 1);
   const pending = l.run({ argv: ['sleep', '600'], input: '', timeoutMs: 700_000 });
-  const pid = l.pid!;
+  const [pid] = l.pids;
+  assert.ok(pid, 'a launcher process runs');
   let sleeper = '';
-  for (let i = 0; i < 500 && !sleeper; i++) { // until the launcher has started the command
+  for (let i = 0; i < 3000 && !sleeper; i++) { // until the launcher has started the command (bounded: 30+ s)
     try { sleeper = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim(); } catch { /* none yet: pgrep exits 1 */ }
     if (!sleeper) await new Promise((r) => setTimeout(r, 10));
   }
+  assert.match(sleeper, /^\d+$/, 'the launcher started sleep');
   process.kill(pid, 'SIGKILL');
   await assert.rejects(pending, /process launcher .* exited \(SIGKILL\)/);
   process.kill(Number(sleeper), 'SIGKILL'); // the orphaned sleep: ours, by PID
@@ -91,4 +93,18 @@ test('a launcher that dies: the pending request fails with the reason, the next 
   assert.equal(next.stdout.toString(), 'again\n');
   assert.equal(l.stats.starts, 2);
   l.stop();
+});
+
+test('a command that closes its outputs and hangs is still killed at its timeout', async () => {
+  const l = new Launcher(path, 1);
+  const a = await l.run({ argv: ['sh', '-c', 'exec >&- 2>&-; exec sleep 600'], input: '', timeoutMs: 500 });
+  assert.equal(a.code, null);
+  assert.equal(a.signal, 9);
+  l.stop();
+});
+
+test('a launcher executable that cannot start: commands run through a direct spawn instead', async () => {
+  const l = new Launcher('/nonexistent/kube-ovn-exec');
+  await assert.rejects(l.run({ argv: ['true'], input: '', timeoutMs: 1000 }), /failed: spawn .*ENOENT/);
+  assert.throws(() => encodeRequest({ argv: ['true'], input: '', timeoutMs: Number.NaN }), /timeoutMs/);
 });

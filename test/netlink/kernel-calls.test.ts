@@ -61,3 +61,19 @@ test('answerComplete: table', () => {
   ];
   for (const [name, d, mode, want] of rows) assert.equal(answerComplete(d, 7, mode as 0 | 1 | 2), want, name);
 });
+
+test('while a call slow by nature runs on the pool, every other call goes there too; inline again after it', async () => {
+  const { router } = clocked();
+  let finish!: () => void;
+  const del = router.onPool(() => new Promise<void>((r) => { finish = r; }));
+  assert.equal(router.contended, true);
+  const where: string[] = [];
+  await router.run(() => { where.push('inline'); }, async () => { where.push('pool'); });
+  finish();
+  await del;
+  assert.equal(router.contended, false);
+  await router.run(() => { where.push('inline'); }, async () => { where.push('pool'); });
+  assert.deepEqual(where, ['pool', 'inline']);
+  await assert.rejects(router.onPool(() => Promise.reject(new Error('ENODEV'))), /ENODEV/);
+  assert.equal(router.contended, false, 'a failed call is counted out too');
+});

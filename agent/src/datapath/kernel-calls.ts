@@ -6,7 +6,8 @@
 // sleeping worker and a halted vCPU must both wake), and an ADD makes about twenty of them. But when another
 // process holds RTNL (a namespace being torn down holds it for tens of milliseconds), an inline call stalls the
 // event loop for as long. So: inline by default; an inline call slower than `slowMs` shows contention, and every
-// call goes to the pool for the next `holdMs`. At most one inline call per hold window can be slow.
+// call goes to the pool for the next `holdMs`. At most one inline call per hold window can be slow. Calls slow by
+// nature (a link delete) always run on the pool, and while one runs every other call does too.
 
 export interface KernelCallStats {
   inline: number;
@@ -28,16 +29,28 @@ export class KernelCallRouter {
     this.now = now;
   }
 
-  /** True while the last slow inline call is recent: run on the pool. */
+  /** calls slow by nature running on the pool now: they hold RTNL, so an inline call would wait for them */
+  private slowOnPool = 0;
+
+  /** True while the last slow inline call is recent, or a call slow by nature runs: run on the pool. */
   get contended(): boolean {
-    return this.now() < this.poolUntil;
+    return this.slowOnPool > 0 || this.now() < this.poolUntil;
   }
 
   /** Runs `pool` on the pool whatever the contention: for calls slow by nature (a link delete waits for an RCU
    *  grace period inside sendto, 15-30 ms). */
   onPool<T>(pool: () => Promise<T>): Promise<T> {
     this.stats.pooled++;
-    return pool();
+    this.slowOnPool++;
+    const done = () => { this.slowOnPool--; };
+    let p: Promise<T>;
+    try {
+      p = pool();
+    } catch (e) {
+      done();
+      return Promise.reject(e);
+    }
+    return p.finally(done);
   }
 
   /** Runs `inline` on the event loop unless contended, else `pool`. `inline` may hand the rest of its work to the

@@ -27,7 +27,8 @@ export function encodeRequest(r: LaunchRequest): Buffer {
     return Buffer.from(a, 'utf8');
   });
   const input = typeof r.input === 'string' ? Buffer.from(r.input, 'utf8') : r.input;
-  const timeout = Math.max(0, Math.min(0xffffffff, Math.round(r.timeoutMs)));
+  if (!Number.isFinite(r.timeoutMs) || r.timeoutMs <= 0) throw new RangeError(`timeoutMs must be a positive number, not ${r.timeoutMs}`);
+  const timeout = Math.min(0xffffffff, Math.round(r.timeoutMs));
   const frameLen = 4 + 4 + args.reduce((n, a) => n + 4 + a.length, 0) + 4 + input.length;
   if (frameLen > MAX_REQUEST) throw new RangeError(`request of ${frameLen} bytes is over ${MAX_REQUEST}`);
   const b = Buffer.allocUnsafe(4 + frameLen);

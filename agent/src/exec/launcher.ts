@@ -1,7 +1,7 @@
 // The agent's side of cni-shim/kube-ovn-exec: one long-lived small process that spawns the agent's external
 // commands (iptables-save/-restore, ipset), so the agent's event loop never forks (kube-ovn-exec.c says why).
-// Requests are answered in order, one at a time. The launcher is started on first use; if it dies, what was
-// pending fails with its reason and the next request starts a new one. Where the executable is missing (a source
+// Each launcher process answers in order, one command at a time; up to four run side by side, started on demand.
+// If one dies, what it had pending fails with the reason and the next request starts a new one. Where the executable is missing (a source
 // tree before `npm run build:shim`), commands are spawned directly.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,83 +12,79 @@ import { decodeAnswer, encodeRequest, type LaunchAnswer, type LaunchRequest } fr
 
 export interface ExecResult { stdout: string; stderr: string; code: number | null }
 
-interface Pending { resolve: (a: LaunchAnswer) => void; reject: (e: Error) => void }
-
 const here = dirname(fileURLToPath(import.meta.url));
 /** Next to the bundle in the image (/kube-ovn/dist/agent.mjs -> /kube-ovn/kube-ovn-exec), else cni-shim/ of the
  *  source tree, seen from the repository's dist/ bundle or from agent/src/exec/. */
 export const LAUNCHER_CANDIDATES = [join(here, '..', 'kube-ovn-exec'), join(here, '..', 'cni-shim', 'kube-ovn-exec'),
   join(here, '..', '..', '..', 'cni-shim', 'kube-ovn-exec')];
 
-export class Launcher {
-  private child: ChildProcess | undefined;
-  /** answer bytes received and not yet decoded; `need` is the current answer's size once its length is known */
+interface Pending { resolve: (a: LaunchAnswer) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+
+/** Thrown when the launcher executable itself could not be started (execArgv then spawns directly). */
+export class LauncherUnavailable extends Error {}
+
+/** One kube-ovn-exec process: its pipes, its queue of awaited answers, its undecoded bytes. */
+class LauncherProcess {
+  readonly child: ChildProcess;
+  readonly queue: Pending[] = [];
   private chunks: Buffer[] = [];
   private have = 0;
+  /** the current answer's size once its length is known */
   private need = -1;
-  private readonly queue: Pending[] = [];
-  /** commands run, launchers started (1 in steady state) */
-  readonly stats = { runs: 0, starts: 0 };
-  readonly path: string;
+  private dead = false;
+  private readonly onGone: (p: LauncherProcess) => void;
 
-  constructor(path: string) {
-    this.path = path;
-  }
-
-  run(r: LaunchRequest): Promise<LaunchAnswer> {
-    let frame: Buffer;
-    try {
-      frame = encodeRequest(r);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    const child = this.child ?? this.start();
-    this.stats.runs++;
-    return new Promise((resolve, reject) => {
-      this.queue.push({ resolve, reject });
-      this.hold(child, true);
-      child.stdin!.write(frame);
-    });
-  }
-
-  /** The running launcher's PID (none before the first request or after it died). */
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  /** Ends the launcher: it exits on EOF after the command it is running. */
-  stop(): void {
-    this.child?.stdin?.end();
-    this.child = undefined;
-  }
-
-  private start(): ChildProcess {
-    this.stats.starts++;
-    const child = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-    this.child = child;
-    this.chunks = [];
-    this.have = 0;
-    this.need = -1;
-    this.hold(child, false);
-    child.stdin!.on('error', () => undefined); // reported through 'exit' below
-    child.stdout!.on('data', (d: Buffer) => {
+  constructor(path: string, onGone: (p: LauncherProcess) => void) {
+    this.onGone = onGone;
+    this.child = spawn(path, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.hold(false);
+    this.child.stdin!.on('error', () => undefined); // reported through 'close' below
+    this.child.stdout!.on('data', (d: Buffer) => {
       this.chunks.push(d);
       this.have += d.length;
       try {
         this.drain();
       } catch (e) {
-        child.kill('SIGKILL');
-        this.failAll(e as Error);
+        this.kill(e as Error);
       }
-      if (this.queue.length === 0) this.hold(child, false);
     });
-    const gone = (why: string) => {
-      if (this.child === child) this.child = undefined;
-      this.failAll(new Error(`process launcher ${this.path} ${why}`));
-    };
-    child.on('error', (e) => gone(`failed: ${e.message}`));
-    child.on('exit', (code, signal) => gone(`exited (${signal ?? `status ${code}`})`));
-    return child;
+    this.child.on('error', (e) => this.fail(new LauncherUnavailable(`process launcher ${path} failed: ${e.message}`)));
+    // 'close', not 'exit': every answer already written is read before what is still pending fails
+    this.child.on('close', (code, signal) => this.fail(new Error(`process launcher ${path} exited (${signal ?? `status ${code}`})`)));
+  }
+
+  send(frame: Buffer, watchdogMs: number): Promise<LaunchAnswer> {
+    return new Promise((resolve, reject) => {
+      // the launcher enforces the command's timeout; this bound only catches a launcher that stopped answering
+      const timer = setTimeout(() => this.kill(new Error(`process launcher gave no answer within ${watchdogMs} ms`)), watchdogMs);
+      timer.unref();
+      this.queue.push({ resolve, reject, timer });
+      this.hold(true);
+      this.child.stdin!.write(frame);
+    });
+  }
+
+  end(): void {
+    this.dead = true;
+    this.child.stdin?.end();
+    this.onGone(this);
+  }
+
+  private kill(e: Error): void {
+    this.child.kill('SIGKILL');
+    this.fail(e);
+  }
+
+  private fail(e: Error): void {
+    if (!this.dead) {
+      this.dead = true;
+      this.onGone(this);
+    }
+    for (const p of this.queue.splice(0)) {
+      clearTimeout(p.timer);
+      p.reject(e);
+    }
+    this.hold(false);
   }
 
   /** Decodes every complete answer. Chunks are joined once per answer (an iptables-save can be tens of MB). */
@@ -101,21 +97,72 @@ export class Launcher {
       }
       if (this.have < this.need) return;
       const got = decodeAnswer(this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.have))!;
-      this.chunks = got.rest.length ? [got.rest] : [];
-      this.have = got.rest.length;
+      const rest = Buffer.from(got.rest); // a copy: a view would keep the whole joined answer alive
+      this.chunks = rest.length ? [rest] : [];
+      this.have = rest.length;
       this.need = -1;
-      this.queue.shift()?.resolve(got.answer);
+      const p = this.queue.shift();
+      if (!p) throw new Error('process launcher sent an answer nobody asked for');
+      clearTimeout(p.timer);
+      p.resolve(got.answer);
+      if (this.queue.length === 0) this.hold(false);
     }
   }
 
-  /** The launcher keeps the event loop alive only while an answer is awaited: it never holds the agent open. */
-  private hold(child: ChildProcess, on: boolean): void {
-    const handles = [child, child.stdout, child.stdin] as unknown as Array<{ ref?: () => void; unref?: () => void }>;
+  /** A launcher keeps the event loop alive only while an answer is awaited: it never holds the agent open. */
+  private hold(on: boolean): void {
+    const handles = [this.child, this.child.stdout, this.child.stdin] as unknown as Array<{ ref?: () => void; unref?: () => void }>;
     for (const h of handles) (on ? h.ref : h.unref)?.call(h);
   }
+}
 
-  private failAll(e: Error): void {
-    for (const p of this.queue.splice(0)) p.reject(e);
+/** Up to `max` launcher processes, each running one command at a time: a command waiting for the xtables lock
+ *  (`iptables-restore -w`) does not hold up an `ipset` next to it. Started on demand. */
+export class Launcher {
+  private readonly procs: LauncherProcess[] = [];
+  readonly stats = { runs: 0, starts: 0 };
+  readonly path: string;
+  readonly max: number;
+
+  constructor(path: string, max = 4) {
+    this.path = path;
+    this.max = max;
+  }
+
+  /** PIDs of the running launcher processes. */
+  get pids(): number[] {
+    return this.procs.map((p) => p.child.pid).filter((p): p is number => p !== undefined);
+  }
+
+  run(r: LaunchRequest): Promise<LaunchAnswer> {
+    let frame: Buffer;
+    try {
+      frame = encodeRequest(r);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.stats.runs++;
+    return this.pick().send(frame, r.timeoutMs + 30_000);
+  }
+
+  /** Ends every launcher process: each exits on EOF after the command it is running. */
+  stop(): void {
+    for (const p of [...this.procs]) p.end();
+  }
+
+  private pick(): LauncherProcess {
+    const idle = this.procs.find((p) => p.queue.length === 0);
+    if (idle) return idle;
+    if (this.procs.length < this.max) {
+      this.stats.starts++;
+      const p = new LauncherProcess(this.path, (gone) => {
+        const i = this.procs.indexOf(gone);
+        if (i >= 0) this.procs.splice(i, 1);
+      });
+      this.procs.push(p);
+      return p;
+    }
+    return this.procs.reduce((a, b) => (b.queue.length < a.queue.length ? b : a));
   }
 }
 
@@ -141,7 +188,13 @@ export async function execArgv(argv: readonly string[], input: string | undefine
   if (argv.length === 0) throw new Error('execArgv: empty argv');
   const l = launcher();
   if (!l) return spawnDirect(argv, input, timeoutMs);
-  const a = await l.run({ argv, input: input ?? '', timeoutMs });
+  let a: LaunchAnswer;
+  try {
+    a = await l.run({ argv, input: input ?? '', timeoutMs });
+  } catch (e) {
+    if (e instanceof LauncherUnavailable) return spawnDirect(argv, input, timeoutMs); // e.g. a noexec mount
+    throw e;
+  }
   if (a.spawnErrno !== 0) {
     const e = new Error(`spawn ${argv[0]} ${errnoName(a.spawnErrno)}`) as NodeJS.ErrnoException;
     e.code = errnoName(a.spawnErrno);

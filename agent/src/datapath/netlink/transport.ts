@@ -85,7 +85,8 @@ export function nativeWire(netns: Netns): NlWire {
     const got: Buffer[] = [];
     const rx = (sharedRx ??= Buffer.allocUnsafe(RECV_SIZE)); // inline calls never overlap: one buffer serves all
     for (;;) {
-      const len = n.recv(fd, rx, 0, null);
+      // each receive makes the kernel produce a dump's next part: a big table (100k routes) goes on on the pool
+      const len = got.length < INLINE_DATAGRAMS ? n.recv(fd, rx, 0, null) : -1;
       if (len < 0) return n.exchange(fd, EMPTY, s, mode, t).then((rest) => got.concat(rest));
       if (len > rx.length) throw new NetlinkError('EMSGSIZE', 'recv', 'netlink datagram truncated');
       const d = Buffer.from(rx.subarray(0, len));
@@ -102,6 +103,8 @@ export function nativeWire(netns: Netns): NlWire {
 }
 
 const RECV_SIZE = 64 * 1024;
+/** datagrams read inline before the rest of an answer is read on the pool */
+const INLINE_DATAGRAMS = 8;
 let sharedRx: Buffer | undefined;
 const EMPTY = Buffer.alloc(0);
 
