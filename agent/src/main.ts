@@ -28,7 +28,9 @@ export async function runMain(argv: readonly string[], hooks: MainHooks = {}): P
   };
   // `kube-ovn-daemon --help`: the flags, on stdout, exit 0 (upstream's Go binary prints its flags too)
   if (wantsHelp(argv)) {
-    process.stdout.write(flagsUsage());
+    // exit only once written: a runtime's stdout can be a non-blocking FIFO (containerd), where a write of the
+    // 8+ KB text is partly queued and process.exit() would cut it (seen in CI under load)
+    await new Promise<void>((resolve) => process.stdout.write(flagsUsage(), () => resolve()));
     process.exit(0);
   }
   // `kube-ovn-daemon --install-cni-config` (the install-cni init container): install the conflist and exit

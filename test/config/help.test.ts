@@ -33,3 +33,26 @@ test('the agent entry point prints it on stdout and exits 0, before parsing the 
   assert.equal(stdout, flagsUsage());
   assert.equal(stderr, '');
 });
+
+test('the whole text arrives also through a small non-blocking pipe read only after the exit (a runtime FIFO)', async () => {
+  const main = fileURLToPath(new URL('../../agent/src/main.ts', import.meta.url));
+  // python3 (a setup package) builds the pipe Node cannot: 4 KiB capacity, O_NONBLOCK on the agent's end
+  const driver = [
+    'import fcntl, os, subprocess, sys',
+    'r, w = os.pipe()',
+    'fcntl.fcntl(w, 1031, 4096)',  // F_SETPIPE_SZ
+    'fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)',
+    'p = subprocess.Popen(sys.argv[1:], stdout=w)',
+    'os.close(w)',
+    'import time; time.sleep(1)', // read late: the agent must not exit before its text is out
+    'chunks = []',
+    'while True:',
+    '    b = os.read(r, 65536)',
+    '    if not b: break',
+    '    chunks.append(b)',
+    'sys.stdout.buffer.write(b"".join(chunks))',
+    'sys.exit(p.wait())',
+  ].join('\n');
+  const { stdout } = await run('python3', ['-c', driver, process.execPath, main, '--help'], { env: { PATH: process.env.PATH ?? '' }, maxBuffer: 1 << 20 });
+  assert.equal(stdout, flagsUsage());
+});
