@@ -15,10 +15,13 @@ import { sh, withNs, type TestNs } from './ns.ts';
 const nl = new RtNetlink();
 before(async () => { await warmUp(); });
 
-/** Makes the router see contention the way production does: one inline call that takes longer than slowMs. */
-async function contend(): Promise<void> {
-  await kernelCalls.run(() => { const t = performance.now(); while (performance.now() - t < kernelCalls.slowMs + 1); }, async () => undefined);
+/** Makes the router see contention without timing anything: a call slow by nature held open on the pool (as a
+ *  link delete would be) sends every other call to the pool until it is released. */
+function contend(): () => Promise<void> {
+  let release!: () => void;
+  const held = kernelCalls.onPool(() => new Promise<void>((r) => { release = r; }));
   assert.equal(kernelCalls.contended, true);
+  return async () => { release(); await held; };
 }
 
 async function observe(ns: TestNs): Promise<unknown> {
@@ -40,9 +43,10 @@ test('inline and pool give the same answers: gets, ACKs, kernel errors, a dump o
     if (kernelCalls.stats.slow === s0.slow) assert.equal(s1.pooled, s0.pooled, 'nothing went to the pool while uncontended');
     assert.ok(s1.inline > s0.inline, 'calls ran inline');
     sh(['ip', '-n', ns.name, 'link', 'set', 'd299', 'mtu', '1500']);
-    await contend();
+    const release = contend();
     const s2 = { ...kernelCalls.stats };
     const pooled = await observe(ns);
+    await release();
     assert.ok(kernelCalls.stats.pooled > s2.pooled, 'calls ran on the pool while contended');
     assert.deepEqual(pooled, inline);
     assert.equal((inline as { links: unknown[] }).links.length, 301);
