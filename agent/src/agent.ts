@@ -20,6 +20,7 @@ import { Dispatcher } from './cni/dispatcher.ts';
 import { FLAGS, loadConfig, type Config } from './config/config.ts';
 import { parseFlags } from './config/flags.ts';
 import { NetlinkComponent, OvsdbComponent } from './datapath/component.ts';
+import { kernelCalls } from './datapath/kernel-calls.ts';
 import { AgentError } from './errors.ts';
 import { KubeComponent } from './k8s/component.ts';
 import { mergeServiceCidrs } from './k8s/service-cidrs.ts';
@@ -112,6 +113,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
     const m = hooks.metrics;
     const gate = new NodeGate();
     const netlink = new NetlinkComponent(m?.observeNetlink);
+    m?.countKernelCalls(() => kernelCalls.stats);
     const ovsdb = new OvsdbComponent(cfg.ovsSocket, {
       ...(hooks.ovsdbConnectTimeoutMs !== undefined ? { connectTimeoutMs: hooks.ovsdbConnectTimeoutMs } : {}),
       ...(m ? { onRequest: (db: string, method: string, ms: number, ok: boolean) => m.observeOvsdb(db, method, ms / 1000, ok) } : {}),

@@ -116,6 +116,21 @@ test('netlink, iptables-restore and ipset calls: counts, durations and lines', a
   assert.equal(bucketBounds(e, `${NAMESPACE}netlink_request_duration_seconds`, { op: 'link_add', result: 'ok' })[0], 0.00005);
 });
 
+test('kernel calls: read at scrape time, by where they ran; nothing before a source is set', async () => {
+  const m = fresh();
+  assert.equal(find(await scrape(m), `${NAMESPACE}kernel_calls_total`, { path: 'inline' }).length, 0);
+  const stats = { inline: 5, pooled: 2, slow: 1 };
+  m.countKernelCalls(() => stats);
+  let e = await scrape(m);
+  assert.equal(e.types.get(`${NAMESPACE}kernel_calls_total`), 'counter');
+  assert.equal(value(e, `${NAMESPACE}kernel_calls_total`, { path: 'inline' }), 5);
+  assert.equal(value(e, `${NAMESPACE}kernel_calls_total`, { path: 'pool' }), 2);
+  assert.equal(value(e, `${NAMESPACE}kernel_calls_total`, { path: 'slow_inline' }), 1);
+  stats.inline = 9;
+  e = await scrape(m);
+  assert.equal(value(e, `${NAMESPACE}kernel_calls_total`, { path: 'inline' }), 9);
+});
+
 test('watch restarts and health, readiness gauges, ready duration', async () => {
   const m = fresh();
   m.watchRestarted('pods');

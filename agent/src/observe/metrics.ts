@@ -142,6 +142,9 @@ export interface AgentMetrics {
   observeReconcile(pass: { reconciler: string; ok: boolean; changes: number; seconds: number }): void;
   /** Objects the pod GC removed, by kind (port, veth, qos). */
   gcRemoved(kind: string, n: number): void;
+  /** Exposes where kernel calls ran (datapath/kernel-calls.ts), read at scrape time: `inline`, `pool`, and the
+   *  inline calls that were slow (each sent the next calls to the pool: RTNL was contended). */
+  countKernelCalls(read: () => { inline: number; pooled: number; slow: number }): void;
   /** Work starts on the event loop (a CNI call, a reconcile pass): lag is sampled until the returned release. */
   loopBusy(): () => void;
   /** Stops the lag sampling (agent stop). */
@@ -253,6 +256,20 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
   const reconcileChanges = new Counter({
     name: `${NAMESPACE}reconcile_changes_total`, help: 'operations applied by reconcile passes', labelNames: ['reconciler'], registers,
   });
+  let kernelCalls: (() => { inline: number; pooled: number; slow: number }) | undefined;
+  new Counter({
+    name: `${NAMESPACE}kernel_calls_total`,
+    help: 'netlink, ethtool and sysctl calls by where they ran: inline on the event loop, on the libuv pool, and slow_inline (inline calls slow enough to show RTNL contention)',
+    labelNames: ['path'], registers,
+    collect() {
+      if (!kernelCalls) return;
+      const s = kernelCalls();
+      this.reset();
+      this.inc({ path: 'inline' }, s.inline);
+      this.inc({ path: 'pool' }, s.pooled);
+      this.inc({ path: 'slow_inline' }, s.slow);
+    },
+  });
   const gcRemovedTotal = new Counter({
     name: `${NAMESPACE}gc_removed_total`, help: 'objects removed by the pod garbage collector, by kind', labelNames: ['kind'], registers,
   });
@@ -293,6 +310,7 @@ export function createAgentMetrics(opts: AgentMetricsOptions): AgentMetrics {
       ovsClientLatency.observe({ db: g.ovsdbDb.value(db), method: meth, code: ok ? '0' : '1' }, s * 1000);
       ovsdbDuration.observe({ op: meth, result: ok ? 'ok' : 'error' }, s);
     },
+    countKernelCalls: (read) => { kernelCalls = read; },
     observeNetlink: (op, seconds, ok) => {
       netlinkDuration.observe({ op: g.netlinkOp.value(op), result: ok ? 'ok' : 'error' }, nonNeg(seconds));
     },
@@ -360,6 +378,6 @@ export function nullMetrics(): AgentMetrics {
     registry: new Registry(), observeCni: noop, observeWait: noop, observeOvsdb: noop, observeNetlink: noop,
     observeIptables: noop, observeIpset: noop, observeRestClient: noop, watchRestarted: noop, setWatchHealthy: noop,
     observeShim: noop, observeShimReport: () => false, addSubnetGatewayTraffic: noop, countLogLine: noop,
-    setReadiness: noop, markReady: noop, observeReconcile: noop, gcRemoved: noop, loopBusy: () => noop, close: noop,
+    setReadiness: noop, markReady: noop, observeReconcile: noop, gcRemoved: noop, countKernelCalls: noop, loopBusy: () => noop, close: noop,
   };
 }
