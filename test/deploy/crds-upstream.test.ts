@@ -26,7 +26,7 @@ const READ: Record<string, string[]> = {
   'ips.kubeovn.io': ['spec.podName', 'spec.namespace', 'spec.subnet', 'spec.nodeName', 'spec.ipAddress', 'spec.attachIps[]',
     'spec.attachMacs[]', 'spec.attachSubnets[]'],
   'provider-networks.kubeovn.io': ['spec.defaultInterface', 'spec.customInterfaces[].interface', 'spec.customInterfaces[].nodes[]',
-    'spec.excludeNodes[]', 'spec.nodeSelector', 'spec.exchangeLinkName', 'status.vlans[]'],
+    'spec.excludeNodes[]', 'spec.nodeSelector', 'spec.exchangeLinkName', 'spec.autoCreateVlanSubinterfaces', 'status.vlans[]'],
   'vlans.kubeovn.io': ['spec.id', 'spec.provider'],
 };
 

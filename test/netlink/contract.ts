@@ -9,7 +9,8 @@ import { isNetlinkError } from '../../agent/src/datapath/netlink/errors.ts';
 import type { Netlink, NetlinkEvent, Subscription } from '../../agent/src/datapath/netlink/port.ts';
 
 export interface ContractEnv { nl: Netlink; a: string; b: string }
-export type ContractCase = [name: string, run: (env: ContractEnv) => Promise<void>];
+/** `needs`: a kernel feature the case needs; the kernel run skips it, with the reason, where the kernel lacks it. */
+export type ContractCase = [name: string, run: (env: ContractEnv) => Promise<void>, needs?: { kernel: 'vlan' }];
 
 const code = (errno: string) => (e: unknown): boolean => {
   assert.ok(isNetlinkError(e, errno), `expected ${errno}, got ${String(e)}`);
@@ -45,6 +46,28 @@ function recorder(nl: Netlink, netns: string, groups: Parameters<Netlink['subscr
 }
 
 export const contract: ContractCase[] = [
+  ['vlan link on a parent: kind, id, parent index, the parent\'s MTU and MAC, down; EEXIST, ENODEV, EINVAL', async ({ nl, a, b }) => {
+    await nl.createVeth({ netns: a, name: 'h', mtu: 1400, mac: '02:00:00:00:00:0a', peer: { name: 'p', netns: b } });
+    await nl.createVlan({ netns: a, name: 'h.100', parent: 'h', id: 100 });
+    const h = await nl.getLink(a, 'h');
+    const v = await nl.getLink(a, 'h.100');
+    assert.equal(v?.kind, 'vlan');
+    assert.equal(v?.vlanId, 100);
+    assert.equal(v?.link, h?.index, 'IFLA_LINK names the parent');
+    assert.equal(v?.mtu, 1400);
+    assert.equal(v?.mac, '02:00:00:00:00:0a');
+    assert.equal(v?.up, false);
+    assert.equal(h?.vlanId, undefined);
+    await nl.setLink(a, 'h.100', { alias: 'kube-ovn:pn1', up: true });
+    assert.equal((await nl.getLink(a, 'h.100'))?.alias, 'kube-ovn:pn1');
+    await assert.rejects(nl.createVlan({ netns: a, name: 'h.100', parent: 'h', id: 100 }), code('EEXIST'));
+    await assert.rejects(nl.createVlan({ netns: a, name: 'x.5', parent: 'x', id: 5 }), code('ENODEV'));
+    await assert.rejects(nl.createVlan({ netns: a, name: 'h.0', parent: 'h', id: 0 }), code('EINVAL'));
+    assert.equal(await nl.getLink(a, 'h.0'), null, 'a refused request changes nothing');
+    assert.equal(await nl.deleteLink(a, 'h.100'), true);
+    assert.equal(await nl.getLink(a, 'h.100'), null);
+    assert.ok(await nl.getLink(a, 'h'), 'the parent stays');
+  }, { kernel: 'vlan' }],
   ['veth pair across namespaces: both ends, their kind and peer, EEXIST, and deleting one end removes both', async ({ nl, a, b }) => {
     await nl.createVeth({ netns: a, name: 'h', mtu: 1400, mac: '02:00:00:00:00:0a', peer: { name: 'p', netns: b, mac: '02:00:00:00:00:0b' } });
     const h = await nl.getLink(a, 'h');

@@ -47,6 +47,18 @@ const encoders: Array<{ name: string; build: () => Buffer; hex: string }> = [
                 0600 0300 6200 0000`,
   },
   {
+    name: 'RTM_NEWLINK vlan: parent in IFLA_LINK, kind vlan, IFLA_VLAN_ID u16 in IFLA_INFO_DATA',
+    build: () => link.newVlan(1, { name: 'eth1.100', parentIndex: 7, id: 100 }),
+    hex: `54000000 1000 0506 01000000 00000000
+          00 00 0000 00000000 00000000 00000000
+          0d00 0300 657468312e31303000 000000
+          0800 0500 07000000
+          1c00 1200
+            0900 0100 766c616e00 000000
+            0c00 0200
+              0600 0100 6400 0000`,
+  },
+  {
     name: 'RTM_NEWLINK set: rename by index + MAC + MTU + up in one message',
     build: () => link.setLink(3, { index: 5, newName: 'eth0', mac: '0a:58:0a:10:00:05', mtu: 1400, up: true }),
     hex: `40000000 1000 0500 03000000 00000000
@@ -235,6 +247,9 @@ const rejects: Array<[string, () => unknown, RegExp]> = [
   ['peer name of 16 bytes', () => link.newVeth(1, { name: 'a', peerName: '0123456789abcdef' }), /1\.\.15 bytes/],
   ['empty name', () => link.delLink(1, { name: '' }), /1\.\.15 bytes/],
   ['name with slash', () => link.getLink(1, { name: 'a/b' }), /characters/],
+  ['VLAN id 0', () => link.newVlan(1, { name: 'a.0', parentIndex: 2, id: 0 }), /1\.\.4094/],
+  ['VLAN id 4095', () => link.newVlan(1, { name: 'a.4095', parentIndex: 2, id: 4095 }), /1\.\.4094/],
+  ['VLAN without parent', () => link.newVlan(1, { name: 'a.5', parentIndex: 0, id: 5 }), /parent index/],
   ['MTU 0', () => link.newVeth(1, { name: 'a', peerName: 'b', mtu: 0 }), /MTU/],
   ['MTU 1400.5', () => link.setLink(1, { name: 'a', mtu: 1400.5 }), /MTU/],
   ['bad MAC', () => link.setLink(1, { name: 'a', mac: '0a:58:0a:10:00' }), /invalid MAC/],

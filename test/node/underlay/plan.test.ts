@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chooseNic, formatMappings, isExcluded, nodeLabels, parseMappings, planUnderlay, randomMac, trunkSet } from '../../../agent/src/node/underlay/plan.ts';
+import { chooseNic, formatMappings, vlanSubinterface, isExcluded, nodeLabels, parseMappings, planUnderlay, randomMac, trunkSet } from '../../../agent/src/node/underlay/plan.ts';
 import { FileJournal } from '../../../agent/src/node/underlay/journal.ts';
 import type { ProviderNetwork, Vlan } from '../../../agent/src/node/underlay/types.ts';
 
@@ -82,4 +82,15 @@ test('FileJournal: atomic write, read back, list, clear; a torn file is an error
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('autoCreateVlanSubinterfaces: only for a NIC named <parent>.<id> with id 1..4094 (the last dot splits)', () => {
+  assert.deepEqual(vlanSubinterface('eth1.100'), { parent: 'eth1', id: 100 });
+  assert.deepEqual(vlanSubinterface('bond0.2.7'), { parent: 'bond0.2', id: 7 });
+  for (const bad of ['eth1', 'eth1.', 'eth1.0', 'eth1.4095', 'eth1.10a', '.5x']) assert.equal(vlanSubinterface(bad), undefined, bad);
+  const d = planUnderlay({ pnName: 'phys', pn: pn({ defaultInterface: 'eth1.100', autoCreateVlanSubinterfaces: true }), vlans: [], node: undefined, nodeName: 'n1', macLearningFallback: false });
+  assert.ok(d.kind === 'present');
+  assert.deepEqual(d.autoCreateVlan, { parent: 'eth1', id: 100 });
+  const off = planUnderlay({ pnName: 'phys', pn: pn({ defaultInterface: 'eth1.100' }), vlans: [], node: undefined, nodeName: 'n1', macLearningFallback: false });
+  assert.ok(off.kind === 'present' && off.autoCreateVlan === undefined);
 });

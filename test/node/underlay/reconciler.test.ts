@@ -131,3 +131,63 @@ test('a move found in the journal is finished before anything else', async () =>
   assert.deepEqual(await nl.listAddresses(NS, { dev: NIC }), []);
   assert.equal((await r.runNow()).changes, 0);
 });
+
+test('autoCreateVlanSubinterfaces: a missing <nic>.<id> is created (marked ours, up) and moved; removal deletes it, the parent stays', async () => {
+  const { nl, vs, state, r } = await setup({ defaultInterface: `${NIC}.100`, autoCreateVlanSubinterfaces: true });
+  const parentBefore = await linkState(nl, NIC);
+  await r.runNow(); // creates the link, asks for another pass
+  const v = await nl.getLink(NS, `${NIC}.100`);
+  assert.equal(v?.kind, 'vlan');
+  assert.equal(v?.vlanId, 100);
+  assert.equal(v?.alias, 'kube-ovn:phys');
+  assert.equal(v?.up, true);
+  await r.runNow();
+  assert.equal(vs.getPort(`${NIC}.100`)?.bridge, 'br-phys');
+  assert.equal(state.labels[k('interface')], `${NIC}.100`);
+  assert.deepEqual(await linkState(nl, NIC), parentBefore, 'the parent keeps its addresses and routes');
+  assert.equal((await r.runNow()).changes, 0);
+  state.pn = undefined;
+  await r.runNow();
+  assert.equal(await nl.getLink(NS, `${NIC}.100`), null);
+  assert.equal(vs.getBridge('br-phys'), undefined);
+  assert.deepEqual(await linkState(nl, NIC), parentBefore);
+});
+
+test('autoCreateVlanSubinterfaces: a VLAN link of the operator (no alias of ours) is used, never deleted', async () => {
+  const { nl, vs, state, r } = await setup({ defaultInterface: `${NIC}.200`, autoCreateVlanSubinterfaces: true });
+  await nl.createVlan({ netns: NS, name: `${NIC}.200`, parent: NIC, id: 200 });
+  await r.runNow();
+  assert.equal(vs.getPort(`${NIC}.200`)?.bridge, 'br-phys');
+  state.pn = undefined;
+  await r.runNow();
+  assert.ok(await nl.getLink(NS, `${NIC}.200`));
+});
+
+test('autoCreateVlanSubinterfaces: setting the new link up fails -> it is deleted again, the pass fails with the reason', async () => {
+  const { nl, state, r } = await setup({ defaultInterface: `${NIC}.100`, autoCreateVlanSubinterfaces: true });
+  nl.failNext('setLink', 'EBUSY');
+  await assert.rejects(r.runNow(), /EBUSY|busy/i);
+  assert.equal(await nl.getLink(NS, `${NIC}.100`), null);
+  assert.match(state.annotations[k('err_mesg')]!, /busy|EBUSY/i);
+});
+
+test('autoCreateVlanSubinterfaces off: a missing <nic>.<id> fails as any missing NIC, nothing is created', async () => {
+  const { nl, r } = await setup({ defaultInterface: `${NIC}.100` });
+  await assert.rejects(r.runNow(), /interface eth1\.100 not found/);
+  assert.equal(await nl.getLink(NS, `${NIC}.100`), null);
+});
+
+test('a link auto-created for an earlier NIC choice is deleted once unused; one still a bridge port is left', async () => {
+  const { nl, vs, r } = await setup({ defaultInterface: `${NIC}.100`, autoCreateVlanSubinterfaces: true });
+  await r.runNow();
+  await r.runNow();
+  await nl.createVlan({ netns: NS, name: `${NIC}.300`, parent: NIC, id: 300 });
+  await nl.setLink(NS, `${NIC}.300`, { alias: 'kube-ovn:phys' });
+  await nl.createVlan({ netns: NS, name: `${NIC}.301`, parent: NIC, id: 301 });
+  await nl.setLink(NS, `${NIC}.301`, { alias: 'kube-ovn:other' });
+  await r.runNow();
+  assert.equal(await nl.getLink(NS, `${NIC}.300`), null, 'ours, unused: deleted');
+  assert.ok(await nl.getLink(NS, `${NIC}.301`), 'another network\'s: kept');
+  assert.ok(await nl.getLink(NS, `${NIC}.100`), 'in use: kept');
+  assert.equal(vs.getPort(`${NIC}.100`)?.bridge, 'br-phys');
+});

@@ -74,6 +74,8 @@ export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
 export const IFLA_TUN_TYPE = 3;
+/** IFLA_INFO_DATA of kind vlan: the 802.1Q id (u16) */
+export const IFLA_VLAN_ID = 1;
 export const IFF_TUN = 0x1;
 export const IFF_TAP = 0x2;
 export const RTEXT_FILTER_SKIP_STATS = 1 << 3;

@@ -7,10 +7,10 @@ import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERN
   IFA_F_NODAD, IFA_F_PERMANENT } from './constants.ts';
 import { NetlinkError, describe, invalid, isNetlinkError } from './errors.ts';
 import { formatIp, networkOf, parseCidr, parseIp, parseMac } from './ip.ts';
-import { checkIfName } from './link.ts';
+import { checkIfName, checkVlanId } from './link.ts';
 import type {
   AddressInfo, AddressSpec, DeleteOptions, LinkChanges, LinkInfo, NeighInfo, NeighSpec, Netlink, Netns, PodNet,
-  ProbeResult, ProbeTiming, RouteInfo, RouteSpec, RuleInfo, RuleSpec, VethSpec, EventGroup, NetlinkEvent,
+  ProbeResult, ProbeTiming, RouteInfo, RouteSpec, RuleInfo, RuleSpec, VethSpec, VlanSpec, EventGroup, NetlinkEvent,
   SubscribeOptions, Subscription,
 } from './port.ts';
 import { waitIPv6Dad } from './wait.ts';
@@ -177,6 +177,21 @@ export class FakeNetlink implements Netlink, PodNet {
     pod.links.set(pi, { ...base, index: pi, name: spec.peer.name, mtu: spec.peer.mtu ?? spec.mtu ?? 1500, mac: spec.peer.mac ?? randomMac(), link: hi, peer: { ns: key(spec.netns), index: hi } });
     this.emit(spec.netns, { kind: 'link', action: 'new', link: strip(host.links.get(hi)!) });
     this.emit(peerKey, { kind: 'link', action: 'new', link: strip(pod.links.get(pi)!) });
+  }
+
+  async createVlan(spec: VlanSpec): Promise<void> {
+    const op = `create vlan ${spec.name} on ${spec.parent}`;
+    checkIfName(spec.name, op);
+    checkIfName(spec.parent, op);
+    checkVlanId(spec.id, op);
+    const ns = this.enter('createVlan', spec.netns, `${spec.name}@${spec.parent}.${spec.id}`);
+    const parent = this.byName(ns, spec.parent, op);
+    if (this.has(ns, spec.name)) throw fail('EEXIST', op);
+    const index = this.nextIndex++;
+    const info: LinkInfo = { index, name: spec.name, kind: 'vlan', vlanId: spec.id, link: parent.index, mtu: parent.mtu,
+      up: false, running: false, flags: 0x1002, operState: 2, txQueueLen: 1000, ...(parent.mac !== undefined ? { mac: parent.mac } : {}) };
+    ns.links.set(index, info);
+    this.emit(spec.netns, { kind: 'link', action: 'new', link: strip(info) });
   }
 
   /** Adds a plain link (e.g. an OVS internal port: kind "tun", tunType "tap"). */

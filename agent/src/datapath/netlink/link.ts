@@ -1,10 +1,10 @@
 // RTM_NEWLINK / RTM_DELLINK / RTM_GETLINK: request builders and the link decoder. Pure.
-import { NlWriter, attrS32, attrString, attrU32, attrU8, buildMessage, parseAttrs, type NlMessage } from './codec.ts';
+import { NlWriter, attrS32, attrString, attrU16, attrU32, attrU8, buildMessage, parseAttrs, type NlMessage } from './codec.ts';
 import {
   AF_UNSPEC, IFF_RUNNING, IFF_TAP, IFF_TUN, IFF_UP, IFINFOMSG_LEN, IFLA_ADDRESS, IFLA_EXT_MASK, IFLA_IFALIAS, IFLA_IFNAME,
   IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINKINFO, IFLA_LINK_NETNSID, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD,
   IFLA_OPERSTATE, IFLA_TUN_TYPE, IFLA_TXQLEN, IFNAMSIZ, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
-  RTEXT_FILTER_SKIP_STATS, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER,
+  RTEXT_FILTER_SKIP_STATS, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER, IFLA_VLAN_ID,
 } from './constants.ts';
 import { invalid } from './errors.ts';
 import { formatMac, parseMac } from './ip.ts';
@@ -67,6 +67,33 @@ export function newVeth(seq: number, r: NewVethRequest): Buffer {
       });
     });
   });
+}
+
+export interface NewVlanRequest {
+  name: string;
+  parentIndex: number;
+  id: number;
+}
+
+/** RTM_NEWLINK kind vlan on the parent (IFLA_LINK), id in IFLA_INFO_DATA/IFLA_VLAN_ID. */
+export function newVlan(seq: number, r: NewVlanRequest): Buffer {
+  const op = 'create vlan';
+  checkIfName(r.name, op);
+  checkVlanId(r.id, op);
+  if (!Number.isInteger(r.parentIndex) || r.parentIndex <= 0) throw invalid(op, `parent index ${r.parentIndex} must be a positive integer`);
+  return buildMessage({ type: RTM_NEWLINK, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq }, (w) => {
+    ifinfomsg(w);
+    w.attrStr(IFLA_IFNAME, r.name);
+    w.attrU32(IFLA_LINK, r.parentIndex);
+    w.nest(IFLA_LINKINFO, () => {
+      w.attrStr(IFLA_INFO_KIND, 'vlan');
+      w.nest(IFLA_INFO_DATA, () => { w.attrU16(IFLA_VLAN_ID, r.id); });
+    });
+  });
+}
+
+export function checkVlanId(id: number, op: string): void {
+  if (!Number.isInteger(id) || id < 1 || id > 4094) throw invalid(op, `VLAN id ${id} must be an integer in 1..4094`);
 }
 
 export interface SetLinkRequest {
@@ -167,6 +194,10 @@ export function decodeLink(m: NlMessage): LinkInfo {
       const t = data ? attrU8(parseAttrs(data).get(IFLA_TUN_TYPE)) : undefined;
       if (t === IFF_TAP) info.tunType = 'tap';
       else if (t === IFF_TUN) info.tunType = 'tun';
+    } else if (kind === 'vlan') {
+      const data = lia.get(IFLA_INFO_DATA);
+      const id = data ? attrU16(parseAttrs(data).get(IFLA_VLAN_ID)) : undefined;
+      if (id !== undefined) info.vlanId = id;
     }
   }
   return info;

@@ -26,10 +26,22 @@ export interface LinkInfo {
   operState: number;
   txQueueLen?: number;
   alias?: string;
+  /** For kind "vlan": the 802.1Q id (IFLA_LINK is then the parent's index). */
+  vlanId?: number;
   master?: number;
   /** IFLA_LINK: for a veth, the peer's index (in the peer's namespace when linkNetnsId is set). */
   link?: number;
   linkNetnsId?: number;
+}
+
+/** An 802.1Q link on `parent` (same namespace); it takes the parent's MAC and MTU and starts down. */
+export interface VlanSpec {
+  /** default: the agent's own */
+  netns?: Netns;
+  name: string;
+  parent: string;
+  /** 1..4094 */
+  id: number;
 }
 
 export interface VethSpec {
@@ -217,6 +229,8 @@ export interface Netlink {
 
   /** veth pair; the peer is created directly inside `peer.netns` (no move, which costs 15–21 ms per pod). */
   createVeth(spec: VethSpec): Promise<void>;
+  /** EEXIST when the name is taken, ENODEV when the parent is missing. */
+  createVlan(spec: VlanSpec): Promise<void>;
   getLink(netns: Netns, name: string): Promise<LinkInfo | null>;
   getLinkByIndex(netns: Netns, index: number): Promise<LinkInfo | null>;
   listLinks(netns: Netns): Promise<LinkInfo[]>;

@@ -11,7 +11,7 @@ import { isNetlinkError } from './errors.ts';
 import * as link from './link.ts';
 import type {
   AddressInfo, AddressSpec, DeleteOptions, LinkChanges, LinkInfo, NeighInfo, NeighSpec, Netlink, Netns, RouteInfo,
-  RouteSpec, RuleInfo, RuleSpec, VethSpec, SubscribeOptions, NetlinkEvent, Subscription,
+  RouteSpec, RuleInfo, RuleSpec, VethSpec, VlanSpec, SubscribeOptions, NetlinkEvent, Subscription,
 } from './port.ts';
 import * as route from './route.ts';
 import { NlSocket, wrapNative } from './transport.ts';
@@ -68,6 +68,17 @@ export class RtNetlink implements Netlink {
     } finally {
       if (peerFd !== undefined) native().close(peerFd);
     }
+  }
+
+  async createVlan(spec: VlanSpec): Promise<void> {
+    const op = `create vlan ${spec.name} on ${spec.parent}`;
+    link.checkIfName(spec.name, op);
+    link.checkIfName(spec.parent, op);
+    link.checkVlanId(spec.id, op);
+    await this.with(spec.netns ?? null, async (s) => {
+      const parentIndex = await this.index(s, spec.parent);
+      await s.ack((q) => link.newVlan(q, { name: spec.name, parentIndex, id: spec.id }), op);
+    });
   }
 
   async getLink(netns: Netns, name: string): Promise<LinkInfo | null> {

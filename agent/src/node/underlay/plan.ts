@@ -20,7 +20,20 @@ export type UnderlayDesired =
     readonly trunks: readonly number[];
     readonly exchangeLinkName: boolean;
     readonly macLearningFallback: boolean;
+    /** autoCreateVlanSubinterfaces and the NIC is named `<parent>.<id>`: create it when missing (§6.2 step 5) */
+    readonly autoCreateVlan?: { readonly parent: string; readonly id: number };
   };
+
+/** The alias that marks a VLAN link this agent created for a provider network: deleted with it (§6.2 step 7, §6.4 step 5). */
+export const autoVlanAlias = (pn: string): string => `kube-ovn:${pn}`;
+
+/** `<parent>.<id>` with id 1..4094 (the last dot splits, as upstream), else undefined. */
+export function vlanSubinterface(nic: string): { parent: string; id: number } | undefined {
+  const m = /^(.+)\.(\d{1,4})$/.exec(nic);
+  if (!m) return undefined;
+  const id = Number(m[2]);
+  return id >= 1 && id <= 4094 ? { parent: m[1]!, id } : undefined;
+}
 
 export const bridgeName = (pn: string): string => `br-${pn}`;
 
@@ -85,9 +98,12 @@ export function planUnderlay(i: PlanInput): UnderlayDesired {
   // a requeue must not put the NIC back on a bridge that is being deleted (§6.2 step 1): treat as deleted
   if (i.pn.metadata?.deletionTimestamp) return { kind: 'absent', pn: i.pnName, bridge, why: 'terminating' };
   if (isExcluded(i.pn, i.node, i.nodeName)) return { kind: 'absent', pn: i.pnName, bridge, why: 'excluded' };
+  const nic = chooseNic(i.pn, i.nodeName);
+  const autoCreateVlan = i.pn.spec?.autoCreateVlanSubinterfaces === true ? vlanSubinterface(nic) : undefined;
   return {
-    kind: 'present', pn: i.pnName, bridge, nic: chooseNic(i.pn, i.nodeName), trunks: trunkSet(i.pn, i.vlans),
+    kind: 'present', pn: i.pnName, bridge, nic, trunks: trunkSet(i.pn, i.vlans),
     exchangeLinkName: i.pn.spec?.exchangeLinkName === true, macLearningFallback: i.macLearningFallback,
+    ...(autoCreateVlan ? { autoCreateVlan } : {}),
   };
 }
 

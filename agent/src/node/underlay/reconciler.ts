@@ -12,7 +12,7 @@ import type { LinkInfo, Netlink, Netns } from '../../datapath/netlink/port.ts';
 import type { BridgeInfo, PortInfo, Vswitch } from '../../datapath/ovsdb/port.ts';
 import type { ReconcileSpec } from '../reconciler.ts';
 import type { Journal, MoveRecord } from './journal.ts';
-import { formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, type UnderlayDesired } from './plan.ts';
+import { autoVlanAlias, formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, type UnderlayDesired } from './plan.ts';
 import { finishMove, isLinkLocal, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
 
 export const BRIDGE_MAPPINGS = 'ovn-bridge-mappings';
@@ -33,6 +33,8 @@ export interface UnderlayObserved {
   /** this Node's labels and annotations under `<pn>.provider-network.kubernetes.io/` */
   readonly labels: Readonly<Record<string, string>>;
   readonly errAnnotation: string | undefined;
+  /** VLAN links this agent created for this provider network (alias kube-ovn:<pn>), and whether each is an OVS port */
+  readonly autoVlans: readonly { readonly name: string; readonly ported: boolean }[];
 }
 
 export type UnderlayOp =
@@ -42,6 +44,8 @@ export type UnderlayOp =
   | { readonly op: 'trunks'; readonly nic: string; readonly bridge: string; readonly trunks: readonly number[] }
   | { readonly op: 'mappings'; readonly bridgeMappings: string; readonly macMappings: string }
   | { readonly op: 'restore'; readonly nic: string; readonly bridge: string }
+  | { readonly op: 'createVlan'; readonly name: string; readonly parent: string; readonly id: number }
+  | { readonly op: 'deleteVlan'; readonly name: string }
   | { readonly op: 'labels'; readonly labels: Record<string, string | null>; readonly clearErr: boolean; readonly succeeded?: true }
   | { readonly op: 'fail'; readonly message: string };
 
@@ -82,6 +86,8 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
     bm.delete(d.pn);
     mm.delete(d.pn);
     if (bm.size !== o.bridgeMappings.size || mm.size !== o.macMappings.size) ops.push({ op: 'mappings', bridgeMappings: formatMappings(bm), macMappings: formatMappings(mm) });
+    // after the restore (which takes the NIC off the bridge), as upstream §6.4 step 5
+    for (const v of o.autoVlans) ops.push({ op: 'deleteVlan', name: v.name });
     const want = nodeLabels(d.pn, d.why === 'excluded' ? { kind: 'excluded' } : { kind: 'deleted' });
     const patch = labelPatch(want, o.labels);
     if (Object.keys(patch).length || o.errAnnotation !== undefined) ops.push({ op: 'labels', labels: patch, clearErr: o.errAnnotation !== undefined });
@@ -89,7 +95,11 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
   }
   if (d.exchangeLinkName) return [{ op: 'fail', message: 'exchangeLinkName is not supported by this agent yet' }];
   if (d.nic === '') return [{ op: 'fail', message: 'no interface for this node: neither a customInterfaces entry nor defaultInterface' }];
-  if (!o.nicLink) return [{ op: 'fail', message: `interface ${d.nic} not found on this node` }];
+  if (!o.nicLink) {
+    // the next pass sees the new link and moves it
+    if (d.autoCreateVlan) return [{ op: 'createVlan', name: d.nic, ...d.autoCreateVlan }];
+    return [{ op: 'fail', message: `interface ${d.nic} not found on this node` }];
+  }
   const b = o.bridge;
   const wantMlf = String(d.macLearningFallback);
   if (!b || b.externalIds.vendor !== 'kube-ovn' || b.externalIds['exchange-link-name'] !== 'false' || b.otherConfig['mac-learning-fallback'] !== wantMlf
@@ -104,6 +114,8 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
     if (!mm.has(d.pn)) mm.set(d.pn, ctx.mac());
     ops.push({ op: 'mappings', bridgeMappings: formatMappings(bm), macMappings: formatMappings(mm) });
   }
+  // links this agent created for an earlier NIC choice; one still a port of a bridge is left to the port's owner
+  for (const v of o.autoVlans) if (v.name !== d.nic && !v.ported) ops.push({ op: 'deleteVlan', name: v.name });
   const want = nodeLabels(d.pn, { kind: 'ready', nic: d.nic, mtu: o.nicLink.mtu });
   const patch = labelPatch(want, o.labels);
   const becomesReady = o.labels[labelKey(d.pn, 'ready')] !== 'true' || o.labels[labelKey(d.pn, 'interface')] !== d.nic
@@ -152,6 +164,9 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
       const labels: Record<string, string> = {};
       for (const k of LABEL_KEYS) { const v = meta.labels[labelKey(pn, k)]; if (v !== undefined) labels[labelKey(pn, k)] = v; }
       const bridge = vs.getBridge(d.kind === 'present' ? d.bridge : bridgeName);
+      const alias = autoVlanAlias(pn);
+      const autoVlans = (await nl.listLinks(deps.netns)).filter((l) => l.kind === 'vlan' && l.alias === alias)
+        .map((l) => ({ name: l.name, ported: vs.getPort(l.name) !== undefined }));
       const bridgeNic = bridge?.ports.find((p) => p !== bridge.name && vs.getPort(p)?.externalIds.vendor === 'kube-ovn'
         && (vs.getInterface(p)?.type ?? '') === '');
       return {
@@ -160,7 +175,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
         nicPort: nic ? vs.getPort(nic) : undefined,
         nicLink, nicAddresses, bridgeMappings,
         macMappings: parseMappings(ids[CHASSIS_MAC_MAPPINGS]),
-        labels, errAnnotation: meta.annotations[labelKey(pn, 'err_mesg')],
+        labels, errAnnotation: meta.annotations[labelKey(pn, 'err_mesg')], autoVlans,
       };
     },
     diff: (d, o) => diffUnderlay(d, o, { datapathType: deps.datapathType(), mac: deps.randomMac }),
@@ -191,6 +206,8 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
               break;
             }
             case 'restore': await restoreNic(tdeps(), pn, op.nic, op.bridge); break;
+            case 'createVlan': await createAutoVlan(deps, op); again = true; break;
+            case 'deleteVlan': await deps.netlink().deleteLink(deps.netns, op.name, { ignoreMissing: true }); break;
             case 'labels':
               await deps.patchNode({ labels: op.labels, ...(op.clearErr ? { annotations: { [labelKey(pn, 'err_mesg')]: null } } : {}) });
               if (op.succeeded) deps.event('Normal', 'InitOVSBridgeSucceeded', `node=${deps.nodeName} interface=${nic} provider network ${pn} is ready`);
@@ -205,4 +222,21 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
       return again ? 'again' : undefined;
     },
   };
+}
+
+/**
+ * Creates `<parent>.<id>`, marks it ours (alias) and sets it up; a failure after the create deletes it again. The alias
+ * cannot ride on the create (the kernel does not apply IFLA_IFALIAS to a new link: `ip link add ... alias x` leaves
+ * none), so a crash between the two leaves an unmarked link that a later removal keeps: the one case where a link
+ * of ours outlives its network.
+ */
+async function createAutoVlan(deps: UnderlayDeps, op: { name: string; parent: string; id: number }): Promise<void> {
+  const nl = deps.netlink();
+  await nl.createVlan({ netns: deps.netns, name: op.name, parent: op.parent, id: op.id });
+  try {
+    await nl.setLink(deps.netns, op.name, { alias: autoVlanAlias(deps.pn), up: true });
+  } catch (e) {
+    await nl.deleteLink(deps.netns, op.name, { ignoreMissing: true }).catch(() => undefined);
+    throw e;
+  }
 }

@@ -9,6 +9,8 @@ export interface ProviderNetwork extends KubeObject {
     excludeNodes?: string[];
     nodeSelector?: { matchLabels?: Record<string, string>; matchExpressions?: LabelSelectorRequirement[] };
     exchangeLinkName?: boolean;
+    /** create the NIC `<parent>.<id>` as a kernel 802.1Q link when it is missing (upstream v1.15) */
+    autoCreateVlanSubinterfaces?: boolean;
     [k: string]: unknown;
   };
   status?: { vlans?: string[]; [k: string]: unknown };
