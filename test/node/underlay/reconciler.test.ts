@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Reconciler } from '../../../agent/src/node/reconciler.ts';
 import { planUnderlay } from '../../../agent/src/node/underlay/plan.ts';
 import { underlaySpec } from '../../../agent/src/node/underlay/reconciler.ts';
-import { transferNic } from '../../../agent/src/node/underlay/transfer.ts';
+import { renameNic, transferNic } from '../../../agent/src/node/underlay/transfer.ts';
 import type { ProviderNetwork, Vlan } from '../../../agent/src/node/underlay/types.ts';
 import { NIC, NIC_MAC, NS, linkState, makeNode } from './helpers.ts';
 
@@ -82,12 +82,76 @@ test('a missing NIC fails the pass: labels removed, error annotation on the Node
   assert.equal(state.labels[k('ready')], 'true');
 });
 
-test('exchangeLinkName is refused with a clear error (not implemented), nothing is moved', async () => {
-  const { nl, vs, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
+/** Runs passes until one changes nothing (a pass that renames or creates a link asks for another). */
+async function settle(r: { runNow(): Promise<{ changes: number }> }): Promise<number> {
+  for (let n = 1; n <= 8; n++) if ((await r.runNow()).changes === 0) return n;
+  throw new Error('no fixed point in 8 passes');
+}
+
+test('exchangeLinkName: the NIC is renamed br-<pn> with its addresses and routes, the bridge takes its name; removal gives both names back', async () => {
+  const { nl, vs, state, journal, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
   const before = await linkState(nl, NIC);
-  await assert.rejects(r.runNow(), /exchangeLinkName is not supported/);
-  assert.deepEqual(await linkState(nl, NIC), before);
-  assert.equal(vs.getBridge('br-phys'), undefined);
+  await settle(r);
+  const b = vs.getBridge(NIC)!;
+  assert.equal(b.externalIds['exchange-link-name'], 'true');
+  assert.equal(b.externalIds.vendor, 'kube-ovn');
+  assert.equal(vs.getPort('br-phys')?.bridge, NIC, 'the renamed NIC is the bridge\'s port');
+  assert.equal((await nl.getLink(NS, 'br-phys'))?.kind, 'veth', 'br-phys is the NIC itself');
+  const onBridge = await linkState(nl, NIC);
+  assert.deepEqual(onBridge.addrs, before.addrs);
+  assert.deepEqual(onBridge.routes, before.routes);
+  assert.equal(onBridge.mac, NIC_MAC);
+  assert.deepEqual((await linkState(nl, 'br-phys')).addrs, []);
+  assert.equal(vs.getOvsExternalIds()['ovn-bridge-mappings'], `phys:${NIC}`);
+  assert.deepEqual(state.labels, { [k('ready')]: 'true', [k('interface')]: NIC, [k('mtu')]: '1500' });
+  assert.equal(journal.records.size, 0);
+  state.pn = undefined;
+  await settle(r);
+  assert.deepEqual(await linkState(nl, NIC), before, 'the NIC has its name, addresses, routes, MAC and state back');
+  assert.equal((await nl.getLink(NS, NIC))?.kind, 'veth');
+  assert.equal(await nl.getLink(NS, 'br-phys'), null);
+  assert.equal(vs.getBridge(NIC), undefined);
+  assert.equal(vs.getOvsExternalIds()['ovn-bridge-mappings'], undefined);
+  assert.deepEqual(state.labels, {});
+});
+
+test('exchangeLinkName: a crash at each step of the rename is finished from the journal', async () => {
+  for (const at of ['rename-down', 'rename-addresses-off', 'rename', 'rename-up', 'rename-readd']) {
+    const { nl, vs, journal, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
+    const before = await linkState(nl, NIC);
+    await assert.rejects(renameNic({ netlink: nl, vswitch: vs, journal, netns: NS, beforeStep: (rec) => { if (rec.step === at) throw new Error('killed'); } },
+      'phys', NIC, 'br-phys', NIC), /killed/);
+    assert.equal(journal.records.get('phys')?.op, 'rename', at);
+    await settle(r);
+    assert.equal(journal.records.size, 0, at);
+    assert.deepEqual((await linkState(nl, NIC)).addrs, before.addrs, at);
+    assert.deepEqual((await linkState(nl, NIC)).routes, before.routes, at);
+    assert.equal(vs.getPort('br-phys')?.bridge, NIC, at);
+  }
+});
+
+test('exchangeLinkName: a NIC left renamed after its bridge went gets its name back from the mapping', async () => {
+  const { nl, vs, state, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
+  const before = await linkState(nl, NIC);
+  await settle(r);
+  // the bridge is gone (e.g. removed with OVS restarted) but the NIC is still br-phys
+  await vs.deletePort('br-phys');
+  for (const a of before.addrs) await nl.addAddress(NS, 'br-phys', { cidr: a.split(' ')[0]! }, { replace: true });
+  await vs.deleteBridge(NIC);
+  state.pn = undefined;
+  await settle(r);
+  assert.equal(await nl.getLink(NS, 'br-phys'), null);
+  assert.deepEqual((await linkState(nl, NIC)).addrs, before.addrs);
+});
+
+test('exchangeLinkName on a network whose bridge was made without it: a clear error, nothing moved', async () => {
+  const { nl, vs, state, r } = await setup();
+  await settle(r);
+  state.pn!.spec = { defaultInterface: NIC, exchangeLinkName: true };
+  const b = await linkState(nl, 'br-phys');
+  await assert.rejects(r.runNow(), /cannot take the name eth1/);
+  assert.deepEqual(await linkState(nl, 'br-phys'), b);
+  assert.equal(vs.getPort(NIC)?.bridge, 'br-phys');
 });
 
 test('deleting the provider network puts the NIC back exactly, removes the bridge, the mappings and the labels', async () => {

@@ -40,10 +40,13 @@ export interface LinkSnapshot {
 
 export interface MoveRecord {
   readonly pn: string;
-  /** 'transfer' = NIC -> bridge; 'restore' = bridge -> NIC */
-  readonly op: 'transfer' | 'restore';
+  /** 'transfer' = NIC -> bridge; 'restore' = bridge -> NIC; 'rename' = the link `nic` gets the name `to`, keeping
+   *  its addresses and routes (exchangeLinkName: the NIC frees its name for the bridge, and takes it back) */
+  readonly op: 'transfer' | 'restore' | 'rename';
   readonly nic: string;
   readonly bridge: string;
+  /** op 'rename': the new name */
+  readonly to?: string;
   /** the source link's state when the move began */
   readonly snapshot: LinkSnapshot;
   readonly trunks: readonly number[];
@@ -129,7 +132,7 @@ export class FileJournal implements Journal {
 /** Validates a record read back (a torn or foreign file is an error that names the file, never a guess). */
 export function parseRecord(text: string, pn: string): MoveRecord {
   const r = JSON.parse(text) as MoveRecord;
-  const ok = r && r.pn === pn && (r.op === 'transfer' || r.op === 'restore') && typeof r.nic === 'string' && typeof r.bridge === 'string'
+  const ok = r && r.pn === pn && (r.op === 'transfer' || r.op === 'restore' || (r.op === 'rename' && typeof r.to === 'string')) && typeof r.nic === 'string' && typeof r.bridge === 'string'
     && r.snapshot && Array.isArray(r.snapshot.addresses) && Array.isArray(r.snapshot.routes) && Array.isArray(r.trunks);
   if (!ok) throw new Error(`underlay journal of ${pn}: not a move record`);
   return r;

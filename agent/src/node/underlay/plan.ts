@@ -14,8 +14,11 @@ export type UnderlayDesired =
   | { readonly kind: 'absent'; readonly pn: string; readonly bridge: string; readonly why: 'deleted' | 'excluded' | 'terminating' }
   | {
     readonly kind: 'present'; readonly pn: string; readonly bridge: string;
-    /** the NIC to move onto the bridge */
+    /** the NIC to move onto the bridge (its name as configured: the `interface` label) */
     readonly nic: string;
+    /** the NIC's name while it is a port of the bridge: `nic`, or with exchangeLinkName `br-<pn>` (the bridge then
+     *  takes the name `nic`, so `bridge` is `nic`) */
+    readonly port: string;
     /** the VLAN ids the NIC port trunks (always includes 0: untagged traffic keeps reaching the host) */
     readonly trunks: readonly number[];
     readonly exchangeLinkName: boolean;
@@ -100,9 +103,10 @@ export function planUnderlay(i: PlanInput): UnderlayDesired {
   if (isExcluded(i.pn, i.node, i.nodeName)) return { kind: 'absent', pn: i.pnName, bridge, why: 'excluded' };
   const nic = chooseNic(i.pn, i.nodeName);
   const autoCreateVlan = i.pn.spec?.autoCreateVlanSubinterfaces === true ? vlanSubinterface(nic) : undefined;
+  const exchangeLinkName = i.pn.spec?.exchangeLinkName === true && nic !== '';
   return {
-    kind: 'present', pn: i.pnName, bridge, nic, trunks: trunkSet(i.pn, i.vlans),
-    exchangeLinkName: i.pn.spec?.exchangeLinkName === true, macLearningFallback: i.macLearningFallback,
+    kind: 'present', pn: i.pnName, bridge: exchangeLinkName ? nic : bridge, nic, port: exchangeLinkName ? bridge : nic,
+    trunks: trunkSet(i.pn, i.vlans), exchangeLinkName, macLearningFallback: i.macLearningFallback,
     ...(autoCreateVlan ? { autoCreateVlan } : {}),
   };
 }

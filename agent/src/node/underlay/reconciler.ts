@@ -13,7 +13,7 @@ import type { BridgeInfo, PortInfo, Vswitch } from '../../datapath/ovsdb/port.ts
 import type { ReconcileSpec } from '../reconciler.ts';
 import type { Journal, MoveRecord } from './journal.ts';
 import { autoVlanAlias, formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, type UnderlayDesired } from './plan.ts';
-import { finishMove, isLinkLocal, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
+import { finishMove, isLinkLocal, renameNic, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
 
 export const BRIDGE_MAPPINGS = 'ovn-bridge-mappings';
 export const CHASSIS_MAC_MAPPINGS = 'ovn-chassis-mac-mappings';
@@ -23,9 +23,14 @@ export interface UnderlayObserved {
   readonly bridge: BridgeInfo | undefined;
   /** the bridge's NIC: its port of ours (vendor=kube-ovn) backed by a system interface (not internal, not patch) */
   readonly bridgeNic: string | undefined;
-  /** the OVS port named like the NIC (undefined when absent or when no NIC is wanted) */
+  /** the OVS port named like the NIC's port name (undefined when absent or when no NIC is wanted) */
   readonly nicPort: PortInfo | undefined;
+  /** the link under the NIC's port name (`port` of the desired state) */
   readonly nicLink: LinkInfo | null;
+  /** exchangeLinkName: the link under the NIC's configured name (before the rename: the NIC; after: the bridge) */
+  readonly origLink: LinkInfo | null;
+  /** absent, no bridge left: a NIC still renamed `br-<pn>` by exchangeLinkName, and the name it gets back */
+  readonly renamed: { readonly from: string; readonly to: string } | undefined;
   /** non-link-local addresses still on the NIC */
   readonly nicAddresses: number;
   readonly bridgeMappings: ReadonlyMap<string, string>;
@@ -39,7 +44,8 @@ export interface UnderlayObserved {
 
 export type UnderlayOp =
   | { readonly op: 'finish'; readonly rec: MoveRecord }
-  | { readonly op: 'bridge'; readonly name: string; readonly datapathType: string | undefined; readonly macLearningFallback: boolean; readonly hwaddrIfNew: string }
+  | { readonly op: 'bridge'; readonly name: string; readonly datapathType: string | undefined; readonly macLearningFallback: boolean; readonly hwaddrIfNew: string; readonly exchangeLinkName: boolean }
+  | { readonly op: 'rename'; readonly from: string; readonly to: string; readonly bridge: string }
   | { readonly op: 'transfer'; readonly nic: string; readonly bridge: string; readonly trunks: readonly number[] }
   | { readonly op: 'trunks'; readonly nic: string; readonly bridge: string; readonly trunks: readonly number[] }
   | { readonly op: 'mappings'; readonly bridgeMappings: string; readonly macMappings: string }
@@ -80,42 +86,53 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
   const mm = new Map(o.macMappings);
   if (d.kind === 'absent') {
     const bridge = o.bridgeMappings.get(d.pn) ?? d.bridge;
+    let renamed = o.renamed;
     if (o.bridge && o.bridge.externalIds.vendor === 'kube-ovn') {
       ops.push({ op: 'restore', nic: o.bridgeNic ?? '', bridge });
+      // exchangeLinkName: the NIC (port `br-<pn>`) takes back its name once the bridge is gone
+      if (o.bridge.externalIds['exchange-link-name'] === 'true' && o.bridgeNic) renamed = { from: o.bridgeNic, to: bridge };
     }
+    if (renamed) ops.push({ op: 'rename', from: renamed.from, to: renamed.to, bridge });
     bm.delete(d.pn);
     mm.delete(d.pn);
     if (bm.size !== o.bridgeMappings.size || mm.size !== o.macMappings.size) ops.push({ op: 'mappings', bridgeMappings: formatMappings(bm), macMappings: formatMappings(mm) });
     // after the restore (which takes the NIC off the bridge), as upstream §6.4 step 5
-    for (const v of o.autoVlans) ops.push({ op: 'deleteVlan', name: v.name });
+    for (const v of o.autoVlans) ops.push({ op: 'deleteVlan', name: v.name === renamed?.from ? renamed.to : v.name });
     const want = nodeLabels(d.pn, d.why === 'excluded' ? { kind: 'excluded' } : { kind: 'deleted' });
     const patch = labelPatch(want, o.labels);
     if (Object.keys(patch).length || o.errAnnotation !== undefined) ops.push({ op: 'labels', labels: patch, clearErr: o.errAnnotation !== undefined });
     return ops;
   }
-  if (d.exchangeLinkName) return [{ op: 'fail', message: 'exchangeLinkName is not supported by this agent yet' }];
   if (d.nic === '') return [{ op: 'fail', message: 'no interface for this node: neither a customInterfaces entry nor defaultInterface' }];
   if (!o.nicLink) {
-    // the next pass sees the new link and moves it
+    // each of these changes one link and asks for another pass, which sees it
+    if (d.exchangeLinkName && o.origLink) {
+      if (o.bridge) return [{ op: 'fail', message: `interface ${d.nic} (renamed ${d.port} for exchangeLinkName) not found on this node` }];
+      return [{ op: 'rename', from: d.nic, to: d.port, bridge: d.bridge }];
+    }
     if (d.autoCreateVlan) return [{ op: 'createVlan', name: d.nic, ...d.autoCreateVlan }];
     return [{ op: 'fail', message: `interface ${d.nic} not found on this node` }];
   }
+  if (d.exchangeLinkName && o.origLink && !o.bridge) {
+    return [{ op: 'fail', message: `exchangeLinkName: the bridge cannot take the name ${d.nic}: a link of that name exists and is not the bridge (was the provider network created without exchangeLinkName? delete and re-create it)` }];
+  }
   const b = o.bridge;
   const wantMlf = String(d.macLearningFallback);
-  if (!b || b.externalIds.vendor !== 'kube-ovn' || b.externalIds['exchange-link-name'] !== 'false' || b.otherConfig['mac-learning-fallback'] !== wantMlf
+  if (!b || b.externalIds.vendor !== 'kube-ovn' || b.externalIds['exchange-link-name'] !== String(d.exchangeLinkName) || b.otherConfig['mac-learning-fallback'] !== wantMlf
     || (ctx.datapathType !== undefined && b.datapathType !== ctx.datapathType)) {
-    ops.push({ op: 'bridge', name: d.bridge, datapathType: ctx.datapathType, macLearningFallback: d.macLearningFallback, hwaddrIfNew: ctx.mac() });
+    ops.push({ op: 'bridge', name: d.bridge, datapathType: ctx.datapathType, macLearningFallback: d.macLearningFallback, hwaddrIfNew: ctx.mac(),
+      exchangeLinkName: d.exchangeLinkName });
   }
   // a NIC not yet on the bridge, or one that got an address back (DHCP, an operator): (re)move it
-  if (!o.nicPort || o.nicPort.bridge !== d.bridge || o.nicAddresses > 0) ops.push({ op: 'transfer', nic: d.nic, bridge: d.bridge, trunks: d.trunks });
-  else if (!sameTrunks(o.nicPort.trunks, d.trunks)) ops.push({ op: 'trunks', nic: d.nic, bridge: d.bridge, trunks: d.trunks });
+  if (!o.nicPort || o.nicPort.bridge !== d.bridge || o.nicAddresses > 0) ops.push({ op: 'transfer', nic: d.port, bridge: d.bridge, trunks: d.trunks });
+  else if (!sameTrunks(o.nicPort.trunks, d.trunks)) ops.push({ op: 'trunks', nic: d.port, bridge: d.bridge, trunks: d.trunks });
   if (bm.get(d.pn) !== d.bridge || !mm.has(d.pn)) {
     bm.set(d.pn, d.bridge);
     if (!mm.has(d.pn)) mm.set(d.pn, ctx.mac());
     ops.push({ op: 'mappings', bridgeMappings: formatMappings(bm), macMappings: formatMappings(mm) });
   }
   // links this agent created for an earlier NIC choice; one still a port of a bridge is left to the port's owner
-  for (const v of o.autoVlans) if (v.name !== d.nic && !v.ported) ops.push({ op: 'deleteVlan', name: v.name });
+  for (const v of o.autoVlans) if (v.name !== d.nic && v.name !== d.port && !v.ported) ops.push({ op: 'deleteVlan', name: v.name });
   const want = nodeLabels(d.pn, { kind: 'ready', nic: d.nic, mtu: o.nicLink.mtu });
   const patch = labelPatch(want, o.labels);
   const becomesReady = o.labels[labelKey(d.pn, 'ready')] !== 'true' || o.labels[labelKey(d.pn, 'interface')] !== d.nic
@@ -157,8 +174,9 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
       const ids = vs.getOvsExternalIds();
       const bridgeMappings = parseMappings(ids[BRIDGE_MAPPINGS]);
       const bridgeName = bridgeMappings.get(pn) ?? d.bridge;
-      const nic = d.kind === 'present' ? d.nic : '';
+      const nic = d.kind === 'present' ? d.port : '';
       const nicLink = nic ? await nl.getLink(deps.netns, nic) : null;
+      const origLink = d.kind === 'present' && d.exchangeLinkName ? await nl.getLink(deps.netns, d.nic) : nicLink;
       const nicAddresses = nicLink ? (await nl.listAddresses(deps.netns, { dev: nic })).filter((a) => !isLinkLocal(`${a.address}/${a.prefixLen}`)).length : 0;
       const meta = deps.nodeMeta();
       const labels: Record<string, string> = {};
@@ -169,9 +187,17 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
         .map((l) => ({ name: l.name, ported: vs.getPort(l.name) !== undefined }));
       const bridgeNic = bridge?.ports.find((p) => p !== bridge.name && vs.getPort(p)?.externalIds.vendor === 'kube-ovn'
         && (vs.getInterface(p)?.type ?? '') === '');
+      let renamed: UnderlayObserved['renamed'];
+      if (d.kind === 'absent' && !bridge) {
+        // a NIC left renamed br-<pn> (the bridge went, the rename back did not happen): the name it had is the
+        // bridge's in ovn-bridge-mappings, else the `interface` label
+        const orig = bridgeName !== d.bridge ? bridgeName : labels[labelKey(pn, 'interface')];
+        const l = await nl.getLink(deps.netns, d.bridge);
+        if (orig && l && !vs.getBridge(d.bridge) && !vs.getInterface(d.bridge) && !(await nl.getLink(deps.netns, orig))) renamed = { from: d.bridge, to: orig };
+      }
       return {
         journal: await deps.journal.read(pn),
-        bridge, bridgeNic,
+        bridge, bridgeNic, origLink, renamed,
         nicPort: nic ? vs.getPort(nic) : undefined,
         nicLink, nicAddresses, bridgeMappings,
         macMappings: parseMappings(ids[CHASSIS_MAC_MAPPINGS]),
@@ -179,7 +205,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
       };
     },
     diff: (d, o) => diffUnderlay(d, o, { datapathType: deps.datapathType(), mac: deps.randomMac }),
-    describe: (op) => (op.op === 'finish' ? `finish ${op.rec.op} ${op.rec.nic}<->${op.rec.bridge} (was at ${op.rec.step})` : JSON.stringify(op)),
+    describe: (op) => (op.op === 'finish' ? `finish ${op.rec.op} ${op.rec.nic}<->${op.rec.to ?? op.rec.bridge} (was at ${op.rec.step})` : JSON.stringify(op)),
     async apply(ops) {
       const d = deps.desired();
       const nic = d.kind === 'present' ? d.nic : '';
@@ -191,7 +217,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
             case 'bridge':
               await deps.vswitch().ensureBridge({
                 name: op.name, ...(op.datapathType !== undefined ? { datapathType: op.datapathType } : {}),
-                externalIds: { 'exchange-link-name': 'false' }, otherConfig: { 'mac-learning-fallback': String(op.macLearningFallback) },
+                externalIds: { 'exchange-link-name': String(op.exchangeLinkName) }, otherConfig: { 'mac-learning-fallback': String(op.macLearningFallback) },
                 hwaddrIfNew: op.hwaddrIfNew,
               }, { wait: true, ...(deps.timeoutMs !== undefined ? { timeoutMs: deps.timeoutMs } : {}) });
               break;
@@ -207,6 +233,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
             }
             case 'restore': await restoreNic(tdeps(), pn, op.nic, op.bridge); break;
             case 'createVlan': await createAutoVlan(deps, op); again = true; break;
+            case 'rename': await renameNic(tdeps(), pn, op.from, op.to, op.bridge); again = true; break;
             case 'deleteVlan': await deps.netlink().deleteLink(deps.netns, op.name, { ignoreMissing: true }); break;
             case 'labels':
               await deps.patchNode({ labels: op.labels, ...(op.clearErr ? { annotations: { [labelKey(pn, 'err_mesg')]: null } } : {}) });

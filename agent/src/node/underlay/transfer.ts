@@ -148,9 +148,49 @@ export async function restoreNic(d: TransferDeps, pn: string, nic: string, bridg
   await d.journal.clear(pn);
 }
 
+/**
+ * Renames a link and gives it back its addresses and routes (exchangeLinkName, spec §6.2 step 8 and §6.4). Most
+ * drivers refuse to rename a link that is up, and setting it down drops its routes (and, with the default
+ * keep_addr_on_down=0, its IPv6 addresses), so the node cannot use this link from the down to the re-add: a few
+ * milliseconds, as upstream. The snapshot is journaled first, so a crash in between is finished at the next start.
+ * Every step is idempotent: a link already renamed (`from` gone, `to` there) is not renamed again.
+ */
+export async function renameNic(d: TransferDeps, pn: string, from: string, to: string, bridge: string, rec?: MoveRecord): Promise<void> {
+  const { netlink: nl, netns } = d;
+  let base = rec;
+  if (!base) {
+    const snapshot = await snapshotLink(nl, netns, from);
+    base = { pn, op: 'rename', nic: from, to, bridge, trunks: [], snapshot, step: 'begin' };
+  }
+  const s = base.snapshot;
+  await step(d, base, 'rename-down', async () => {
+    if (await nl.getLink(netns, from)) await nl.setLink(netns, from, { up: false });
+  });
+  // a rename relabels the IPv4 addresses (the kernel names the second and later ones `<new>:2`, `<new>:3`, and a
+  // replace keeps a label), so they go before and come back with the link's own name as their label
+  await step(d, base, 'rename-addresses-off', async () => {
+    if (await nl.getLink(netns, from)) for (const a of s.addresses) await nl.deleteAddress(netns, from, a.cidr, { ignoreMissing: true });
+  });
+  await step(d, base, 'rename', async () => {
+    if (await nl.getLink(netns, from)) {
+      if (await nl.getLink(netns, to)) throw new Error(`cannot rename ${from} to ${to}: a link named ${to} exists`);
+      await nl.renameLink(netns, from, to);
+    }
+  });
+  await step(d, base, 'rename-up', async () => {
+    await nl.setLink(netns, to, { up: true });
+  });
+  await step(d, base, 'rename-readd', async () => {
+    for (const a of s.addresses) await nl.addAddress(netns, to, { cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}) }, { replace: true });
+    for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, to), { replace: true });
+  });
+  await d.journal.clear(pn);
+}
+
 /** Finishes a journaled move (start-up recovery, or the next reconcile pass after a failure). */
 export async function finishMove(d: TransferDeps, rec: MoveRecord): Promise<void> {
   if (rec.op === 'transfer') await transferNic(d, rec.pn, rec.nic, rec.bridge, rec.trunks, rec);
+  else if (rec.op === 'rename') await renameNic(d, rec.pn, rec.nic, rec.to!, rec.bridge, rec);
   else await restoreNic(d, rec.pn, rec.nic, rec.bridge, rec);
 }
 

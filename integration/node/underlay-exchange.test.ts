@@ -1,0 +1,103 @@
+// exchangeLinkName on a real kernel and a real OVS (userspace datapath), through the provider-network reconciler
+// (underlay-bed.ts; prefix koaux): the NIC eth1 becomes the bridge's port `br-phys` with its addresses and routes
+// back on it, the OVS bridge takes the name eth1 and then carries everything the NIC had; removal gives both names
+// back and the NIC its addresses, routes and MAC. The Kubernetes side (labels, events) is recorded in memory: this
+// test is about the kernel and OVS.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cleanupAll, newPrefix, onCleanup } from '../bed/netns.ts';
+import { waitFor } from '../bed/exec.ts';
+import { warmUp } from '../../agent/src/native.ts';
+import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
+import { Reconciler } from '../../agent/src/node/reconciler.ts';
+import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
+import { planUnderlay } from '../../agent/src/node/underlay/plan.ts';
+import { underlaySpec } from '../../agent/src/node/underlay/reconciler.ts';
+import type { ProviderNetwork } from '../../agent/src/node/underlay/types.ts';
+import { GW, NIC, REMOTE, detailed, inet, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+
+const prefix = newPrefix('koaux');
+const PORT = 'br-phys';
+let bed: UnderlayBed;
+let nl: RtNetlink;
+let dir: string;
+
+before(async () => {
+  await warmUp();
+  bed = await underlayBed(prefix);
+  nl = new RtNetlink();
+  dir = mkdtempSync(`/tmp/${prefix}journal-`);
+  onCleanup({ label: `journal ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });
+});
+after(async () => {
+  bed?.vs.close();
+  nl?.close();
+  await cleanupAll();
+});
+
+async function nodePing(addr: string): Promise<boolean> {
+  const r = await bed.node.exec(['ping', '-n', '-q', '-c', '2', '-i', '0.2', '-W', '2', addr], { allowFail: true });
+  return /\b[12] received/.test(r.stdout);
+}
+
+/** `ip -d addr` with what a down/up legitimately renews normalised: the IPv6 link-local's lifetimes. */
+const settled = async (dev: string): Promise<string> => {
+  await waitFor(`${dev}: no address in DAD`, async () => !/tentative/.test(await detailed(bed.node, dev)), 60_000);
+  return detailed(bed.node, dev);
+};
+
+test('exchangeLinkName: the bridge carries the NIC\'s name, addresses, routes and MAC; removal restores both names exactly', async () => {
+  const before = { detail: await settled(NIC), inet: await inet(bed.node, NIC), routes: await routes(bed.node, NIC), link: await linkJson(bed.node, NIC) };
+  const state = {
+    pn: { metadata: { name: 'phys' }, spec: { defaultInterface: NIC, exchangeLinkName: true } } as ProviderNetwork | undefined,
+    labels: {} as Record<string, string>, annotations: {} as Record<string, string>, events: [] as string[],
+  };
+  let macs = 0;
+  const r = new Reconciler(underlaySpec({
+    pn: 'phys', nodeName: 'n1', netns: bed.node.path, netlink: () => nl, vswitch: () => bed.vs, journal: new FileJournal(dir),
+    desired: () => planUnderlay({ pnName: 'phys', pn: state.pn, vlans: [], node: { metadata: { name: 'n1' } }, nodeName: 'n1', macLearningFallback: false }),
+    nodeMeta: () => ({ labels: state.labels, annotations: state.annotations }),
+    patchNode: async (p) => {
+      for (const [k, v] of Object.entries(p.labels ?? {})) { if (v === null) delete state.labels[k]; else state.labels[k] = v; }
+      for (const [k, v] of Object.entries(p.annotations ?? {})) { if (v === null) delete state.annotations[k]; else state.annotations[k] = v; }
+    },
+    event: (type, reason, message) => { state.events.push(`${type} ${reason} ${message}`); },
+    datapathType: () => 'netdev',
+    randomMac: () => `02:00:00:00:01:${(macs++).toString(16).padStart(2, '0')}`,
+  }), { resyncMs: 0 });
+  const settle = async (): Promise<void> => {
+    for (let n = 0; n < 8; n++) if ((await r.runNow()).changes === 0) return;
+    throw new Error('no fixed point in 8 passes');
+  };
+
+  await settle();
+  // OVS: a bridge named like the NIC, ours, with the renamed NIC as its port
+  assert.equal(await bed.ovs.vsctl(['get', 'Bridge', NIC, 'external_ids:exchange-link-name']), '"true"');
+  assert.equal(await bed.ovs.vsctl(['port-to-br', PORT]), NIC);
+  assert.equal(await bed.ovs.vsctl(['get', 'Open_vSwitch', '.', 'external_ids:ovn-bridge-mappings']), `"phys:${NIC}"`);
+  // kernel: eth1 is now the bridge's device (a tap with the userspace datapath), br-phys is the veth
+  assert.match((await bed.node.ip(['-d', 'link', 'show', 'dev', PORT])).stdout, /\bveth\b/);
+  assert.doesNotMatch((await bed.node.ip(['-d', 'link', 'show', 'dev', NIC])).stdout, /\bveth\b/);
+  assert.deepEqual(await inet(bed.node, NIC), before.inet);
+  assert.deepEqual(await routes(bed.node, NIC), before.routes);
+  assert.equal((await linkJson(bed.node, NIC))?.address, before.link?.address);
+  assert.equal((await linkJson(bed.node, NIC))?.mtu, before.link?.mtu);
+  assert.deepEqual(await inet(bed.node, PORT), [], 'the renamed NIC keeps no address once on the bridge');
+  assert.deepEqual(state.labels, {
+    'phys.provider-network.kubernetes.io/ready': 'true', 'phys.provider-network.kubernetes.io/interface': NIC,
+    'phys.provider-network.kubernetes.io/mtu': String(before.link?.mtu),
+  });
+  assert.ok(await nodePing(GW), 'the node reaches the gateway through the bridge');
+  assert.ok(await nodePing(REMOTE), 'and the remote host');
+
+  state.pn = undefined;
+  await settle();
+  assert.equal(await linkJson(bed.node, PORT), undefined, 'br-phys is gone: the NIC has its name back');
+  assert.match((await bed.node.ip(['-d', 'link', 'show', 'dev', NIC])).stdout, /\bveth\b/);
+  assert.equal(await settled(NIC), before.detail, '`ip -d addr show dev eth1` as before');
+  assert.deepEqual(await routes(bed.node, NIC), before.routes);
+  assert.doesNotMatch(await bed.ovs.vsctl(['list-br']), new RegExp(`^${NIC}$`, 'm'));
+  assert.deepEqual(state.labels, {});
+  assert.ok(await nodePing(REMOTE));
+});
