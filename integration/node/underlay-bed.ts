@@ -1,7 +1,7 @@
 // A simulated physical network for the underlay tests (issue 13, ../shared/notes/testbed.md §6): a node namespace
 // running OVS (userspace datapath) whose "NIC" eth1 is one end of a veth; the other end is in a "router" namespace
 // that owns the physical gateway 172.30.50.1/24 and a remote address 10.200.0.1 on its loopback. The NIC starts
-// with two addresses, a default route, a gateway route with a metric and a link-scope route. Bed configuration
+// with two addresses (one without a broadcast), a default route, a gateway route with a metric and a link-scope route. Bed configuration
 // (not product code): the router's veth has TX checksum offload off, as the userspace datapath needs.
 import { startOvs, type OvsNode } from '../bed/ovs.ts';
 import { addVeth, createNetns, type Netns } from '../bed/netns.ts';
@@ -30,7 +30,8 @@ export async function underlayBed(prefix: string): Promise<UnderlayBed> {
   await router.ip(['route', 'add', '172.30.60.0/24', 'via', NODE_IP]);
   await router.exec(['ethtool', '-K', 'eth0', 'tx', 'off']);
   await node.ip(['addr', 'add', `${NODE_IP}/24`, 'brd', '+', 'dev', NIC]);
-  await node.ip(['addr', 'add', '172.30.60.10/24', 'brd', '+', 'dev', NIC]);
+  // no broadcast on purpose: a move must not add one (`ip -d addr` is compared byte for byte)
+  await node.ip(['addr', 'add', '172.30.60.10/24', 'dev', NIC]);
   await node.ip(['route', 'add', 'default', 'via', GW, 'dev', NIC]);
   await node.ip(['route', 'add', '10.200.0.0/16', 'via', GW, 'dev', NIC, 'metric', '100']);
   await node.ip(['route', 'add', '10.201.0.0/16', 'dev', NIC, 'scope', 'link']);

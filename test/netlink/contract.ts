@@ -46,6 +46,20 @@ function recorder(nl: Netlink, netns: string, groups: Parameters<Netlink['subscr
 }
 
 export const contract: ContractCase[] = [
+  ['IPv4 broadcast: computed by default, none when false, as given; a replace keeps the one the address has', async ({ nl, a, b }) => {
+    await pair(nl, a, b);
+    await nl.addAddress(b, 'p', { cidr: '10.2.0.2/24', broadcast: false });
+    await nl.addAddress(b, 'p', { cidr: '10.3.0.2/24', broadcast: '10.3.0.7' });
+    await nl.addAddress(b, 'p', { cidr: '10.4.0.2/31' });
+    const by = async (ip: string) => (await nl.listAddresses(b, { dev: 'p' })).find((x) => x.address === ip);
+    assert.equal((await by('10.1.0.2'))?.broadcast, '10.1.0.255');
+    assert.equal((await by('10.2.0.2'))?.broadcast, undefined);
+    assert.equal((await by('10.3.0.2'))?.broadcast, '10.3.0.7');
+    assert.equal((await by('10.4.0.2'))?.broadcast, undefined, 'no broadcast on a /31');
+    assert.equal((await by('fd01::2'))?.broadcast, undefined);
+    await nl.addAddress(b, 'p', { cidr: '10.2.0.2/24' }, { replace: true });
+    assert.equal((await by('10.2.0.2'))?.broadcast, undefined);
+  }],
   ['vlan link on a parent: kind, id, parent index, the parent\'s MTU and MAC, down; EEXIST, ENODEV, EINVAL', async ({ nl, a, b }) => {
     await nl.createVeth({ netns: a, name: 'h', mtu: 1400, mac: '02:00:00:00:00:0a', peer: { name: 'p', netns: b } });
     await nl.createVlan({ netns: a, name: 'h.100', parent: 'h', id: 100 });

@@ -297,7 +297,7 @@ test('decode captured RTM_NEWLINK: tap device (kind tun, IFLA_TUN_TYPE tap), dow
 test('decode captured RTM_GETADDR dump: v4 with label, v6 nodad permanent, link-local', () => {
   const all = messages('getaddr_dump').filter((m) => m.type === 20).map(addr.decodeAddr);
   const v4 = all.find((a) => a?.address === '10.16.0.5');
-  assert.deepEqual(v4 && { f: v4.family, p: v4.prefixLen, label: v4.label, perm: v4.permanent }, { f: 4, p: 16, label: 'eth0', perm: true });
+  assert.deepEqual(v4 && { f: v4.family, p: v4.prefixLen, label: v4.label, perm: v4.permanent, brd: v4.broadcast }, { f: 4, p: 16, label: 'eth0', perm: true, brd: '10.16.255.255' });
   const v6 = all.find((a) => a?.address === 'fd00:10:16::5');
   assert.ok(v6);
   assert.equal(v6.prefixLen, 64);

@@ -6,25 +6,27 @@ import {
   NLM_F_REPLACE, NLM_F_REQUEST, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from './constants.ts';
 import { invalid } from './errors.ts';
-import { broadcastOf, formatIp, parseCidr, parseIp } from './ip.ts';
+import { broadcastOf, formatIp, parseCidr, parseIp, type Cidr } from './ip.ts';
 import type { AddressInfo, AddressSpec } from './port.ts';
 
 export const familyToAf = (f: 4 | 6 | undefined): number => (f === 4 ? AF_INET : f === 6 ? AF_INET6 : AF_UNSPEC);
+
+/** The IFA_BROADCAST an add sends: the given one, none (`false`, and always for IPv6), else computed for /0../30. */
+export function addressBroadcast(c: Cidr, spec: AddressSpec): Uint8Array | undefined {
+  if (c.family !== 4 || spec.broadcast === false) return undefined;
+  if (typeof spec.broadcast === 'string') {
+    const b = parseIp(spec.broadcast, 'broadcast');
+    if (b.family !== 4) throw invalid('add address', `broadcast ${spec.broadcast} is not IPv4`);
+    return b.bytes;
+  }
+  return c.prefixLen < 31 ? broadcastOf(c) : undefined;
+}
 
 /** RTM_NEWADDR (EXCL, or REPLACE when `replace`). IPv4 gets IFA_LOCAL+IFA_ADDRESS and a broadcast for prefixes < 31. */
 export function newAddr(seq: number, index: number, spec: AddressSpec, replace = false): Buffer {
   const c = parseCidr(spec.cidr, 'address');
   if (spec.nodad && c.family !== 6) throw invalid('add address', `nodad applies to IPv6 only (${spec.cidr})`);
-  let brd: Uint8Array | undefined;
-  if (c.family === 4 && spec.broadcast !== false) {
-    if (typeof spec.broadcast === 'string') {
-      const b = parseIp(spec.broadcast, 'broadcast');
-      if (b.family !== 4) throw invalid('add address', `broadcast ${spec.broadcast} is not IPv4`);
-      brd = b.bytes;
-    } else if (c.prefixLen < 31) {
-      brd = broadcastOf(c);
-    }
-  }
+  const brd = addressBroadcast(c, spec);
   const flags = spec.nodad ? IFA_F_NODAD : 0;
   const nlFlags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL);
   return buildMessage({ type: RTM_NEWADDR, flags: nlFlags, seq }, (w) => {
@@ -77,5 +79,7 @@ export function decodeAddr(m: NlMessage): AddressInfo | null {
   };
   const label = attrString(a.get(IFA_LABEL));
   if (label) info.label = label;
+  const brd = af === AF_INET ? a.get(IFA_BROADCAST) : undefined;
+  if (brd?.length === 4) info.broadcast = formatIp(brd);
   return info;
 }

@@ -8,6 +8,7 @@ import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERN
 import { NetlinkError, describe, invalid, isNetlinkError } from './errors.ts';
 import { formatIp, networkOf, parseCidr, parseIp, parseMac } from './ip.ts';
 import { checkIfName, checkVlanId } from './link.ts';
+import { addressBroadcast } from './addr.ts';
 import type {
   AddressInfo, AddressSpec, DeleteOptions, LinkChanges, LinkInfo, NeighInfo, NeighSpec, Netlink, Netns, PodNet,
   ProbeResult, ProbeTiming, RouteInfo, RouteSpec, RuleInfo, RuleSpec, VethSpec, VlanSpec, EventGroup, NetlinkEvent,
@@ -327,6 +328,9 @@ export class FakeNetlink implements Netlink, PodNet {
     if (existing >= 0 && !opts.replace) throw fail('EEXIST', `add address ${spec.cidr}`);
     const flags = IFA_F_PERMANENT | (spec.nodad ? IFA_F_NODAD : 0);
     const info: AddressInfo = { index: l.index, family: c.family, address, prefixLen: c.prefixLen, flags, scope: 0, tentative: false, dadFailed: false, deprecated: false, permanent: true };
+    // as the kernel: a replace keeps the broadcast the address was created with
+    const brd = existing >= 0 ? ns.addrs[existing]!.broadcast : addressBroadcast(c, spec);
+    if (brd !== undefined) info.broadcast = typeof brd === 'string' ? brd : formatIp(brd);
     if (existing >= 0) ns.addrs[existing] = info;
     else ns.addrs.push(info);
     this.emit(netns, { kind: 'address', action: 'new', address: { ...info } });

@@ -81,6 +81,8 @@ export interface AddressInfo {
   deprecated: boolean;
   permanent: boolean;
   label?: string;
+  /** IPv4: IFA_BROADCAST, when the address has one */
+  broadcast?: string;
 }
 
 export interface AddressSpec {

@@ -13,6 +13,8 @@ import { join } from 'node:path';
 export interface SnapAddress {
   readonly cidr: string;
   readonly family: 4 | 6;
+  /** IPv4: the broadcast it had, null for none (absent in records written before it was kept: computed) */
+  readonly broadcast?: string | null;
 }
 
 /** A route as it was on the source link (the device is the move's business, not the record's). */

@@ -12,9 +12,9 @@
 //   bridge while the NIC is still its port, port removed, bridge deleted).
 // Link-local addresses and the kernel's own routes (proto kernel: connected, local) stay where the kernel put them.
 
-import type { Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
+import type { AddressSpec, Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
 import type { Vswitch } from '../../datapath/ovsdb/port.ts';
-import type { Journal, LinkSnapshot, MoveRecord, SnapRoute } from './journal.ts';
+import type { Journal, LinkSnapshot, MoveRecord, SnapAddress, SnapRoute } from './journal.ts';
 
 const RTPROT_KERNEL = 2;
 
@@ -58,12 +58,21 @@ export function routeSpec(r: SnapRoute, dev: string): RouteSpec {
 export async function snapshotLink(nl: Netlink, netns: Netns, dev: string): Promise<LinkSnapshot> {
   const link = await nl.getLink(netns, dev);
   if (!link) throw new Error(`link ${dev} not found`);
-  const addrs = (await nl.listAddresses(netns, { dev })).map((a) => ({ cidr: `${a.address}/${a.prefixLen}`, family: a.family }))
+  const addrs = (await nl.listAddresses(netns, { dev }))
+    .map((a) => ({ cidr: `${a.address}/${a.prefixLen}`, family: a.family, ...(a.family === 4 ? { broadcast: a.broadcast ?? null } : {}) }))
     .filter((a) => !isLinkLocal(a.cidr));
   const routes = (await nl.listRoutes(netns, { table: 0 })).filter((r) => r.oif === link.index && r.protocol !== RTPROT_KERNEL)
     .filter((r) => !(r.dst !== null && isLinkLocal(r.dst)))
     .map(toSnapRoute);
   return { mac: link.mac ?? '', mtu: link.mtu, up: link.up, addresses: addrs, routes };
+}
+
+/** An address as it was: IPv6 without DAD (it was in use), IPv4 with the broadcast it had (or none). */
+export function addressSpec(a: SnapAddress): AddressSpec {
+  return {
+    cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}),
+    ...(a.broadcast !== undefined ? { broadcast: a.broadcast ?? false } : {}),
+  };
 }
 
 async function step(d: TransferDeps, rec: MoveRecord, name: string, fn: () => Promise<unknown>): Promise<void> {
@@ -90,7 +99,7 @@ export async function transferNic(d: TransferDeps, pn: string, nic: string, brid
     await nl.setLink(netns, bridge, { mac: s.mac, mtu: s.mtu, up: true });
   });
   await step(d, base, 'addresses-to-bridge', async () => {
-    for (const a of s.addresses) await nl.addAddress(netns, bridge, { cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}) }, { replace: true });
+    for (const a of s.addresses) await nl.addAddress(netns, bridge, addressSpec(a), { replace: true });
   });
   await step(d, base, 'nic-port', async () => {
     await d.vswitch.addBridgePort({ bridge, name: nic, trunks: base.trunks }, { wait: true, timeoutMs: timeout });
@@ -126,7 +135,7 @@ export async function restoreNic(d: TransferDeps, pn: string, nic: string, bridg
   if (nicThere) {
     await step(d, base, 'nic-up', async () => { await nl.setLink(netns, nic, { up: true }); });
     await step(d, base, 'addresses-to-nic', async () => {
-      for (const a of s.addresses) await nl.addAddress(netns, nic, { cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}) }, { replace: true });
+      for (const a of s.addresses) await nl.addAddress(netns, nic, addressSpec(a), { replace: true });
     });
     await step(d, base, 'routes-to-nic', async () => {
       for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, nic), { replace: true });
@@ -181,7 +190,7 @@ export async function renameNic(d: TransferDeps, pn: string, from: string, to: s
     await nl.setLink(netns, to, { up: true });
   });
   await step(d, base, 'rename-readd', async () => {
-    for (const a of s.addresses) await nl.addAddress(netns, to, { cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}) }, { replace: true });
+    for (const a of s.addresses) await nl.addAddress(netns, to, addressSpec(a), { replace: true });
     for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, to), { replace: true });
   });
   await d.journal.clear(pn);
