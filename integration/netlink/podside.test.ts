@@ -67,6 +67,20 @@ test('ARP probe (RFC 5227): a free address has no conflict; an address held by t
   });
 });
 
+test('arping: a gateway that drops ICMP to itself still answers ARP with its MAC; an absent address gives null', async () => {
+  await withNs(2, async (host, p) => {
+    const { hostMac } = await pair(host, p);
+    await nl.addAddress(p.path, 'eth0', { cidr: '10.16.0.5/16' });
+    // the "physical gateway" (the other end, a namespace of this test) drops ICMP to itself
+    sh(['ip', 'netns', 'exec', host.name, 'iptables', '-w', '-A', 'INPUT', '-p', 'icmp', '-j', 'DROP']);
+    assert.equal(await pod.ping(p.path, '10.16.0.1', { timeoutMs: 300, tries: 1 }), null, 'ICMP is dropped');
+    const r = await pod.arping(p.path, 'eth0', '10.16.0.1', { src: '10.16.0.5', timeoutMs: 2000, tries: 2 });
+    assert.equal(r?.mac, hostMac);
+    assert.equal(await pod.arping(p.path, 'eth0', '10.16.0.77', { src: '10.16.0.5', timeoutMs: 200, tries: 2 }), null);
+    await assert.rejects(pod.arping(p.path, 'eth0', 'fd00:10:16::1', { src: '10.16.0.5' }), (e) => isNetlinkError(e, 'EINVAL'));
+  });
+});
+
 test('gratuitous ARP is on the wire and updates the neighbour entry of the other end', async () => {
   await withNs(2, async (host, p) => {
     await pair(host, p);

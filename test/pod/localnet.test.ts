@@ -73,4 +73,29 @@ describe('underlay pods: the localnet patch port', () => {
     assert.deepEqual(vs.listPorts('br-int'), ['br-int']);
     assert.deepEqual((await nl.listLinks(null)).map((l) => l.name), ['lo']);
   });
+
+  it('the IPv4 gateway check of an underlay pod is ARP: a physical gateway that drops ICMP passes, one that does not answer ARP fails', async () => {
+    const { nl, vs } = await world();
+    nl.reachable.clear();
+    nl.arpAnswers.set(`${NETNS}|172.30.50.1`, '52:54:00:00:00:01');
+    await vs.ensureBridge({ name: 'br-phys' });
+    await vs.addBridgePort({ bridge: 'br-phys', name: 'patch-localnet.vlan100-to-br-int', type: 'patch' });
+    await applyAdd(plan({ name: 'vlan100', vlan: 'v100' }), { netlink: nl, podNet: nl, vswitch: vs, probe: probeTiming(10) });
+    assert.ok(nl.calls.includes(`arping ${NETNS} eth0 172.30.50.1 from 172.30.50.20`), nl.calls.join('\n'));
+    assert.ok(!nl.calls.some((c) => c.startsWith('ping ')), 'no ICMP echo');
+
+    const w = await world();
+    w.nl.reachable.clear();
+    await w.vs.ensureBridge({ name: 'br-phys' });
+    await w.vs.addBridgePort({ bridge: 'br-phys', name: 'patch-localnet.vlan100-to-br-int', type: 'patch' });
+    await assert.rejects(applyAdd(plan({ name: 'vlan100', vlan: 'v100' }), { netlink: w.nl, podNet: w.nl, vswitch: w.vs, probe: probeTiming(10), gatewayPingTryMs: 10 }),
+      /gateway 172\.30\.50\.1 to answer/);
+  });
+
+  it('a logicalGateway subnet (the OVN router) is checked by ICMP echo, not ARP', async () => {
+    const { nl, vs } = await world();
+    await applyAdd(plan({ name: 'vlan100', vlan: 'v100', logicalGateway: true }), { netlink: nl, podNet: nl, vswitch: vs, probe: probeTiming(10) });
+    assert.ok(nl.calls.some((c) => c.startsWith(`ping ${NETNS} 172.30.50.1`)), nl.calls.join('\n'));
+    assert.ok(!nl.calls.some((c) => c.startsWith('arping ')));
+  });
 });

@@ -299,9 +299,10 @@ async function waitCarrier(netns: string, link: string, d: ExecutorDeps, boundMs
 }
 
 /**
- * IPv6 addresses preferred (DAD done), then each gateway answers: IPv4 and IPv6 ICMP echo from inside the pod
- * (upstream resolves IPv4 gateways by ARP; an echo needs the same ARP resolution first). Bounded by check.timeoutMs;
- * "not concerned" modes try once and ignore the answer (§3.8.9).
+ * IPv6 addresses preferred (DAD done), then each gateway answers from inside the pod: an IPv4 gateway of an underlay
+ * subnet (the `arping` modes) by ARP, as upstream, since a physical gateway may drop ICMP to itself; every other
+ * gateway by ICMP/ICMPv6 echo (an IPv4 echo needs the same ARP resolution first, and proves the OVN path too).
+ * Bounded by check.timeoutMs; "not concerned" modes try once and ignore the answer (§3.8.9).
  */
 async function gatewayCheck(netns: string, link: string, check: GatewayCheck, d: ExecutorDeps, signal?: AbortSignal): Promise<void> {
   const t0 = performance.now();
@@ -316,10 +317,14 @@ async function gatewayCheck(netns: string, link: string, check: GatewayCheck, d:
       if (!r.ok) throw agentError('KOA_TIMEOUT', Math.round(performance.now() - t0), `IPv6 addresses ${r.tentative.join(', ')} to leave the tentative state`);
       for (const t of v6) await d.podNet.announceIPv6(netns, link, t.ip).catch(() => undefined);
     };
+    const arp = check.mode === 'arping' || check.mode === 'arping-not-concerned';
+    const probe = (t: GatewayCheck['targets'][number], timeoutMs: number): Promise<unknown> => (arp && t.family === 4
+      ? d.podNet.arping(netns, link, t.gateway, { src: t.ip, timeoutMs, tries: 1 })
+      : d.podNet.ping(netns, t.gateway, { timeoutMs, tries: 1, ...(t.family === 6 ? { dev: link } : {}) }));
     const one = async (t: GatewayCheck['targets'][number]): Promise<void> => {
       if (t.family === 6) await dadDone;
       if (!check.concerned) {
-        await d.podNet.ping(netns, t.gateway, { timeoutMs: 1000, tries: 1, ...(t.family === 6 ? { dev: link } : {}) }).catch(() => null);
+        await probe(t, 1000).catch(() => null);
         return;
       }
       // one echo per try, so that a deleted pod (signal) stops the check within one try (upstream: within 5 s)
@@ -327,7 +332,7 @@ async function gatewayCheck(netns: string, link: string, check: GatewayCheck, d:
         if (signal?.aborted) throw agentError('KOA_TRY_AGAIN', `gateway check of ${t.ip} stopped: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`);
         const started = performance.now();
         const left = deadline - started;
-        const r = await d.podNet.ping(netns, t.gateway, { timeoutMs: Math.min(tryMs, Math.max(1, left)), tries: 1, ...(t.family === 6 ? { dev: link } : {}) });
+        const r = await probe(t, Math.min(tryMs, Math.max(1, left)));
         if (r) return;
         // a try that failed early (no route yet, an ICMP error) waits out its slot: no busy loop
         const rest = Math.min(tryMs, deadline - performance.now()) - (performance.now() - started);

@@ -495,6 +495,19 @@ export class FakeNetlink implements Netlink, PodNet {
     return waitIPv6Dad(this, netns, dev, opts);
   }
 
+  /** IPv4 addresses that answer ARP (`${ns}|${ip}` -> MAC) though not necessarily ping; an address in `reachable`
+   *  answers ARP too. */
+  readonly arpAnswers = new Map<string, string>();
+
+  async arping(netns: Netns, dev: string, ip: string, opts: { src: string }): Promise<{ mac: string; rttMs: number; tries: number } | null> {
+    const ns = this.enter('arping', netns, `${dev} ${ip} from ${opts.src}`);
+    this.byName(ns, dev, 'arping');
+    if (parseIp(ip).family !== 4 || parseIp(opts.src).family !== 4) throw invalid('arping', 'arping is IPv4 only');
+    const k = `${key(netns)}|${formatIp(parseIp(ip).bytes)}`;
+    const mac = this.arpAnswers.get(k) ?? (this.reachable.has(k) ? '0a:00:00:00:ff:01' : undefined);
+    return mac ? { mac, rttMs: 0.1, tries: 1 } : null;
+  }
+
   async ping(netns: Netns, ip: string): Promise<{ rttMs: number; tries: number } | null> {
     this.enter('ping', netns, ip);
     return this.reachable.has(`${key(netns)}|${formatIp(parseIp(ip).bytes)}`) ? { rttMs: 0.1, tries: 1 } : null;

@@ -82,6 +82,17 @@ export function arpAnnounceFrame(mac: Uint8Array, ip: Uint8Array): Buffer {
   return ethernet(BROADCAST_MAC, mac, ETH_P_ARP, arpPayload({ op: ARPOP_REQUEST, sha: mac, spa: ip, tha: ZERO6, tpa: ip }));
 }
 
+/** ARP request for `target` from our address (arping): broadcast, sender = our MAC and IP. */
+export function arpRequestFrame(mac: Uint8Array, src: Uint8Array, target: Uint8Array): Buffer {
+  return ethernet(BROADCAST_MAC, mac, ETH_P_ARP, arpPayload({ op: ARPOP_REQUEST, sha: mac, spa: src, tha: ZERO6, tpa: target }));
+}
+
+/** The MAC that `target` answered an arping with: an ARP reply from `target` to our MAC and IP; else null. */
+export function arpReplyFrom(arp: Arp, target: Uint8Array, ourMac: Uint8Array, ourIp: Uint8Array): string | null {
+  if (arp.op !== ARPOP_REPLY || !eq(arp.spa, target) || !eq(arp.tha, ourMac) || !eq(arp.tpa, ourIp)) return null;
+  return formatMac(arp.sha);
+}
+
 /** Parses an Ethernet frame carrying Ethernet/IPv4 ARP; null for anything else. */
 export function parseArpFrame(frame: Uint8Array): (Arp & { srcMac: string }) | null {
   if (frame.length < ETH_HLEN + 28) return null;

@@ -14,7 +14,7 @@ import { formatIp, parseIp, parseMac } from '../netlink/ip.ts';
 import { checkIfName } from '../netlink/link.ts';
 import { waitIPv6Dad } from '../netlink/wait.ts';
 import {
-  ETH_P_ARP, PACKET_OUTGOING, arpAnnounceFrame, arpConflict, arpProbeFrame, icmpEcho, parseArpFrame, parseEchoReply,
+  ETH_P_ARP, PACKET_OUTGOING, arpAnnounceFrame, arpConflict, arpProbeFrame, arpReplyFrom, arpRequestFrame, icmpEcho, parseArpFrame, parseEchoReply,
   sllPktType, sockaddrIn, sockaddrIn6, sockaddrIp, sockaddrLl, unsolicitedNaFrame, BROADCAST_MAC, ALL_NODES_MAC, ETH_P_IPV6,
 } from './packets.ts';
 import type { LinkInfo, Netlink, Netns } from '../netlink/port.ts';
@@ -213,6 +213,39 @@ export class PodSide implements PodNet {
 
   async waitIPv6Dad(netns: Netns, dev: string, opts: { timeoutMs?: number } = {}): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }> {
     return waitIPv6Dad(this.nl, netns, dev, opts);
+  }
+
+  async arping(netns: Netns, dev: string, ip: string, opts: { src: string; timeoutMs?: number; tries?: number }): Promise<{ mac: string; rttMs: number; tries: number } | null> {
+    const op = `arping ${ip} from ${opts.src} on ${dev}`;
+    const target = parseIp(ip);
+    const src = parseIp(opts.src);
+    if (target.family !== 4 || src.family !== 4) throw invalid(op, 'arping is IPv4 only');
+    const l = await this.link(netns, dev, op);
+    const mac = parseMac(l.mac);
+    const fd = this.packetSocket(netns, l.index, ETH_P_ARP, true, op);
+    const rx = new Receiver(fd);
+    const n = native();
+    try {
+      const frame = arpRequestFrame(mac, src.bytes, target.bytes);
+      const to = sockaddrLl(ETH_P_ARP, l.index, BROADCAST_MAC);
+      const tries = opts.tries ?? 1;
+      for (let i = 0; i < tries; i++) {
+        const t0 = performance.now();
+        n.sendto(fd, frame, to);
+        const got = await rx.until(opts.timeoutMs ?? 1000, (pkt, from) => {
+          if (sllPktType(from) === PACKET_OUTGOING) return null;
+          const arp = parseArpFrame(pkt);
+          return arp ? arpReplyFrom(arp, target.bytes, mac, src.bytes) : null;
+        });
+        if (got !== null) return { mac: got, rttMs: performance.now() - t0, tries: i + 1 };
+      }
+      return null;
+    } catch (e) {
+      throw wrapNative(e, op);
+    } finally {
+      rx.close();
+      closeLater(fd);
+    }
   }
 
   async ping(netns: Netns, ip: string, opts: { timeoutMs?: number; tries?: number; intervalMs?: number; dev?: string } = {}): Promise<{ rttMs: number; tries: number } | null> {

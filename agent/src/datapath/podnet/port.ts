@@ -27,6 +27,9 @@ export interface PodNet {
   /** Waits (on address events) until none of the link's IPv6 addresses is tentative; reports DAD failures.
    *  Bounded by timeoutMs. */
   waitIPv6Dad(netns: Netns, dev: string, opts?: { timeoutMs?: number }): Promise<{ ok: boolean; tentative: string[]; dadFailed: string[] }>;
+  /** ARP request for `ip` from `src` on `dev` (arping), `tries` times, `timeoutMs` each; resolves with the MAC that
+   *  answered, or null. The underlay gateway check: a physical gateway that drops ICMP still answers ARP. */
+  arping(netns: Netns, dev: string, ip: string, opts: { src: string; timeoutMs?: number; tries?: number }): Promise<{ mac: string; rttMs: number; tries: number } | null>;
   /** ICMP/ICMPv6 echo from inside `netns`; resolves with the round-trip time or null after `timeoutMs` per try. */
   ping(netns: Netns, ip: string, opts?: { timeoutMs?: number; tries?: number; intervalMs?: number }): Promise<{ rttMs: number; tries: number } | null>;
   /** TX checksum offload on/off (ETHTOOL_STXCSUM); needed off on pod veths with the userspace OVS datapath. */
