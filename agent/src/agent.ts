@@ -13,6 +13,7 @@
 // Tests pass hooks (a fake CNI backend, a fault injected before an ADD step); production passes none, and nothing
 // here imports a fake.
 
+import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { CniBackend } from './cni/backend.ts';
@@ -21,6 +22,7 @@ import { FLAGS, loadConfig, type Config } from './config/config.ts';
 import { parseFlags } from './config/flags.ts';
 import { NetlinkComponent, OvsdbComponent } from './datapath/component.ts';
 import { kernelCalls } from './datapath/kernel-calls.ts';
+import { VswitchdControl } from './datapath/ovsdb/unixctl.ts';
 import { AgentError } from './errors.ts';
 import { KubeComponent } from './k8s/component.ts';
 import { mergeServiceCidrs } from './k8s/service-cidrs.ts';
@@ -181,6 +183,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
         onNodeChange: (l) => kube.watches.node.store.subscribe((_e, n) => { if (n.metadata?.name === cfg.nodeName) l(); }),
         nodeApi: () => kube.nodeApi, events: () => kube.events, log,
         ...(m ? { onPass: m.observeReconcile } : {}),
+        subnets: () => kube.watches.subnets.store.list(), onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
+        vswitchd: new VswitchdControl(dirname(cfg.ovsSocket)),
       }));
   }
   try {

@@ -128,6 +128,40 @@ test('an underlay pod on each node (subnet with vlan, OVN localnet) pings the ph
   for (const [i, { p }] of pods.entries()) assert.equal((await podCall('DEL', agents[i]!, p)).code, 0);
 });
 
+test('the physical gateway drops ICMP to itself: the ARP gateway check passes; an address a host on the wire holds fails the ADD naming its MAC', async () => {
+  const c = bed.controller!;
+  const n = bed.nodes[0]!;
+  const withAnnotation = async (name: string) => {
+    const p = await newPod(bed, n, name);
+    const a = await c.allocatePod(p.namespace, p.name, { subnet: 'ul' });
+    await bed.kube!.api.mergePatch(`/api/v1/namespaces/${p.namespace}/pods/${p.name}`, { metadata: { annotations: { 'ovn.kubernetes.io/provider_network': 'phys' } } });
+    return { p, ip: a.ips[0]! };
+  };
+  await sw.exec(['iptables', '-w', '-I', 'INPUT', '-p', 'icmp', '-d', '172.30.50.1', '-j', 'DROP']);
+  try {
+    const { p } = await withAnnotation('ularp');
+    const r = await podCall('ADD', agents[0]!, p);
+    assert.equal(r.code, 0, `ADD ${p.name}: ${r.stdout} ${r.stderr}`);
+    assert.equal((await ping(p.ns, '172.30.50.1', { count: 2, intervalS: 0.2, minReceived: 1 })).ok, false, 'the gateway does drop ICMP');
+    assert.equal((await podCall('DEL', agents[0]!, p)).code, 0);
+  } finally {
+    await sw.exec(['iptables', '-w', '-D', 'INPUT', '-p', 'icmp', '-d', '172.30.50.1', '-j', 'DROP']);
+  }
+  // a host on the physical network already uses the address the pod was given
+  const { p, ip } = await withAnnotation('ulconf');
+  const swMac = JSON.parse((await sw.ip(['-j', 'link', 'show', 'br0'])).stdout)[0].address as string;
+  await sw.ip(['addr', 'add', `${ip}/32`, 'dev', 'br0']);
+  try {
+    const r = await podCall('ADD', agents[0]!, p);
+    assert.notEqual(r.code, 0, 'the ADD fails');
+    assert.match(r.stdout, new RegExp(`${ip.replaceAll('.', '\\.')} has already been used by host with MAC ${swMac}`));
+    assert.equal((await n.ovs.vsctl(['--columns=name', 'find', 'Interface', `external_ids:iface-id=${p.name}.${p.namespace}`])).trim(), '', 'rolled back');
+    assert.equal((await podCall('DEL', agents[0]!, p)).code, 0);
+  } finally {
+    await sw.ip(['addr', 'del', `${ip}/32`, 'dev', 'br0']);
+  }
+});
+
 test('VLAN 100: a Vlan in the network\'s status.vlans adds 100 to the trunks; a pod on a VLAN 100 subnet pings its gateway across the switch, tagged', async () => {
   const c = bed.controller!;
   // the physical side: this kernel has no 802.1Q devices (nor bridge VLAN filtering), so the VLAN 100 gateway

@@ -22,7 +22,7 @@ const skip = ARCHIVE ? undefined : `kube-ovn-${VERSION}.tar.gz not found in ../s
 const READ: Record<string, string[]> = {
   'subnets.kubeovn.io': ['spec.provider', 'spec.protocol', 'spec.cidrBlock', 'spec.gateway', 'spec.vpc', 'spec.vlan',
     'spec.logicalGateway', 'spec.u2oInterconnection', 'spec.disableGatewayCheck', 'spec.mtu', 'spec.nodeNetwork',
-    'status.u2oInterconnectionIP'],
+    'status.u2oInterconnectionIP', 'status.u2oInterconnectionMAC'],
   'ips.kubeovn.io': ['spec.podName', 'spec.namespace', 'spec.subnet', 'spec.nodeName', 'spec.ipAddress', 'spec.attachIps[]',
     'spec.attachMacs[]', 'spec.attachSubnets[]'],
   'provider-networks.kubeovn.io': ['spec.defaultInterface', 'spec.customInterfaces[].interface', 'spec.customInterfaces[].nodes[]',

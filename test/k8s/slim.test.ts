@@ -35,11 +35,11 @@ test('a Node keeps metadata, addresses and only the NetworkUnavailable condition
 test('a Subnet keeps its whole spec and the status fields the agent reads; IP usage goes', () => {
   const spec = { provider: 'ovn', cidrBlock: '10.16.0.0/16', gateway: '10.16.0.1', natOutgoing: true, gatewayType: 'distributed', enableLb: true };
   const raw = { metadata: { ...meta, namespace: undefined }, spec,
-    status: { v4availableIPs: 65000, v4usingIPrange: '10.16.0.2-10.16.0.200', u2oInterconnectionIP: '10.16.0.254', activateGateway: 'n1',
+    status: { v4availableIPs: 65000, v4usingIPrange: '10.16.0.2-10.16.0.200', u2oInterconnectionIP: '10.16.0.254', u2oInterconnectionMAC: '0a:00:00:00:00:fe', activateGateway: 'n1',
       natOutgoingPolicyRules: [{ action: 'forward' }], conditions: [{ type: 'Validated', status: 'True', reason: 'ValidatedSuccessfully', lastUpdateTime: 't' }] } } as unknown as Subnet;
   const s = slimSubnet(raw);
   assert.deepEqual(s.spec, spec);
-  assert.deepEqual(s.status, { u2oInterconnectionIP: '10.16.0.254', activateGateway: 'n1', natOutgoingPolicyRules: [{ action: 'forward' }],
+  assert.deepEqual(s.status, { u2oInterconnectionIP: '10.16.0.254', u2oInterconnectionMAC: '0a:00:00:00:00:fe', activateGateway: 'n1', natOutgoingPolicyRules: [{ action: 'forward' }],
     conditions: [{ type: 'Validated', status: 'True' }] });
   assert.equal((s.metadata as Record<string, unknown>).managedFields, undefined);
 });

@@ -42,7 +42,7 @@ export function slimSubnet(s: Subnet): Subnet {
     ...(s.spec ? { spec: s.spec } : {}),
     ...(st ? {
       status: {
-        ...pick(st, ['u2oInterconnectionIP', 'activateGateway', 'natOutgoingPolicyRules']),
+        ...pick(st, ['u2oInterconnectionIP', 'u2oInterconnectionMAC', 'activateGateway', 'natOutgoingPolicyRules']),
         ...(st.conditions ? { conditions: st.conditions.map((c) => ({ type: c.type, status: c.status })) } : {}),
       },
     } : {}),

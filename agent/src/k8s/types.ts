@@ -58,6 +58,8 @@ export interface Subnet extends KubeObject {
   };
   status?: {
     u2oInterconnectionIP?: string;
+    /** the MAC of the u2o router port: a static FDB entry on the provider bridge (node/underlay/fdb.ts) */
+    u2oInterconnectionMAC?: string;
     activateGateway?: string;
     natOutgoingPolicyRules?: unknown[];
     conditions?: { type?: string; status?: string }[];

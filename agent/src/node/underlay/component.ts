@@ -11,13 +11,17 @@ import { KUBEOVN_GROUP, KUBEOVN_VERSION, listOf, listWatchFactory } from '../../
 import { KubeRest } from '../../k8s/rest.ts';
 import type { EventRecorder } from '../../k8s/events.ts';
 import type { NodeApi } from '../../k8s/node-api.ts';
-import type { KubeList, Node } from '../../k8s/types.ts';
+import type { KubeList, Node, Subnet } from '../../k8s/types.ts';
 import { ResilientListWatch, type Log } from '../../k8s/watch.ts';
 import type { Component } from '../../lifecycle.ts';
 import type { PassOutcome, ReconcilerLog } from '../reconciler.ts';
 import { UnderlayController } from './controller.ts';
 import { FileJournal } from './journal.ts';
-import { chooseNic, randomMac } from './plan.ts';
+import { chooseNic, parseMappings, randomMac } from './plan.ts';
+import { FDB_RESYNC_MS, fdbSpec } from './fdb.ts';
+import { BRIDGE_MAPPINGS } from './reconciler.ts';
+import { Reconciler } from '../reconciler.ts';
+import type { Unixctl } from '../../datapath/ovsdb/unixctl.ts';
 import type { ProviderNetwork, Vlan } from './types.ts';
 
 export interface UnderlayComponentDeps {
@@ -34,6 +38,11 @@ export interface UnderlayComponentDeps {
   readonly events: () => EventRecorder;
   readonly log: Log & ReconcilerLog;
   readonly onPass?: (o: PassOutcome) => void;
+  /** Subnets (the u2o FDB entries) and their change events */
+  readonly subnets: () => readonly Subnet[];
+  readonly onSubnetChange: (l: () => void) => () => void;
+  /** ovs-vswitchd's control socket (fdb/add, fdb/del, fdb/show) */
+  readonly vswitchd: Unixctl;
 }
 
 export class UnderlayComponent implements Component {
@@ -42,6 +51,7 @@ export class UnderlayComponent implements Component {
   #pns: ResilientListWatch<ProviderNetwork> | undefined;
   #vlans: ResilientListWatch<Vlan> | undefined;
   #controller: UnderlayController | undefined;
+  #fdb: Reconciler<unknown, unknown, unknown> | undefined;
   #unsubscribe: (() => void)[] = [];
 
   constructor(d: UnderlayComponentDeps) { this.#d = d; }
@@ -87,10 +97,21 @@ export class UnderlayComponent implements Component {
       if (e.name.startsWith('br-') || nics.has(e.name)) controller.sync('ovsdb');
     }));
     void Promise.all([pns.waitSynced(), vlans.waitSynced()]).then(() => controller.sync('synced'));
+
+    const fdb = this.#fdb = new Reconciler(fdbSpec({
+      subnets: d.subnets, vlans: () => vlans.store.list(), vswitch: d.vswitch, unixctl: d.vswitchd,
+      bridgeMappings: () => parseMappings(d.vswitch().getOvsExternalIds()[BRIDGE_MAPPINGS]),
+    }), { resyncMs: FDB_RESYNC_MS, log: d.log, ...(d.onPass ? { onPass: d.onPass } : {}) }) as Reconciler<unknown, unknown, unknown>;
+    const kick = (why: string) => () => fdb.trigger(why);
+    this.#unsubscribe.push(d.onSubnetChange(kick('subnet')), vlans.store.subscribe(kick('vlan')), pns.store.subscribe(kick('provider-network')));
+    // a localnet patch port (re)appearing, e.g. after an OVS restart, which also forgot the entries
+    this.#unsubscribe.push(d.vswitch().onInterfaceChange((e) => { if (e.name.startsWith('patch-localnet.')) fdb.trigger('ovsdb'); }));
+    fdb.start();
   }
 
   async stop(): Promise<void> {
     for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#fdb?.stop();
     await this.#controller?.stop();
     await Promise.all([this.#pns?.stop(), this.#vlans?.stop()]);
   }
@@ -100,6 +121,8 @@ export class UnderlayComponent implements Component {
     if (!c) return 'not started';
     const unsynced = [this.#pns, this.#vlans].filter((w) => w && !w.health().synced).map((w) => w!.resource);
     if (unsynced.length) return `watches not synced: ${unsynced.join(', ')}`;
+    const f = this.#fdb?.ready() ?? true;
+    if (f !== true) return `u2o FDB: ${f}`;
     return c.ready();
   }
 }
