@@ -184,6 +184,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
         nodeApi: () => kube.nodeApi, events: () => kube.events, log,
         ...(m ? { onPass: m.observeReconcile } : {}),
         subnets: () => kube.watches.subnets.store.list(), onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
+        subnetsSynced: () => kube.watches.subnets.health().synced,
         vswitchd: new VswitchdControl(dirname(cfg.ovsSocket)),
       }));
   }

@@ -41,7 +41,7 @@ async function nodePing(addr: string): Promise<boolean> {
   return /\b[12] received/.test(r.stdout);
 }
 
-/** `ip -d addr` with what a down/up legitimately renews normalised: the IPv6 link-local's lifetimes. */
+/** `ip -d addr` once no address is in DAD (a down/up restarts it for the IPv6 link-local). */
 const settled = async (dev: string): Promise<string> => {
   await waitFor(`${dev}: no address in DAD`, async () => !/tentative/.test(await detailed(bed.node, dev)), 60_000);
   return detailed(bed.node, dev);

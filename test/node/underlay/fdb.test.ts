@@ -2,7 +2,9 @@
 // unixctl response decoding. The real vswitchd run is integration/node/underlay-fdb.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { desiredFdb, diffFdb, localnetPort, parseFdbShow, type FdbEntry } from '../../../agent/src/node/underlay/fdb.ts';
+import { desiredFdb, diffFdb, fdbSpec, localnetPort, parseFdbShow, type FdbEntry } from '../../../agent/src/node/underlay/fdb.ts';
+import { Reconciler } from '../../../agent/src/node/reconciler.ts';
+import { FakeVswitch } from '../../../agent/src/datapath/ovsdb/fake.ts';
 import { unixctlResult, UnixctlError } from '../../../agent/src/datapath/ovsdb/unixctl.ts';
 import type { Subnet } from '../../../agent/src/k8s/types.ts';
 import type { Vlan } from '../../../agent/src/node/underlay/types.ts';
@@ -62,4 +64,28 @@ test('unixctl responses: the text result, or the error text as an UnixctlError',
     (err: unknown) => err instanceof UnixctlError && err.message === 'ovs-vswitchd fdb/add: software error, odp port is present but no ofp port');
   assert.throws(() => unixctlResult('x', null), UnixctlError);
   assert.throws(() => unixctlResult('x', { id: 0, result: 3, error: null }), /no text result/);
+});
+
+test('no pass before the watches have listed: an empty cache must not delete the entries of a restarted agent', async () => {
+  const calls: string[] = [];
+  const vs = new FakeVswitch({ bridges: ['br-int', 'br-phys'] });
+  await vs.addBridgePort({ bridge: 'br-phys', name: localnetPort('u2o'), type: 'patch' });
+  const ofport = vs.getInterface(localnetPort('u2o'))!.ofport!;
+  // vswitchd's table after an agent restart: the entry of a u2o subnet on its patch port
+  const unixctl = { async call(method: string, params: readonly string[]): Promise<string> {
+    calls.push(`${method} ${params.join(' ')}`);
+    return method === 'fdb/show' ? ` port  VLAN  MAC                Age\n    ${ofport}   100  0a:00:00:00:00:fe  static\n` : '';
+  } };
+  let synced = false;
+  let subnets: Subnet[] = [];
+  const r = new Reconciler(fdbSpec({
+    synced: () => synced, subnets: () => subnets, vlans: () => vlans, vswitch: () => vs, unixctl,
+    bridgeMappings: () => new Map([['phys', 'br-phys']]),
+  }), { resyncMs: 0 });
+  assert.equal((await r.runNow()).changes, 0);
+  assert.deepEqual(calls, [], 'not even a fdb/show');
+  subnets = [subnet('u2o', { vlan: 'vl100', u2oInterconnection: true }, '0a:00:00:00:00:fe')];
+  synced = true;
+  assert.equal((await r.runNow()).changes, 0, 'listed: the entry is wanted and there');
+  assert.deepEqual(calls, ['fdb/show br-phys']);
 });

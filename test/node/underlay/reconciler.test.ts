@@ -115,6 +115,33 @@ test('exchangeLinkName: the NIC is renamed br-<pn> with its addresses and routes
   assert.deepEqual(state.labels, {});
 });
 
+test('exchangeLinkName: a rename that fails (EBUSY) puts the NIC back as it was and clears the journal; the next pass succeeds', async () => {
+  const { nl, vs, journal, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
+  const before = await linkState(nl, NIC);
+  nl.failNext('renameLink', 'EBUSY');
+  await assert.rejects(r.runNow(), /EBUSY|busy/i);
+  assert.deepEqual(await linkState(nl, NIC), before, 'name, addresses, routes and up state as before');
+  assert.equal(journal.records.size, 0);
+  await settle(r);
+  assert.equal(vs.getPort('br-phys')?.bridge, NIC);
+});
+
+test('exchangeLinkName: refused before anything changes when br-<pn> is taken, or a VLAN link on the NIC has addresses', async () => {
+  const { nl, vs, journal, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
+  const before = await linkState(nl, NIC);
+  await nl.createVlan({ netns: NS, name: `${NIC}.10`, parent: NIC, id: 10 });
+  await nl.addAddress(NS, `${NIC}.10`, { cidr: '192.168.10.5/24' });
+  await assert.rejects(r.runNow(), /would take down eth1\.10, which has 192\.168\.10\.5\/24/);
+  assert.deepEqual(await linkState(nl, NIC), before);
+  assert.equal(journal.writes.length, 0, 'nothing journaled');
+  await nl.deleteLink(NS, `${NIC}.10`);
+  nl.addLink(NS, { name: 'br-phys', kind: 'dummy' });
+  await assert.rejects(r.runNow(), /cannot take the name eth1/, 'the pass refuses');
+  await assert.rejects(renameNic({ netlink: nl, vswitch: vs, journal, netns: NS }, 'phys', NIC, 'br-phys', NIC), /a link named br-phys exists/, 'and so does the rename itself');
+  assert.deepEqual(await linkState(nl, NIC), before);
+  assert.equal(journal.writes.length, 0);
+});
+
 test('exchangeLinkName: a crash at each step of the rename is finished from the journal', async () => {
   for (const at of ['rename-down', 'rename-addresses-off', 'rename', 'rename-up', 'rename-readd']) {
     const { nl, vs, journal, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
@@ -138,10 +165,28 @@ test('exchangeLinkName: a NIC left renamed after its bridge went gets its name b
   await vs.deletePort('br-phys');
   for (const a of before.addrs) await nl.addAddress(NS, 'br-phys', { cidr: a.split(' ')[0]! }, { replace: true });
   await vs.deleteBridge(NIC);
+  // its routes too (the kernel's connected ones come with the addresses)
+  for (const rt of before.routes.filter((x) => !x.includes('"protocol":2'))) {
+    const { dst, gateway, metric, scope, table, protocol, type, onlink, family } = JSON.parse(rt) as Record<string, never>;
+    await nl.addRoute(NS, { ...(dst === null ? { family } : { dst }), ...(gateway ? { gateway } : {}), ...(metric !== undefined ? { metric } : {}), scope, table, protocol, type, ...(onlink ? { onlink } : {}), dev: 'br-phys' }, { replace: true });
+  }
   state.pn = undefined;
   await settle(r);
   assert.equal(await nl.getLink(NS, 'br-phys'), null);
   assert.deepEqual((await linkState(nl, NIC)).addrs, before.addrs);
+  assert.deepEqual((await linkState(nl, NIC)).routes, before.routes);
+});
+
+test('exchangeLinkName: the mapping gone before the bridge (a crash between): removal still finds the bridge through its port br-<pn>', async () => {
+  const { nl, vs, state, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
+  const before = await linkState(nl, NIC);
+  await settle(r);
+  await vs.setOvsExternalIds({}, ['ovn-bridge-mappings']);
+  state.pn = undefined;
+  await settle(r);
+  assert.equal(vs.getBridge(NIC), undefined);
+  assert.equal(await nl.getLink(NS, 'br-phys'), null);
+  assert.deepEqual(await linkState(nl, NIC), before);
 });
 
 test('exchangeLinkName on a network whose bridge was made without it: a clear error, nothing moved', async () => {

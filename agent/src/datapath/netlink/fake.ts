@@ -264,6 +264,8 @@ export class FakeNetlink implements Netlink, PodNet {
   }
 
   async renameLink(netns: Netns, from: string, to: string): Promise<void> {
+    const q = this.failures.get('renameLink');
+    if (q?.length) throw fail(q.shift()!, 'renameLink (injected)');
     return this.setLink(netns, from, { name: to });
   }
 

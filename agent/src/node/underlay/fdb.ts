@@ -3,8 +3,9 @@
 // the physical network to the router never flood while the MAC ages out of the table (300 s). One reconciler for
 // the node: desired = every VLAN subnet with u2oInterconnection and a MAC, through its Vlan (id, provider) and
 // ovn-bridge-mappings to a bridge; observed = the static entries of `fdb/show` on those bridges; a static entry on
-// a localnet patch port that nothing wants goes (another subnet's old MAC, a subnet deleted). Entries on any other
-// port are not ours and are left alone. The calls go to ovs-vswitchd's control socket (ovsdb/unixctl.ts). A vswitchd
+// a localnet patch port that nothing wants goes (another subnet's old MAC, a subnet deleted), and so does a static
+// entry for a wanted MAC and VLAN on another port (the MAC moves); any other entry is left alone. No pass runs before
+// the Subnet, Vlan and ProviderNetwork watches have listed: an empty cache would look like "nothing wanted". The calls go to ovs-vswitchd's control socket (ovsdb/unixctl.ts). A vswitchd
 // restart forgets the entries: the 100 s resync (below the aging time) and the patch port's OVSDB event put them back.
 
 import type { Subnet } from '../../k8s/types.ts';
@@ -75,6 +76,8 @@ export function diffFdb(want: readonly FdbEntry[], o: FdbObserved): FdbOp[] {
 }
 
 export interface FdbDeps {
+  /** the caches the desired state comes from have listed once */
+  readonly synced: () => boolean;
   readonly subnets: () => readonly Subnet[];
   readonly vlans: () => readonly Vlan[];
   /** ovn-bridge-mappings */
@@ -83,11 +86,22 @@ export interface FdbDeps {
   readonly unixctl: Unixctl;
 }
 
-export function fdbSpec(d: FdbDeps): ReconcileSpec<FdbEntry[], FdbObserved, FdbOp> {
+/** The wanted entries as one comparable string (to trigger a pass only when they change). */
+export function wantedKey(d: Pick<FdbDeps, 'subnets' | 'vlans' | 'bridgeMappings'>): string {
+  const m = d.bridgeMappings();
+  return desiredFdb(d.subnets(), d.vlans(), (p) => m.get(p)).map((e) => `${e.bridge} ${e.port} ${e.vlan} ${e.mac}`).sort().join('\n');
+}
+
+export function fdbSpec(d: FdbDeps): ReconcileSpec<FdbEntry[] | null, FdbObserved, FdbOp> {
   return {
     name: 'underlay-fdb',
-    desired: () => { const m = d.bridgeMappings(); return desiredFdb(d.subnets(), d.vlans(), (p) => m.get(p)); },
+    desired: () => {
+      if (!d.synced()) return null;
+      const m = d.bridgeMappings();
+      return desiredFdb(d.subnets(), d.vlans(), (p) => m.get(p));
+    },
     async observe(): Promise<FdbObserved> {
+      if (!d.synced()) return { entries: [], numbered: new Set() };
       const vs = d.vswitch();
       const bridges = new Set([...d.bridgeMappings().values()].filter((b) => vs.getBridge(b)));
       const entries: FdbEntry[] = [];
@@ -104,7 +118,7 @@ export function fdbSpec(d: FdbDeps): ReconcileSpec<FdbEntry[], FdbObserved, FdbO
       }
       return { entries, numbered };
     },
-    diff: diffFdb,
+    diff: (want, o) => (want === null ? [] : diffFdb(want, o)),
     describe: (op) => `fdb ${op.op} ${op.entry.bridge} ${op.entry.port} vlan ${op.entry.vlan} ${op.entry.mac}`,
     async apply(ops) {
       for (const { op, entry: e } of ops) {

@@ -4,8 +4,9 @@
 // process killed at any instant leaves either no file (nothing started, or everything finished) or a file that
 // names a move in flight; at the next start the move is run again from its recorded snapshot. Every step is
 // idempotent (add-or-replace, delete-if-present), so re-running from the first step finishes the move, whatever
-// step the crash interrupted. The file lives on /run (tmpfs by default): after a reboot the kernel state it
-// describes is gone, and so must the file be.
+// step the crash interrupted. A transfer or rename that fails with an error (not a crash) is rolled back and its
+// record cleared (transfer.ts); a restore that fails stays journaled and is retried. The file lives on /run (tmpfs
+// by default): after a reboot the kernel state it describes is gone, and so must the file be.
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 

@@ -13,7 +13,7 @@ import type { BridgeInfo, PortInfo, Vswitch } from '../../datapath/ovsdb/port.ts
 import type { ReconcileSpec } from '../reconciler.ts';
 import type { Journal, MoveRecord } from './journal.ts';
 import { autoVlanAlias, formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, type UnderlayDesired } from './plan.ts';
-import { finishMove, isLinkLocal, renameNic, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
+import { finishMove, isLinkLocal, renameOrRollBack, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
 
 export const BRIDGE_MAPPINGS = 'ovn-bridge-mappings';
 export const CHASSIS_MAC_MAPPINGS = 'ovn-chassis-mac-mappings';
@@ -85,7 +85,7 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
   const bm = new Map(o.bridgeMappings);
   const mm = new Map(o.macMappings);
   if (d.kind === 'absent') {
-    const bridge = o.bridgeMappings.get(d.pn) ?? d.bridge;
+    const bridge = o.bridge?.name ?? o.bridgeMappings.get(d.pn) ?? d.bridge;
     let renamed = o.renamed;
     if (o.bridge && o.bridge.externalIds.vendor === 'kube-ovn') {
       ops.push({ op: 'restore', nic: o.bridgeNic ?? '', bridge });
@@ -181,7 +181,14 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
       const meta = deps.nodeMeta();
       const labels: Record<string, string> = {};
       for (const k of LABEL_KEYS) { const v = meta.labels[labelKey(pn, k)]; if (v !== undefined) labels[labelKey(pn, k)] = v; }
-      const bridge = vs.getBridge(d.kind === 'present' ? d.bridge : bridgeName);
+      let bridge = vs.getBridge(d.kind === 'present' ? d.bridge : bridgeName);
+      if (!bridge && d.kind === 'absent') {
+        // the mapping went before the bridge did (a crash between the two): with exchangeLinkName the bridge has the
+        // NIC's old name and `br-<pn>` is its port
+        const owner = vs.getPort(d.bridge)?.bridge;
+        const b = owner !== undefined ? vs.getBridge(owner) : undefined;
+        if (b && b.externalIds.vendor === 'kube-ovn' && b.externalIds['exchange-link-name'] === 'true') bridge = b;
+      }
       const alias = autoVlanAlias(pn);
       const autoVlans = (await nl.listLinks(deps.netns)).filter((l) => l.kind === 'vlan' && l.alias === alias)
         .map((l) => ({ name: l.name, ported: vs.getPort(l.name) !== undefined }));
@@ -233,7 +240,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
             }
             case 'restore': await restoreNic(tdeps(), pn, op.nic, op.bridge); break;
             case 'createVlan': await createAutoVlan(deps, op); again = true; break;
-            case 'rename': await renameNic(tdeps(), pn, op.from, op.to, op.bridge); again = true; break;
+            case 'rename': await renameOrRollBack(tdeps(), pn, op.from, op.to, op.bridge); again = true; break;
             case 'deleteVlan': await deps.netlink().deleteLink(deps.netns, op.name, { ignoreMissing: true }); break;
             case 'labels':
               await deps.patchNode({ labels: op.labels, ...(op.clearErr ? { annotations: { [labelKey(pn, 'err_mesg')]: null } } : {}) });

@@ -158,19 +158,70 @@ export async function restoreNic(d: TransferDeps, pn: string, nic: string, bridg
 }
 
 /**
- * Renames a link and gives it back its addresses and routes (exchangeLinkName, spec §6.2 step 8 and §6.4). Most
- * drivers refuse to rename a link that is up, and setting it down drops its routes (and, with the default
+ * Renames a link and gives it back its addresses and routes (exchangeLinkName, spec §6.2 step 8 and §6.4). The
+ * kernel refuses to rename a link that is up (EBUSY), and setting it down drops its routes (and, with the default
  * keep_addr_on_down=0, its IPv6 addresses), so the node cannot use this link from the down to the re-add: a few
  * milliseconds, as upstream. The snapshot is journaled first, so a crash in between is finished at the next start.
- * Every step is idempotent: a link already renamed (`from` gone, `to` there) is not renamed again.
+ * Every step is idempotent: a link already renamed (`from` gone, `to` there) is not renamed again. Refused before
+ * anything changes: a taken new name, and a VLAN link on the NIC that has addresses (the down would take it down and
+ * flush its routes). renameOrRollBack below handles an error.
  */
 export async function renameNic(d: TransferDeps, pn: string, from: string, to: string, bridge: string, rec?: MoveRecord): Promise<void> {
   const { netlink: nl, netns } = d;
   let base = rec;
   if (!base) {
+    const link = await nl.getLink(netns, from);
+    if (!link) throw new Error(`cannot rename ${from} to ${to}: no link ${from}`);
+    if (await nl.getLink(netns, to)) throw new Error(`cannot rename ${from} to ${to}: a link named ${to} exists`);
+    for (const u of (await nl.listLinks(netns)).filter((l) => l.kind === 'vlan' && l.link === link.index && l.linkNetnsId === undefined)) {
+      const held = (await nl.listAddresses(netns, { dev: u.name })).map((a) => `${a.address}/${a.prefixLen}`).filter((c) => !isLinkLocal(c));
+      if (held.length) throw new Error(`cannot rename ${from} to ${to}: setting it down would take down ${u.name}, which has ${held.join(', ')}`);
+    }
     const snapshot = await snapshotLink(nl, netns, from);
     base = { pn, op: 'rename', nic: from, to, bridge, trunks: [], snapshot, step: 'begin' };
   }
+  await renameSteps(d, base, from, to);
+  await d.journal.clear(pn);
+}
+
+/**
+ * A rename whose error (not a crash) puts the snapshot back on the NIC under whichever name it has now (found by
+ * its MAC) and drops the intent, so an impossible rename (the NIC unplugged, the name taken meanwhile) never blocks
+ * the network; if the NIC is gone there is nothing to put back. Throws the rename's error after that.
+ */
+export async function renameOrRollBack(d: TransferDeps, pn: string, from: string, to: string, bridge: string, rec?: MoveRecord): Promise<void> {
+  const { netlink: nl, netns } = d;
+  const s = rec?.snapshot ?? (await nl.getLink(netns, from) ? await snapshotLink(nl, netns, from) : undefined);
+  try {
+    await renameNic(d, pn, from, to, bridge, rec);
+  } catch (e) {
+    if (!s) throw e; // refused before the snapshot: nothing changed
+    try {
+      const at = await nicByMac(nl, netns, s.mac, [from, to]);
+      if (at) {
+        await nl.setLink(netns, at, { up: true });
+        for (const a of s.addresses) await nl.addAddress(netns, at, addressSpec(a), { replace: true });
+        for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, at), { replace: true });
+      }
+      await d.journal.clear(pn);
+    } catch (e2) {
+      throw new AggregateError([e, e2], `renaming ${from} to ${to} failed (${msg(e)}) and so did putting its addresses back (${msg(e2)}); the journal keeps the rename for the next pass`);
+    }
+    throw e;
+  }
+}
+
+/** The first of `names` that is a link with this MAC (the NIC under its old or new name). */
+async function nicByMac(nl: Netlink, netns: Netns, mac: string, names: readonly string[]): Promise<string | undefined> {
+  for (const n of names) {
+    const l = await nl.getLink(netns, n);
+    if (l && (l.mac ?? '') === mac) return n;
+  }
+  return undefined;
+}
+
+async function renameSteps(d: TransferDeps, base: MoveRecord, from: string, to: string): Promise<void> {
+  const { netlink: nl, netns } = d;
   const s = base.snapshot;
   await step(d, base, 'rename-down', async () => {
     if (await nl.getLink(netns, from)) await nl.setLink(netns, from, { up: false });
@@ -193,13 +244,12 @@ export async function renameNic(d: TransferDeps, pn: string, from: string, to: s
     for (const a of s.addresses) await nl.addAddress(netns, to, addressSpec(a), { replace: true });
     for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, to), { replace: true });
   });
-  await d.journal.clear(pn);
 }
 
 /** Finishes a journaled move (start-up recovery, or the next reconcile pass after a failure). */
 export async function finishMove(d: TransferDeps, rec: MoveRecord): Promise<void> {
   if (rec.op === 'transfer') await transferNic(d, rec.pn, rec.nic, rec.bridge, rec.trunks, rec);
-  else if (rec.op === 'rename') await renameNic(d, rec.pn, rec.nic, rec.to!, rec.bridge, rec);
+  else if (rec.op === 'rename') await renameOrRollBack(d, rec.pn, rec.nic, rec.to!, rec.bridge, rec);
   else await restoreNic(d, rec.pn, rec.nic, rec.bridge, rec);
 }
 
