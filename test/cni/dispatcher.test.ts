@@ -107,6 +107,18 @@ test('DEL of a container ID or ifname no ADD accepts succeeds without reaching t
   assert.equal(dels, 0);
 });
 
+test('a DEL without server_socket is carried out (Multus re-encodes the cluster network conflist without it); ADD still needs it', async () => {
+  const fake = new FakeBackend();
+  const d = new Dispatcher({ backend: fake });
+  await d.call({ env: env('ADD'), stdin: conf('0.3.1') });
+  assert.equal(fake.attachments.size, 1);
+  // the plugin entry as Multus' cache gives it back: the keys of its own NetConf struct, `ipam: {}`, nothing else
+  const multus = JSON.stringify({ cniVersion: '0.3.1', name: 'kube-ovn', type: 'kube-ovn', ipam: {} });
+  assert.deepEqual(await d.call({ env: env('DEL'), stdin: multus }), { stdout: '', exitCode: 0 });
+  assert.equal(fake.attachments.size, 0, 'the attachment is gone');
+  assert.equal(errOf((await d.call({ env: env('ADD'), stdin: multus })).stdout).code, 7);
+});
+
 test('DEL ignores an undecodable prevResult (teardown must not depend on it); CHECK does not', async () => {
   const fake = new FakeBackend();
   const d = new Dispatcher({ backend: fake });

@@ -79,7 +79,10 @@ export class Dispatcher {
     if (command === 'STATUS') { await this.backend.status(netconf); return ''; }
     if (command === 'GC') { await this.backend.gc({ netconf, validAttachments: netconf.validAttachments ?? [] }); return ''; }
 
-    if (netconf.serverSocket === '') {
+    // a DEL without it still goes on: the call reached this agent, and Multus (v4 thin plugin) sends its cluster
+    // network's DEL from a cached copy of the conflist re-encoded without the keys it does not know, server_socket
+    // among them; refusing it (as upstream does) leaves kubelet retrying the DEL forever and the pod never finished
+    if (netconf.serverSocket === '' && command !== 'DEL') {
       throw agentError('KOA_BAD_NETCONF', `server_socket is required in cni.conf${netconf.ipamMode ? ' (in the ipam object in IPAM-only mode)' : ''}`);
     }
     if (env.delIgnoredBecause) {
