@@ -152,7 +152,8 @@ test('drainDeleteQueue completes queued DELs, keeps retryable ones, discards bro
   await writeFile(join(q, 'koac-noargs-eth0.json'), entry('koac-noargs', { CNI_ARGS: '' }));
   await writeFile(join(q, '.koac-tmp-eth0.123.tmp'), 'partial');
   const sum = await drainDeleteQueue(q, d, quietLog());
-  assert.deepEqual(sum, { completed: 1, kept: 1, discarded: 3 });
+  // the DEL without pod name completes (nothing to remove: ADD refuses that input); the broken and the ADD entries go
+  assert.deepEqual(sum, { completed: 2, kept: 1, discarded: 2 });
   assert.deepEqual((await readdir(q)).sort(), ['.koac-tmp-eth0.123.tmp', 'koac-retry-eth0.json']);
   assert.equal(fake.attachments.size, 0);
   assert.deepEqual(await drainDeleteQueue(join(dir, 'missing'), d), { completed: 0, kept: 0, discarded: 0 });

@@ -90,7 +90,15 @@ export class Dispatcher {
       this.log?.info({ containerId: call.env.CNI_CONTAINERID, ifName: call.env.CNI_IFNAME, why: env.delIgnoredBecause }, 'DEL: nothing to remove (no ADD accepts this input)');
       return '';
     }
-    const pod = requirePod(env.args);
+    let pod: ReturnType<typeof requirePod>;
+    try {
+      pod = requirePod(env.args);
+    } catch (e) {
+      if (command !== 'DEL') throw e;
+      // ADD refuses a call without the pod's name, so no ADD can have wired anything for this one
+      this.log?.info({ containerId: call.env.CNI_CONTAINERID, ifName: call.env.CNI_IFNAME, why: (e as Error).message }, 'DEL: nothing to remove (no ADD accepts this input)');
+      return '';
+    }
     const req: CniRequest = {
       command: command as CniRequest['command'],
       containerId: env.containerId,
