@@ -81,6 +81,26 @@ export async function eventLoopLagP99Ms(agent: NodeAgent, boundMs = 120_000): Pr
   }
 }
 
+/**
+ * Where the ADDs' time went, from the agent's own `kube_ovn_agent_cni_wait_duration_seconds` (sum and count per stage,
+ * cumulative) and `kube_ovn_agent_cni_request_duration_seconds{command="ADD"}`: seconds per ADD, on average.
+ */
+export async function waitStages(agent: NodeAgent): Promise<Record<string, { n: number; avgS: number }>> {
+  const text = await agent.metrics();
+  const out: Record<string, { n: number; avgS: number }> = {};
+  const read = (name: string, label: string, key: string): void => {
+    const sum = new RegExp(`^${name}_sum\\{[^}]*${label}[^}]*\\}\\s+([0-9.eE+-]+)`, 'm').exec(text);
+    const count = new RegExp(`^${name}_count\\{[^}]*${label}[^}]*\\}\\s+([0-9.eE+-]+)`, 'm').exec(text);
+    if (sum && count && Number(count[1]) > 0) out[key] = { n: Number(count[1]), avgS: Number(sum[1]) / Number(count[1]) };
+  };
+  for (const st of ['annotation', 'routed', 'ovn_installed', 'gateway_check']) read('kube_ovn_agent_cni_wait_duration_seconds', `stage="${st}"`, st);
+  read('kube_ovn_agent_cni_request_duration_seconds', 'command="ADD",result="ok"', 'add_total');
+  return out;
+}
+
+export const formatStages = (s: Record<string, { n: number; avgS: number }>): string =>
+  Object.entries(s).map(([k, v]) => `${k} ${(v.avgS * 1000).toFixed(0)} ms (n ${v.n})`).join(', ');
+
 export interface BurstResult {
   readonly results: CniCallResult[];
   /** first spawn to last exit, ms */

@@ -14,7 +14,7 @@ import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
 import { cleanupAll, newPrefix, ping, type Netns } from '../bed/netns.ts';
 import { buildShim, createPodNetns, deletePod, newContainerId, podCall, startNodeAgent, type AgentOptions, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
-import { burst, eventLoopLagP99Ms, inBatches, nodeLeaks, p99, preparePods } from './lib.ts';
+import { burst, eventLoopLagP99Ms, formatStages, inBatches, nodeLeaks, p99, preparePods, waitStages } from './lib.ts';
 
 let bed: Bed;
 let node: BedNode;
@@ -65,6 +65,7 @@ test(`${BURST} concurrent ADDs through the shim, then ${BURST} concurrent DELs: 
     await eventLoopLagP99Ms(agent); // resets the agent's lag histogram: the next read covers the burst only
     const add = await burst('ADD', agent, pods);
     const addLag = await eventLoopLagP99Ms(agent);
+    say(`ADD x${BURST}, agent side, average per ADD: ${formatStages(await waitStages(agent))}`);
     const addMs = add.results.map((r) => r.ms).sort((a, b) => a - b);
     say(`ADD x${BURST}: ${add.errors.length} errors, total ${Math.round(add.totalMs)} ms, p50 ${Math.round(addMs[Math.floor(addMs.length / 2)]!)} ms, ` +
       `p99 ${Math.round(p99(addMs))} ms (goal < 10000), agent event-loop lag p99 ${addLag.toFixed(1)} ms (goal < 100), VmHWM ${Math.round(agent.peakRssMb())} MB`);
