@@ -231,6 +231,7 @@ function ovnBackend(cfg: AgentConfig, log: Logger, hooks: AgentHooks, p: Parts):
     get events() { return p.kube.events; },
     gate: p.gate,
     gateTimeoutMs: cfg.nodeReadyTimeoutMs,
+    maxParallelAdds: cfg.maxParallelAdds,
     prepare: {
       get pods() { return p.kube.watches.podSource; },
       subnets: () => p.kube.watches.subnets.store.list(),

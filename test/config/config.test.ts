@@ -41,6 +41,10 @@ describe('config: defaults', () => {
     assert.equal(c.annotationWaitTimeoutMs, 60_000);
     assert.equal(c.ovnInstalledTimeoutMs, 30_000);
     assert.equal(c.watchIdleTimeoutMs, 300_000);
+    assert.equal(c.maxParallelAdds, 32);
+    assert.equal(load(['--max-parallel-adds=128']).maxParallelAdds, 128);
+    assert.equal(load([], { KOA_MAX_PARALLEL_ADDS: '64' }).maxParallelAdds, 64);
+    assert.throws(() => load(['--max-parallel-adds=0']), /max-parallel-adds/);
     assert.equal(c.nodeReadyTimeoutMs, 30_000);
     assert.equal(c.nodeResyncMs, 0, 'built-in resync periods');
     assert.equal(c.ipConflictProbeMs, 60);

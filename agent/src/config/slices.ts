@@ -94,6 +94,8 @@ export interface PodConfig {
   readonly annotationWaitTimeoutMs: number;
   readonly ovnInstalledTimeoutMs: number;
   readonly gatewayCheckTimeoutMs: number;
+  /** ADDs in the datapath at once (the rest queue in arrival order) */
+  readonly maxParallelAdds: number;
   /** total time of one IPv4 conflict probe (pod/executor.ts probeTiming) */
   readonly ipConflictProbeMs: number;
   /** how long an early ADD waits for the node to be initialised */
