@@ -191,11 +191,13 @@ export async function renameNic(d: TransferDeps, pn: string, from: string, to: s
  */
 export async function renameOrRollBack(d: TransferDeps, pn: string, from: string, to: string, bridge: string, rec?: MoveRecord): Promise<void> {
   const { netlink: nl, netns } = d;
-  const s = rec?.snapshot ?? (await nl.getLink(netns, from) ? await snapshotLink(nl, netns, from) : undefined);
   try {
     await renameNic(d, pn, from, to, bridge, rec);
   } catch (e) {
-    if (!s) throw e; // refused before the snapshot: nothing changed
+    // the snapshot the rename journaled before its first step; none = refused before anything changed
+    const journaled = rec ?? await d.journal.read(pn).catch(() => undefined);
+    const s = journaled?.op === 'rename' ? journaled.snapshot : undefined;
+    if (!s) throw e;
     try {
       const at = await nicByMac(nl, netns, s.mac, [from, to]);
       if (at) {
