@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Bed, BedNode } from '../bed/bed.ts';
 import { ROOT, cniCallInput, createPod, createPodNetns, newContainerId, type CniCallResult, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
+import { find, parseExposition } from '../../test/observe/prom-text.ts';
 
 const execFileP = promisify(execFile);
 
@@ -86,15 +87,15 @@ export async function eventLoopLagP99Ms(agent: NodeAgent, boundMs = 120_000): Pr
  * cumulative) and `kube_ovn_agent_cni_request_duration_seconds{command="ADD"}`: seconds per ADD, on average.
  */
 export async function waitStages(agent: NodeAgent): Promise<Record<string, { n: number; avgS: number }>> {
-  const text = await agent.metrics();
+  const e = parseExposition(await agent.metrics());
   const out: Record<string, { n: number; avgS: number }> = {};
-  const read = (name: string, label: string, key: string): void => {
-    const sum = new RegExp(`^${name}_sum\\{[^}]*${label}[^}]*\\}\\s+([0-9.eE+-]+)`, 'm').exec(text);
-    const count = new RegExp(`^${name}_count\\{[^}]*${label}[^}]*\\}\\s+([0-9.eE+-]+)`, 'm').exec(text);
-    if (sum && count && Number(count[1]) > 0) out[key] = { n: Number(count[1]), avgS: Number(sum[1]) / Number(count[1]) };
+  const read = (name: string, labels: Record<string, string>, key: string): void => {
+    const [sum] = find(e, `${name}_sum`, labels);
+    const [count] = find(e, `${name}_count`, labels);
+    if (sum && count && count.value > 0) out[key] = { n: count.value, avgS: sum.value / count.value };
   };
-  for (const st of ['annotation', 'routed', 'ovn_installed', 'gateway_check']) read('kube_ovn_agent_cni_wait_duration_seconds', `stage="${st}"`, st);
-  read('kube_ovn_agent_cni_request_duration_seconds', 'command="ADD",result="ok"', 'add_total');
+  for (const stage of ['annotation', 'routed', 'ovn_installed', 'gateway_check']) read('kube_ovn_agent_cni_wait_duration_seconds', { stage }, stage);
+  read('kube_ovn_agent_cni_request_duration_seconds', { command: 'ADD', result: 'ok' }, 'add_total');
   return out;
 }
 

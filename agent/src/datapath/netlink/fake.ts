@@ -264,8 +264,7 @@ export class FakeNetlink implements Netlink, PodNet {
   }
 
   async renameLink(netns: Netns, from: string, to: string): Promise<void> {
-    const q = this.failures.get('renameLink');
-    if (q?.length) throw fail(q.shift()!, 'renameLink (injected)');
+    this.enter('renameLink', netns); // failNext('renameLink') fails here, before the setLink it makes
     return this.setLink(netns, from, { name: to });
   }
 

@@ -97,7 +97,6 @@ export class UnderlayComponent implements Component {
       const nics = new Set(pns.store.list().map((p) => chooseNic(p, d.nodeName)));
       if (e.name.startsWith('br-') || nics.has(e.name)) controller.sync('ovsdb');
     }));
-    void Promise.all([pns.waitSynced(), vlans.waitSynced()]).then(() => controller.sync('synced'));
 
     const sources = {
       subnets: d.subnets, vlans: () => vlans.store.list(),
@@ -113,7 +112,7 @@ export class UnderlayComponent implements Component {
     let wanted = '\0'; // the first Subnet event always triggers a pass
     const onSubnet = (): void => { const w = wantedKey(sources); if (w !== wanted) { wanted = w; fdb.trigger('subnet'); } };
     this.#unsubscribe.push(d.onSubnetChange(onSubnet), vlans.store.subscribe(kick('vlan')), pns.store.subscribe(kick('provider-network')));
-    void Promise.all([pns.waitSynced(), vlans.waitSynced()]).then(kick('synced'));
+    void Promise.all([pns.waitSynced(), vlans.waitSynced()]).then(() => { controller.sync('synced'); fdb.trigger('synced'); });
     // a localnet patch port (re)appearing, e.g. after an OVS restart, which also forgot the entries
     this.#unsubscribe.push(d.vswitch().onInterfaceChange((e) => { if (e.name.startsWith('patch-localnet.')) fdb.trigger('ovsdb'); }));
     fdb.start();
