@@ -95,6 +95,7 @@ export const contract: ContractCase[] = [
     assert.equal(h?.link, p?.index, 'IFLA_LINK names the peer');
     assert.equal(h?.up, false);
     assert.equal((await nl.getLinkByIndex(b, p!.index))?.name, 'p');
+    assert.deepEqual((await nl.listLinks(a, { kind: 'veth' })).map((l) => l.name), ['h'], 'a dump of one kind');
     await assert.rejects(nl.createVeth({ netns: a, name: 'h', peer: { name: 'q', netns: b } }), code('EEXIST'));
     assert.deepEqual((await nl.listLinks(b)).map((l) => l.name).sort(), ['lo', 'p']);
     assert.equal(await nl.deleteLink(a, 'h'), true);

@@ -99,6 +99,15 @@ const encoders: Array<{ name: string; build: () => Buffer; hex: string }> = [
           0800 1d00 08000000`,
   },
   {
+    name: 'RTM_GETLINK dump of one kind (IFLA_LINKINFO / IFLA_INFO_KIND after the ext mask)',
+    build: () => link.getLink(7, undefined, 'vlan'),
+    hex: `38000000 1200 0103 07000000 00000000
+          00 00 0000 00000000 00000000 00000000
+          0800 1d00 08000000
+          1000 1200
+            0900 0100 766c616e00 000000`,
+  },
+  {
     name: 'RTM_NEWADDR IPv4 /16: IFA_LOCAL, IFA_ADDRESS, computed broadcast, EXCL',
     build: () => addr.newAddr(8, 2, { cidr: '10.16.0.5/16' }),
     hex: `30000000 1400 0506 08000000 00000000
@@ -247,6 +256,7 @@ const rejects: Array<[string, () => unknown, RegExp]> = [
   ['peer name of 16 bytes', () => link.newVeth(1, { name: 'a', peerName: '0123456789abcdef' }), /1\.\.15 bytes/],
   ['empty name', () => link.delLink(1, { name: '' }), /1\.\.15 bytes/],
   ['name with slash', () => link.getLink(1, { name: 'a/b' }), /characters/],
+  ['kind filter on a get by name', () => link.getLink(1, { name: 'a' }, 'vlan'), /applies to a dump/],
   ['VLAN id 0', () => link.newVlan(1, { name: 'a.0', parentIndex: 2, id: 0 }), /1\.\.4094/],
   ['VLAN id 4095', () => link.newVlan(1, { name: 'a.4095', parentIndex: 2, id: 4095 }), /1\.\.4094/],
   ['VLAN without parent', () => link.newVlan(1, { name: 'a.5', parentIndex: 0, id: 5 }), /parent index/],

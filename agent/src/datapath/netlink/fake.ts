@@ -218,8 +218,8 @@ export class FakeNetlink implements Netlink, PodNet {
     return l ? strip(l) : null;
   }
 
-  async listLinks(netns: Netns): Promise<LinkInfo[]> {
-    return [...this.enter('listLinks', netns).links.values()].map(strip);
+  async listLinks(netns: Netns, filter: { kind?: string } = {}): Promise<LinkInfo[]> {
+    return [...this.enter('listLinks', netns).links.values()].filter((l) => filter.kind === undefined || l.kind === filter.kind).map(strip);
   }
 
   async setLink(netns: Netns, name: string, c: LinkChanges): Promise<void> {

@@ -145,14 +145,17 @@ export function delLink(seq: number, by: { index?: number; name?: string }): Buf
   });
 }
 
-/** RTM_GETLINK for one link (by index or name) or a dump (no selector); statistics skipped. */
-export function getLink(seq: number, by?: { index?: number; name?: string }): Buffer {
+/** RTM_GETLINK for one link (by index or name) or a dump (no selector; `kind` asks the kernel for links of that
+ *  IFLA_INFO_KIND only); statistics skipped. */
+export function getLink(seq: number, by?: { index?: number; name?: string }, kind?: string): Buffer {
   const dump = by === undefined;
   if (by?.name !== undefined) checkIfName(by.name, 'get link');
+  if (kind !== undefined && (!dump || !/^[a-z0-9_-]{1,32}$/.test(kind))) throw invalid('get link', `a kind filter (${kind}) applies to a dump, and is a driver name`);
   return buildMessage({ type: RTM_GETLINK, flags: NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0), seq }, (w) => {
     ifinfomsg(w, by?.index ?? 0);
     if (by?.name !== undefined && by.index === undefined) w.attrStr(IFLA_IFNAME, by.name);
     w.attrU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+    if (kind !== undefined) w.nest(IFLA_LINKINFO, () => { w.attrStr(IFLA_INFO_KIND, kind); });
   });
 }
 

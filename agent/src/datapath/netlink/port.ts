@@ -235,7 +235,8 @@ export interface Netlink {
   createVlan(spec: VlanSpec): Promise<void>;
   getLink(netns: Netns, name: string): Promise<LinkInfo | null>;
   getLinkByIndex(netns: Netns, index: number): Promise<LinkInfo | null>;
-  listLinks(netns: Netns): Promise<LinkInfo[]>;
+  /** `kind`: only links of that IFLA_INFO_KIND (the kernel filters the dump when it knows the kind) */
+  listLinks(netns: Netns, filter?: { kind?: string }): Promise<LinkInfo[]>;
   /** One RTM_NEWLINK with all requested changes (rename, MAC, MTU, up, alias, txqueuelen, move). */
   setLink(netns: Netns, name: string, changes: LinkChanges): Promise<void>;
   renameLink(netns: Netns, from: string, to: string): Promise<void>;

@@ -104,8 +104,11 @@ export class RtNetlink implements Netlink {
     });
   }
 
-  async listLinks(netns: Netns): Promise<LinkInfo[]> {
-    return this.with(netns, (s) => s.dump((q) => link.getLink(q), link.decodeLink, 'dump links'));
+  async listLinks(netns: Netns, filter: { kind?: string } = {}): Promise<LinkInfo[]> {
+    const kind = filter.kind;
+    const all = await this.with(netns, (s) => s.dump((q) => link.getLink(q, undefined, kind), link.decodeLink, 'dump links'));
+    // a kind the kernel has no driver for filters nothing there: filter here too
+    return kind === undefined ? all : all.filter((l) => l.kind === kind);
   }
 
   async setLink(netns: Netns, name: string, changes: LinkChanges): Promise<void> {

@@ -190,7 +190,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
         if (b && b.externalIds.vendor === 'kube-ovn' && b.externalIds['exchange-link-name'] === 'true') bridge = b;
       }
       const alias = autoVlanAlias(pn);
-      const autoVlans = (await nl.listLinks(deps.netns)).filter((l) => l.kind === 'vlan' && l.alias === alias)
+      const autoVlans = (await nl.listLinks(deps.netns, { kind: 'vlan' })).filter((l) => l.alias === alias)
         .map((l) => ({ name: l.name, ported: vs.getPort(l.name) !== undefined }));
       const bridgeNic = bridge?.ports.find((p) => p !== bridge.name && vs.getPort(p)?.externalIds.vendor === 'kube-ovn'
         && (vs.getInterface(p)?.type ?? '') === '');

@@ -173,7 +173,7 @@ export async function renameNic(d: TransferDeps, pn: string, from: string, to: s
     const link = await nl.getLink(netns, from);
     if (!link) throw new Error(`cannot rename ${from} to ${to}: no link ${from}`);
     if (await nl.getLink(netns, to)) throw new Error(`cannot rename ${from} to ${to}: a link named ${to} exists`);
-    for (const u of (await nl.listLinks(netns)).filter((l) => l.kind === 'vlan' && l.link === link.index && l.linkNetnsId === undefined)) {
+    for (const u of (await nl.listLinks(netns, { kind: 'vlan' })).filter((l) => l.link === link.index && l.linkNetnsId === undefined)) {
       const held = (await nl.listAddresses(netns, { dev: u.name })).map((a) => `${a.address}/${a.prefixLen}`).filter((c) => !isLinkLocal(c));
       if (held.length) throw new Error(`cannot rename ${from} to ${to}: setting it down would take down ${u.name}, which has ${held.join(', ')}`);
     }
