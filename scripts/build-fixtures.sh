@@ -142,6 +142,21 @@ if [ "${KOA_BUILD_UPSTREAM:-0}" = 1 ] && { ! stamp_ok kube-ovn-controller "$KUBE
   echo "$KUBE_OVN_VERSION" > "$BIN/kube-ovn-controller.version"
 fi
 
+# Upstream's node daemon and its CNI executable, from the same release: the reference for the side-by-side bench
+# (`npm run bench -- vs-upstream`) and the differential test (integration/upstream/). The executable sits alone in a
+# dir of its own, as `kube-ovn`, so a conflist's CNI_PATH can point at it.
+if [ "${KOA_BUILD_UPSTREAM:-0}" = 1 ] && { ! stamp_ok kube-ovn-daemon "$KUBE_OVN_VERSION" || [ ! -x "$BIN/upstream-cni/kube-ovn" ]; }; then
+  need_go
+  [ -f "$src/go.mod" ] || unpack_upstream "$UPSTREAM/kube-ovn-$KUBE_OVN_VERSION.tar.gz" "$src"
+  echo "building kube-ovn-daemon and kube-ovn (CNI) $KUBE_OVN_VERSION"
+  t=$(date +%s)
+  mkdir -p "$BIN/upstream-cni"
+  ( cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 nice -n 15 go build -trimpath -ldflags='-s -w' -o "$BIN/kube-ovn-daemon" ./cmd/daemon \
+      && GOFLAGS=-mod=mod CGO_ENABLED=0 nice -n 15 go build -trimpath -ldflags='-s -w' -o "$BIN/upstream-cni/kube-ovn" ./cmd/cni )
+  echo "kube-ovn-daemon and kube-ovn built in $(( $(date +%s) - t )) s"
+  echo "$KUBE_OVN_VERSION" > "$BIN/kube-ovn-daemon.version"
+fi
+
 src="$CACHE/src/multus-cni-$MULTUS_VERSION"   # its deployments/multus-daemonset.yml holds the NAD CRD
 if [ "${KOA_BUILD_UPSTREAM:-0}" = 1 ] && { ! stamp_ok multus "$MULTUS_VERSION" || [ ! -f "$src/deployments/multus-daemonset.yml" ]; }; then
   need_go

@@ -137,14 +137,41 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
   const entry = hooked ? TEST_MAIN : bundle ? o.bundlePath ?? BUNDLE : MAIN;
   const nodeArgs = o.nodeArgs ?? (bundle ? imageNodeFlags() : []);
   const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, ...nodeArgs, entry, ...agentArgs(bed, node, dir, o)];
+  return superviseDaemon({
+    node, dir, argv, label: 'agent', socket: join(dir, 'run', 'kube-ovn-daemon.sock'), delQueueDir: join(dir, 'del-queue'),
+    env: { ...process.env, NODE_NAME: node.name, KUBECONFIG: bed.kube.kubeconfig, ...o.env }, waitReady: o.waitReady ?? true,
+  });
+}
+
+export interface DaemonProcess {
+  node: BedNode;
+  /** the state dir: the log file goes here */
+  dir: string;
+  /** the full argv, run from the repository root (its PID is the daemon's: `ip netns exec` execs in place) */
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  /** what to call it in errors and cleanup labels */
+  label: string;
+  socket: string;
+  delQueueDir: string;
+  /** wait until /readyz on port 10665 answers 200 */
+  waitReady: boolean;
+}
+
+/**
+ * Spawns a node daemon (our agent, or upstream's for the side-by-side bench), collects its log lines, registers its
+ * stop for cleanup, and waits for /readyz on the node namespace's port 10665 (the DaemonSet's readiness probe).
+ */
+export async function superviseDaemon(d: DaemonProcess): Promise<NodeAgent> {
+  const { node, dir, argv } = d;
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_NAME: node.name, KUBECONFIG: bed.kube.kubeconfig, ...o.env },
+    env: d.env,
   });
   const pid = child.pid;
-  if (pid === undefined) throw new Error('could not spawn the agent');
-  const logFile = join(dir, `agent-${pid}.log`);
+  if (pid === undefined) throw new Error(`could not spawn the ${d.label}`);
+  const logFile = join(dir, `${d.label}-${pid}.log`);
   const log: WriteStream = createWriteStream(logFile);
   const lines: LogLine[] = [];
   const waiters: { re: RegExp; from: number; resolve: (l: LogLine) => void }[] = [];
@@ -188,7 +215,7 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
     if (child.exitCode === null && child.signalCode === null) await exited;
   };
   const unregister = onCleanup({
-    label: `agent ${pid}`,
+    label: `${d.label} ${pid}`,
     run: () => stopNow('SIGTERM'),
     runSync: () => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } },
   });
@@ -200,16 +227,16 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
   };
   const agent: NodeAgent = {
     node, pid, dir,
-    socket: join(dir, 'run', 'kube-ovn-daemon.sock'),
-    delQueueDir: join(dir, 'del-queue'),
+    socket: d.socket,
+    delQueueDir: d.delQueueDir,
     logFile, lines, exited,
     waitForLog(re, timeoutMs = 60_000, from = 0) {
       const hit = lines.slice(from).find((l) => re.test(String(l.msg)));
       if (hit) return Promise.resolve(hit);
       return new Promise((res, rej) => {
-        const t = setTimeout(() => rej(new Error(`agent did not log ${re} within ${timeoutMs} ms; log tail: ${tail(lines)}`)), timeoutMs);
+        const t = setTimeout(() => rej(new Error(`${d.label} did not log ${re} within ${timeoutMs} ms; log tail: ${tail(lines)}`)), timeoutMs);
         waiters.push({ re, from, resolve: (l) => { clearTimeout(t); res(l); } });
-        void exited.then((code) => { clearTimeout(t); rej(new Error(`agent exited (${code}) before logging ${re}; log tail: ${tail(lines)}`)); });
+        void exited.then((code) => { clearTimeout(t); rej(new Error(`${d.label} exited (${code}) before logging ${re}; log tail: ${tail(lines)}`)); });
       });
     },
     http,
@@ -220,10 +247,10 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
     stop: () => unregister(),
     kill: () => stopNow('SIGKILL'),
   };
-  if (o.waitReady ?? true) {
+  if (d.waitReady) {
     try {
-      await waitFor('agent /readyz', async () => {
-        if (!agent.alive()) throw new Error(`agent exited; log tail: ${tail(lines)}`);
+      await waitFor(`${d.label} /readyz`, async () => {
+        if (!agent.alive()) throw new Error(`${d.label} exited; log tail: ${tail(lines)}`);
         const r = await http('/readyz');
         return r.status === 200;
       }, 120_000, 100); // start-up (OVS, watches, ovn0 and its gateway check) takes seconds; the bound is for a loaded machine

@@ -85,7 +85,7 @@ describe('OvnBackend: ADD', () => {
     assert.deepEqual(r, {
       interfaces: [{ name: 'eth0', mac: '00:00:00:ab:cd:09', mtu: 1400, sandbox: NETNS }],
       ips: [{ address: '10.16.0.9/16', gateway: '10.16.0.1', interface: 0 }],
-      routes: [{ dst: '10.16.0.0/16' }, { dst: '0.0.0.0/0', gw: '10.16.0.1' }],
+      routes: [{ dst: '0.0.0.0/0', gw: '10.16.0.1' }, { dst: '10.16.0.0/16' }],
       dns: {},
     });
     assert.ok(s.waits[0]! >= 0.02, `waited ${s.waits[0]} s`);
@@ -317,7 +317,7 @@ describe('OvnBackend behind the dispatcher and the upstream /api/v1 protocol', (
     const add = await handleUpstream(d, 'ADD', body);
     assert.equal(add.status, 200, JSON.stringify(add.body));
     assert.deepEqual(add.body, { ips: [{ protocol: 'IPv4', ip: '10.16.0.9', cidr: '10.16.0.0/16', gateway: '10.16.0.1' }], mac_address: '00:00:00:ab:cd:09',
-      routes: [{ dst: '10.16.0.0/16' }, { dst: '0.0.0.0/0', gw: '10.16.0.1' }], mtu: 1400, nicname: 'eth0', dns: {}, error: '' });
+      routes: [{ dst: '0.0.0.0/0', gw: '10.16.0.1' }, { dst: '10.16.0.0/16' }], mtu: 1400, nicname: 'eth0', dns: {}, error: '' });
     assert.equal((await handleUpstream(d, 'DEL', body)).status, 204);
     assert.equal((await handleUpstream(d, 'DEL', body)).status, 204);
     await assertEmpty(s.nl, s.vs);

@@ -109,12 +109,12 @@ describe('plan: OVN NIC', () => {
     assert.deepEqual(p.steps[2], { op: 'renameInNetns', netns: NETNS, link: '0123456789ab_c', newName: 'eth0', alias: '0123456789ab_c' });
     assert.deepEqual(p.response, {
       ips: [{ protocol: 'IPv4', ip: '10.16.0.9', cidr: '10.16.0.0/16', gateway: '10.16.0.1' }],
-      mac_address: '00:00:00:ab:cd:ef', routes: [{ dst: '10.16.0.0/16', gw: '' }, { dst: '', gw: '10.16.0.1' }],
+      mac_address: '00:00:00:ab:cd:ef', routes: [{ dst: '', gw: '10.16.0.1' }, { dst: '10.16.0.0/16', gw: '' }],
       mtu: 1400, nicname: 'eth0' });
     assert.deepEqual(p.result, {
       interfaces: [{ name: 'eth0', mac: '00:00:00:ab:cd:ef', mtu: 1400, sandbox: NETNS }],
       ips: [{ address: '10.16.0.9/16', gateway: '10.16.0.1', interface: 0 }],
-      routes: [{ dst: '10.16.0.0/16' }, { dst: '0.0.0.0/0', gw: '10.16.0.1' }],
+      routes: [{ dst: '0.0.0.0/0', gw: '10.16.0.1' }, { dst: '10.16.0.0/16' }],
       dns: {} });
     assert.deepEqual(p.warnings, []);
   });
@@ -135,7 +135,8 @@ describe('plan: OVN NIC', () => {
     assert.deepEqual(p.gatewayCheck.targets.map((t) => t.gateway), ['10.16.0.1', 'fd00:10:16::1']);
     assert.deepEqual(p.result.ips, [{ address: '10.16.0.9/16', gateway: '10.16.0.1', interface: 0 },
       { address: 'fd00:10:16::9/64', gateway: 'fd00:10:16::1', interface: 0 }]);
-    assert.deepEqual(p.result.routes, [{ dst: '10.16.0.0/16' }, { dst: 'fd00:10:16::/64' }, { dst: '0.0.0.0/0', gw: '10.16.0.1' },
+    // the kernel's order (net/route-order.ts): IPv4 by address, IPv6 more specific first
+    assert.deepEqual(p.result.routes, [{ dst: '0.0.0.0/0', gw: '10.16.0.1' }, { dst: '10.16.0.0/16' }, { dst: 'fd00:10:16::/64' },
       { dst: '::/0', gw: 'fd00:10:16::1' }]);
   });
   it('attachment net1 (<nad>.<ns>.ovn): provider iface-id, no default route, no gateway in ips, annotation routes', () => {

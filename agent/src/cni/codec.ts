@@ -1,8 +1,10 @@
 // CNI results per spec version, as pure encode/decode functions. The internal form is 1.1.0 (types.ts); output
 // is converted to the netconf's cniVersion, and a `prevResult` of any version is decoded into the internal form.
-//   1.1.0          interfaces{name,mac,mtu,sandbox,socketPath,pciID}, ips{address,gateway,interface},
-//                  routes{dst,gw,mtu,advmss,priority,table,scope}, dns
-//   1.0.0          same without the 1.1 additions (interface mtu/socketPath/pciID, route mtu/advmss/priority/table/scope)
+//   1.1.0, 1.0.0   interfaces{name,mac,mtu,sandbox,socketPath,pciID}, ips{address,gateway,interface},
+//                  routes{dst,gw,mtu,advmss,priority,table,scope}, dns only when not empty. The interface and route
+//                  fields are 1.1 additions to the spec, but libcni (v1.3, which upstream's executable prints with)
+//                  has one set of types for both versions and prints them under 1.0.0 too; so do we, so that the
+//                  stdout matches upstream's (integration/upstream/differential.test.ts)
 //   0.3.0..0.4.0   as 1.0.0 plus a required `version: "4"|"6"` on every ips entry
 //   0.1.0, 0.2.0   ip4{ip,gateway,routes}, ip6{...}, dns: the first address of each family, routes split by family
 import { familyOf, parseCidr as parseCidrText } from '../net/ip.ts';
@@ -38,20 +40,20 @@ export function parseCidr(s: unknown): Cidr | null {
 
 // ---------------------------------------------------------------------------------------------- encode
 
-function encodeInterface(i: CniInterface, v11: boolean): Record<string, unknown> {
+function encodeInterface(i: CniInterface, v1: boolean): Record<string, unknown> {
   const o: Record<string, unknown> = { name: i.name };
   if (i.mac) o.mac = i.mac;
-  if (v11 && i.mtu) o.mtu = i.mtu;
+  if (v1 && i.mtu) o.mtu = i.mtu;
   if (i.sandbox) o.sandbox = i.sandbox;
-  if (v11 && i.socketPath) o.socketPath = i.socketPath;
-  if (v11 && i.pciID) o.pciID = i.pciID;
+  if (v1 && i.socketPath) o.socketPath = i.socketPath;
+  if (v1 && i.pciID) o.pciID = i.pciID;
   return o;
 }
 
-function encodeRoute(r: CniRoute, v11: boolean): Record<string, unknown> {
+function encodeRoute(r: CniRoute, v1: boolean): Record<string, unknown> {
   const o: Record<string, unknown> = { dst: r.dst };
   if (r.gw) o.gw = r.gw;
-  if (v11) {
+  if (v1) {
     for (const k of ['mtu', 'advmss', 'priority', 'table', 'scope'] as const) if (r[k] !== undefined) o[k] = r[k];
   }
   return o;
@@ -95,14 +97,14 @@ function encodeLegacy(r: CniResult, version: SpecVersion): Record<string, unknow
 /** The result as the spec version `version` prints it. */
 export function encodeResult(r: CniResult, version: SpecVersion): Record<string, unknown> {
   if (!atLeast(version, '0.3.0')) return encodeLegacy(r, version);
-  const v11 = atLeast(version, '1.1.0');
-  const withVersion = !atLeast(version, '1.0.0');
+  const v1 = atLeast(version, '1.0.0');
   const out: Record<string, unknown> = { cniVersion: version };
-  if (r.interfaces?.length) out.interfaces = r.interfaces.map((i) => encodeInterface(i, v11));
-  if (r.ips?.length) out.ips = r.ips.map((ip) => encodeIp(ip, withVersion));
-  if (r.routes?.length) out.routes = r.routes.map((rt) => encodeRoute(rt, v11));
+  if (r.interfaces?.length) out.interfaces = r.interfaces.map((i) => encodeInterface(i, v1));
+  if (r.ips?.length) out.ips = r.ips.map((ip) => encodeIp(ip, !v1));
+  if (r.routes?.length) out.routes = r.routes.map((rt) => encodeRoute(rt, v1));
   const dns = encodeDns(r.dns);
-  out.dns = dns ?? {};
+  // libcni leaves an empty dns out from 1.0.0 on, and prints it (as {}) for 0.3.0 and 0.4.0
+  if (dns || !v1) out.dns = dns ?? {};
   return out;
 }
 

@@ -6,6 +6,7 @@ import { agentError, ERRORS } from '../errors.ts';
 import type { CniDns, CniResult, CniRoute, UpstreamRoute } from '../cni/types.ts';
 import { isOvnProvider, type NicAddress, type NicQos, type PodNicAnnotations } from './annotations.ts';
 import { defaultDst, formatIp, networkOf, parseCidr, parseIp, type Family } from '../net/ip.ts';
+import { kernelRouteOrder } from '../net/route-order.ts';
 import { ifaceId as makeIfaceId, ipCrName, vethNames } from './names.ts';
 
 export const INTEGRATION_BRIDGE = 'br-int';
@@ -402,9 +403,10 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
   if (routes.length > 0) steps.push({ op: 'addRoutes', netns: req.netns, link: ifName, routes });
   if (gatewayCheck.mode !== 'disabled') steps.push({ op: 'gatewayCheck', netns: req.netns, link: ifName, check: gatewayCheck });
 
-  // the routes the link will hold: the kernel's connected routes, then ours (upstream reads them back, §3.8.8)
+  // the routes the link will hold: the kernel's connected routes and ours, in the order the kernel lists them
+  // (upstream reads them back after adding them, §3.8.8, and answers in that order)
   const connected: PlannedRoute[] = addresses.map((a) => ({ family: a.family, dst: networkOf(parseIp(a.ip)!, a.prefixLen), gw: '' }));
-  const linkRoutes = nic.macOnly ? [] : dedupeRoutes([...connected, ...routes]);
+  const linkRoutes = nic.macOnly ? [] : kernelRouteOrder(dedupeRoutes([...connected, ...routes]));
   const ips = responseIps(nic, nic.defaultRoute);
   const result: CniResult = {
     interfaces: [{ name: ifName, mac: nic.mac, ...(mtu > 0 ? { mtu } : {}), sandbox: req.netns }],
