@@ -12,7 +12,8 @@
 //   sbs.del_seq               ms per DEL of those pods
 //   sbs.add_after_annotation  ms from the annotation patch returning (the ADD already waiting) to the ADD's exit
 //   sbs.add_seq_noprobe       as add_seq, daemon restarted with --enable-arp-detect-ip-conflict=false
-//   sbs.burst50_add           ms, 50 concurrent ADDs (probe off), first spawn to last exit; any failure fails the bench
+//   sbs.burst50_add           ms, 50 concurrent ADDs (probe off), first spawn to last exit, started at once with
+//                             posix_spawn as a runtime does (cni-shim/burst-spawn); any failure fails the bench
 //   sbs.burst50_del           ms, the 50 DELs of those pods, concurrent
 //   sbs.rss_peak              MB, VmHWM of the daemon process after the burst (the probe-off daemon's whole life)
 //   sbs.*.ourshim             our agent through our `kube-ovn` executable (add_seq_noprobe, del_seq, burst50_add)
@@ -25,6 +26,7 @@ import {
 } from '../integration/e2e/agent-harness.ts';
 import { sharedFlags, startUpstreamDaemon, UPSTREAM_CNI, upstreamDaemonMissing } from '../integration/upstream/daemon.ts';
 import { treeCpuSeconds, treeRssMb } from '../integration/upstream/proc.ts';
+import { burst as spawnBurst, formatStages, waitStages } from '../integration/load/lib.ts';
 import { percentile, report, type BenchContext, type Unit } from './lib.ts';
 
 export const group = 'vs-upstream';
@@ -139,15 +141,15 @@ async function runSide(side: Side): Promise<Figures> {
       const pods: TestPod[] = [];
       for (let i = 0; i < BURST; i++) pods.push(await nextPod());
       for (const p of pods) await bed.controller!.allocatePod(p.namespace, p.name);
-      const adds = await Promise.all(pods.map((p) => podCall('ADD', daemon!, p, { plugin })));
-      const bad = adds.filter((r) => r.code !== 0);
-      if (bad.length) throw new Error(`${side} burst: ${bad.length} of ${BURST} ADDs failed, e.g. ${bad[0]!.stdout} ${bad[0]!.stderr}`);
-      add(addId, Math.max(...adds.map((r) => r.endedAt)) - Math.min(...adds.map((r) => r.startedAt)));
+      const before = side === 'ours' ? await waitStages(daemon!) : undefined;
+      const adds = await spawnBurst('ADD', daemon!, pods, 300_000, { plugin });
+      if (adds.errors.length) throw new Error(`${side} burst: ${adds.errors.length} of ${BURST} ADDs failed, e.g. ${adds.errors[0]!.stdout} ${adds.errors[0]!.stderr}`);
+      add(addId, adds.totalMs);
       if (addId === 'sbs.burst50_add') add('sbs.rss_peak', daemon!.peakRssMb());
-      const dels = await Promise.all(pods.map((p) => podCall('DEL', daemon!, p, { plugin })));
-      const badDel = dels.filter((r) => r.code !== 0);
-      if (badDel.length) throw new Error(`${side} burst: ${badDel.length} DELs failed, e.g. ${badDel[0]!.stdout}`);
-      if (delId) add(delId, Math.max(...dels.map((r) => r.endedAt)) - Math.min(...dels.map((r) => r.startedAt)));
+      if (before) process.stderr.write(`sbs ${addId}: our agent's waits per ADD, ${formatStages(stagesSince(before, await waitStages(daemon!)))}\n`);
+      const dels = await spawnBurst('DEL', daemon!, pods, 300_000, { plugin });
+      if (dels.errors.length) throw new Error(`${side} burst: ${dels.errors.length} DELs failed, e.g. ${dels.errors[0]!.stdout}`);
+      if (delId) add(delId, dels.totalMs);
       await leftPorts(node, side);
       for (const p of pods) { await p.ns.delete(); await deletePod(bed, p.name); }
     };
@@ -162,6 +164,18 @@ async function runSide(side: Side): Promise<Figures> {
     await bed.down().catch(() => undefined);
     await cleanupAll().catch(() => undefined);
   }
+}
+
+type Stages = Awaited<ReturnType<typeof waitStages>>;
+
+/** The stage averages of the calls between two readings of the agent's histograms. */
+function stagesSince(a: Stages, b: Stages): Stages {
+  const out: Stages = {};
+  for (const [k, v] of Object.entries(b)) {
+    const n = v.n - (a[k]?.n ?? 0);
+    if (n > 0) out[k] = { n, avgS: (v.avgS * v.n - (a[k] ? a[k].avgS * a[k].n : 0)) / n };
+  }
+  return out;
 }
 
 /** Fails when a pod port is left on br-int after every DEL answered ok. */

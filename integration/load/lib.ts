@@ -110,17 +110,18 @@ export interface BurstResult {
 }
 
 /**
- * One concurrent `command` per pod through the real shim, all started at once from inside the node namespace by
+ * One concurrent `command` per pod through the real shim (or `o.plugin`), all started at once from inside the node namespace by
  * cni-shim/burst-spawn (posix_spawn, as a Go runtime starts plugins; burst-spawn.c says why not Node's spawn).
  * startedAt/endedAt are burst-spawn's CLOCK_MONOTONIC in ms; `ms` is each call's spawn-to-exit time.
  */
-export async function burst(command: 'ADD' | 'DEL', agent: NodeAgent, pods: readonly TestPod[], timeoutMs = 300_000): Promise<BurstResult> {
+export async function burst(command: 'ADD' | 'DEL', agent: NodeAgent, pods: readonly TestPod[], timeoutMs = 300_000, o: { plugin?: string } = {}): Promise<BurstResult> {
   execFileSync('make', ['-s', '-C', join(ROOT, 'cni-shim'), 'burst-spawn'], { stdio: 'inherit' });
   const dir = await mkdtemp(join(tmpdir(), 'koal-burst-'));
   try {
     let plugin = '';
     await Promise.all(pods.map(async (p, i) => {
-      const input = cniCallInput(command, { agent, netns: p.ns.path, containerId: p.containerId, podName: p.name, podNamespace: p.namespace, podUid: p.uid });
+      const input = cniCallInput(command, { agent, netns: p.ns.path, containerId: p.containerId, podName: p.name, podNamespace: p.namespace, podUid: p.uid,
+        ...(o.plugin ? { plugin: o.plugin } : {}) });
       plugin = input.plugin;
       await writeFile(join(dir, `${i}.env`), Object.entries(input.env).map(([k, v]) => `${k}=${v}\0`).join(''));
       await writeFile(join(dir, `${i}.in`), input.stdin);

@@ -1,5 +1,5 @@
 // Upstream's node daemon, kube-ovn-daemon v1.16.2, and its `kube-ovn` CNI executable, built from the release in
-// ../shared/upstream by scripts/build-fixtures.sh (KOA_BUILD_UPSTREAM=1). Used only as a reference to measure and
+// ../shared/upstream by scripts/build-fixtures.sh (by default; not with KOA_BUILD_UPSTREAM=0). Used only as a reference to measure and
 // compare against (bench/sbs.bench.ts, integration/upstream/differential.test.ts); none of its code is used.
 //
 // It runs on a bed node the way its DaemonSet runs it, with three differences the bed needs:
@@ -25,7 +25,7 @@ export const UPSTREAM_CNI = join(FIXTURE_BIN, 'upstream-cni', 'kube-ovn');
 /** Why upstream's daemon cannot run here (fixture not built), or undefined. */
 export function upstreamDaemonMissing(): string | undefined {
   const gone = [UPSTREAM_DAEMON, UPSTREAM_CNI].filter((f) => !existsSync(f));
-  return gone.length ? `fixture missing (${gone.join(', ')}): build it with \`KOA_BUILD_UPSTREAM=1 npm run setup\`` : undefined;
+  return gone.length ? `fixture missing (${gone.join(', ')}): build it with \`npm run setup\` (without KOA_BUILD_UPSTREAM=0)` : undefined;
 }
 
 /**

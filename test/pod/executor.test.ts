@@ -365,3 +365,19 @@ describe('executor: probe timing', () => {
     assert.ok(t.probeWaitMs + (t.probeNum - 1) * t.probeMaxMs + t.announceWaitMs <= 60);
   });
 });
+
+describe('executor: pod sysctls', () => {
+  it('writes only the values not already in place (disable_ipv6 writes spin on RTNL under load)', async () => {
+    const w = world();
+    const ns = w.nl.namespaces.get(NETNS)!;
+    ns.sysctls.set('net/ipv6/conf/all/disable_ipv6', '0\n');
+    ns.sysctls.set('net/ipv6/conf/default/disable_ipv6', '1\n'); // a runtime's "none" network turned IPv6 off
+    ns.sysctls.set('net/ipv6/conf/all/accept_ra', '1\n');
+    await applyAdd(plan(v4), w.deps);
+    const writes = w.nl.calls.filter((c) => /^setSysctl .* net\.ipv6\.conf\.(all|default)\./.test(c));
+    assert.deepEqual(writes, [`setSysctl ${NETNS} net.ipv6.conf.default.disable_ipv6=0`, `setSysctl ${NETNS} net.ipv6.conf.all.accept_ra=0`,
+      `setSysctl ${NETNS} net.ipv6.conf.default.accept_ra=0`]);
+    assert.equal(ns.sysctls.get('net/ipv6/conf/default/disable_ipv6'), '0');
+    assert.equal(ns.sysctls.get('net/ipv6/conf/all/disable_ipv6'), '0\n');
+  });
+});

@@ -1,10 +1,14 @@
-// The agent's Kubernetes REST calls, plain JSON over the KubeConfig's shared undici dispatcher: list, get, put,
-// patch, post, and a watch stream. client-node's generated API classes decode every response through its
-// ObjectSerializer into model classes; bundling them (and the ~700 model classes they reference) cost the agent
-// more resident memory than anything else it loads (README "Memory"). Authentication stays client-node's: each
-// request asks the KubeConfig for its headers and dispatcher (tokens, token files re-read, exec plugins, client
-// certificates), so only the transport and the decoding are ours.
+// The agent's Kubernetes REST calls, plain JSON over one shared undici dispatcher: list, get, put, patch, post,
+// and a watch stream. client-node's generated API classes decode every response through its ObjectSerializer into
+// model classes; bundling them (and the ~700 model classes they reference) cost the agent more resident memory than
+// anything else it loads (README "Memory"). Authentication stays client-node's: each request asks the KubeConfig
+// for its headers and TLS material (tokens and token files re-read, exec plugins, client certificates).
+// The dispatcher is ours to keep: client-node 2.0.1's applySecurityAuthentication builds a new undici Agent for every
+// request, so every call opened a new TCP connection with a full TLS handshake (CPU on both ends; in a 50-pod burst
+// the handshakes were a large part of the agent's and the API server's CPU). One Agent per distinct TLS material
+// is kept and shared by every KubeRest of the KubeConfig; a rotated certificate or CA gets a new one.
 
+import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { request, type Dispatcher } from 'undici';
 
@@ -38,10 +42,52 @@ export interface WatchStreamOptions {
   readonly idleTimeoutMs: number;
 }
 
-/** What the KubeConfig fills in per request (the subset of client-node's RequestContext it calls). */
-interface AuthContext {
-  setHeaderParam(key: string, value: string): void;
-  setDispatcher(d: Dispatcher): void;
+/** What KubeConfig.applyToHTTPSOptions fills in (the subset read here). */
+interface HttpsMaterial {
+  headers?: Record<string, unknown>;
+  auth?: string;
+  ca?: Buffer | string;
+  cert?: Buffer | string;
+  key?: Buffer | string;
+  pfx?: Buffer | string;
+  passphrase?: string;
+  rejectUnauthorized?: boolean;
+  servername?: string;
+}
+
+/** client-node builds the dispatcher for a cluster (plain, proxy or SOCKS) in a method its typings keep private. */
+interface DispatcherFactory {
+  createDispatcher(cluster: ReturnType<KubeConfig['getCurrentCluster']>, agentOptions: Record<string, unknown>): Dispatcher | undefined;
+}
+
+const shared = new WeakMap<KubeConfig, { fingerprint: string; dispatcher: Dispatcher | undefined }>();
+
+/**
+ * Headers and dispatcher for one request to the KubeConfig's current cluster: the headers fresh each time (a token
+ * file or exec plugin may have rotated the token), the dispatcher shared while the TLS material stays the same.
+ */
+export async function requestAuth(kc: KubeConfig): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+  const m: HttpsMaterial = {};
+  await kc.applyToHTTPSOptions(m as never);
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = String(v);
+  if (m.auth) headers.Authorization = `Basic ${Buffer.from(m.auth).toString('base64')}`;
+  const cluster = kc.getCurrentCluster();
+  const h = createHash('sha256');
+  for (const part of [cluster?.server, cluster?.proxyUrl, m.ca, m.cert, m.key, m.pfx, m.passphrase, String(m.rejectUnauthorized), m.servername]) {
+    h.update(part === undefined ? '\0u' : part).update('\0');
+  }
+  const fingerprint = h.digest('hex');
+  const have = shared.get(kc);
+  if (have?.fingerprint === fingerprint) return { headers, dispatcher: have.dispatcher };
+  const agentOptions: Record<string, unknown> = { ca: m.ca, cert: m.cert, key: m.key, pfx: m.pfx, passphrase: m.passphrase };
+  if (m.rejectUnauthorized !== undefined) agentOptions.rejectUnauthorized = m.rejectUnauthorized;
+  if (m.servername !== undefined) agentOptions.servername = m.servername;
+  const dispatcher = (kc as unknown as DispatcherFactory).createDispatcher(cluster, agentOptions);
+  shared.set(kc, { fingerprint, dispatcher });
+  // requests still running on the old one finish; it closes its connections after them
+  void have?.dispatcher?.close().catch(() => undefined);
+  return { headers, dispatcher };
 }
 
 export class KubeRest {
@@ -61,12 +107,8 @@ export class KubeRest {
     return u;
   }
 
-  async #auth(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
-    const headers: Record<string, string> = {};
-    let dispatcher: Dispatcher | undefined;
-    const ctx: AuthContext = { setHeaderParam: (k, v) => { headers[k] = v; }, setDispatcher: (d) => { dispatcher = d; } };
-    await this.#kc.applySecurityAuthentication(ctx as never);
-    return { headers, dispatcher };
+  #auth(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+    return requestAuth(this.#kc);
   }
 
   /** One JSON request; resolves with the decoded body, rejects with KubeApiError on a non-2xx answer. */

@@ -211,9 +211,16 @@ const POD_SYSCTLS: readonly [string, string][] = [
   ['net.ipv6.conf.all.accept_ra', '0'], ['net.ipv6.conf.default.accept_ra', '0'],
 ];
 
-/** IPv6 on, router advertisements ignored (runtimes' "none" network disables IPv6); missing or read-only: skipped. */
+/**
+ * IPv6 on, router advertisements ignored (runtimes' "none" network disables IPv6); missing or read-only: skipped.
+ * A value already in place is not written again: the kernel's disable_ipv6 handler takes RTNL with a trylock and
+ * restarts the write() until it gets it, so under a burst (RTNL busy with other pods' links) each write spun on the
+ * event loop's thread; reading takes no lock.
+ */
 async function podSysctls(netns: string, d: ExecutorDeps): Promise<void> {
   for (const [k, v] of POD_SYSCTLS) {
+    const now = await d.podNet.getSysctl(netns, k).catch(() => undefined);
+    if (now?.trim() === v) continue;
     try {
       await d.podNet.setSysctl(netns, k, v);
     } catch (e) {

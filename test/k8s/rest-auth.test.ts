@@ -1,0 +1,78 @@
+// KubeRest's connection to the API server: one shared dispatcher per TLS material (client-node 2.0.1 builds a new
+// undici Agent, so a new TCP + TLS connection, for every request), fresh headers on every request.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeRest, requestAuth } from '../../agent/src/k8s/rest.ts';
+
+/** A self-signed certificate for 127.0.0.1 (openssl, as the test bed makes the API server's). */
+function selfSigned(): { key: Buffer; cert: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'koak-tls-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'k'), '-out', join(dir, 'c')], { stdio: 'ignore' });
+    return { key: readFileSync(join(dir, 'k')), cert: readFileSync(join(dir, 'c')) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function config(server: string, caData: string, user: { token?: string; username?: string; password?: string }): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({ clusters: [{ name: 'c', server, caData }], users: [{ name: 'u', ...user }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+  return kc;
+}
+
+describe('KubeRest connections', () => {
+  it('requests over HTTPS reuse their TLS connections, each with the current token', async () => {
+    const tls = selfSigned();
+    let handshakes = 0;
+    const seen: string[] = [];
+    const server = createServer(tls, (req, res) => {
+      seen.push(String(req.headers.authorization));
+      res.setHeader('content-type', 'application/json');
+      res.end('{"kind":"Pod"}');
+    });
+    server.on('secureConnection', () => handshakes++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const kc = config(`https://127.0.0.1:${(server.address() as { port: number }).port}`, tls.cert.toString('base64'), { token: 't1' });
+      const rest = new KubeRest(kc);
+      for (let i = 0; i < 10; i++) assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
+      // undici may dispatch the second request before the first's socket is back in the pool: at most two
+      assert.ok(handshakes <= 2, `${handshakes} TLS handshakes for 10 sequential requests (a new Agent per request: 10)`);
+      (kc.getCurrentUser() as { token?: string }).token = 't2'; // as a token file or exec plugin would rotate it
+      await Promise.all(Array.from({ length: 10 }, () => rest.call('GET', '/api/v1/namespaces/default/pods/p')));
+      assert.deepEqual(seen, [...Array(10).fill('Bearer t1'), ...Array(10).fill('Bearer t2')]);
+      assert.ok(handshakes <= 11, `${handshakes} TLS handshakes`); // 10 at once open up to 10 connections (HTTP/1.1)
+      const before = handshakes;
+      for (let i = 0; i < 5; i++) await rest.call('GET', '/api/v1/namespaces/default/pods/p');
+      assert.equal(handshakes, before, 'sequential requests reuse an open connection');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a new CA gets a new dispatcher and the old one is closed; basic auth becomes a header', async () => {
+    const a = selfSigned();
+    const kc = config('https://127.0.0.1:1', a.cert.toString('base64'), { username: 'admin', password: 'secret' });
+    const one = await requestAuth(kc);
+    const two = await requestAuth(kc);
+    assert.ok(one.dispatcher, 'a dispatcher for the CA');
+    assert.equal(two.dispatcher, one.dispatcher);
+    assert.equal(one.headers.Authorization, `Basic ${Buffer.from('admin:secret').toString('base64')}`);
+    (kc.clusters[0] as { caData?: string }).caData = selfSigned().cert.toString('base64');
+    const three = await requestAuth(kc);
+    assert.notEqual(three.dispatcher, one.dispatcher);
+    await new Promise((r) => setImmediate(r));
+    assert.equal((one.dispatcher as unknown as { closed: boolean }).closed, true);
+    await three.dispatcher!.close();
+  });
+});
