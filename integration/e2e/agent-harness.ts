@@ -37,6 +37,12 @@ export function imageNodeFlags(): string[] {
   return m[1]!.split(/\s+/).filter(Boolean);
 }
 
+/** The environment the image sets for Node (`export NAME="${NAME:-value}"` lines of deploy/image/kube-ovn-daemon). */
+export function imageNodeEnv(): Record<string, string> {
+  const text = readFileSync(join(ROOT, 'deploy', 'image', 'kube-ovn-daemon'), 'utf8');
+  return Object.fromEntries([...text.matchAll(/^export ([A-Z_]+)="\$\{\1:-([^}]*)\}"$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
 /** Builds dist/agent.mjs from the current sources. */
 export function buildBundle(): void {
   execFileSync(process.execPath, [join(ROOT, 'scripts', 'bundle.ts')], { cwd: ROOT, stdio: 'inherit' });
@@ -139,7 +145,8 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
   const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, ...nodeArgs, entry, ...agentArgs(bed, node, dir, o)];
   return superviseDaemon({
     node, dir, argv, label: 'agent', socket: join(dir, 'run', 'kube-ovn-daemon.sock'), delQueueDir: join(dir, 'del-queue'),
-    env: { ...process.env, NODE_NAME: node.name, KUBECONFIG: bed.kube.kubeconfig, ...o.env }, waitReady: o.waitReady ?? true,
+    env: { ...process.env, NODE_NAME: node.name, KUBECONFIG: bed.kube.kubeconfig, ...(bundle ? imageNodeEnv() : {}), ...o.env },
+    waitReady: o.waitReady ?? true,
   });
 }
 
