@@ -2,9 +2,10 @@
 // real-node bed, in place of the stand-in (integration/bed/controller.ts). What it needs, from
 // ../shared/upstream/README.md: OVN NB/SB created from the schemas its libovsdb models embed (newer than Debian's),
 // all 24 upstream CRDs, the ClusterRole system:ovn, an SB Chassis whose hostname is the Node name, and a Node
-// annotation ovn.kubernetes.io/chassis (written by our agent) or it garbage-collects the chassis. It always writes
-// /var/log/kube-ovn/kube-ovn-controller.log and listens on *:10660, so it runs in a network namespace of its own
-// with a private /var/log. Only its release files are read here (schemas, CRDs, RBAC); none of its code is used.
+// annotation ovn.kubernetes.io/chassis (written by our agent) or it garbage-collects the chassis. Against a start-up
+// race of v1.16.2, its default Vpc exists beforehand with the status it would write (seedDefaultVpc). It always
+// writes /var/log/kube-ovn/kube-ovn-controller.log and listens on *:10660, so it runs in a network namespace of its
+// own with a private /var/log. Only its release files are read here (schemas, CRDs, RBAC); none of its code is used.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -79,6 +80,40 @@ export async function subnetReady(api: KubeApi, name: string): Promise<boolean> 
   return !!s?.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True');
 }
 
+/** The controller's default VPC (its router) and default subnet; its own defaults, passed as flags. */
+export const CLUSTER_ROUTER = 'ovn-cluster';
+export const DEFAULT_SUBNET = 'ovn-default';
+
+/**
+ * Creates the default Vpc with the status the controller writes for it at start (InitDefaultVpc: standby, default,
+ * router, default subnet), before the controller's first start. Why: on a first start v1.16.2 can deadlock (6 of
+ * 29 fresh bring-ups here; README, "Why the Vpc is created beforehand"). InitDefaultVpc creates the Vpc and writes that status through the API; right after,
+ * initLoadBalancer merge-patches the Vpc's whole status as its informer holds it, and when the watch has delivered
+ * the create but not yet the status write, that patch writes standby=false, router="" back. Its subnet worker then
+ * refuses join and ovn-default ("the vpc 'ovn-cluster' not standby yet", retried with growing back-off) and its Vpc
+ * worker waits for the join switch, which only the subnet worker creates ("logical switch join not ready") for
+ * ever. Upstream fixed it on master (kubeovn/kube-ovn#6650: the patch carries the load-balancer fields only) and on
+ * release-1.16 after v1.16.2 (#7300). With the Vpc already there, the controller's first list has the full status
+ * (as on any restart in a cluster): InitDefaultVpc writes nothing and the status it patches keeps standby.
+ */
+export async function seedDefaultVpc(api: KubeApi): Promise<void> {
+  await api.post('/apis/kubeovn.io/v1/vpcs', { apiVersion: 'kubeovn.io/v1', kind: 'Vpc', metadata: { name: CLUSTER_ROUTER }, spec: {} });
+  // status is a subresource: the create ignores it
+  await api.mergePatch(`/apis/kubeovn.io/v1/vpcs/${CLUSTER_ROUTER}/status`, {
+    status: { standby: true, default: true, router: CLUSTER_ROUTER, defaultLogicalSwitch: DEFAULT_SUBNET },
+  });
+}
+
+/** Each distinct error the controller logged (klog `E` lines without their header), most frequent first, with counts. */
+export function loggedErrors(text: string, max = 8): string[] {
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^E\d{4} [\d:.]+\s+\d+ (.*)$/.exec(line);
+    if (m) counts.set(m[1]!.slice(0, 300), (counts.get(m[1]!.slice(0, 300)) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, max).map(([msg, n]) => `${n}x ${msg}`);
+}
+
 export async function startRealController(bed: Bed): Promise<RealController> {
   checkUpstream();
   const kube: Kube = bed.kube!;
@@ -89,12 +124,15 @@ export async function startRealController(bed: Bed): Promise<RealController> {
   const ns = await createNetns(`${bed.prefix}ctl`);
   await kube.exposeIn(ns);
   await applyControllerRbac(kube.api, CONTROLLER_USER);
+  await seedDefaultVpc(kube.api);
   const kubeconfig = await kube.kubeconfigFor(CONTROLLER_USER);
   const flags = [
     `--kubeconfig=${kubeconfig}`, `--ovn-nb-addr=${bed.central.nbDb}`, `--ovn-sb-addr=${bed.central.sbDb}`,
     '--default-cidr=10.16.0.0/16', '--default-gateway=10.16.0.1', '--node-switch-cidr=100.64.0.0/16',
     '--service-cluster-ip-range=10.96.0.0/12', '--network-type=geneve', '--default-logical-gateway=false',
     '--enable-lb=true', '--enable-np=true', '--gc-interval=360', '--v=3',
+    // its defaults, spelled out because seedDefaultVpc writes them too
+    `--cluster-router=${CLUSTER_ROUTER}`, `--default-ls=${DEFAULT_SUBNET}`,
   ];
   // a private /var/log for its hard-coded log file; the program keeps its name (it picks its role from it)
   const argv = ['ip', 'netns', 'exec', ns.name, 'unshare', '-m', '--propagation', 'private', 'sh', '-c',
@@ -127,12 +165,15 @@ export async function startRealController(bed: Bed): Promise<RealController> {
   try {
     // waitFor retries through a throwing check: an exit ends the wait as a result instead, reported right away
     const r = await waitFor('kube-ovn-controller: subnets join and ovn-default Ready', async () =>
-      !alive() ? 'exited' : (await subnetReady(kube.api, 'join')) && (await subnetReady(kube.api, 'ovn-default')) && 'ready', 300_000, 500);
+      !alive() ? 'exited' : (await subnetReady(kube.api, 'join')) && (await subnetReady(kube.api, DEFAULT_SUBNET)) && 'ready', 300_000, 500);
     if (r === 'exited') throw new Error(`kube-ovn-controller exited; see ${log} and ${logDir}`);
   } catch (e) {
-    const tail = readFileSync(log, 'utf8').split('\n').slice(-20).join('\n');
+    // the tail alone can hide the cause (a worker in back-off logs nothing): the errors it logged come first
+    const text = readFileSync(log, 'utf8');
+    const tail = text.split('\n').slice(-20).join('\n');
     await stop();
-    throw new Error(`${(e as Error).message}\n--- kube-ovn-controller (tail)\n${tail}`);
+    throw new Error(`${(e as Error).message}\n--- kube-ovn-controller errors (distinct)\n${loggedErrors(text).join('\n')}` +
+      `\n--- kube-ovn-controller (tail)\n${tail}`);
   }
   return { pid, log, logDir, alive, stop };
 }

@@ -5,14 +5,12 @@
 // DELs both. Bounds are generous: a loaded 2-core machine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { leaks, type Bed, type BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
 import { cleanupAll, newPrefix } from '../bed/netns.ts';
 import { upStandInNode, type StandInNode } from './cluster.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
-import { createKubeOvnNad, installMultus, multusMissing } from './multus.ts';
+import { createKubeOvnNad, diagnosePod, installMultus, multusMissing } from './multus.ts';
 import type { RealNode } from './node.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished } from './pods.ts';
 
@@ -41,22 +39,6 @@ after(async () => {
   if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
 }, { timeout: 300_000 });
 
-/** What a pod that never finished left behind: its status, and the tails of the Multus, kubelet and agent logs. */
-async function diagnose(name: string): Promise<string> {
-  const tail = (file: string, n: number, grep?: string): string => {
-    try {
-      const lines = readFileSync(file, 'utf8').split('\n').filter((l) => !grep || l.includes(grep));
-      return lines.slice(-n).join('\n');
-    } catch (e) { return `(${String(e)})`; }
-  };
-  const pod = await bed.kube!.api.get(`/api/v1/namespaces/default/pods/${name}`).catch((e: unknown) => String(e));
-  return [`pod: ${JSON.stringify((pod as { status?: unknown }).status ?? pod).slice(0, 2000)}`,
-    `--- multus.log\n${tail(join(rn.dir, 'multus.log'), 40)}`,
-    `--- kubelet.log (${name})\n${tail(rn.kubeletLog, 25, name)}`,
-    `--- containerd.log (errors)\n${tail(rn.containerdLog, 25, 'level=error')}`,
-    `--- agent\n${tail(agent.proc.log, 40)}`].join('\n');
-}
-
 test('Multus with a Kube-OVN NetworkAttachmentDefinition: the pod gets eth0 and net1 from the agent, both reach their gateways', { timeout: 900_000, skip }, async () => {
   const api = bed.kube!.api;
   await installMultus(bed.kube!, rn);
@@ -72,7 +54,7 @@ test('Multus with a Kube-OVN NetworkAttachmentDefinition: the pod gets eth0 and 
   const eth0 = await bed.controller!.allocatePod('default', name);
   const net1 = await bed.controller!.allocatePod('default', name, { provider });
   const done = await waitFinished(api, name).catch(async (e: unknown) => {
-    throw new Error(`${String(e)}\n${await diagnose(name)}`);
+    throw new Error(`${String(e)}\n${await diagnosePod(api, rn, agent, name)}`);
   });
   const logs = podLog(rn.podLogsDir, name);
   assert.deepEqual(done, { phase: 'Succeeded', exitCode: 0 }, logs);

@@ -3,10 +3,12 @@
 // the first file: max_conf_num = 1). Multus runs the kube-ovn conflist as the cluster network (eth0) and, for a pod
 // annotated k8s.v1.cni.cncf.io/networks, each NetworkAttachmentDefinition's config as net1, net2, ...
 // The NAD CRD comes from the release's own deployments/multus-daemonset.yml.
-import { copyFileSync, existsSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kube } from '../bed/kube.ts';
 import { applyCrds, FIXTURE_BIN } from '../bed/kube.ts';
+import type { KubeApi } from '../bed/kubeapi.ts';
+import type { DaemonSetAgent } from './daemonset.ts';
 import type { RealNode } from './node.ts';
 
 export const MULTUS_VERSION = process.env.MULTUS_VERSION ?? 'v4.3.0';
@@ -49,4 +51,20 @@ export async function createKubeOvnNad(kube: Kube, name: string, namespace = 'de
     spec: { config: JSON.stringify({ cniVersion: '0.3.1', type: 'kube-ovn', server_socket: '/run/openvswitch/kube-ovn-daemon.sock', provider }) },
   });
   return provider;
+}
+
+/** What a pod that never finished left behind: its status, and the tails of the Multus, kubelet, containerd and agent logs. */
+export async function diagnosePod(api: KubeApi, rn: RealNode, agent: DaemonSetAgent, name: string): Promise<string> {
+  const tail = (file: string, n: number, grep?: string): string => {
+    try {
+      const lines = readFileSync(file, 'utf8').split('\n').filter((l) => !grep || l.includes(grep));
+      return lines.slice(-n).join('\n');
+    } catch (e) { return `(${String(e)})`; }
+  };
+  const pod = await api.get(`/api/v1/namespaces/default/pods/${name}`).catch((e: unknown) => String(e));
+  return [`pod: ${JSON.stringify((pod as { status?: unknown }).status ?? pod).slice(0, 2000)}`,
+    `--- multus.log\n${tail(join(rn.dir, 'multus.log'), 40)}`,
+    `--- kubelet.log (${name})\n${tail(rn.kubeletLog, 25, name)}`,
+    `--- containerd.log (errors)\n${tail(rn.containerdLog, 25, 'level=error')}`,
+    `--- agent\n${tail(agent.proc.log, 40)}`].join('\n');
 }

@@ -1,0 +1,86 @@
+// Multus v4.3.0 with the real kube-ovn-controller v1.16.2 on the real node (no stand-in at all): the NAD CRD from
+// the Multus release, a Subnet `attach` whose provider is the NAD's (`attach.default.ovn`), created through the API
+// and set up by the controller, and a NAD whose config is a Kube-OVN attachment. A pod annotated with it: the
+// controller allocates eth0 (ovn-default) and net1 (attach) from the NAD, Multus runs our `kube-ovn` twice, the
+// pod's NICs carry the controller's addresses and reach both gateways; deleting the pod DELs both NICs and the
+// controller removes both LSPs. The NAD CRD appears after the controller started, which then finds it within 10 s
+// (it checks every 10 s) and until then refuses the pod's add and retries it with back-off: the pod waits for that.
+// Bring-up as controller.test.ts (upRealCluster). Bounds are generous: a loaded 2-core machine.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { leaks, type Bed, type BedNode } from '../bed/bed.ts';
+import { waitFor } from '../bed/exec.ts';
+import { cleanupAll, newPrefix } from '../bed/netns.ts';
+import { upRealCluster, type RealCluster } from './cluster.ts';
+import { subnetReady, upstreamMissing } from './controller.ts';
+import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
+import { createKubeOvnNad, diagnosePod, installMultus, multusMissing } from './multus.ts';
+import { createBusyboxPod, deleteAndWait, podLog, waitFinished } from './pods.ts';
+
+let bed: Bed;
+let node: BedNode;
+let agent: DaemonSetAgent;
+let cluster: RealCluster | undefined;
+let prefix: string;
+// both fixtures are built only with KOA_BUILD_UPSTREAM=1: without them the test is reported as skipped, with the reason
+const skip = upstreamMissing() ?? multusMissing();
+
+before(async () => {
+  if (skip) return;
+  prefix = newPrefix('koamc');
+  cluster = await upRealCluster(prefix);
+  ({ bed, node, agent } = cluster);
+}, { timeout: 900_000 });
+
+after(async () => {
+  try {
+    await cluster?.down();
+  } finally {
+    await cleanupAll();
+  }
+  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+}, { timeout: 300_000 });
+
+test('Multus and the real controller: a pod with a Kube-OVN attachment gets eth0 and net1 with the controller\'s addresses', { timeout: 900_000, skip }, async () => {
+  const api = bed.kube!.api;
+  await installMultus(bed.kube!, cluster!.rn);
+  const provider = await createKubeOvnNad(bed.kube!, 'attach');
+  await api.post('/apis/kubeovn.io/v1/subnets', {
+    apiVersion: 'kubeovn.io/v1', kind: 'Subnet', metadata: { name: 'attach' },
+    spec: { cidrBlock: '172.18.0.0/16', provider, protocol: 'IPv4' },
+  });
+  await waitFor('subnet attach Ready (set up by the controller)', () => subnetReady(api, 'attach'), 300_000, 500);
+  const before = await cniRequestCounts(agent);
+  const name = 'multi';
+  const gw = ['10.16.0.1', '172.18.0.1'];
+  await createBusyboxPod(api, {
+    name, nodeName: node.name, restartPolicy: 'Never', annotations: { 'k8s.v1.cni.cncf.io/networks': 'attach' },
+    command: ['sh', '-c', 'ip -4 -o addr show dev net1 && ip -4 -o addr show dev eth0 && ' + gw.map((g) => `ping -c 3 -W 5 ${g}`).join(' && ')],
+  });
+  const done = await waitFinished(api, name).catch(async (e: unknown) => {
+    throw new Error(`${String(e)}\n${await diagnosePod(api, cluster!.rn, agent, name)}`);
+  });
+  const logs = podLog(cluster!.rn.podLogsDir, name);
+  assert.deepEqual(done, { phase: 'Succeeded', exitCode: 0 }, logs);
+  const ann = (await api.get(`/api/v1/namespaces/default/pods/${name}`)).metadata.annotations ?? {};
+  const eth0 = ann['ovn.kubernetes.io/ip_address'];
+  const net1 = ann[`${provider}.kubernetes.io/ip_address`];
+  assert.ok(eth0 && net1, `the controller annotated both NICs: ${JSON.stringify(ann)}`);
+  assert.equal(ann[`${provider}.kubernetes.io/logical_switch`], 'attach');
+  assert.match(logs, new RegExp(`net1\\s+inet ${net1.replaceAll('.', '\\.')}/16`), `net1 has the controller's attachment address: ${logs}`);
+  assert.match(logs, new RegExp(`eth0\\s+inet ${eth0.replaceAll('.', '\\.')}/16`), `eth0 has the controller's primary address: ${logs}`);
+  // Multus reports both attachments in the pod's network-status annotation
+  const status = JSON.parse(ann['k8s.v1.cni.cncf.io/network-status'] ?? '[]') as { interface?: string; ips?: string[] }[];
+  assert.deepEqual(status.find((s) => s.interface === 'net1')?.ips, [net1], JSON.stringify(status));
+  const after = await cniRequestCounts(agent);
+  assert.ok(countOf(after, 'ADD', true) - countOf(before, 'ADD', true) >= 2, 'two ADDs through Multus: eth0 and net1');
+  assert.equal(countOf(after, 'ADD', false), 0, `no failed ADD: ${JSON.stringify([...after])}`);
+
+  await deleteAndWait(api, name);
+  await waitFor('DELs of both NICs', async () => countOf(await cniRequestCounts(agent), 'DEL', true) - countOf(before, 'DEL', true) >= 2, 120_000, 1000);
+  assert.equal(countOf(await cniRequestCounts(agent), 'DEL', false), 0);
+  await waitFor('both LSPs of the pod removed by the controller', async () => {
+    const lsps = (await bed.central.nbctl(['--bare', '--columns=name', 'list', 'logical_switch_port'])).split('\n');
+    return !lsps.some((l) => l.startsWith(`${name}.default`));
+  }, 120_000, 500);
+});
