@@ -4,9 +4,11 @@
 //   ovn.kubernetes.io/chassis) -> kube-ovn-controller (it would garbage-collect an unclaimed chassis at start) ->
 //   the agent ready (ovn0 on the join address the controller allocated).
 // Used by controller.test.ts and the real-node demo. `down()` stops everything, even after a failed start.
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { up, type Bed, type BedNode } from '../bed/bed.ts';
+import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
+import { cleanupAll } from '../bed/netns.ts';
 import { trace, waitFor } from '../bed/exec.ts';
 import { checkUpstream, startRealController, UPSTREAM_CRDS, writeUpstreamSchemas, type RealController } from './controller.ts';
 import { assembleRootfs, installCni, startDaemonSetAgent, type DaemonSetAgent } from './daemonset.ts';
@@ -99,4 +101,14 @@ export async function upStandInNode(prefix: string, prepare?: (bed: Bed) => Prom
     await down().catch(() => undefined);
     throw e;
   }
+}
+
+/** A real-node test file's after(): tear down, then nothing of `prefix` may be left (namespaces, temp dirs, processes). */
+export async function downRealNode(prefix: string | undefined, bed: { down(): Promise<void> } | undefined): Promise<void> {
+  try {
+    await bed?.down();
+  } finally {
+    await cleanupAll();
+  }
+  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
 }

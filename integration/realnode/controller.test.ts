@@ -5,10 +5,10 @@
 // controller removes the LSPs, containerd calls DEL) leaves nothing. Generous bounds: a loaded 2-core machine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type Bed, type BedNode } from '../bed/bed.ts';
+import type { Bed, BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
-import { cleanupAll, newPrefix } from '../bed/netns.ts';
-import { upRealCluster, type RealCluster } from './cluster.ts';
+import { newPrefix } from '../bed/netns.ts';
+import { downRealNode, upRealCluster, type RealCluster } from './cluster.ts';
 import { upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished, waitRunning } from './pods.ts';
@@ -18,7 +18,7 @@ let node: BedNode;
 let agent: DaemonSetAgent;
 let cluster: RealCluster | undefined;
 let prefix: string;
-// built only with KOA_BUILD_UPSTREAM=1: without it every test here is reported as skipped, with this reason
+// built by `npm run setup` unless KOA_BUILD_UPSTREAM=0: without it every test here is reported as skipped, with this reason
 const skip = upstreamMissing();
 
 before(async () => {
@@ -29,12 +29,7 @@ before(async () => {
 }, { timeout: 900_000 });
 
 after(async () => {
-  try {
-    await cluster?.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+  await downRealNode(prefix, cluster);
 }, { timeout: 300_000 });
 
 const names = ['web', 'db'];

@@ -27,11 +27,11 @@ const CONTROLLER_USER = 'koa-kube-ovn-controller';
 
 /**
  * Why the real controller cannot run here, or undefined when it can: its binary or unpacked release is missing
- * (they are built only with KOA_BUILD_UPSTREAM=1). Tests skip with this reason, so the skip shows in the report.
+ * (not built with KOA_BUILD_UPSTREAM=0). Tests skip with this reason, so the skip shows in the report.
  */
 export function upstreamMissing(): string | undefined {
   const gone = [join(FIXTURE_BIN, 'kube-ovn-controller'), UPSTREAM_CRDS].filter((f) => !existsSync(f));
-  return gone.length ? `fixture missing (${gone.join(', ')}): build it with \`KOA_BUILD_UPSTREAM=1 npm run setup\`` : undefined;
+  return gone.length ? `fixture missing (${gone.join(', ')}): build it with \`npm run setup\` (without KOA_BUILD_UPSTREAM=0)` : undefined;
 }
 
 export function checkUpstream(): void {

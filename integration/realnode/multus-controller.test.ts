@@ -8,10 +8,10 @@
 // Bring-up as controller.test.ts (upRealCluster). Bounds are generous: a loaded 2-core machine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type Bed, type BedNode } from '../bed/bed.ts';
+import type { Bed, BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
-import { cleanupAll, newPrefix } from '../bed/netns.ts';
-import { upRealCluster, type RealCluster } from './cluster.ts';
+import { newPrefix } from '../bed/netns.ts';
+import { downRealNode, upRealCluster, type RealCluster } from './cluster.ts';
 import { subnetReady, upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
 import { createKubeOvnNad, diagnosePod, installMultus, multusMissing } from './multus.ts';
@@ -22,7 +22,7 @@ let node: BedNode;
 let agent: DaemonSetAgent;
 let cluster: RealCluster | undefined;
 let prefix: string;
-// both fixtures are built only with KOA_BUILD_UPSTREAM=1: without them the test is reported as skipped, with the reason
+// both fixtures are built by `npm run setup` unless KOA_BUILD_UPSTREAM=0: without them the test is reported as skipped, with the reason
 const skip = upstreamMissing() ?? multusMissing();
 
 before(async () => {
@@ -33,12 +33,7 @@ before(async () => {
 }, { timeout: 900_000 });
 
 after(async () => {
-  try {
-    await cluster?.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+  await downRealNode(prefix, cluster);
 }, { timeout: 300_000 });
 
 test('Multus and the real controller: a pod with a Kube-OVN attachment gets eth0 and net1 with the controller\'s addresses', { timeout: 900_000, skip }, async () => {

@@ -5,10 +5,10 @@
 // DELs both. Bounds are generous: a loaded 2-core machine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { leaks, type Bed, type BedNode } from '../bed/bed.ts';
+import type { Bed, BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
-import { cleanupAll, newPrefix } from '../bed/netns.ts';
-import { upStandInNode, type StandInNode } from './cluster.ts';
+import { newPrefix } from '../bed/netns.ts';
+import { downRealNode, upStandInNode, type StandInNode } from './cluster.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
 import { createKubeOvnNad, diagnosePod, installMultus, multusMissing } from './multus.ts';
 import type { RealNode } from './node.ts';
@@ -20,7 +20,7 @@ let rn: RealNode;
 let agent: DaemonSetAgent;
 let real: StandInNode | undefined;
 let prefix: string;
-// built only with KOA_BUILD_UPSTREAM=1: without it the test is reported as skipped, with this reason
+// built by `npm run setup` unless KOA_BUILD_UPSTREAM=0: without it the test is reported as skipped, with this reason
 const skip = multusMissing();
 
 before(async () => {
@@ -31,12 +31,7 @@ before(async () => {
 }, { timeout: 900_000 });
 
 after(async () => {
-  try {
-    await real?.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+  await downRealNode(prefix, real);
 }, { timeout: 300_000 });
 
 test('Multus with a Kube-OVN NetworkAttachmentDefinition: the pod gets eth0 and net1 from the agent, both reach their gateways', { timeout: 900_000, skip }, async () => {

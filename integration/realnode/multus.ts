@@ -15,10 +15,10 @@ export const MULTUS_VERSION = process.env.MULTUS_VERSION ?? 'v4.3.0';
 const MULTUS_SRC = join(process.env.KOA_FIXTURE_CACHE ?? '/var/cache/kube-ovn-node-agent', 'src', `multus-cni-${MULTUS_VERSION}`);
 export const MULTUS_CRDS = join(MULTUS_SRC, 'deployments', 'multus-daemonset.yml');
 
-/** Why Multus cannot run here (binary or unpacked release missing; built only with KOA_BUILD_UPSTREAM=1), or undefined. */
+/** Why Multus cannot run here (binary or unpacked release missing; not built with KOA_BUILD_UPSTREAM=0), or undefined. */
 export function multusMissing(): string | undefined {
   const gone = [join(FIXTURE_BIN, 'multus'), MULTUS_CRDS].filter((f) => !existsSync(f));
-  return gone.length ? `fixture missing (${gone.join(', ')}): build it with \`KOA_BUILD_UPSTREAM=1 npm run setup\`` : undefined;
+  return gone.length ? `fixture missing (${gone.join(', ')}): build it with \`npm run setup\` (without KOA_BUILD_UPSTREAM=0)` : undefined;
 }
 
 export function checkMultus(): void {

@@ -7,11 +7,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { leaks, type Bed, type BedNode } from '../bed/bed.ts';
+import type { Bed, BedNode } from '../bed/bed.ts';
 import type { Allocation } from '../bed/controller.ts';
 import { waitFor } from '../bed/exec.ts';
-import { cleanupAll, newPrefix } from '../bed/netns.ts';
-import { upStandInNode, type StandInNode } from './cluster.ts';
+import { newPrefix } from '../bed/netns.ts';
+import { downRealNode, upStandInNode, type StandInNode } from './cluster.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
 import type { RealNode } from './node.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished, waitRunning } from './pods.ts';
@@ -30,12 +30,7 @@ before(async () => {
 }, { timeout: 900_000 });
 
 after(async () => {
-  try {
-    await real?.down();
-  } finally {
-    await cleanupAll();
-  }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+  await downRealNode(prefix, real);
   assert.deepEqual(rn?.processes() ?? [], [], 'no process of the node is left');
 }, { timeout: 300_000 });
 

@@ -1,6 +1,7 @@
 // CPU time and resident memory of a daemon's whole process tree, from /proc: our agent keeps launcher processes,
 // upstream's daemon runs ovs-vsctl & co., so "self + children" is the only fair measure for both.
 import { readdirSync, readFileSync } from 'node:fs';
+import { vmRssMb } from '../e2e/agent-harness.ts';
 
 const TICKS_PER_S = 100; // USER_HZ on Linux
 
@@ -45,10 +46,9 @@ export function treeCpuSeconds(root: number): number {
 export function treeRssMb(root: number): number {
   return processTree(root).reduce((a, p) => {
     try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      return a + (m ? Number(m[1]) / 1024 : 0);
+      return a + vmRssMb(p);
     } catch {
-      return a;
+      return a; // exited since the listing
     }
   }, 0);
 }
