@@ -14,6 +14,7 @@ import { cidrNetwork } from '../net/ip.ts';
 import { DEFAULT_BACKOFF, restartDelay, type BackoffOptions } from './backoff.ts';
 import type { KubeObject } from './types.ts';
 import { realTimers, type Log, type ResilientListWatch, type Timers, type WatchHealth } from './watch.ts';
+import { byName } from '../order.ts';
 
 /** networking.k8s.io/v1 ServiceCIDR (cluster-scoped): the fields we read. */
 export interface ServiceCidr extends KubeObject {
@@ -26,7 +27,7 @@ export const SERVICE_CIDR_RESOURCE = 'servicecidrs';
 /** Pure: the canonical CIDRs of the objects whose Ready condition is True, in name order. */
 export function readyServiceCidrs(objects: readonly ServiceCidr[]): string[] {
   const ready = objects.filter((o) => o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-  ready.sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  ready.sort(byName);
   return ready.flatMap((o) => o.spec?.cidrs ?? []);
 }
 

@@ -32,6 +32,7 @@ import type { Node, Pod, Subnet } from '../k8s/types.ts';
 import { canonicalIp, cidrContains, networkOf, parseCidr, parseIp, type Family, type ParsedCidr } from '../net/ip.ts';
 import type { ReconcileSpec } from './reconciler.ts';
 import { RTPROT_STATIC } from './routes.ts';
+import { byName, compareStrings } from '../order.ts';
 
 /** The FRA_PROTOCOL tag of our rules (not in iproute2's rt_protos; Calico's routes use 80, Open/R 99). */
 export const RTPROT_KUBE_OVN = 107;
@@ -134,7 +135,7 @@ function subnetsOfPodIps(pod: Pod): Map<string, string> {
 export function desiredEgw(i: EgwInput): EgwDesired {
   const problems: string[] = [];
   const subnets = new Map<string, EgwSubnet>();
-  for (const s of [...i.subnets].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))) {
+  for (const s of [...i.subnets].sort(byName)) {
     const e = egwSubnet(s, i.clusterRouter);
     if (typeof e === 'string') problems.push(e); else if (e) subnets.set(e.name, e);
   }
@@ -172,7 +173,7 @@ export function desiredEgw(i: EgwInput): EgwDesired {
     if (!had) routes.set(k, { family: r.family, table: r.table, gateway: gw, subnet: r.subnet });
   }
   const byKey = (a: { family: Family; table: number }, b: { family: Family; table: number }): number => a.family - b.family || a.table - b.table;
-  return { rules: [...rules.values()].sort((a, b) => byKey(a, b) || a.src.localeCompare(b.src)), routes: [...routes.values()].sort(byKey),
+  return { rules: [...rules.values()].sort((a, b) => byKey(a, b) || compareStrings(a.src, b.src)), routes: [...routes.values()].sort(byKey),
     complete: i.podsSynced, problems: [...new Set(problems)] };
 }
 

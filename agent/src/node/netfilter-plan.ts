@@ -7,6 +7,7 @@ import type { DesiredSet, DesiredState, DesiredTable, PlacedRule } from '../data
 import type { Node, Subnet } from '../k8s/types.ts';
 import { networkOf, parseCidr, parseIp, formatIp, type Family } from '../net/ip.ts';
 import { internalIps } from './facts.ts';
+import { byName } from '../order.ts';
 
 export const MARK = { svc: '0x4000/0x4000', nodePortLocal: '0x80000/0x80000', natPolicyNat: '0x90001/0x90001', natPolicyForward: '0x90002/0x90002' } as const;
 
@@ -59,7 +60,7 @@ export function natScopeSubnets(subnets: readonly Subnet[], clusterRouter: strin
     const p = x.provider ?? 'ovn';
     if (p !== 'ovn' && !p.endsWith('.ovn')) return false;
     return !x.vlan || !!x.logicalGateway;
-  }).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  }).sort(byName);
 }
 
 /** `gatewayNode: "n1:10.0.0.1,n2"`: the SNAT IP this node uses for a centralized subnet, if it is a gateway of it. */

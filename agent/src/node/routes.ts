@@ -10,6 +10,7 @@ import { canonicalIp, cidrContains, networkOf, parseCidr, parseIp, type Family }
 import { decodeJoin, internalIps } from './facts.ts';
 import { OVN0 } from './ovn0.ts';
 import type { ReconcileSpec } from './reconciler.ts';
+import { compareStrings } from '../order.ts';
 
 export const RTPROT_STATIC = 4;
 const RT_SCOPE_UNIVERSE = 0;
@@ -83,7 +84,7 @@ export function desiredRoutes(subnets: readonly Subnet[], node: Node | undefined
       out.set(`${c.family}|${dst}`, { family: c.family, dst, gateway: via, ...(src ? { src } : {}) });
     }
   }
-  return { routes: [...out.values()].sort((a, b) => a.dst.localeCompare(b.dst)), known: true };
+  return { routes: [...out.values()].sort((a, b) => compareStrings(a.dst, b.dst)), known: true };
 }
 
 
