@@ -1,6 +1,6 @@
 // KubeRest's connection to the API server: one shared dispatcher per TLS material (client-node 2.0.1 builds a new
 // undici Agent, so a new TCP + TLS connection, for every request), fresh headers on every request.
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubeRest, requestAuth } from '../../agent/src/k8s/rest.ts';
+import { AUTH_TTL_MS, forgetAuth, KubeRest, requestAuth } from '../../agent/src/k8s/rest.ts';
 
 /** A self-signed certificate for 127.0.0.1 (openssl, as the test bed makes the API server's). */
 function selfSigned(): { key: Buffer; cert: Buffer } {
@@ -48,6 +48,7 @@ describe('KubeRest connections', () => {
       // undici may dispatch the second request before the first's socket is back in the pool: at most two
       assert.ok(handshakes <= 2, `${handshakes} TLS handshakes for 10 sequential requests (a new Agent per request: 10)`);
       (kc.getCurrentUser() as { token?: string }).token = 't2'; // as a token file or exec plugin would rotate it
+      forgetAuth(kc); // (the cached answer's age is the next test's subject)
       await Promise.all(Array.from({ length: 10 }, () => rest.call('GET', '/api/v1/namespaces/default/pods/p')));
       assert.deepEqual(seen, [...Array(10).fill('Bearer t1'), ...Array(10).fill('Bearer t2')]);
       assert.ok(handshakes <= 11, `${handshakes} TLS handshakes`); // 10 at once open up to 10 connections (HTTP/1.1)
@@ -69,10 +70,53 @@ describe('KubeRest connections', () => {
     assert.equal(two.dispatcher, one.dispatcher);
     assert.equal(one.headers.Authorization, `Basic ${Buffer.from('admin:secret').toString('base64')}`);
     (kc.clusters[0] as { caData?: string }).caData = selfSigned().cert.toString('base64');
+    forgetAuth(kc);
     const three = await requestAuth(kc);
     assert.notEqual(three.dispatcher, one.dispatcher);
     await new Promise((r) => setImmediate(r));
     assert.equal((one.dispatcher as unknown as { closed: boolean }).closed, true);
     await three.dispatcher!.close();
+  });
+
+  it('the KubeConfig is asked at most once per AUTH_TTL_MS (it reads files on the event loop); a 401 makes the next request ask again', async () => {
+    mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    const tls = selfSigned();
+    const seen: string[] = [];
+    let status = 200;
+    const server = createServer(tls, (req, res) => {
+      seen.push(String(req.headers.authorization));
+      res.statusCode = status;
+      res.setHeader('content-type', 'application/json');
+      res.end(status === 200 ? '{"kind":"Pod"}' : '{"kind":"Status","message":"Unauthorized"}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const kc = config(`https://127.0.0.1:${(server.address() as { port: number }).port}`, tls.cert.toString('base64'), { token: 't1' });
+      let asked = 0;
+      const apply = kc.applyToHTTPSOptions.bind(kc);
+      kc.applyToHTTPSOptions = async (o) => { asked++; return apply(o); };
+      const rest = new KubeRest(kc);
+      const user = kc.getCurrentUser() as { token?: string };
+      for (let i = 0; i < 5; i++) await rest.call('GET', '/api/v1/namespaces/default/pods/p');
+      assert.equal(asked, 1);
+      user.token = 't2';
+      mock.timers.tick(AUTH_TTL_MS - 1);
+      await rest.call('GET', '/api/v1/namespaces/default/pods/p');
+      mock.timers.tick(1);
+      await rest.call('GET', '/api/v1/namespaces/default/pods/p');
+      assert.equal(asked, 2);
+      assert.deepEqual(seen.slice(4), ['Bearer t1', 'Bearer t1', 'Bearer t2']);
+      user.token = 't3';
+      status = 401;
+      await assert.rejects(rest.call('GET', '/api/v1/namespaces/default/pods/p'), /HTTP 401/);
+      status = 200;
+      await rest.call('GET', '/api/v1/namespaces/default/pods/p');
+      assert.equal(asked, 3, 'the 401 dropped the cached answer');
+      assert.deepEqual(seen.slice(-2), ['Bearer t2', 'Bearer t3']);
+    } finally {
+      mock.timers.reset();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -2,7 +2,8 @@
 // and a watch stream. client-node's generated API classes decode every response through its ObjectSerializer into
 // model classes; bundling them (and the ~700 model classes they reference) cost the agent more resident memory than
 // anything else it loads (README "Memory"). Authentication stays client-node's: each request asks the KubeConfig
-// for its headers and TLS material (tokens and token files re-read, exec plugins, client certificates).
+// for its headers and TLS material (tokens and token files re-read, exec plugins, client certificates), and its
+// answer serves for AUTH_TTL_MS.
 // The dispatcher is ours to keep: client-node 2.0.1's applySecurityAuthentication builds a new undici Agent for every
 // request, so every call opened a new TCP connection with a full TLS handshake (CPU on both ends; in a 50-pod burst
 // the handshakes were a large part of the agent's and the API server's CPU). One Agent per distinct TLS material
@@ -63,10 +64,29 @@ interface DispatcherFactory {
 const shared = new WeakMap<KubeConfig, { fingerprint: string; dispatcher: Dispatcher | undefined }>();
 
 /**
- * Headers and dispatcher for one request to the KubeConfig's current cluster: the headers fresh each time (a token
- * file or exec plugin may have rotated the token), the dispatcher shared while the TLS material stays the same.
+ * How long one answer of the KubeConfig serves later requests. Asking it re-reads the CA, certificate, key and token
+ * files with synchronous reads on the event loop, and the answer is hashed: about 1 ms per request, 2 requests per
+ * ADD (the IP CR). client-go re-reads a token file once a minute; a 401 answer drops the cached one at once.
+ */
+export const AUTH_TTL_MS = 10_000;
+const recent = new WeakMap<KubeConfig, { at: number; headers: Readonly<Record<string, string>>; dispatcher: Dispatcher | undefined }>();
+
+/** The next request asks the KubeConfig again (its answer was refused). */
+export function forgetAuth(kc: KubeConfig): void { recent.delete(kc); }
+
+/**
+ * Headers and dispatcher for one request to the KubeConfig's current cluster: the headers at most AUTH_TTL_MS old
+ * (a token file or exec plugin may rotate the token), the dispatcher shared while the TLS material stays the same.
  */
 export async function requestAuth(kc: KubeConfig): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+  const r = recent.get(kc);
+  if (r && Date.now() - r.at < AUTH_TTL_MS) return { headers: { ...r.headers }, dispatcher: r.dispatcher };
+  const fresh = await askKubeConfig(kc);
+  recent.set(kc, { at: Date.now(), headers: { ...fresh.headers }, dispatcher: fresh.dispatcher });
+  return fresh;
+}
+
+async function askKubeConfig(kc: KubeConfig): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
   const m: HttpsMaterial = {};
   await kc.applyToHTTPSOptions(m as never);
   const headers: Record<string, string> = {};
@@ -121,6 +141,7 @@ export class KubeRest {
       method, headers, ...(dispatcher ? { dispatcher } : {}), ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
     });
     const text = await r.body.text();
+    if (r.statusCode === 401) forgetAuth(this.#kc);
     if (r.statusCode < 200 || r.statusCode > 299) throw statusError(`${method} ${path}`, r.statusCode, text);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
@@ -149,6 +170,7 @@ export class KubeRest {
       const r = await request(this.url(path, { ...query, watch: true }), {
         method: 'GET', headers, signal: abort.signal, ...(dispatcher ? { dispatcher } : {}),
       });
+      if (r.statusCode === 401) forgetAuth(this.#kc);
       if (r.statusCode !== 200) throw statusError(`watch ${path}`, r.statusCode, await r.body.text().catch(() => ''));
       arm();
       let buf = '';
