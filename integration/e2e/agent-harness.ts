@@ -141,7 +141,9 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
   if (hooked && o.entry === 'bundle') throw new Error('test hooks need the test entry point, not the bundle');
   const bundle = !hooked && (o.entry ?? process.env.KOA_E2E_AGENT) === 'bundle';
   const entry = hooked ? TEST_MAIN : bundle ? o.bundlePath ?? BUNDLE : MAIN;
-  const nodeArgs = o.nodeArgs ?? (bundle ? imageNodeFlags() : []);
+  // KOA_AGENT_EXTRA_NODE_ARGS: extra Node flags for a look inside (e.g. `--cpu-prof --cpu-prof-dir=/tmp/p`)
+  const extra = (process.env.KOA_AGENT_EXTRA_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs = [...(o.nodeArgs ?? (bundle ? imageNodeFlags() : [])), ...extra];
   const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, ...nodeArgs, entry, ...agentArgs(bed, node, dir, o)];
   return superviseDaemon({
     node, dir, argv, label: 'agent', socket: join(dir, 'run', 'kube-ovn-daemon.sock'), delQueueDir: join(dir, 'del-queue'),
