@@ -74,6 +74,14 @@ function cgroupDirs(root: string): string[] {
   return V1_HIERARCHIES.map((h) => join(CGROUP_FS, h, root));
 }
 
+/**
+ * What stop() removes: the v1 hierarchies, and also the cgroup2 `unified` one, where the kubelet (cgroupfs driver on
+ * the hybrid layout the holder mounts) creates `<cgroupRoot>/kubepods/{burstable,besteffort}` of its own.
+ */
+function cgroupDirsToRemove(root: string): string[] {
+  return [...cgroupDirs(root), join(CGROUP_FS, 'unified', root)];
+}
+
 /** Every PID in the cgroup subtree `dir` (depth first). */
 function cgroupPids(dir: string): number[] {
   if (!existsSync(dir)) return [];
@@ -145,7 +153,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
   const killAllSync = () => {
     for (const p of processes()) killPidSync(p);
     if (holderPid) killPidSync(holderPid);
-    for (const c of cgroupDirs(cgroupRoot)) removeCgroupTree(c);
+    for (const c of cgroupDirsToRemove(cgroupRoot)) removeCgroupTree(c);
   };
   let stopped = false;
   const byName = new Map<string, NodeProcess>();
@@ -168,7 +176,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
       }
       if (holderPid) await stopPid(holderPid, 2000);
       // cgroups empty out a moment after their last process is reaped
-      await waitFor('kubelet cgroups removed', () => cgroupDirs(cgroupRoot).every(removeCgroupTree), 20_000, 100).catch(() => undefined);
+      await waitFor('kubelet cgroups removed', () => cgroupDirsToRemove(cgroupRoot).every(removeCgroupTree), 20_000, 100).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
     runSync: () => {

@@ -15,6 +15,10 @@ export interface BusyboxPod {
   restartPolicy?: 'Always' | 'Never';
   annotations?: Record<string, string>;
   hostPort?: number;
+  /** Container ports (instead of `hostPort`), e.g. a hostPort that differs from the containerPort. */
+  ports?: { containerPort: number; hostPort?: number; protocol?: 'TCP' | 'UDP' }[];
+  /** The container's readinessProbe, as in the Pod spec (e.g. `{ httpGet: { path, port } }`). */
+  readinessProbe?: Record<string, unknown>;
 }
 
 export async function createBusyboxPod(api: KubeApi, p: BusyboxPod): Promise<{ uid: string }> {
@@ -32,6 +36,8 @@ export async function createBusyboxPod(api: KubeApi, p: BusyboxPod): Promise<{ u
         name: 'c', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never',
         command: p.command ?? ['sleep', '3600'],
         ...(p.hostPort ? { ports: [{ containerPort: p.hostPort, hostPort: p.hostPort, protocol: 'TCP' }] } : {}),
+        ...(p.ports ? { ports: p.ports.map((x) => ({ protocol: 'TCP', ...x })) } : {}),
+        ...(p.readinessProbe ? { readinessProbe: p.readinessProbe } : {}),
       }],
     },
   });
@@ -40,6 +46,7 @@ export async function createBusyboxPod(api: KubeApi, p: BusyboxPod): Promise<{ u
 
 export interface PodStatus {
   phase?: string;
+  conditions?: { type: string; status: string; reason?: string }[];
   podIP?: string;
   podIPs?: { ip: string }[];
   containerStatuses?: { restartCount?: number; state?: { terminated?: { exitCode: number } } }[];
