@@ -3,6 +3,8 @@
 // (esbuild escapes strings; test/deploy/bundle.test.ts checks the rest), so V8 keeps the 4 MB source as one-byte
 // text instead of 8 MB as two-byte; identifiers keep their names for readable stack traces. client-node's generated
 // API is replaced by a stub (scripts/bundle-stubs/client-node-gen.ts): the agent takes only KubeConfig from it.
+// undici's index.js is replaced by its dispatchers and request API (scripts/bundle-stubs/undici-slim.ts), and ES
+// imports of node:http go through require (scripts/bundle-stubs/node-http.ts).
 import { fileURLToPath } from 'node:url';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
 
@@ -14,6 +16,26 @@ export const clientNodeGenStub: Plugin = {
   setup(b) {
     b.onResolve({ filter: /^\.\/gen\/index\.js$/ }, (args) =>
       /@kubernetes[\\/]client-node[\\/]dist[\\/]config\.js$/.test(args.importer) ? { path: GEN_STUB } : undefined);
+  },
+};
+
+const UNDICI_SLIM = fileURLToPath(new URL('./bundle-stubs/undici-slim.ts', import.meta.url));
+
+/** `undici` (index.js) from any importer resolves to the slim entry; its own deep imports resolve as usual. */
+export const undiciSlim: Plugin = {
+  name: 'undici-slim',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: UNDICI_SLIM }));
+  },
+};
+
+const NODE_HTTP = fileURLToPath(new URL('./bundle-stubs/node-http.ts', import.meta.url));
+
+/** ES imports of node:http resolve to a module that requires it (bundle-stubs/node-http.ts says why); require()s stay. */
+export const nodeHttpByRequire: Plugin = {
+  name: 'node-http-by-require',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?http$/ }, (args) => (args.kind === 'import-statement' && args.importer !== NODE_HTTP ? { path: NODE_HTTP } : undefined));
   },
 };
 
@@ -30,7 +52,7 @@ export const bundleOptions: BuildOptions = {
   legalComments: 'none',
   charset: 'ascii',
   logLevel: 'warning',
-  plugins: [clientNodeGenStub],
+  plugins: [clientNodeGenStub, undiciSlim, nodeHttpByRequire],
   // The native addon is loaded from build/ at run time; CJS deps need `require` inside an ESM bundle.
   external: ['*.node'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },

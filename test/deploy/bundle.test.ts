@@ -2,6 +2,10 @@
 // modules only tests import, and hooks come from the test entry point integration/support/agent-main.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { bundleOptions } from '../../scripts/bundle.ts';
@@ -29,4 +33,29 @@ test('the agent bundle is ASCII only and leaves client-node\'s generated API out
   const inputs = Object.keys(r.metafile!.inputs);
   assert.deepEqual(inputs.filter((f) => /client-node\/dist\/gen\/(apis|models)\//.test(f)), []);
   assert.ok(inputs.some((f) => f.endsWith('scripts/bundle-stubs/client-node-gen.ts')), 'the generated API is stubbed');
+});
+
+test('the agent bundle takes only undici\'s dispatchers and request API, and loading it leaves Node\'s own undici unloaded (README "Memory")', async () => {
+  const r = await build({ ...bundleOptions, absWorkingDir: ROOT, write: false, sourcemap: false, metafile: true, outfile: '/tmp/koa-bundle-test.mjs' });
+  const inputs = Object.keys(r.metafile!.inputs);
+  // (the request API's body mixins bring a few of fetch's helpers along)
+  assert.deepEqual(inputs.filter((f) => /undici\/(index\.js|lib\/(web\/(fetch\/index|websocket|eventsource|cache)|mock|cache)\b)/.test(f)), [],
+    'fetch, WebSocket, EventSource, mocks and caches stay out');
+  for (const f of ['lib/dispatcher/agent.js', 'lib/dispatcher/proxy-agent.js', 'lib/api/api-request.js']) {
+    assert.ok(inputs.some((i) => i.endsWith(`undici/${f}`)), `undici/${f} is in`);
+  }
+  const js = r.outputFiles[0]!.text;
+  assert.equal(/^import[^;\n]*from\s*"(node:)?http"/m.test(js), false, 'no ES import of node:http (its facade loads Node\'s undici)');
+  // the bundle as a process: --help loads every module and exits before anything else
+  const dir = mkdtempSync(join(tmpdir(), 'koa-bundle-'));
+  try {
+    writeFileSync(join(dir, 'agent.mjs'), js);
+    const probe = 'data:text/javascript,process.on("exit",()=>process.stderr.write("UNDICI="+process.moduleLoadList.includes("NativeModule internal/deps/undici/undici")))';
+    const p = spawnSync(process.execPath, ['--import', probe, join(dir, 'agent.mjs'), '--help'], { encoding: 'utf8' });
+    assert.equal(p.status, 0, p.stderr);
+    assert.match(p.stdout, /--cni-conf-dir/);
+    assert.match(p.stderr, /UNDICI=false/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
