@@ -74,6 +74,11 @@ function cgroupDirs(root: string): string[] {
   return V1_HIERARCHIES.map((h) => join(CGROUP_FS, h, root));
 }
 
+/** What is removed at stop: those, and the cgroup2 tree the kubelet makes too in the hybrid layout's `unified`. */
+function cgroupDirsToRemove(root: string): string[] {
+  return [...cgroupDirs(root), join(CGROUP_FS, 'unified', root)];
+}
+
 /** Every PID in the cgroup subtree `dir` (depth first). */
 function cgroupPids(dir: string): number[] {
   if (!existsSync(dir)) return [];
@@ -165,7 +170,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
   const killAllSync = () => {
     for (const p of processes()) killPidSync(p);
     if (holderPid) killPidSync(holderPid);
-    for (const c of cgroupDirs(cgroupRoot)) removeCgroupTree(c);
+    for (const c of cgroupDirsToRemove(cgroupRoot)) removeCgroupTree(c);
   };
   let stopped = false;
   const byName = new Map<string, NodeProcess>();
@@ -189,7 +194,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
       if (holderPid) await stopPid(holderPid, 2000);
       holderGoneAtS = uptimeS();
       // cgroups empty out a moment after their last process is reaped
-      await waitFor('kubelet cgroups removed', () => cgroupDirs(cgroupRoot).every(removeCgroupTree), 20_000, 100).catch(() => undefined);
+      await waitFor('kubelet cgroups removed', () => cgroupDirsToRemove(cgroupRoot).every(removeCgroupTree), 20_000, 100).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
     runSync: () => {
