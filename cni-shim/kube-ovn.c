@@ -269,7 +269,10 @@ static int exchange(int fd, const struct buf *req, struct buf *ans, long long de
 			put(ans, tmp, (size_t)r);
 			continue;
 		}
-		if (r == 0) return 0;
+		/* end of stream: the answer, or nothing at all when the agent closed the connection without answering (it
+		 * read the call and exited, e.g. killed mid-call): that is no answer (EPIPE), so a DEL is queued, as when the
+		 * connection is reset (the agent had not read the call yet) */
+		if (r == 0) return ans->n ? 0 : (errno = EPIPE, -1);
 		if (errno != EAGAIN && errno != EINTR) return -1;
 		if (wait_fd(fd, POLLIN, deadline)) return -1;
 	}
@@ -535,7 +538,8 @@ int main(void) {
 			fail(11, "cannot reach the kube-ovn agent at %s (%s) and cannot queue the DEL: %s", sock, strerror(e), qerr);
 		}
 		if (!reached) fail(11, "cannot reach the kube-ovn agent at %s: %s", sock, strerror(e));
-		fail(11, "the kube-ovn agent at %s did not answer: %s", sock, e == ETIMEDOUT ? "timed out" : strerror(e));
+		fail(11, "the kube-ovn agent at %s did not answer: %s", sock,
+		     e == ETIMEDOUT ? "timed out" : e == EPIPE ? "the connection closed before an answer" : strerror(e));
 	}
 	close(fd);
 

@@ -157,6 +157,35 @@ test('an agent that accepts but never answers: bounded timeout, code 11; DEL is 
   }
 });
 
+test('an agent that reads the call and closes without answering (it died mid-call): code 11, and DEL is queued', async () => {
+  // a SIGKILLed agent that had read the call: the kernel closes its end, the shim reads end-of-stream and no answer
+  // (the real-node crash test, integration/realnode/crash.test.ts, saw this for ADDs cut off by the kill)
+  const dead = join(dir, 'dead.sock');
+  const srv = createServer((s) => {
+    s.on('error', () => undefined);
+    let got = '';
+    s.on('data', (c: Buffer) => {
+      got += c.toString();
+      const head = got.indexOf('\r\n\r\n');
+      const len = /content-length: *(\d+)/i.exec(got)?.[1];
+      if (head >= 0 && len !== undefined && Buffer.byteLength(got) - head - 4 >= Number(len)) s.end();
+    });
+  });
+  await new Promise<void>((r) => srv.listen(dead, r));
+  try {
+    const r = await runShim(cniEnv('ADD'), netconf(dead));
+    assert.equal(r.code, 1);
+    assert.equal(errOf(r.stdout).code, 11);
+    assert.match(errOf(r.stdout).msg, /did not answer: the connection closed before an answer/);
+    const q = join(dir, 'q-dead');
+    const d = await runShim({ ...cniEnv('DEL', { CNI_CONTAINERID: 'koac-dead' }), KOA_DEL_QUEUE_DIR: q }, netconf(dead));
+    assert.deepEqual([d.code, d.stdout], [0, ''], 'the DEL is queued for the next agent, not failed');
+    assert.deepEqual(await readdir(q), ['koac-dead-eth0.json']);
+  } finally {
+    await new Promise<void>((r) => srv.close(() => r()));
+  }
+});
+
 test('agent unreachable: code 11 naming the socket; DEL queued durably and completed when the agent starts', async () => {
   const d2 = await tempDir();
   const s2 = join(d2, 'run', 'agent.sock');

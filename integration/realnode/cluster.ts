@@ -5,7 +5,7 @@
 //   the agent ready (ovn0 on the join address the controller allocated).
 // Used by controller.test.ts and the real-node demo. `down()` stops everything, even after a failed start.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
 import { cleanupAll } from '../bed/netns.ts';
@@ -110,5 +110,12 @@ export async function downRealNode(prefix: string | undefined, bed: { down(): Pr
   } finally {
     await cleanupAll();
   }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+  if (prefix) {
+    assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+    // the kubelet's cgroupRoot (`/<prefix>kubelet`) in every hierarchy, the hybrid layout's cgroup2 `unified` too
+    const cgroups = readdirSync('/sys/fs/cgroup').flatMap((h) => {
+      try { return readdirSync(join('/sys/fs/cgroup', h)).filter((d) => d.startsWith(prefix)).map((d) => `${h}/${d}`); } catch { return []; }
+    });
+    assert.deepEqual(cgroups, [], 'no cgroup of the node is left');
+  }
 }

@@ -27,18 +27,34 @@ export async function installCni(rn: RealNode, rootfs: string): Promise<void> {
 }
 
 export interface DaemonSetAgent {
+  /** the agent process running now (a new one after `restart()`) */
   readonly proc: NodeProcess;
   http(path: string): Promise<{ status: number; body: string }>;
   metrics(): Promise<string>;
+  /** waits for /readyz 200 from the agent running now */
+  ready(): Promise<void>;
+  /** SIGKILL the agent by its PID (a crash: no drain, its socket file stays); resolves once it has exited */
+  kill(): Promise<void>;
+  /**
+   * Starts the container's entrypoint again with the same flags and environment, as the kubelet restarts a
+   * cni-server container that exited (restartPolicy Always); the previous process must have exited.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /** start-cniserver.sh inside the node with the bed's flags (socket and OVS paths are the script's defaults). */
-export async function startDaemonSetAgent(bed: Bed, rn: RealNode, rootfs: string, o: AgentOptions = {}): Promise<DaemonSetAgent & { ready(): Promise<void> }> {
+export async function startDaemonSetAgent(bed: Bed, rn: RealNode, rootfs: string, o: AgentOptions = {}): Promise<DaemonSetAgent> {
   const state = join(rn.dir, 'agent');
-  const args = agentArgs(bed, rn.node, state, o).filter((a) => !a.startsWith('--ovs-socket=') && !a.startsWith('--bind-socket='));
-  const proc = rn.spawn('agent', ['bash', join(rootfs, 'kube-ovn', 'start-cniserver.sh'), ...args],
-    { ...process.env, NODE_NAME: rn.node.name, KUBECONFIG: bed.kube!.kubeconfig, POD_IPS: rn.nodeIp, ...o.env });
+  // socket, OVS socket and delete queue at the defaults the DaemonSet runs with: the CNI executable queues a DEL it
+  // cannot deliver under /run/openvswitch/kube-ovn-del-queue (its default, the agent's too), which inside the
+  // holder is the bed node's OVS run dir
+  const args = agentArgs(bed, rn.node, state, o)
+    .filter((a) => !a.startsWith('--ovs-socket=') && !a.startsWith('--bind-socket=') && !a.startsWith('--cni-del-queue-dir='));
+  const argv = ['bash', join(rootfs, 'kube-ovn', 'start-cniserver.sh'), ...args];
+  const env = { ...process.env, NODE_NAME: rn.node.name, KUBECONFIG: bed.kube!.kubeconfig, POD_IPS: rn.nodeIp, ...o.env };
+  // bash execs the agent (start-cniserver.sh -> kube-ovn-daemon -> node): this PID is the agent's
+  let proc = rn.spawn('agent', argv, env);
   const http = async (path: string) => {
     const r = await rn.node.ns.exec(['curl', '-sS', '-m', '5', '-o', '-', '-w', '\n%{http_code}', `http://127.0.0.1:${METRICS_PORT}${path}`], { allowFail: true, timeoutMs: 10_000 });
     const cut = r.stdout.lastIndexOf('\n');
@@ -53,8 +69,17 @@ export async function startDaemonSetAgent(bed: Bed, rn: RealNode, rootfs: string
   // waitReady: false when the controller that annotates the Node starts later (it needs the agent's chassis annotation)
   if (o.waitReady ?? true) await ready();
   return {
-    proc, http, ready,
+    get proc() { return proc; },
+    http, ready,
     metrics: async () => (await http('/metrics')).body,
+    kill: async () => {
+      if (proc.alive()) process.kill(proc.pid, 'SIGKILL');
+      await proc.exited;
+    },
+    restart: async () => {
+      if (proc.alive()) throw new Error(`the agent (pid ${proc.pid}) is still running`);
+      proc = rn.spawn('agent', argv, env);
+    },
     // the DaemonSet's grace period: the agent drains calls in flight before it exits
     stop: () => stopPid(proc.pid, 30_000),
   };

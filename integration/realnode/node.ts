@@ -7,7 +7,7 @@
 //   const rn = await startRealNode(bed, bed.nodes[0]);   // holder, cgroups, containerd, images, kubelet; Node Ready
 //   ...                                                   // install the CNI (install.ts) before pods are created
 //   await rn.stop();
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Bed, BedNode } from '../bed/bed.ts';
@@ -110,15 +110,32 @@ function removeCgroupTree(dir: string): boolean {
   }
 }
 
-/** PIDs (other than `except`) in the mount namespace `mnt` (a `/proc/<pid>/ns/mnt` link text). */
-function inMountNs(mnt: string, except: number[]): number[] {
+let clockTicks: number | undefined;
+/** Seconds after boot at which `pid` started (/proc/<pid>/stat field 22, in clock ticks), or undefined when gone. */
+function startedAtS(pid: number): number | undefined {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) / clockTicks;
+  } catch {
+    return undefined;
+  }
+}
+const uptimeS = (): number => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+
+/**
+ * PIDs (other than `except`) in the mount namespace `mnt` (a `/proc/<pid>/ns/mnt` link text). With `startedBy`
+ * (seconds after boot) only processes started by then: once the namespace is gone its inode number, and so the link
+ * text, can name a new namespace (each `ip netns exec` makes one), whose processes are not the node's.
+ */
+function inMountNs(mnt: string, except: number[], startedBy?: number): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     const p = Number(d);
     if (except.includes(p)) continue;
     try {
-      if (readlinkSync(`/proc/${p}/ns/mnt`) === mnt && isAlive(p)) out.push(p);
+      if (readlinkSync(`/proc/${p}/ns/mnt`) === mnt && isAlive(p) && (startedBy === undefined || (startedAtS(p) ?? Infinity) <= startedBy)) out.push(p);
     } catch {
       // gone
     }
@@ -145,9 +162,12 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
   // the holder's mount namespace, read once when it is ready (never re-read through a PID that may be reused), and
   // never the host's own: stop() kills what is left in it
   let holderMnt: string | undefined;
+  // when the holder was gone (seconds after boot): a process of the node started before; one started later in a
+  // namespace of the same inode number belongs to a namespace made since
+  let holderGoneAtS: number | undefined;
   const processes = () => {
     const pods = cgroupPids(join(CGROUP_FS, 'pids', cgroupRoot));
-    const inNode = holderMnt ? inMountNs(holderMnt, [holderPid, process.pid]) : [];
+    const inNode = holderMnt ? inMountNs(holderMnt, [holderPid, process.pid], holderGoneAtS) : [];
     return [...new Set([...pods, ...inNode])];
   };
   const killAllSync = () => {
@@ -175,6 +195,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
         await sleep(300);
       }
       if (holderPid) await stopPid(holderPid, 2000);
+      holderGoneAtS = uptimeS();
       // cgroups empty out a moment after their last process is reaped
       await waitFor('kubelet cgroups removed', () => cgroupDirsToRemove(cgroupRoot).every(removeCgroupTree), 20_000, 100).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
