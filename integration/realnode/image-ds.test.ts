@@ -22,7 +22,7 @@ import {
   adaptDaemonSet, applyObjects, clusterPrereqs, daemonSetPods, manifest, nodePaths, serviceProxyStandIn,
   standInDaemonSetController, type StandInDaemonSetController,
 } from './image-ds.ts';
-import { startRealNode, type RealNode } from './node.ts';
+import { cgroupLeaks, startRealNode, type RealNode } from './node.ts';
 import { createBusyboxPod, podLog, podStatus, waitFinished, waitRunning } from './pods.ts';
 
 const NS = 'kube-system';
@@ -81,7 +81,7 @@ after(async () => {
   } finally {
     await cleanupAll();
   }
-  if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
+  if (prefix) assert.deepEqual({ ...leaks(prefix), cgroups: cgroupLeaks(prefix) }, { netns: [], tmpDirs: [], processes: [], cgroups: [] });
   assert.deepEqual(rn?.processes() ?? [], [], 'no process of the node is left');
 }, { timeout: 300_000 });
 

@@ -69,7 +69,7 @@ export interface NodeProcess {
   alive(): boolean;
 }
 
-/** Hierarchy paths of the kubelet's cgroupRoot (`/<prefix>kubelet`). */
+/** Hierarchy paths of the kubelet's cgroupRoot (`/<prefix>kubelet`), created before the kubelet starts. */
 function cgroupDirs(root: string): string[] {
   return V1_HIERARCHIES.map((h) => join(CGROUP_FS, h, root));
 }
@@ -80,6 +80,11 @@ function cgroupDirs(root: string): string[] {
  */
 function cgroupDirsToRemove(root: string): string[] {
   return [...cgroupDirs(root), join(CGROUP_FS, 'unified', root)];
+}
+
+/** The kubelet cgroups of a bed prefix still present in any hierarchy (empty after a clean stop). */
+export function cgroupLeaks(prefix: string): string[] {
+  return cgroupDirsToRemove(`/${prefix}kubelet`).filter((d) => existsSync(d));
 }
 
 /** Every PID in the cgroup subtree `dir` (depth first). */
