@@ -1,9 +1,10 @@
 // One real node with the real kube-ovn-controller, in the order their dependencies ask for:
-//   bed without the stand-in (OVN from the controller's schemas, its CRDs) -> holder -> install-cni.sh ->
+//   bed without the stand-in (OVN from the controller's schemas, its CRDs) -> `prepare(bed)` (e.g. the NAD CRD,
+//   which the controller only looks for at start and then every 10 s) -> holder -> install-cni.sh ->
 //   containerd + kubelet (the kubelet registers the Node) -> the agent via start-cniserver.sh (it writes the Node's
 //   ovn.kubernetes.io/chassis) -> kube-ovn-controller (it would garbage-collect an unclaimed chassis at start) ->
 //   the agent ready (ovn0 on the join address the controller allocated).
-// Used by controller.test.ts and the real-node demo. `down()` stops everything, even after a failed start.
+// Used by controller.test.ts, multus-controller.test.ts and the demo. `down()` stops everything, even after a failed start.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ export interface RealCluster {
   down(): Promise<void>;
 }
 
-export async function upRealCluster(prefix: string): Promise<RealCluster> {
+export async function upRealCluster(prefix: string, prepare?: (bed: Bed) => Promise<void>): Promise<RealCluster> {
   checkUpstream();
   const work = mkdtempSync(`/tmp/${prefix}work-`);
   const parts: { bed?: Bed; rn?: RealNode; agent?: DaemonSetAgent; controller?: RealController } = {};
@@ -43,6 +44,7 @@ export async function upRealCluster(prefix: string): Promise<RealCluster> {
     trace('cluster: image tree assembled');
     const bed = (parts.bed = await up({ prefix, controller: 'none', ovnSchemas: writeUpstreamSchemas(work), crdFile: UPSTREAM_CRDS }));
     const node = bed.nodes[0]!;
+    await prepare?.(bed);
     const rn = (parts.rn = await startRealNode(bed, node));
     await installCni(rn, rootfs);
     await rn.startRuntime();

@@ -3,18 +3,20 @@
 // and set up by the controller, and a NAD whose config is a Kube-OVN attachment. A pod annotated with it: the
 // controller allocates eth0 (ovn-default) and net1 (attach) from the NAD, Multus runs our `kube-ovn` twice, the
 // pod's NICs carry the controller's addresses and reach both gateways; deleting the pod DELs both NICs and the
-// controller removes both LSPs. The NAD CRD appears after the controller started, which then finds it within 10 s
-// (it checks every 10 s) and until then refuses the pod's add and retries it with back-off: the pod waits for that.
-// Bring-up as controller.test.ts (upRealCluster). Bounds are generous: a loaded 2-core machine.
+// controller removes both LSPs. The NAD CRD is installed before the controller starts (as when Multus is deployed
+// first), so the controller's NAD informer runs from its start: without the CRD it would only find it on a check
+// every 10 s and refuse the pod's add until then. Bring-up as controller.test.ts (upRealCluster).
+// Bounds are generous: a loaded 2-core machine.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import type { Bed, BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
 import { newPrefix } from '../bed/netns.ts';
 import { downRealNode, upRealCluster, type RealCluster } from './cluster.ts';
 import { subnetReady, upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
-import { createKubeOvnNad, diagnosePod, installMultus, multusMissing } from './multus.ts';
+import { createKubeOvnNad, diagnosePod, installMultus, installNadCrd, multusMissing } from './multus.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished } from './pods.ts';
 
 let bed: Bed;
@@ -28,7 +30,7 @@ const skip = upstreamMissing() ?? multusMissing();
 before(async () => {
   if (skip) return;
   prefix = newPrefix('koamc');
-  cluster = await upRealCluster(prefix);
+  cluster = await upRealCluster(prefix, (b) => installNadCrd(b.kube!));
   ({ bed, node, agent } = cluster);
 }, { timeout: 900_000 });
 
@@ -38,6 +40,10 @@ after(async () => {
 
 test('Multus and the real controller: a pod with a Kube-OVN attachment gets eth0 and net1 with the controller\'s addresses', { timeout: 900_000, skip }, async () => {
   const api = bed.kube!.api;
+  // the CRD was there when the controller started: it never had to look for it again
+  const ctlLog = readFileSync(cluster!.controller.log, 'utf8');
+  assert.doesNotMatch(ctlLog, /Network attachment CRD not found at startup/);
+  assert.match(ctlLog, /Network attachment informer cache synced/);
   await installMultus(bed.kube!, cluster!.rn);
   const provider = await createKubeOvnNad(bed.kube!, 'attach');
   await api.post('/apis/kubeovn.io/v1/subnets', {

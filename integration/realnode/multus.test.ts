@@ -10,7 +10,7 @@ import { waitFor } from '../bed/exec.ts';
 import { newPrefix } from '../bed/netns.ts';
 import { downRealNode, upStandInNode, type StandInNode } from './cluster.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
-import { createKubeOvnNad, diagnosePod, installMultus, multusMissing } from './multus.ts';
+import { createKubeOvnNad, diagnosePod, installMultus, installNadCrd, multusMissing } from './multus.ts';
 import type { RealNode } from './node.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished } from './pods.ts';
 
@@ -26,7 +26,10 @@ const skip = multusMissing();
 before(async () => {
   if (skip) return;
   prefix = newPrefix('koarn');
-  real = await upStandInNode(prefix, (b) => b.controller!.createSubnet({ name: 'attach', cidrBlock: '172.18.0.0/16', provider: 'attach.default.ovn' }));
+  real = await upStandInNode(prefix, async (b) => {
+    await installNadCrd(b.kube!);
+    await b.controller!.createSubnet({ name: 'attach', cidrBlock: '172.18.0.0/16', provider: 'attach.default.ovn' });
+  });
   ({ bed, node, rn, agent } = real);
 }, { timeout: 900_000 });
 

@@ -26,10 +26,19 @@ export function checkMultus(): void {
   if (missing) throw new Error(missing);
 }
 
-/** NAD CRD, the multus binary and 00-multus.conf (atomically: containerd watches the dir). */
-export async function installMultus(kube: Kube, rn: RealNode): Promise<void> {
+/**
+ * The NetworkAttachmentDefinition CRD from the release. Install it before kube-ovn-controller starts, as in a cluster
+ * where Multus is deployed first: the controller starts its NAD informer at start when the CRD is there, and
+ * otherwise only finds it on a check every 10 s (logging "Network attachment CRD not found at startup").
+ */
+export async function installNadCrd(kube: Kube): Promise<void> {
   checkMultus();
   await applyCrds(kube.api, MULTUS_CRDS);
+}
+
+/** The multus binary and 00-multus.conf (atomically: containerd watches the dir); the NAD CRD is installNadCrd's. */
+export async function installMultus(kube: Kube, rn: RealNode): Promise<void> {
+  checkMultus();
   copyFileSync(join(FIXTURE_BIN, 'multus'), join(rn.cniBinDir, 'multus'));
   const conf = {
     cniVersion: '0.3.1', name: 'multus-cni-network', type: 'multus',
