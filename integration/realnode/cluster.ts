@@ -9,11 +9,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
-import { cleanupAll } from '../bed/netns.ts';
+import { cleanupAll, onCleanup } from '../bed/netns.ts';
 import { trace, waitFor } from '../bed/exec.ts';
 import { checkUpstream, startRealController, UPSTREAM_CRDS, writeUpstreamSchemas, type RealController } from './controller.ts';
 import { assembleRootfs, installCni, startDaemonSetAgent, type DaemonSetAgent } from './daemonset.ts';
 import { startRealNode, type RealNode } from './node.ts';
+
+/** The work dir (image tree, OVN schemas) removed by down(), and by the bed's exit/signal clean-up before that. */
+function workCleanup(work: string): () => Promise<void> {
+  const rm = () => rmSync(work, { recursive: true, force: true });
+  return onCleanup({ label: `work dir ${work}`, run: rm, runSync: rm });
+}
 
 export interface RealCluster {
   readonly bed: Bed;
@@ -27,6 +33,7 @@ export interface RealCluster {
 export async function upRealCluster(prefix: string, prepare?: (bed: Bed) => Promise<void>): Promise<RealCluster> {
   checkUpstream();
   const work = mkdtempSync(`/tmp/${prefix}work-`);
+  const dropWork = workCleanup(work);
   const parts: { bed?: Bed; rn?: RealNode; agent?: DaemonSetAgent; controller?: RealController } = {};
   const down = async () => {
     try {
@@ -35,7 +42,7 @@ export async function upRealCluster(prefix: string, prepare?: (bed: Bed) => Prom
       await parts.rn?.stop();
       await parts.bed?.down();
     } finally {
-      rmSync(work, { recursive: true, force: true });
+      await dropWork();
     }
   };
   try {
@@ -78,6 +85,7 @@ export interface StandInNode {
  */
 export async function upStandInNode(prefix: string, prepare?: (bed: Bed) => Promise<void>): Promise<StandInNode> {
   const work = mkdtempSync(`/tmp/${prefix}work-`);
+  const dropWork = workCleanup(work);
   const parts: { bed?: Bed; rn?: RealNode; agent?: DaemonSetAgent } = {};
   const down = async () => {
     try {
@@ -85,7 +93,7 @@ export async function upStandInNode(prefix: string, prepare?: (bed: Bed) => Prom
       await parts.rn?.stop();
       await parts.bed?.down();
     } finally {
-      rmSync(work, { recursive: true, force: true });
+      await dropWork();
     }
   };
   try {

@@ -115,6 +115,11 @@ function removeCgroupTree(dir: string): boolean {
   }
 }
 
+/** Blocks the thread for `ms` (for process-exit clean-up, which cannot await). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 let clockTicks: number | undefined;
 /** Seconds after boot at which `pid` started (/proc/<pid>/stat field 22, in clock ticks), or undefined when gone. */
 function startedAtS(pid: number): number | undefined {
@@ -176,9 +181,17 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
     return [...new Set([...pods, ...inNode])];
   };
   const killAllSync = () => {
-    for (const p of processes()) killPidSync(p);
-    if (holderPid) killPidSync(holderPid);
-    for (const c of cgroupDirsToRemove(cgroupRoot)) removeCgroupTree(c);
+    // a killed process leaves its cgroups a moment later (an exit handler cannot await): kill and retry up to 5 s;
+    // from the holder's kill on, only processes started before it count as the node's (see holderGoneAtS)
+    for (let i = 0; i < 100; i++) {
+      for (const p of processes()) killPidSync(p);
+      if (holderPid) {
+        killPidSync(holderPid);
+        holderGoneAtS ??= uptimeS();
+      }
+      if (cgroupDirsToRemove(cgroupRoot).every(removeCgroupTree)) break;
+      sleepSync(50);
+    }
   };
   let stopped = false;
   const byName = new Map<string, NodeProcess>();
