@@ -41,9 +41,12 @@ after(async () => {
 test('Multus and the real controller: a pod with a Kube-OVN attachment gets eth0 and net1 with the controller\'s addresses', { timeout: 900_000, skip }, async () => {
   const api = bed.kube!.api;
   // the CRD was there when the controller started: it never had to look for it again
-  const ctlLog = readFileSync(cluster!.controller.log, 'utf8');
+  // (the informer may report its sync a moment after the controller's readiness)
+  const ctlLog = await waitFor('the controller\'s NAD informer synced', () => {
+    const l = readFileSync(cluster!.controller.log, 'utf8');
+    return /Network attachment informer cache synced/.test(l) ? l : undefined;
+  }, 60_000, 200);
   assert.doesNotMatch(ctlLog, /Network attachment CRD not found at startup/);
-  assert.match(ctlLog, /Network attachment informer cache synced/);
   await installMultus(bed.kube!, cluster!.rn);
   const provider = await createKubeOvnNad(bed.kube!, 'attach');
   await api.post('/apis/kubeovn.io/v1/subnets', {

@@ -53,8 +53,11 @@ before(async () => {
 }, { timeout: 900_000 });
 
 after(async () => {
-  await client?.delete();
-  await downRealNode(prefix, cluster);
+  try {
+    await client?.delete();
+  } finally {
+    await downRealNode(prefix, cluster);
+  }
   // the kubelet's cgroupRoot (/<prefix>kubelet) is gone from every hierarchy, the cgroup2 one included
   if (prefix) {
     const left = readdirSync('/sys/fs/cgroup').flatMap((h) => {

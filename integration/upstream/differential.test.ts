@@ -71,6 +71,9 @@ describe('differential: upstream kube-ovn-daemon and our agent wire the same pod
         const snap = await snapshotWiring(node, hostIf, ns);
         const del = await podCall('DEL', daemon, pod, { plugin: UPSTREAM_CNI });
         assert.equal(del.code, 0, `DEL: ${del.stdout} ${del.stderr}`);
+        // kubelet repeats DELs (twice more with an empty CNI_NETNS): the second one finds nothing and succeeds
+        const delAgain = await podCall('DEL', daemon, pod, { plugin: UPSTREAM_CNI });
+        assert.equal(delAgain.code, 0, `DEL again: ${delAgain.stdout} ${delAgain.stderr}`);
         let shimResult: unknown;
         if (alsoShim) {
           const again = await podCall('ADD', daemon, pod, { plugin: SHIM });

@@ -1,14 +1,14 @@
-// One undici dispatcher per cluster/user pair, with no body timeout (client-node 2.0.1 builds a new one for every
-// request, each with a 300 s body timeout that keeps undici's timer tick running while a watch is open).
+// One undici dispatcher while the TLS material stays the same, with no body timeout (client-node 2.0.1 builds a new
+// one for every request, each with a 300 s body timeout that keeps undici's timer tick running while a watch is open).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HttpMethod, RequestContext } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../agent/src/k8s/client.ts';
+import { forgetAuth, requestAuth } from '../../agent/src/k8s/rest.ts';
 
-test('every request of a kubeconfig shares one dispatcher without a body timeout', async () => {
+test('every request of a kubeconfig shares one dispatcher without a body timeout, also when the kubeconfig is asked again', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'koat-kc-'));
   try {
     const file = join(dir, 'kubeconfig');
@@ -20,9 +20,8 @@ test('every request of a kubeconfig shares one dispatcher without a body timeout
     }));
     const kc = loadKubeConfig(file);
     const dispatcherOf = async () => {
-      const ctx = new RequestContext('https://127.0.0.1:6443/api/v1/pods', HttpMethod.GET);
-      await kc.applySecurityAuthentication(ctx);
-      return ctx.getDispatcher();
+      forgetAuth(kc); // ask the KubeConfig again, as every AUTH_TTL_MS
+      return (await requestAuth(kc)).dispatcher;
     };
     const a = await dispatcherOf();
     const b = await dispatcherOf();

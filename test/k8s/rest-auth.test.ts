@@ -3,11 +3,12 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig } from '../../agent/src/k8s/client.ts';
 import { AUTH_TTL_MS, forgetAuth, KubeRest, requestAuth } from '../../agent/src/k8s/rest.ts';
 
 /** A self-signed certificate for 127.0.0.1 (openssl, as the test bed makes the API server's). */
@@ -78,8 +79,9 @@ describe('KubeRest connections', () => {
     await three.dispatcher!.close();
   });
 
-  it('the KubeConfig is asked at most once per AUTH_TTL_MS (it reads files on the event loop); a 401 makes the next request ask again', async () => {
-    mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+  it('the KubeConfig is asked once per AUTH_TTL_MS (monotonic clock), concurrent requests share the ask, a 401 makes the next one ask again', async () => {
+    let clock = 1_000_000;
+    mock.method(performance, 'now', () => clock);
     const tls = selfSigned();
     const seen: string[] = [];
     let status = 200;
@@ -97,15 +99,16 @@ describe('KubeRest connections', () => {
       kc.applyToHTTPSOptions = async (o) => { asked++; return apply(o); };
       const rest = new KubeRest(kc);
       const user = kc.getCurrentUser() as { token?: string };
+      await Promise.all(Array.from({ length: 5 }, () => rest.call('GET', '/api/v1/namespaces/default/pods/p')));
       for (let i = 0; i < 5; i++) await rest.call('GET', '/api/v1/namespaces/default/pods/p');
-      assert.equal(asked, 1);
+      assert.equal(asked, 1, 'five concurrent and five later requests: one ask');
       user.token = 't2';
-      mock.timers.tick(AUTH_TTL_MS - 1);
+      clock += AUTH_TTL_MS - 1;
       await rest.call('GET', '/api/v1/namespaces/default/pods/p');
-      mock.timers.tick(1);
+      clock += 1;
       await rest.call('GET', '/api/v1/namespaces/default/pods/p');
       assert.equal(asked, 2);
-      assert.deepEqual(seen.slice(4), ['Bearer t1', 'Bearer t1', 'Bearer t2']);
+      assert.deepEqual(seen.slice(10), ['Bearer t1', 'Bearer t2']);
       user.token = 't3';
       status = 401;
       await assert.rejects(rest.call('GET', '/api/v1/namespaces/default/pods/p'), /HTTP 401/);
@@ -114,7 +117,39 @@ describe('KubeRest connections', () => {
       assert.equal(asked, 3, 'the 401 dropped the cached answer');
       assert.deepEqual(seen.slice(-2), ['Bearer t2', 'Bearer t3']);
     } finally {
-      mock.timers.reset();
+      mock.restoreAll();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a kubeconfig loaded as the agent loads it: a rewritten CA file gets a new dispatcher, and requests go on', async () => {
+    const tls = selfSigned();
+    const server = createServer(tls, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"kind":"Pod"}'); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const dir = mkdtempSync(join(tmpdir(), 'koak-kc-'));
+    try {
+      const ca = join(dir, 'ca.crt');
+      writeFileSync(ca, tls.cert);
+      writeFileSync(join(dir, 'kubeconfig'), [
+        'apiVersion: v1', 'kind: Config', 'current-context: x',
+        `clusters: [{name: c, cluster: {server: "https://127.0.0.1:${(server.address() as { port: number }).port}", certificate-authority: "${ca}"}}]`,
+        'users: [{name: u, user: {token: t1}}]', 'contexts: [{name: x, context: {cluster: c, user: u}}]', '',
+      ].join('\n'));
+      const kc = loadKubeConfig(join(dir, 'kubeconfig'));
+      const rest = new KubeRest(kc);
+      assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
+      const before = (await requestAuth(kc)).dispatcher;
+      // the CA bundle gains a second CA, as a rotation does
+      writeFileSync(ca, Buffer.concat([tls.cert, selfSigned().cert]));
+      forgetAuth(kc);
+      assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
+      const after = (await requestAuth(kc)).dispatcher;
+      assert.notEqual(after, before, 'a new dispatcher for the new CA bundle');
+      assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
+      await after?.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }

@@ -38,23 +38,17 @@ export const DISPATCHER_OPTIONS = { bodyTimeout: 0, headersTimeout: 60_000 } as 
 /**
  * client-node 2.0.1 builds a new undici Agent for every request (a new TLS connection per REST call and per watch),
  * each with undici's default 300 s body timeout, which keeps undici's 0.5 s timer tick running for as long as a
- * watch is open, so an idle agent woke twice a second. One dispatcher per cluster/user pair, without the body
- * timeout, fixes both. Proxied clusters keep the library's own dispatcher.
+ * watch is open, so an idle agent woke twice a second. rest.ts asks for a dispatcher only when the TLS material
+ * changes and shares it until then; the one made here has no body timeout. Proxied clusters keep the library's own.
  */
 function shareDispatcher(kc: KubeConfig): void {
   const own = kc as unknown as { createDispatcher(cluster: Cluster | null, agentOptions: object): Dispatcher | undefined };
   const library = own.createDispatcher.bind(kc);
-  const cache = new Map<string, Dispatcher>();
   own.createDispatcher = (cluster, agentOptions) => {
     const o = kc.createDispatcherOptions(cluster, agentOptions);
     if (o.type !== 'agent' && o.type !== 'none') return library(cluster, agentOptions);
-    const key = JSON.stringify([cluster?.name, cluster?.server, kc.getCurrentUser()?.name, o.type]);
-    let d = cache.get(key);
-    if (!d) {
-      d = new Agent({ ...DISPATCHER_OPTIONS, ...(o.type === 'agent' ? { connect: o.connect } : {}) });
-      cache.set(key, d);
-    }
-    return d;
+    // a new one each time: the TLS material (o.connect) is what changed when rest.ts asks again
+    return new Agent({ ...DISPATCHER_OPTIONS, ...(o.type === 'agent' ? { connect: o.connect } : {}) });
   };
 }
 

@@ -64,12 +64,15 @@ interface DispatcherFactory {
 const shared = new WeakMap<KubeConfig, { fingerprint: string; dispatcher: Dispatcher | undefined }>();
 
 /**
- * How long one answer of the KubeConfig serves later requests. Asking it re-reads the CA, certificate, key and token
- * files with synchronous reads on the event loop, and the answer is hashed: about 1 ms per request, 2 requests per
- * ADD (the IP CR). client-go re-reads a token file once a minute; a 401 answer drops the cached one at once.
+ * How long one answer of the KubeConfig serves later requests. Asking it re-reads the CA, certificate and key files
+ * with synchronous reads on the event loop, and the answer is hashed: about 1 ms per request, 2 requests per ADD (the
+ * IP CR). A 401 answer drops the cached answer at once (client-node's in-cluster token file has its own 60 s cache on
+ * top; client-go re-reads a token file once a minute too). Monotonic time: a clock step cannot stretch the 10 s.
  */
 export const AUTH_TTL_MS = 10_000;
-const recent = new WeakMap<KubeConfig, { at: number; headers: Readonly<Record<string, string>>; dispatcher: Dispatcher | undefined }>();
+type Auth = { headers: Readonly<Record<string, string>>; dispatcher: Dispatcher | undefined };
+/** the last answer, or the ask in flight that every concurrent request shares */
+const recent = new WeakMap<KubeConfig, { at: number; answer: Promise<Auth> }>();
 
 /** The next request asks the KubeConfig again (its answer was refused). */
 export function forgetAuth(kc: KubeConfig): void { recent.delete(kc); }
@@ -79,11 +82,15 @@ export function forgetAuth(kc: KubeConfig): void { recent.delete(kc); }
  * (a token file or exec plugin may rotate the token), the dispatcher shared while the TLS material stays the same.
  */
 export async function requestAuth(kc: KubeConfig): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
-  const r = recent.get(kc);
-  if (r && Date.now() - r.at < AUTH_TTL_MS) return { headers: { ...r.headers }, dispatcher: r.dispatcher };
-  const fresh = await askKubeConfig(kc);
-  recent.set(kc, { at: Date.now(), headers: { ...fresh.headers }, dispatcher: fresh.dispatcher });
-  return fresh;
+  let r = recent.get(kc);
+  if (!r || performance.now() - r.at >= AUTH_TTL_MS) {
+    const entry = { at: performance.now(), answer: askKubeConfig(kc) };
+    recent.set(kc, entry);
+    entry.answer.catch(() => { if (recent.get(kc) === entry) recent.delete(kc); });
+    r = entry;
+  }
+  const a = await r.answer;
+  return { headers: { ...a.headers }, dispatcher: a.dispatcher };
 }
 
 async function askKubeConfig(kc: KubeConfig): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
@@ -106,7 +113,7 @@ async function askKubeConfig(kc: KubeConfig): Promise<{ headers: Record<string, 
   const dispatcher = (kc as unknown as DispatcherFactory).createDispatcher(cluster, agentOptions);
   shared.set(kc, { fingerprint, dispatcher });
   // requests still running on the old one finish; it closes its connections after them
-  void have?.dispatcher?.close().catch(() => undefined);
+  if (have?.dispatcher && have.dispatcher !== dispatcher) void have.dispatcher.close().catch(() => undefined);
   return { headers, dispatcher };
 }
 
