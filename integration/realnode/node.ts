@@ -26,6 +26,16 @@ const CGROUP_FS = '/sys/fs/cgroup';
 export interface RealNodeOptions {
   /** The node's InternalIP, on a veth pair inside the node namespace (this kernel has no dummy driver). */
   nodeIp?: string;
+  /**
+   * false: `nodeIp` is already an address of the node namespace (the two-node bed's underlay address on `br-phy`,
+   * which is also its geneve endpoint): no veth pair is made for it. Default true.
+   */
+  addNodeIp?: boolean;
+  /**
+   * The kubelet's cgroupRoot (default `/<prefix>kubelet`). cgroup hierarchies are the host's, so two real nodes of
+   * one bed need one each; it must start with the bed prefix (the leak checks look for that).
+   */
+  cgroupRoot?: string;
 }
 
 export interface RealNode {
@@ -82,9 +92,18 @@ function cgroupDirsToRemove(root: string): string[] {
   return [...cgroupDirs(root), join(CGROUP_FS, 'unified', root)];
 }
 
-/** The kubelet cgroups of a bed prefix still present in any hierarchy (empty after a clean stop). */
+/**
+ * The cgroups of a bed prefix still present in any hierarchy (empty after a clean stop): every node's kubelet
+ * cgroupRoot (`/<prefix>kubelet`, or `/<prefix>nodeNkubelet` with two real nodes), the cgroup2 `unified` one too.
+ */
 export function cgroupLeaks(prefix: string): string[] {
-  return cgroupDirsToRemove(`/${prefix}kubelet`).filter((d) => existsSync(d));
+  return readdirSync(CGROUP_FS).flatMap((h) => {
+    try {
+      return readdirSync(join(CGROUP_FS, h)).filter((d) => d.startsWith(prefix)).map((d) => join(CGROUP_FS, h, d));
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** Every PID in the cgroup subtree `dir` (depth first). */
@@ -160,8 +179,9 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
   if (!bed.kube) throw new Error('a real node needs the bed with kube-apiserver');
   const kube = bed.kube;
   const nodeIp = opts.nodeIp ?? '172.31.254.2';
+  const cgroupRoot = opts.cgroupRoot ?? `/${bed.prefix}kubelet`;
+  if (!cgroupRoot.startsWith(`/${bed.prefix}`)) throw new Error(`cgroupRoot ${cgroupRoot} must start with /${bed.prefix}`);
   const dir = mkdtempSync(`/tmp/${bed.prefix}realnode-`);
-  const cgroupRoot = `/${bed.prefix}kubelet`;
   const d = (...p: string[]) => join(dir, ...p);
   for (const p of ['run', 'var-upper', 'var-work', 'sysctl', 'cni/bin', 'cni/net.d', 'containerd', 'kubelet', 'pod-logs']) mkdirSync(d(p), { recursive: true });
   writeFileSync(d('sysctl', 'vm.overcommit_memory'), '1\n');
@@ -232,9 +252,11 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
     }
 
     // the node's InternalIP
-    await node.ns.ip(['link', 'add', 'rn-node', 'type', 'veth', 'peer', 'name', 'rn-peer']);
-    await node.ns.ip(['addr', 'add', `${nodeIp}/24`, 'dev', 'rn-node']);
-    for (const l of ['rn-node', 'rn-peer']) await node.ns.ip(['link', 'set', l, 'up']);
+    if (opts.addNodeIp ?? true) {
+      await node.ns.ip(['link', 'add', 'rn-node', 'type', 'veth', 'peer', 'name', 'rn-peer']);
+      await node.ns.ip(['addr', 'add', `${nodeIp}/24`, 'dev', 'rn-node']);
+      for (const l of ['rn-node', 'rn-peer']) await node.ns.ip(['link', 'set', l, 'up']);
+    }
 
     // the holder
     const holder = spawn('ip', ['netns', 'exec', node.ns.name, 'bash', HOLDER, dir, node.ovs.rundir], { stdio: ['ignore', 'pipe', 'pipe'] });
