@@ -169,7 +169,7 @@ test('inside pods on node 1: ping a pod on node 2 (geneve) and the gateway; ping
   }
 });
 
-test('deleting all pods: the controller removes the LSPs, every DEL on both nodes succeeds, nothing of the pods is left', { timeout: 900_000, skip }, async () => {
+test('deleting all pods: the controller removes the LSPs, every DEL on both nodes succeeds, nothing of the pods is left', { timeout: 900_000, skip }, async (t) => {
   const api = bed.kube!.api;
   const pods = [...created.keys()];
   assert.equal(pods.length, N + 2, 'the earlier tests ran');
@@ -189,6 +189,7 @@ test('deleting all pods: the controller removes the LSPs, every DEL on both node
   for (const i of [0, 1]) {
     const { node, rn, agent } = nodeOf(i);
     const c = await cniRequestCounts(agent);
+    t.diagnostic(`${node.name}: ${sandboxCount[i]} pods, agent answered ${JSON.stringify(Object.fromEntries(c))}`);
     assert.equal(countOf(c, 'DEL', false), 0, `${node.name}: every DEL answered ok: ${JSON.stringify([...c])}`);
     assert.ok(countOf(c, 'DEL') >= 3 * sandboxCount[i]!, `${node.name}: 3 DELs per pod at least: ${JSON.stringify([...c])}`);
     assert.doesNotMatch(since(i), /failed to destroy network|failed to teardown/i, `${node.name}: containerd logged no failed CNI DEL`);
