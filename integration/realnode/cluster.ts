@@ -14,6 +14,7 @@ import { trace, waitFor } from '../bed/exec.ts';
 import { checkUpstream, startRealController, UPSTREAM_CRDS, writeUpstreamSchemas, type RealController } from './controller.ts';
 import { assembleRootfs, installCni, startDaemonSetAgent, type DaemonSetAgent } from './daemonset.ts';
 import { startRealNode, type RealNode } from './node.ts';
+import type { AgentOptions } from '../e2e/agent-harness.ts';
 
 /** The work dir (image tree, OVN schemas) removed by down(), and by the bed's exit/signal clean-up before that. */
 function workCleanup(work: string): () => Promise<void> {
@@ -30,7 +31,14 @@ export interface RealCluster {
   down(): Promise<void>;
 }
 
-export async function upRealCluster(prefix: string, prepare?: (bed: Bed) => Promise<void>): Promise<RealCluster> {
+export interface RealClusterOptions {
+  /** the agent's options (e.g. `args: ['--non-primary-cni-mode=true']`) */
+  agent?: AgentOptions;
+  /** extra kube-ovn-controller flags */
+  controllerFlags?: readonly string[];
+}
+
+export async function upRealCluster(prefix: string, prepare?: (bed: Bed) => Promise<void>, opts: RealClusterOptions = {}): Promise<RealCluster> {
   checkUpstream();
   const work = mkdtempSync(`/tmp/${prefix}work-`);
   const dropWork = workCleanup(work);
@@ -55,12 +63,12 @@ export async function upRealCluster(prefix: string, prepare?: (bed: Bed) => Prom
     const rn = (parts.rn = await startRealNode(bed, node));
     await installCni(rn, rootfs);
     await rn.startRuntime();
-    const agent = await startDaemonSetAgent(bed, rn, rootfs, { waitReady: false });
+    const agent = await startDaemonSetAgent(bed, rn, rootfs, { ...opts.agent, waitReady: false });
     parts.agent = agent;
     await waitFor('the agent annotates the Node with its chassis', async () =>
       (await bed.kube!.api.get(`/api/v1/nodes/${node.name}`)).metadata.annotations?.['ovn.kubernetes.io/chassis'] === node.name, 120_000, 500);
     trace('cluster: chassis annotation');
-    const controller = (parts.controller = await startRealController(bed));
+    const controller = (parts.controller = await startRealController(bed, opts.controllerFlags));
     trace('cluster: kube-ovn-controller ready');
     await agent.ready();
     trace('cluster: agent ready');
