@@ -15,6 +15,7 @@ import { trace, waitFor } from '../bed/exec.ts';
 import { checkUpstream, startRealController, UPSTREAM_CRDS, writeUpstreamSchemas, type RealController } from './controller.ts';
 import { assembleRootfs, installCni, startDaemonSetAgent, type DaemonSetAgent } from './daemonset.ts';
 import { cgroupLeaks, startRealNode, type RealNode } from './node.ts';
+import type { AgentOptions } from '../e2e/agent-harness.ts';
 
 /** The work dir (image tree, OVN schemas) removed by down(), and by the bed's exit/signal clean-up before that. */
 function workCleanup(work: string): () => Promise<void> {
@@ -49,6 +50,10 @@ export interface RealClusterOptions {
    * (`/<prefix>nodeNkubelet`). Default 1: the bed's one node, node IP on a veth of its own, as before.
    */
   nodes?: 1 | 2;
+  /** the agents' options (e.g. `args: ['--non-primary-cni-mode=true']`) */
+  agent?: AgentOptions;
+  /** extra kube-ovn-controller flags */
+  controllerFlags?: readonly string[];
 }
 
 /** Runs `f` for each item at once; waits for all, then throws the first failure (nothing is left running). */
@@ -88,14 +93,14 @@ export async function upRealCluster(prefix: string, prepare?: (bed: Bed) => Prom
       parts.rns.push(rn);
       await installCni(rn, rootfs);
       await rn.startRuntime();
-      const agent = await startDaemonSetAgent(bed, rn, rootfs, { waitReady: false });
+      const agent = await startDaemonSetAgent(bed, rn, rootfs, { ...opts.agent, waitReady: false });
       parts.agents.push(agent);
       await waitFor(`the agent annotates Node ${node.name} with its chassis`, async () =>
         (await bed.kube!.api.get(`/api/v1/nodes/${node.name}`)).metadata.annotations?.['ovn.kubernetes.io/chassis'] === node.name, 120_000, 500);
       trace(`cluster: chassis annotation of ${node.name}`);
       return { node, rn, agent };
     });
-    const controller = (parts.controller = await startRealController(bed));
+    const controller = (parts.controller = await startRealController(bed, opts.controllerFlags));
     trace('cluster: kube-ovn-controller ready');
     await eachAtOnce(nodes, (n) => n.agent.ready());
     trace('cluster: agents ready');

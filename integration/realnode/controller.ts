@@ -114,7 +114,8 @@ export function loggedErrors(text: string, max = 8): string[] {
   return [...counts].sort((a, b) => b[1] - a[1]).slice(0, max).map(([msg, n]) => `${n}x ${msg}`);
 }
 
-export async function startRealController(bed: Bed): Promise<RealController> {
+/** `extraFlags` go after the bed's own (e.g. `--non-primary-cni-mode=true`, as the chart passes it to both the controller and the agent). */
+export async function startRealController(bed: Bed, extraFlags: readonly string[] = []): Promise<RealController> {
   checkUpstream();
   const kube: Kube = bed.kube!;
   const dir = mkdtempSync(`/tmp/${bed.prefix}kube-ovn-controller-`);
@@ -133,6 +134,7 @@ export async function startRealController(bed: Bed): Promise<RealController> {
     '--enable-lb=true', '--enable-np=true', '--gc-interval=360', '--v=3',
     // its defaults, spelled out because seedDefaultVpc writes them too
     `--cluster-router=${CLUSTER_ROUTER}`, `--default-ls=${DEFAULT_SUBNET}`,
+    ...extraFlags,
   ];
   // a private /var/log for its hard-coded log file; the program keeps its name (it picks its role from it)
   const argv = ['ip', 'netns', 'exec', ns.name, 'unshare', '-m', '--propagation', 'private', 'sh', '-c',

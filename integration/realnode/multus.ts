@@ -36,14 +36,17 @@ export async function installNadCrd(kube: Kube): Promise<void> {
   await applyCrds(kube.api, MULTUS_CRDS);
 }
 
-/** The multus binary and 00-multus.conf (atomically: containerd watches the dir); the NAD CRD is installNadCrd's. */
-export async function installMultus(kube: Kube, rn: RealNode): Promise<void> {
+/**
+ * The multus binary and 00-multus.conf (atomically: containerd watches the dir); the NAD CRD is installNadCrd's.
+ * `clusterNetwork`: the conflist file of the pods' default network (eth0); default our 01-kube-ovn.conflist.
+ */
+export async function installMultus(kube: Kube, rn: RealNode, clusterNetwork = join(rn.cniConfDir, '01-kube-ovn.conflist')): Promise<void> {
   checkMultus();
   copyFileSync(join(FIXTURE_BIN, 'multus'), join(rn.cniBinDir, 'multus'));
   const conf = {
     cniVersion: '0.3.1', name: 'multus-cni-network', type: 'multus',
     kubeconfig: kube.kubeconfig,
-    clusterNetwork: join(rn.cniConfDir, '01-kube-ovn.conflist'),
+    clusterNetwork,
     binDir: rn.cniBinDir,
     logLevel: 'verbose', logFile: join(rn.dir, 'multus.log'),
   };
@@ -52,13 +55,34 @@ export async function installMultus(kube: Kube, rn: RealNode): Promise<void> {
   renameSync(tmp, join(rn.cniConfDir, '00-multus.conf'));
 }
 
+/** The socket every NAD config names: the conflist's default, inside the holder the agent's. */
+export const AGENT_SOCKET = '/run/openvswitch/kube-ovn-daemon.sock';
+
+/** A NetworkAttachmentDefinition whose spec.config is `config` (JSON-encoded). */
+export async function createNad(kube: Kube, name: string, config: Record<string, unknown>, namespace = 'default'): Promise<void> {
+  await kube.api.post(`/apis/k8s.cni.cncf.io/v1/namespaces/${namespace}/network-attachment-definitions`, {
+    apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name, namespace },
+    spec: { config: JSON.stringify(config) },
+  });
+}
+
 /** A NetworkAttachmentDefinition whose config is a Kube-OVN attachment (provider `<name>.<ns>.ovn`). */
 export async function createKubeOvnNad(kube: Kube, name: string, namespace = 'default'): Promise<string> {
   const provider = `${name}.${namespace}.ovn`;
-  await kube.api.post(`/apis/k8s.cni.cncf.io/v1/namespaces/${namespace}/network-attachment-definitions`, {
-    apiVersion: 'k8s.cni.cncf.io/v1', kind: 'NetworkAttachmentDefinition', metadata: { name, namespace },
-    spec: { config: JSON.stringify({ cniVersion: '0.3.1', type: 'kube-ovn', server_socket: '/run/openvswitch/kube-ovn-daemon.sock', provider }) },
-  });
+  await createNad(kube, name, { cniVersion: '0.3.1', type: 'kube-ovn', server_socket: AGENT_SOCKET, provider }, namespace);
+  return provider;
+}
+
+/**
+ * A NetworkAttachmentDefinition of Debian's `macvlan` (mode bridge on `master`, an interface of the node namespace)
+ * whose IPAM is kube-ovn (provider `<name>.<ns>`: IPAM only, the controller allocates from the Subnet of that provider).
+ */
+export async function createMacvlanIpamNad(kube: Kube, name: string, master: string, namespace = 'default'): Promise<string> {
+  const provider = `${name}.${namespace}`;
+  await createNad(kube, name, {
+    cniVersion: '0.3.1', type: 'macvlan', master, mode: 'bridge',
+    ipam: { type: 'kube-ovn', server_socket: AGENT_SOCKET, provider },
+  }, namespace);
   return provider;
 }
 
