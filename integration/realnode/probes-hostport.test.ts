@@ -122,7 +122,11 @@ test('kubelet readiness probes reach the pods from the node: httpd turns Ready, 
   // the probe requests in httpd's log come from an address of the node's network namespace (kubelet's netns)
   const nodeAddrs = (await node.ns.ip(['-o', '-4', 'addr', 'show'])).stdout.split('\n')
     .map((l) => /inet (\S+)\//.exec(l)?.[1]).filter((a): a is string => !!a);
-  const sources = new Set(requestSources('web', '/probe.txt'));
+  // (containerd writes the container log a moment after httpd prints a line)
+  const sources = new Set(await waitFor('httpd to log a probe', () => {
+    const s = requestSources('web', '/probe.txt');
+    return s.length ? s : undefined;
+  }, 30_000, 250).catch(() => [] as string[]));
   assert.ok(sources.size > 0, `httpd logged the probes:\n${podLog(rn.podLogsDir, 'web')}`);
   for (const s of sources) assert.ok(nodeAddrs.includes(s), `probe source ${s} is an address of the node (${nodeAddrs.join(', ')})`);
   console.log(`# probe sources: ${[...sources].join(', ')} (node addresses ${nodeAddrs.join(', ')})`);
@@ -166,8 +170,12 @@ test('hostPort through the chained portmap: <node IP>:<hostPort> reaches the pod
     return r;
   }, 120_000, 1000);
   assert.equal(fromClient.body.trim(), 'served by web');
-  // the pod saw the client's own address: DNAT to the pod, no masquerade on the way
-  const sources = requestSources('web', '/index.html');
+  // the pod saw the client's own address: DNAT to the pod, no masquerade on the way (the container log is written
+  // by containerd a moment after httpd prints the line: wait for it)
+  const sources = await waitFor(`web's httpd to log a request from ${CLIENT_IP}`, () => {
+    const s = requestSources('web', '/index.html');
+    return s.includes(CLIENT_IP) ? s : undefined;
+  }, 30_000, 250).catch(() => requestSources('web', '/index.html'));
   assert.ok(sources.includes(CLIENT_IP), `web's httpd logged a request from ${CLIENT_IP}: ${sources.join(', ')}\n${podLog(rn.podLogsDir, 'web')}`);
   console.log(`# hostPort request sources: ${[...new Set(sources)].join(', ')}`);
 });
