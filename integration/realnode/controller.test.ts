@@ -6,11 +6,11 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Bed, BedNode } from '../bed/bed.ts';
-import { waitFor } from '../bed/exec.ts';
 import { newPrefix } from '../bed/netns.ts';
 import { downRealNode, upRealCluster, type RealCluster } from './cluster.ts';
 import { upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
+import { waitDels, waitLspsRemoved, waitNoPodPorts } from './deletion.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished, waitRunning } from './pods.ts';
 
 let bed: Bed;
@@ -68,15 +68,8 @@ test('deleting the pods: the controller removes their LSPs, every DEL succeeds, 
   const pods = [...names, 'pinger'];
   assert.equal(ips.size, 2, 'the first test ran');
   for (const name of pods) await deleteAndWait(api, name);
-  await waitFor('LSPs of the pods removed by the controller', async () => {
-    const lsps = (await bed.central.nbctl(['--bare', '--columns=name', 'list', 'logical_switch_port'])).split('\n');
-    return pods.every((p) => !lsps.includes(`${p}.default`));
-  }, 120_000, 500);
-  const c = await waitFor('a DEL per pod at least', async () => {
-    const c = await cniRequestCounts(agent);
-    return countOf(c, 'DEL') >= pods.length ? c : undefined;
-  }, 120_000, 1000);
+  await waitLspsRemoved(bed.central, pods);
+  const c = await waitDels(agent, pods.length);
   assert.equal(countOf(c, 'DEL', false), 0, `every DEL answered ok: ${JSON.stringify([...c])}`);
-  await waitFor('no pod port on br-int', async () =>
-    (await node.ovs.vsctl(['list-ports', 'br-int'])).split('\n').filter((p) => p.endsWith('_h')).length === 0, 60_000, 500);
+  await waitNoPodPorts(node.ovs);
 });

@@ -19,6 +19,7 @@ import { nodeLeaks } from '../load/lib.ts';
 import { downRealNode, upRealCluster, type RealCluster } from './cluster.ts';
 import { upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
+import { waitLspsRemoved } from './deletion.ts';
 import { diagnosePod } from './multus.ts';
 import { createBusyboxPod, deleteAndWait, podStatus, waitRunning } from './pods.ts';
 
@@ -199,10 +200,7 @@ test('deleting the pods after the crash: every DEL succeeds, no OVS port, veth, 
   assert.ok(killedPid > 0);
   const ctrdFrom = statSync(rn.containerdLog).size;
   await Promise.all(names.map((n) => deleteAndWait(api, n, 300_000)));
-  await waitFor('LSPs of the pods removed by the controller', async () => {
-    const lsps = (await bed.central.nbctl(['--bare', '--columns=name', 'list', 'logical_switch_port'])).split('\n');
-    return names.every((p) => !lsps.includes(`${p}.default`));
-  }, 180_000, 500);
+  await waitLspsRemoved(bed.central, names, 180_000);
   // per sandbox containerd 1.6 calls DEL once with the netns (StopPodSandbox), then later rounds with CNI_NETNS=""
   // (the kubelet's StopPodSandbox again and RemovePodSandbox): wait for the last one of every pod's sandbox (the
   // DEL counter alone cannot tell: it also counts DELs of the sandboxes that failed during the crash)

@@ -17,7 +17,8 @@ import { waitFor } from '../bed/exec.ts';
 import { addAddress, addRoute, addVeth, createNetns, newPrefix, type Netns } from '../bed/netns.ts';
 import { downRealNode, upRealCluster, type RealCluster } from './cluster.ts';
 import { upstreamMissing } from './controller.ts';
-import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
+import { countOf, type DaemonSetAgent } from './daemonset.ts';
+import { waitDels, waitLspsRemoved, waitNoPodPorts } from './deletion.ts';
 import type { RealNode } from './node.ts';
 import { createBusyboxPod, deleteAndWait, podLog, podStatus, waitRunning, type PodStatus } from './pods.ts';
 
@@ -185,16 +186,9 @@ test('deleting the pods: portmap\'s DNAT goes with them, every DEL succeeds, no 
   const pods = ['web', 'deaf'];
   for (const name of pods) await deleteAndWait(api, name);
   await waitFor('the hostPort DNAT removed', async () => !new RegExp(`--dport ${HOST_PORT}\\b`).test(await natRules()), 120_000, 1000);
-  await waitFor('LSPs of the pods removed by the controller', async () => {
-    const lsps = (await bed.central.nbctl(['--bare', '--columns=name', 'list', 'logical_switch_port'])).split('\n');
-    return pods.every((p) => !lsps.includes(`${p}.default`));
-  }, 120_000, 500);
-  const c = await waitFor('a DEL per pod at least', async () => {
-    const c = await cniRequestCounts(agent);
-    return countOf(c, 'DEL') >= pods.length ? c : undefined;
-  }, 120_000, 1000);
+  await waitLspsRemoved(bed.central, pods);
+  const c = await waitDels(agent, pods.length);
   assert.equal(countOf(c, 'DEL', false), 0, `every DEL answered ok: ${JSON.stringify([...c])}`);
   assert.equal(countOf(c, 'ADD', false), 0, `no failed ADD: ${JSON.stringify([...c])}`);
-  await waitFor('no pod port on br-int', async () =>
-    (await node.ovs.vsctl(['list-ports', 'br-int'])).split('\n').filter((p) => p.endsWith('_h')).length === 0, 60_000, 500);
+  await waitNoPodPorts(node.ovs);
 });

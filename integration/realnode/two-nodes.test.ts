@@ -18,6 +18,7 @@ import { nodeLeaks } from '../load/lib.ts';
 import { downRealNode, upRealCluster, type RealCluster, type RealClusterNode } from './cluster.ts';
 import { upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf } from './daemonset.ts';
+import { waitLspsRemoved } from './deletion.ts';
 import { diagnosePod } from './multus.ts';
 import { createBusyboxPod, deleteAndWait, podLog, podStatus, waitFinished, waitRunning } from './pods.ts';
 
@@ -177,10 +178,7 @@ test('deleting all pods: the controller removes the LSPs, every DEL on both node
   const offsets = [0, 1].map((i) => statSync(nodeOf(i).rn.containerdLog).size);
   for (const i of [0, 1]) sandboxCount[i] = [...created.values()].filter((n) => n === i).length;
   await Promise.all(pods.map((p) => deleteAndWait(api, p, 300_000)));
-  await waitFor('LSPs of the pods removed by the controller', async () => {
-    const lsps = (await bed.central.nbctl(['--bare', '--columns=name', 'list', 'logical_switch_port'])).split('\n');
-    return pods.every((p) => !lsps.includes(`${p}.default`));
-  }, 180_000, 500);
+  await waitLspsRemoved(bed.central, pods, 180_000);
   const since = (i: number) => readFileSync(nodeOf(i).rn.containerdLog, 'utf8').slice(offsets[i]);
   // per sandbox containerd 1.6 calls DEL once with the netns (StopPodSandbox), then ~40 s later rounds with
   // CNI_NETNS="" (the kubelet's StopPodSandbox again and RemovePodSandbox, the last one): wait for every removal
