@@ -176,6 +176,24 @@ if ! stamp_ok cnitool "$CNI_VERSION"; then
   echo "$CNI_VERSION" > "$BIN/cnitool.version"
 fi
 
+# NetworkManager for the underlay's NetworkManager test (integration/node/underlay-nm.test.ts): Debian's package and
+# the libraries it needs beyond this machine's, unpacked into the cache, not installed (installing it upgrades systemd
+# and adds udev on the host). The test runs it inside a node namespace, on a private D-Bus.
+NM_PKGS=(network-manager libnm0 libndp0 libteamdctl0 libmm-glib0 libbluetooth3 libnewt0.52)
+nm_dir="$CACHE/network-manager"
+nm_stamp="${NM_PKGS[*]} v1"
+if [ ! -x "$nm_dir/root/usr/sbin/NetworkManager" ] || [ "$(cat "$nm_dir/stamp" 2>/dev/null)" != "$nm_stamp" ]; then
+  rm -rf "$nm_dir.tmp"; mkdir -p "$nm_dir.tmp/debs"
+  # a machine whose package lists were never fetched cannot download: fetch them once and try again
+  ( cd "$nm_dir.tmp/debs" && { apt-get download "${NM_PKGS[@]}" 2>/dev/null || { apt-get update -qq && apt-get download "${NM_PKGS[@]}"; }; } )
+  for d in "$nm_dir.tmp/debs"/*.deb; do dpkg -x "$d" "$nm_dir.tmp/root"; done
+  nm_ldd=$(LD_LIBRARY_PATH="$nm_dir.tmp/root/usr/lib/x86_64-linux-gnu" ldd "$nm_dir.tmp/root/usr/sbin/NetworkManager")
+  if [[ "$nm_ldd" == *"not found"* ]]; then echo "build-fixtures: NetworkManager lacks libraries:" >&2; printf '%s\n' "$nm_ldd" >&2; exit 1; fi
+  echo "$nm_stamp" > "$nm_dir.tmp/stamp"
+  rm -rf "$nm_dir"; mv "$nm_dir.tmp" "$nm_dir"
+  echo "NetworkManager $(LD_LIBRARY_PATH="$nm_dir/root/usr/lib/x86_64-linux-gnu" "$nm_dir/root/usr/sbin/NetworkManager" --version 2>/dev/null || true) unpacked into $nm_dir"
+fi
+
 "$BIN/kube-apiserver" --version
 # No pipeline into an early-exiting reader (pipefail + SIGPIPE made ~40% of runs exit 141): capture, then print.
 etcd_version_out=$("$BIN/etcd" --version)

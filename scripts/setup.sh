@@ -17,7 +17,9 @@ PKGS=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common ipse
       build-essential python3 make g++ gcc libc6-dev
       # `npm run image` (scripts/image.sh) and its test: base images, the build engine, a private containerd;
       # the real-node bed: containerd, runc, busybox-static (its busybox image)
-      debootstrap podman containerd runc busybox-static)
+      debootstrap podman containerd runc busybox-static
+      # the underlay's NetworkManager test: a private system bus (NetworkManager itself is unpacked by build-fixtures.sh)
+      dbus-daemon)
 missing=()
 for p in "${PKGS[@]}"; do
   # captured, not piped into `grep -q` (an early-exiting reader under pipefail is a race)

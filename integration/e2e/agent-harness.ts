@@ -147,7 +147,10 @@ export async function startNodeAgent(bed: Bed, node: BedNode, o: AgentOptions = 
   const argv = ['ip', 'netns', 'exec', node.ns.name, process.execPath, ...nodeArgs, entry, ...agentArgs(bed, node, dir, o)];
   return superviseDaemon({
     node, dir, argv, label: 'agent', socket: join(dir, 'run', 'kube-ovn-daemon.sock'), delQueueDir: join(dir, 'del-queue'),
-    env: { ...process.env, NODE_NAME: node.name, KUBECONFIG: bed.kube.kubeconfig, ...(bundle ? imageNodeEnv() : {}), ...o.env },
+    // a test agent never talks to the host's NetworkManager (it would look its devices up by name): a bus of its own
+    // that does not exist, unless the test gives one
+    env: { ...process.env, NODE_NAME: node.name, KUBECONFIG: bed.kube.kubeconfig, DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${join(dir, 'no-system-bus')}`,
+      ...(bundle ? imageNodeEnv() : {}), ...o.env },
     waitReady: o.waitReady ?? true,
   });
 }

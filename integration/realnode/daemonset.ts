@@ -52,7 +52,9 @@ export async function startDaemonSetAgent(bed: Bed, rn: RealNode, rootfs: string
   const args = agentArgs(bed, rn.node, state, o)
     .filter((a) => !a.startsWith('--ovs-socket=') && !a.startsWith('--bind-socket=') && !a.startsWith('--cni-del-queue-dir='));
   const argv = ['bash', join(rootfs, 'kube-ovn', 'start-cniserver.sh'), ...args];
-  const env = { ...process.env, NODE_NAME: rn.node.name, KUBECONFIG: bed.kube!.kubeconfig, POD_IPS: rn.nodeIp, ...o.env };
+  // no system bus: a test agent never talks to the host's NetworkManager
+  const env = { ...process.env, NODE_NAME: rn.node.name, KUBECONFIG: bed.kube!.kubeconfig, POD_IPS: rn.nodeIp,
+    DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${join(rn.dir, 'no-system-bus')}`, ...o.env };
   // bash execs the agent (start-cniserver.sh -> kube-ovn-daemon -> node): this PID is the agent's
   let proc = rn.spawn('agent', argv, env);
   const http = async (path: string) => {

@@ -23,6 +23,7 @@ import { BRIDGE_MAPPINGS } from './reconciler.ts';
 import { Reconciler } from '../reconciler.ts';
 import type { Unixctl } from '../../datapath/ovsdb/unixctl.ts';
 import type { ProviderNetwork, Vlan } from './types.ts';
+import { DBusNetworkManager, NmMarks, type NetworkManagerPort } from './network-manager.ts';
 
 export interface UnderlayComponentDeps {
   readonly nodeName: string;
@@ -44,6 +45,8 @@ export interface UnderlayComponentDeps {
   readonly subnetsSynced: () => boolean;
   /** ovs-vswitchd's control socket (fdb/add, fdb/del, fdb/show) */
   readonly vswitchd: Unixctl;
+  /** NetworkManager on the system bus (default: found as spec §6.5 says) */
+  readonly networkManager?: NetworkManagerPort;
 }
 
 export class UnderlayComponent implements Component {
@@ -86,6 +89,7 @@ export class UnderlayComponent implements Component {
       randomMac: () => randomMac(randomBytes(6)),
       log: d.log,
       ...(d.onPass ? { onPass: d.onPass } : {}),
+      nm: { port: d.networkManager ?? new DBusNetworkManager(), marks: new NmMarks(d.journalDir), log: d.log },
     });
     pns.start();
     vlans.start();

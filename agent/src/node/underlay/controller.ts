@@ -35,6 +35,7 @@ export interface UnderlayControllerDeps {
   readonly log?: ReconcilerLog;
   readonly onPass?: (o: PassOutcome) => void;
   readonly beforeStep?: UnderlayDeps['beforeStep'];
+  readonly nm?: UnderlayDeps['nm'];
 }
 
 export class UnderlayController {
@@ -97,6 +98,7 @@ export class UnderlayController {
       datapathType: d.datapathType, randomMac: d.randomMac,
       ...(d.timeoutMs !== undefined ? { timeoutMs: d.timeoutMs } : {}),
       ...(d.beforeStep ? { beforeStep: d.beforeStep } : {}),
+      ...(d.nm ? { nm: d.nm } : {}),
     });
     const r: Reconciler<unknown, unknown, unknown> = new Reconciler(spec as never, {
       resyncMs: d.resyncMs ?? 60_000,

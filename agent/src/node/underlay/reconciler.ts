@@ -10,8 +10,9 @@
 
 import type { LinkInfo, Netlink, Netns } from '../../datapath/netlink/port.ts';
 import type { BridgeInfo, PortInfo, Vswitch } from '../../datapath/ovsdb/port.ts';
-import type { ReconcileSpec } from '../reconciler.ts';
+import type { ReconcileSpec, ReconcilerLog } from '../reconciler.ts';
 import type { Journal, MoveRecord } from './journal.ts';
+import type { NetworkManagerPort, NmMarks } from './network-manager.ts';
 import { autoVlanAlias, formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, type UnderlayDesired } from './plan.ts';
 import { finishMove, isLinkLocal, renameOrRollBack, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
 
@@ -72,6 +73,8 @@ export interface UnderlayDeps {
   readonly randomMac: () => string;
   readonly timeoutMs?: number;
   readonly beforeStep?: TransferDeps['beforeStep'];
+  /** NetworkManager (spec §6.5): a NIC it manages is set unmanaged before it moves, and handed back after removal */
+  readonly nm?: { readonly port: NetworkManagerPort; readonly marks: NmMarks; readonly log?: ReconcilerLog };
 }
 
 const sameTrunks = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -228,7 +231,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
                 hwaddrIfNew: op.hwaddrIfNew,
               }, { wait: true, ...(deps.timeoutMs !== undefined ? { timeoutMs: deps.timeoutMs } : {}) });
               break;
-            case 'transfer': await transferOrRollBack(tdeps(), pn, op.nic, op.bridge, op.trunks); break;
+            case 'transfer': await unmanageNic(deps, op.nic); await transferOrRollBack(tdeps(), pn, op.nic, op.bridge, op.trunks); break;
             case 'trunks': await deps.vswitch().addBridgePort({ bridge: op.bridge, name: op.nic, trunks: op.trunks }, { wait: true }); break;
             case 'mappings': {
               const set: Record<string, string> = {};
@@ -240,7 +243,10 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
             }
             case 'restore': await restoreNic(tdeps(), pn, op.nic, op.bridge); break;
             case 'createVlan': await createAutoVlan(deps, op); again = true; break;
-            case 'rename': await renameOrRollBack(tdeps(), pn, op.from, op.to, op.bridge); again = true; break;
+            case 'rename':
+              // the forward rename (exchangeLinkName) moves the NIC's addresses too; the rename back hands it over
+              if (d.kind === 'present') await unmanageNic(deps, op.from);
+              await renameOrRollBack(tdeps(), pn, op.from, op.to, op.bridge); again = true; break;
             case 'deleteVlan': await deps.netlink().deleteLink(deps.netns, op.name, { ignoreMissing: true }); break;
             case 'labels':
               await deps.patchNode({ labels: op.labels, ...(op.clearErr ? { annotations: { [labelKey(pn, 'err_mesg')]: null } } : {}) });
@@ -249,6 +255,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
             case 'fail': throw new Error(op.message);
           }
         }
+        if (d.kind === 'absent') await handBackToNm(deps);
       } catch (e) {
         await fail(e instanceof Error ? e.message : String(e), nic);
         throw e;
@@ -256,6 +263,49 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
       return again ? 'again' : undefined;
     },
   };
+}
+
+/**
+ * Sets the NIC unmanaged in NetworkManager before it moves (spec §6.5), noting it first (NmMarks) so that removal
+ * can hand it back. No NM, a device NM does not know, one already unmanaged, or an exception (keepManagedReason):
+ * the move goes on. A bus that answers but fails the call fails the move: moving under a managing NM is what
+ * this step prevents.
+ */
+async function unmanageNic(deps: UnderlayDeps, nic: string): Promise<void> {
+  const nm = deps.nm;
+  if (!nm) return;
+  const marked = await nm.marks.get(deps.pn);
+  if (!marked) await nm.marks.mark(deps.pn, nic);
+  let r: Awaited<ReturnType<NetworkManagerPort['unmanage']>>;
+  try {
+    r = await nm.port.unmanage(nic, await vlanChildren(deps, nic));
+  } catch (e) {
+    if (!marked) await nm.marks.clear(deps.pn);
+    throw new Error(`NetworkManager: setting ${nic} unmanaged: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  if (r.result !== 'changed' && !marked) await nm.marks.clear(deps.pn);
+  if (r.result === 'changed') nm.log?.info({ pn: deps.pn, nic }, 'NetworkManager: device set unmanaged before the move');
+  else if (r.result === 'kept') nm.log?.warn({ pn: deps.pn, nic, reason: r.reason }, 'NetworkManager keeps managing the device');
+  else nm.log?.debug({ pn: deps.pn, nic, ...r }, 'NetworkManager: nothing to change');
+}
+
+/** Kernel VLAN links whose parent is `nic`. */
+async function vlanChildren(deps: UnderlayDeps, nic: string): Promise<string[]> {
+  const nl = deps.netlink();
+  const parent = await nl.getLink(deps.netns, nic);
+  if (!parent) return [];
+  return (await nl.listLinks(deps.netns, { kind: 'vlan' })).filter((l) => l.link === parent.index).map((l) => l.name);
+}
+
+/** After removal: the NIC this agent set unmanaged goes back to NetworkManager (upstream leaves it unmanaged). */
+async function handBackToNm(deps: UnderlayDeps): Promise<void> {
+  const nm = deps.nm;
+  const nic = nm ? await nm.marks.get(deps.pn) : undefined;
+  if (!nm || !nic) return;
+  const r = await nm.port.manage(nic);
+  if (r.result === 'unknown-device') return; // not back under its name yet: the next pass tries again
+  await nm.marks.clear(deps.pn);
+  if (r.result === 'changed') nm.log?.info({ pn: deps.pn, nic }, 'NetworkManager: device handed back (managed)');
 }
 
 /**

@@ -1,0 +1,199 @@
+// NetworkManager and the NICs the underlay moves (spec §6.5). A NIC that NetworkManager manages is set unmanaged
+// before its addresses move to the provider bridge; otherwise NM would take the addresses back or tear the bridge's
+// routes down on its next DHCP renewal. Unlike upstream, which leaves the device unmanaged for good, the agent notes
+// what it changed (a marker beside the move journal) and hands the NIC back to NM when the NIC is restored.
+//
+// NM is found on the system bus (DBUS_SYSTEM_BUS_ADDRESS, else the host's socket mounted into the pod, else the
+// standard path). No bus, or no NM on it, is found out within 200 ms and every NM step is skipped: most nodes have
+// no NM. Each use opens a short connection and closes it; moves are rare, and a long-lived connection would need
+// its own reconnection when the host's D-Bus restarts.
+//
+// Addresses NM (or DHCP, or an operator) puts back on a moved NIC are not followed through NM's D-Bus signals: the
+// reconciler sees them on the NIC itself (observed nicAddresses > 0) and moves them, whoever added them.
+
+import { existsSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BUS_NAME, BUS_PATH, DBusConnection, DBusError, socketFromAddress } from '../../datapath/dbus/connection.ts';
+import type { DBusValue, Variant } from '../../datapath/dbus/codec.ts';
+
+export const NM_NAME = 'org.freedesktop.NetworkManager';
+const NM_PATH = '/org/freedesktop/NetworkManager';
+const NM_DEVICE = 'org.freedesktop.NetworkManager.Device';
+const PROPS = 'org.freedesktop.DBus.Properties';
+/** NM_DEVICE_TYPE_TEAM */
+export const NM_DEVICE_TYPE_TEAM = 15;
+/** detection of the bus and of NM on it (spec §6.5) */
+export const PROBE_MS = 200;
+const CALL_MS = 5000;
+
+/** What the decision needs to know about NM and the device. */
+export interface NmDeviceFacts {
+  readonly version: string;
+  readonly managed: boolean;
+  readonly deviceType: number;
+  /** a kernel VLAN link on the device that NM manages (NM takes it down when its parent becomes unmanaged) */
+  readonly managedVlanChild: string | undefined;
+  /** DNS servers NM holds for the device (only asked for on NM 1.18.x) */
+  readonly dnsServers: number;
+}
+
+/** "1.42.4" >= "1.6.0" and the like; non-numeric parts count as 0. */
+export function versionAtLeast(v: string, min: string): boolean {
+  const a = v.split('.').map((x) => Number.parseInt(x, 10) || 0);
+  const b = min.split('.').map((x) => Number.parseInt(x, 10) || 0);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? 0) - (b[i] ?? 0);
+    if (d !== 0) return d > 0;
+  }
+  return true;
+}
+
+/** Pure: why the device must stay managed (upstream's exceptions, spec §6.5), or undefined to set it unmanaged. */
+export function keepManagedReason(f: NmDeviceFacts): string | undefined {
+  if (!versionAtLeast(f.version, '1.6.0')) return `NetworkManager ${f.version} is older than 1.6.0`;
+  if (f.managedVlanChild !== undefined) return `its VLAN interface ${f.managedVlanChild} is managed by NetworkManager, which would take it down`;
+  if (/^1\.18(\.|$)/.test(f.version) && f.dnsServers > 0) return `NetworkManager 1.18 drops the device's DNS servers from resolv.conf when it becomes unmanaged`;
+  if (f.deviceType === NM_DEVICE_TYPE_TEAM) return 'it is a team device';
+  return undefined;
+}
+
+export type NmOutcome =
+  | { readonly result: 'absent'; readonly why: string }
+  | { readonly result: 'unknown-device' }
+  | { readonly result: 'already' }
+  | { readonly result: 'kept'; readonly reason: string }
+  | { readonly result: 'changed' };
+
+/** The port the underlay uses (a fake in tests). */
+export interface NetworkManagerPort {
+  /** Sets `nic` unmanaged unless an exception holds; `vlanChildren` are the kernel VLAN links on it. */
+  unmanage(nic: string, vlanChildren: readonly string[]): Promise<NmOutcome>;
+  /** Sets `nic` managed again. */
+  manage(nic: string): Promise<NmOutcome>;
+}
+
+/** The system bus's socket: DBUS_SYSTEM_BUS_ADDRESS, else the host's mounted at /host/var/run/dbus, else the standard. */
+export function systemBusSocket(env: NodeJS.ProcessEnv = process.env, exists: (p: string) => boolean = existsSync): string {
+  const fromEnv = env.DBUS_SYSTEM_BUS_ADDRESS ? socketFromAddress(env.DBUS_SYSTEM_BUS_ADDRESS) : undefined;
+  if (fromEnv) return fromEnv;
+  for (const p of ['/host/var/run/dbus/system_bus_socket', '/run/dbus/system_bus_socket']) if (exists(p)) return p;
+  return '/var/run/dbus/system_bus_socket';
+}
+
+const unwrap = (v: DBusValue | undefined): DBusValue | undefined => (v !== undefined && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) ? (v as Variant).value : v);
+
+/** NetworkManager over D-Bus. */
+export class DBusNetworkManager implements NetworkManagerPort {
+  readonly #socket: string;
+  readonly #probeMs: number;
+  constructor(socket: string = systemBusSocket(), probeMs = PROBE_MS) { this.#socket = socket; this.#probeMs = probeMs; }
+
+  /** A connection to the bus with NM on it, or why not (within the probe bound). */
+  async #open(): Promise<DBusConnection | { why: string }> {
+    const t0 = performance.now();
+    let c: DBusConnection;
+    try {
+      c = await DBusConnection.open(this.#socket, this.#probeMs);
+    } catch (e) {
+      return { why: `no system bus at ${this.#socket}: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    try {
+      const left = Math.max(1, this.#probeMs - (performance.now() - t0));
+      const r = await c.call({ destination: BUS_NAME, path: BUS_PATH, interface: BUS_NAME, member: 'NameHasOwner', signature: 's', body: [NM_NAME] }, left);
+      if (r.body[0] !== true) { c.close(); return { why: 'NetworkManager is not running' }; }
+      return c;
+    } catch (e) {
+      c.close();
+      return { why: `system bus: ${e instanceof Error ? e.message : String(e)}` };
+    }
+  }
+
+  async #get(c: DBusConnection, path: string, iface: string, prop: string): Promise<DBusValue | undefined> {
+    const r = await c.call({ destination: NM_NAME, path, interface: PROPS, member: 'Get', signature: 'ss', body: [iface, prop] }, CALL_MS);
+    return unwrap(r.body[0]);
+  }
+
+  async #device(c: DBusConnection, nic: string): Promise<string | undefined> {
+    try {
+      const r = await c.call({ destination: NM_NAME, path: NM_PATH, interface: NM_NAME, member: 'GetDeviceByIpIface', signature: 's', body: [nic] }, CALL_MS);
+      return r.body[0] as string;
+    } catch (e) {
+      if (e instanceof DBusError && /UnknownDevice/.test(e.dbusName)) return undefined;
+      throw e;
+    }
+  }
+
+  async #setManaged(c: DBusConnection, dev: string, managed: boolean): Promise<void> {
+    await c.call({ destination: NM_NAME, path: dev, interface: PROPS, member: 'Set', signature: 'ssv', body: [NM_DEVICE, 'Managed', { sig: 'b', value: managed }] }, CALL_MS);
+  }
+
+  async unmanage(nic: string, vlanChildren: readonly string[]): Promise<NmOutcome> {
+    const c = await this.#open();
+    if (!(c instanceof DBusConnection)) return { result: 'absent', why: c.why };
+    try {
+      const dev = await this.#device(c, nic);
+      if (!dev) return { result: 'unknown-device' };
+      const version = String(await this.#get(c, NM_PATH, NM_NAME, 'Version') ?? '');
+      const managed = (await this.#get(c, dev, NM_DEVICE, 'Managed')) === true;
+      if (!managed) return { result: 'already' };
+      let managedVlanChild: string | undefined;
+      for (const v of vlanChildren) {
+        const vd = await this.#device(c, v);
+        if (vd && (await this.#get(c, vd, NM_DEVICE, 'Managed')) === true) { managedVlanChild = v; break; }
+      }
+      const facts: NmDeviceFacts = {
+        version, managed, managedVlanChild,
+        deviceType: Number(await this.#get(c, dev, NM_DEVICE, 'DeviceType') ?? 0),
+        dnsServers: /^1\.18(\.|$)/.test(version) ? await this.#dnsServers(c, dev) : 0,
+      };
+      const reason = keepManagedReason(facts);
+      if (reason) return { result: 'kept', reason };
+      await this.#setManaged(c, dev, false);
+      return { result: 'changed' };
+    } finally {
+      c.close();
+    }
+  }
+
+  async manage(nic: string): Promise<NmOutcome> {
+    const c = await this.#open();
+    if (!(c instanceof DBusConnection)) return { result: 'absent', why: c.why };
+    try {
+      const dev = await this.#device(c, nic);
+      if (!dev) return { result: 'unknown-device' };
+      if ((await this.#get(c, dev, NM_DEVICE, 'Managed')) === true) return { result: 'already' };
+      await this.#setManaged(c, dev, true);
+      return { result: 'changed' };
+    } finally {
+      c.close();
+    }
+  }
+
+  async #dnsServers(c: DBusConnection, dev: string): Promise<number> {
+    let n = 0;
+    for (const [prop, iface] of [['Ip4Config', 'IP4Config'], ['Ip6Config', 'IP6Config']] as const) {
+      const p = await this.#get(c, dev, NM_DEVICE, prop);
+      if (typeof p !== 'string' || p === '/') continue;
+      const ns = await this.#get(c, p, `org.freedesktop.NetworkManager.${iface}`, 'Nameservers').catch(() => undefined);
+      if (Array.isArray(ns)) n += ns.length;
+    }
+    return n;
+  }
+}
+
+/**
+ * Which NIC the agent set unmanaged for a provider network: a file beside the move journal (on /run, like NM's own
+ * runtime state, so a reboot forgets both). Written before the change, so a crash between the two leaves a marker
+ * for a NIC that is still managed; handing it back then finds it `already` managed.
+ */
+export class NmMarks {
+  readonly #dir: string;
+  constructor(dir: string) { this.#dir = dir; }
+  #file(pn: string): string { return join(this.#dir, `${encodeURIComponent(pn)}.nm-unmanaged`); }
+  async mark(pn: string, nic: string): Promise<void> { await writeFile(this.#file(pn), nic); }
+  async get(pn: string): Promise<string | undefined> {
+    return readFile(this.#file(pn), 'utf8').then((s) => s.trim() || undefined, () => undefined);
+  }
+  async clear(pn: string): Promise<void> { await rm(this.#file(pn), { force: true }); }
+}
