@@ -47,7 +47,7 @@ for (const [name, run, needs] of contract) {
       for (const n of [a, b]) sh(['ip', 'netns', 'exec', n.name, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=0']);
       const nl = new RtNetlink();
       try {
-        await run({ nl, a: a.path, b: b.path });
+        await run({ nl, a: a.path, b: b.path, addAltname: async (ns, link, alt) => { sh(['ip', 'netns', 'exec', ns === a.path ? a.name : b.name, 'ip', 'link', 'property', 'add', 'dev', link, 'altname', alt]); } });
       } finally {
         nl.close();
       }

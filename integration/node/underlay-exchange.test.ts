@@ -47,8 +47,8 @@ const settled = async (dev: string): Promise<string> => {
   return detailed(bed.node, dev);
 };
 
-test('exchangeLinkName: the bridge carries the NIC\'s name, addresses, routes and MAC; removal restores both names exactly', async () => {
-  const before = { detail: await settled(NIC), inet: await inet(bed.node, NIC), routes: await routes(bed.node, NIC), link: await linkJson(bed.node, NIC) };
+/** The provider network `phys` (exchangeLinkName) through its reconciler, Kubernetes kept in memory. */
+function exchangeNetwork() {
   const state = {
     pn: { metadata: { name: 'phys' }, spec: { defaultInterface: NIC, exchangeLinkName: true } } as ProviderNetwork | undefined,
     labels: {} as Record<string, string>, annotations: {} as Record<string, string>, events: [] as string[],
@@ -70,6 +70,12 @@ test('exchangeLinkName: the bridge carries the NIC\'s name, addresses, routes an
     for (let n = 0; n < 8; n++) if ((await r.runNow()).changes === 0) return;
     throw new Error('no fixed point in 8 passes');
   };
+  return { state, r, settle };
+}
+
+test('exchangeLinkName: the bridge carries the NIC\'s name, addresses, routes and MAC; removal restores both names exactly', async () => {
+  const before = { detail: await settled(NIC), inet: await inet(bed.node, NIC), routes: await routes(bed.node, NIC), link: await linkJson(bed.node, NIC) };
+  const { state, settle } = exchangeNetwork();
 
   await settle();
   // OVS: a bridge named like the NIC, ours, with the renamed NIC as its port
@@ -100,4 +106,21 @@ test('exchangeLinkName: the bridge carries the NIC\'s name, addresses, routes an
   assert.doesNotMatch(await bed.ovs.vsctl(['list-br']), new RegExp(`^${NIC}$`, 'm'));
   assert.deepEqual(state.labels, {});
   assert.ok(await nodePing(REMOTE));
+});
+
+test('exchangeLinkName: an altname eth1 on the renamed NIC (as udev keeps old names) is dropped, and the bridge takes the name', async () => {
+  const before = { detail: await settled(NIC), routes: await routes(bed.node, NIC) };
+  const { state, r, settle } = exchangeNetwork();
+  assert.equal((await r.runNow()).changes, 1); // the rename
+  await bed.node.ip(['link', 'property', 'add', 'dev', PORT, 'altname', NIC]);
+  assert.match((await bed.node.ip(['link', 'show', 'dev', NIC])).stdout, new RegExp(`^\\d+: ${PORT}[@:]`), 'eth1 answers for br-phys');
+  await settle();
+  assert.doesNotMatch((await bed.node.ip(['link', 'show', 'dev', PORT])).stdout, /altname/);
+  assert.equal(await bed.ovs.vsctl(['port-to-br', PORT]), NIC);
+  assert.deepEqual(await routes(bed.node, NIC), before.routes);
+  assert.ok(await nodePing(REMOTE), 'the node reaches the remote host through the bridge');
+  state.pn = undefined;
+  await settle();
+  assert.equal(await linkJson(bed.node, PORT), undefined);
+  assert.equal(await settled(NIC), before.detail, '`ip -d addr show dev eth1` as before');
 });

@@ -11,6 +11,6 @@ for (const [name, run] of contract) {
     const b = '/run/netns/koanl-b';
     nl.addNamespace(a);
     nl.addNamespace(b);
-    await run({ nl, a, b });
+    await run({ nl, a, b, addAltname: async (ns, link, alt) => nl.addAltname(ns, link, alt) });
   });
 }

@@ -8,7 +8,11 @@ import assert from 'node:assert/strict';
 import { isNetlinkError } from '../../agent/src/datapath/netlink/errors.ts';
 import type { Netlink, NetlinkEvent, Subscription } from '../../agent/src/datapath/netlink/port.ts';
 
-export interface ContractEnv { nl: Netlink; a: string; b: string }
+export interface ContractEnv {
+  nl: Netlink; a: string; b: string;
+  /** gives a link an alternative name from outside the port (the product only removes them): `ip link property add` */
+  addAltname(netns: string, link: string, altname: string): Promise<void>;
+}
 /** `needs`: a kernel feature the case needs; the kernel run skips it, with the reason, where the kernel lacks it. */
 export type ContractCase = [name: string, run: (env: ContractEnv) => Promise<void>, needs?: { kernel: 'vlan' }];
 
@@ -117,6 +121,23 @@ export const contract: ContractCase[] = [
     await assert.rejects(nl.setLink(b, 'nope', { up: true }), code('ENODEV'));
   }],
 
+  ['alternative names: listed, a lookup by one finds its link, no other link may take it, deleteAltname removes it', async ({ nl, a, addAltname }) => {
+    await nl.createVeth({ netns: a, name: 'h', peer: { name: 'p' } });
+    await addAltname(a, 'h', 'eth1');
+    assert.deepEqual((await nl.getLink(a, 'h'))?.altnames, ['eth1']);
+    const viaAlt = await nl.getLink(a, 'eth1');
+    assert.equal(viaAlt?.name, 'h');
+    await assert.rejects(nl.renameLink(a, 'p', 'eth1'), code('EEXIST'));
+    await assert.rejects(nl.renameLink(a, 'h', 'eth1'), code('EEXIST')); // its own altname too
+    assert.equal(await nl.deleteAltname(a, 'p', 'eth1'), false); // not p's
+    assert.equal(await nl.deleteAltname(a, 'eth1', 'eth1'), false); // by the link's own name only
+    assert.equal(await nl.deleteAltname(a, 'h', 'eth1'), true);
+    assert.equal((await nl.getLink(a, 'h'))?.altnames, undefined);
+    assert.equal(await nl.getLink(a, 'eth1'), null);
+    assert.equal(await nl.deleteAltname(a, 'h', 'eth1'), false);
+    await nl.renameLink(a, 'h', 'eth1');
+    assert.equal((await nl.getLink(a, 'eth1'))?.name, 'eth1');
+  }],
   ['addresses: add, EEXIST unless replace, list by link and family, delete, EADDRNOTAVAIL', async ({ nl, a, b }) => {
     await pair(nl, a, b);
     const mine = async (family?: 4 | 6) => (await nl.listAddresses(b, { dev: 'p', ...(family ? { family } : {}) }))

@@ -77,6 +77,14 @@ const encoders: Array<{ name: string; build: () => Buffer; hex: string }> = [
           0800 1c00 09000000`,
   },
   {
+    name: 'RTM_DELLINKPROP: one alternative name of link 7, in IFLA_PROP_LIST flagged NLA_F_NESTED (the kernel requires it)',
+    build: () => link.delAltname(7, 7, 'eth1'),
+    hex: `30000000 6d00 0500 07000000 00000000
+          00 00 0000 07000000 00000000 00000000
+          1000 3480
+            0900 3500 6574683100 000000`,
+  },
+  {
     name: 'RTM_DELLINK by name',
     build: () => link.delLink(5, { name: 'vh1' }),
     hex: `28000000 1100 0500 05000000 00000000
@@ -263,6 +271,8 @@ const rejects: Array<[string, () => unknown, RegExp]> = [
   ['MTU 0', () => link.newVeth(1, { name: 'a', peerName: 'b', mtu: 0 }), /MTU/],
   ['MTU 1400.5', () => link.setLink(1, { name: 'a', mtu: 1400.5 }), /MTU/],
   ['bad MAC', () => link.setLink(1, { name: 'a', mac: '0a:58:0a:10:00' }), /invalid MAC/],
+  ['altname with a slash', () => link.delAltname(1, 2, 'a/b'), /bad alternative name/],
+  ['altname of 128 bytes', () => link.delAltname(1, 2, 'a'.repeat(128)), /bad alternative name/],
   ['rename without index', () => link.setLink(1, { name: 'a', newName: 'b' }), /index/],
   ['address without prefix', () => addr.newAddr(1, 2, { cidr: '10.0.0.1' }), /missing \/prefix/],
   ['prefix 33', () => addr.newAddr(1, 2, { cidr: '10.0.0.1/33' }), /0\.\.32/],

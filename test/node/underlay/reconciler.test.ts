@@ -115,6 +115,32 @@ test('exchangeLinkName: the NIC is renamed br-<pn> with its addresses and routes
   assert.deepEqual(state.labels, {});
 });
 
+test('exchangeLinkName: the renamed NIC keeping its old name as an altname (udev) has it dropped, then the bridge takes the name; removal too', async () => {
+  const { nl, vs, state, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
+  const before = await linkState(nl, NIC);
+  assert.equal((await r.runNow()).changes, 1); // the rename
+  nl.addAltname(NS, 'br-phys', NIC); // as udev does on some systems after a rename
+  assert.equal((await nl.getLink(NS, NIC))?.name, 'br-phys', 'the old name resolves to the renamed NIC');
+  await settle(r);
+  assert.equal((await nl.getLink(NS, 'br-phys'))?.altnames, undefined);
+  assert.equal(vs.getPort('br-phys')?.bridge, NIC);
+  assert.deepEqual((await linkState(nl, NIC)).addrs, before.addrs);
+  // removal: the bridge goes, and the NIC takes its name back
+  state.pn = undefined;
+  await settle(r);
+  assert.deepEqual(await linkState(nl, NIC), before);
+  assert.equal(await nl.getLink(NS, 'br-phys'), null);
+});
+
+test('exchangeLinkName: the configured NIC name being an altname of another link is refused with a clear error, nothing changed', async () => {
+  const { nl, vs, r } = await setup({ defaultInterface: 'lan0', exchangeLinkName: true });
+  nl.addAltname(NS, NIC, 'lan0');
+  const before = await linkState(nl, NIC);
+  await assert.rejects(r.runNow(), /lan0 is an alternative name of eth1; name the NIC by its own name/);
+  assert.deepEqual(await linkState(nl, NIC), before);
+  assert.equal(vs.getBridge('lan0'), undefined);
+});
+
 test('exchangeLinkName: a rename that fails (EBUSY) puts the NIC back as it was and clears the journal; the next pass succeeds', async () => {
   const { nl, vs, journal, r } = await setup({ defaultInterface: NIC, exchangeLinkName: true });
   const before = await linkState(nl, NIC);

@@ -7,7 +7,7 @@ import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERN
   IFA_F_NODAD, IFA_F_PERMANENT } from './constants.ts';
 import { NetlinkError, describe, invalid, isNetlinkError } from './errors.ts';
 import { formatIp, networkOf, parseCidr, parseIp, parseMac } from './ip.ts';
-import { checkIfName, checkVlanId } from './link.ts';
+import { checkAltname, checkIfName, checkVlanId } from './link.ts';
 import { addressBroadcast } from './addr.ts';
 import type {
   AddressInfo, AddressSpec, DeleteOptions, LinkChanges, LinkInfo, NeighInfo, NeighSpec, Netlink, Netns, PodNet,
@@ -152,14 +152,42 @@ export class FakeNetlink implements Netlink, PodNet {
     return ns;
   }
 
-  private byName(ns: FakeNs, name: string, op: string): LinkInfo & { peer?: { ns: string; index: number } } {
+  /** The link a name resolves to, as the kernel resolves it: its own name, else an alternative name. */
+  private lookup(ns: FakeNs, name: string): (LinkInfo & { peer?: { ns: string; index: number } }) | undefined {
     for (const l of ns.links.values()) if (l.name === name) return l;
+    for (const l of ns.links.values()) if (l.altnames?.includes(name)) return l;
+    return undefined;
+  }
+
+  private byName(ns: FakeNs, name: string, op: string): LinkInfo & { peer?: { ns: string; index: number } } {
+    const l = this.lookup(ns, name);
+    if (l) return l;
     throw fail('ENODEV', op);
   }
 
+  /** A name in use: a link's name or one of its alternative names (the kernel refuses both to a new or renamed link). */
   private has(ns: FakeNs, name: string): boolean {
-    for (const l of ns.links.values()) if (l.name === name) return true;
-    return false;
+    return this.lookup(ns, name) !== undefined;
+  }
+
+  /** Tests: gives the link an alternative name, as `ip link property add dev <link> altname <name>` (or udev) does. */
+  addAltname(netns: Netns, link: string, altname: string): void {
+    checkAltname(altname, 'add altname');
+    const ns = this.enter('addAltname', netns);
+    if (this.has(ns, altname)) throw fail('EEXIST', `add altname ${altname}`);
+    const l = this.byName(ns, link, `add altname ${altname}`);
+    l.altnames = [...(l.altnames ?? []), altname];
+  }
+
+  async deleteAltname(netns: Netns, link: string, altname: string): Promise<boolean> {
+    checkIfName(link, 'delete altname');
+    checkAltname(altname, 'delete altname');
+    const ns = this.enter('deleteAltname', netns, `${link} ${altname}`);
+    const l = this.lookup(ns, link);
+    if (!l || l.name !== link || !l.altnames?.includes(altname)) return false;
+    const rest = l.altnames.filter((n) => n !== altname);
+    if (rest.length) l.altnames = rest; else delete l.altnames;
+    return true;
   }
 
   async createVeth(spec: VethSpec): Promise<void> {
@@ -208,9 +236,8 @@ export class FakeNetlink implements Netlink, PodNet {
 
   async getLink(netns: Netns, name: string): Promise<LinkInfo | null> {
     checkIfName(name, 'get link');
-    const ns = this.enter('getLink', netns);
-    for (const l of ns.links.values()) if (l.name === name) return strip(l);
-    return null;
+    const l = this.lookup(this.enter('getLink', netns), name);
+    return l ? strip(l) : null;
   }
 
   async getLinkByIndex(netns: Netns, index: number): Promise<LinkInfo | null> {
@@ -545,7 +572,7 @@ function sysctlPath(k: string): string {
 
 function strip(l: LinkInfo & { peer?: unknown }): LinkInfo {
   const { peer: _p, ...rest } = l;
-  return { ...rest };
+  return { ...rest, ...(rest.altnames ? { altnames: [...rest.altnames] } : {}) };
 }
 
 function sameRule(a: RuleSpec, b: RuleSpec): boolean {

@@ -1,10 +1,11 @@
 // RTM_NEWLINK / RTM_DELLINK / RTM_GETLINK: request builders and the link decoder. Pure.
-import { NlWriter, attrS32, attrString, attrU16, attrU32, attrU8, buildMessage, parseAttrs, type NlMessage } from './codec.ts';
+import { NlWriter, attrS32, attrString, attrU16, attrU32, attrU8, buildMessage, parseAttrList, parseAttrs, type NlMessage } from './codec.ts';
 import {
   AF_UNSPEC, IFF_RUNNING, IFF_TAP, IFF_TUN, IFF_UP, IFINFOMSG_LEN, IFLA_ADDRESS, IFLA_EXT_MASK, IFLA_IFALIAS, IFLA_IFNAME,
   IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINKINFO, IFLA_LINK_NETNSID, IFLA_MASTER, IFLA_MTU, IFLA_NET_NS_FD,
   IFLA_OPERSTATE, IFLA_TUN_TYPE, IFLA_TXQLEN, IFNAMSIZ, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
-  RTEXT_FILTER_SKIP_STATS, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER, IFLA_VLAN_ID,
+  RTEXT_FILTER_SKIP_STATS, RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK, VETH_INFO_PEER, IFLA_VLAN_ID, IFLA_PROP_LIST, IFLA_ALT_IFNAME,
+  RTM_DELLINKPROP,
 } from './constants.ts';
 import { invalid } from './errors.ts';
 import { formatMac, parseMac } from './ip.ts';
@@ -145,6 +146,21 @@ export function delLink(seq: number, by: { index?: number; name?: string }): Buf
   });
 }
 
+/** An alternative name: 1..127 bytes (ALTIFNAMSIZ 128 with the NUL), no '/', ':' or whitespace, not "." or "..". */
+export function checkAltname(name: string, op: string): void {
+  const n = Buffer.byteLength(name);
+  if (n < 1 || n > 127 || /[/:\s\0]/.test(name) || name === '.' || name === '..') throw invalid(op, `bad alternative name ${JSON.stringify(name)}`);
+}
+
+/** RTM_DELLINKPROP: removes one alternative name of the link `index`. */
+export function delAltname(seq: number, index: number, altname: string): Buffer {
+  checkAltname(altname, 'delete altname');
+  return buildMessage({ type: RTM_DELLINKPROP, flags: NLM_F_REQUEST | NLM_F_ACK, seq }, (w) => {
+    ifinfomsg(w, index);
+    w.nest(IFLA_PROP_LIST, () => { w.attrStr(IFLA_ALT_IFNAME, altname); }, true); // the kernel wants NLA_F_NESTED here
+  });
+}
+
 /** RTM_GETLINK for one link (by index or name) or a dump (no selector; `kind` asks the kernel for links of that
  *  IFLA_INFO_KIND only); statistics skipped. */
 export function getLink(seq: number, by?: { index?: number; name?: string }, kind?: string): Buffer {
@@ -187,6 +203,11 @@ export function decodeLink(m: NlMessage): LinkInfo {
   if (link !== undefined) info.link = link;
   const nsid = attrS32(a.get(IFLA_LINK_NETNSID));
   if (nsid !== undefined) info.linkNetnsId = nsid;
+  const props = a.get(IFLA_PROP_LIST);
+  if (props) {
+    const names = parseAttrList(props).filter(([t]) => t === IFLA_ALT_IFNAME).map(([, v]) => attrString(v) ?? '').filter(Boolean);
+    if (names.length) info.altnames = names;
+  }
   const li = a.get(IFLA_LINKINFO);
   if (li) {
     const lia = parseAttrs(li);

@@ -29,6 +29,9 @@ export interface LinkInfo {
   /** For kind "vlan": the 802.1Q id (IFLA_LINK is then the parent's index). */
   vlanId?: number;
   master?: number;
+  /** alternative names (`ip link property add ... altname`; udev gives some): the kernel resolves a name lookup to
+   *  the link that holds it as an altname, and refuses the name to any other link */
+  altnames?: string[];
   /** IFLA_LINK: for a veth, the peer's index (in the peer's namespace when linkNetnsId is set). */
   link?: number;
   linkNetnsId?: number;
@@ -242,6 +245,8 @@ export interface Netlink {
   renameLink(netns: Netns, from: string, to: string): Promise<void>;
   /** Returns false when the link was already gone and `ignoreMissing` was set. */
   deleteLink(netns: Netns, name: string, opts?: DeleteOptions): Promise<boolean>;
+  /** Removes `altname` from the alternative names of the link named `link`; false when the link does not hold it. */
+  deleteAltname(netns: Netns, link: string, altname: string): Promise<boolean>;
 
   /** EEXIST if present unless `replace`. */
   addAddress(netns: Netns, dev: string, addr: AddressSpec, opts?: { replace?: boolean }): Promise<void>;

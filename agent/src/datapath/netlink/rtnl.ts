@@ -133,6 +133,22 @@ export class RtNetlink implements Netlink {
     return this.setLink(netns, from, { name: to });
   }
 
+  async deleteAltname(netns: Netns, linkName: string, altname: string): Promise<boolean> {
+    const op = `delete altname ${altname} of ${linkName}`;
+    link.checkIfName(linkName, op);
+    link.checkAltname(altname, op);
+    return this.with(netns, async (s) => {
+      // by index: the kernel resolves a name to whichever link holds it, altnames included
+      const l = await s.get((q) => link.getLink(q, { name: linkName }), link.decodeLink, `get link ${linkName}`).catch((e: unknown) => {
+        if (isNetlinkError(e, 'ENODEV')) return null;
+        throw e;
+      });
+      if (!l || l.name !== linkName || !(l.altnames ?? []).includes(altname)) return false;
+      await s.ack((q) => link.delAltname(q, l.index, altname), op);
+      return true;
+    });
+  }
+
   async deleteLink(netns: Netns, name: string, opts: DeleteOptions = {}): Promise<boolean> {
     link.checkIfName(name, 'delete link');
     return this.deleting(opts, () => this.with(netns, (s) => s.ack((q) => link.delLink(q, { name }), `delete link ${name}`)));

@@ -14,7 +14,7 @@ import type { ReconcileSpec, ReconcilerLog } from '../reconciler.ts';
 import type { Journal, MoveRecord } from './journal.ts';
 import type { NetworkManagerPort, NmMarks } from './network-manager.ts';
 import { autoVlanAlias, formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, type UnderlayDesired } from './plan.ts';
-import { finishMove, isLinkLocal, renameOrRollBack, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
+import { finishMove, isLinkLocal, linkNamed, renameOrRollBack, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
 
 export const BRIDGE_MAPPINGS = 'ovn-bridge-mappings';
 export const CHASSIS_MAC_MAPPINGS = 'ovn-chassis-mac-mappings';
@@ -30,6 +30,8 @@ export interface UnderlayObserved {
   readonly nicLink: LinkInfo | null;
   /** exchangeLinkName: the link under the NIC's configured name (before the rename: the NIC; after: the bridge) */
   readonly origLink: LinkInfo | null;
+  /** exchangeLinkName: the link that holds the NIC's configured name as an alternative name (udev keeps old names) */
+  readonly origAltOf?: string | undefined;
   /** absent, no bridge left: a NIC still renamed `br-<pn>` by exchangeLinkName, and the name it gets back */
   readonly renamed: { readonly from: string; readonly to: string } | undefined;
   /** non-link-local addresses still on the NIC */
@@ -53,6 +55,7 @@ export type UnderlayOp =
   | { readonly op: 'restore'; readonly nic: string; readonly bridge: string }
   | { readonly op: 'createVlan'; readonly name: string; readonly parent: string; readonly id: number }
   | { readonly op: 'deleteVlan'; readonly name: string }
+  | { readonly op: 'dropAltname'; readonly link: string; readonly altname: string }
   | { readonly op: 'labels'; readonly labels: Record<string, string | null>; readonly clearErr: boolean; readonly succeeded?: true }
   | { readonly op: 'fail'; readonly message: string };
 
@@ -107,6 +110,11 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
     return ops;
   }
   if (d.nic === '') return [{ op: 'fail', message: 'no interface for this node: neither a customInterfaces entry nor defaultInterface' }];
+  if (d.exchangeLinkName && o.origAltOf !== undefined) {
+    // the renamed NIC still answers to its old name (an altname udev kept): the bridge could not take the name
+    if (o.origAltOf === d.port) return [{ op: 'dropAltname', link: d.port, altname: d.nic }];
+    return [{ op: 'fail', message: `exchangeLinkName: ${d.nic} is an alternative name of ${o.origAltOf}; name the NIC by its own name` }];
+  }
   if (!o.nicLink) {
     // each of these changes one link and asks for another pass, which sees it
     if (d.exchangeLinkName && o.origLink) {
@@ -179,7 +187,9 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
       const bridgeName = bridgeMappings.get(pn) ?? d.bridge;
       const nic = d.kind === 'present' ? d.port : '';
       const nicLink = nic ? await nl.getLink(deps.netns, nic) : null;
-      const origLink = d.kind === 'present' && d.exchangeLinkName ? await nl.getLink(deps.netns, d.nic) : nicLink;
+      const origRaw = d.kind === 'present' && d.exchangeLinkName ? await nl.getLink(deps.netns, d.nic) : nicLink;
+      const origAltOf = d.kind === 'present' && d.exchangeLinkName && origRaw && origRaw.name !== d.nic ? origRaw.name : undefined;
+      const origLink = origAltOf !== undefined ? null : origRaw;
       const nicAddresses = nicLink ? (await nl.listAddresses(deps.netns, { dev: nic })).filter((a) => !isLinkLocal(`${a.address}/${a.prefixLen}`)).length : 0;
       const meta = deps.nodeMeta();
       const labels: Record<string, string> = {};
@@ -203,11 +213,11 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
         // bridge's in ovn-bridge-mappings, else the `interface` label
         const orig = bridgeName !== d.bridge ? bridgeName : labels[labelKey(pn, 'interface')];
         const l = await nl.getLink(deps.netns, d.bridge);
-        if (orig && l && !vs.getBridge(d.bridge) && !vs.getInterface(d.bridge) && !(await nl.getLink(deps.netns, orig))) renamed = { from: d.bridge, to: orig };
+        if (orig && l && !vs.getBridge(d.bridge) && !vs.getInterface(d.bridge) && !(await linkNamed(nl, deps.netns, orig))) renamed = { from: d.bridge, to: orig };
       }
       return {
         journal: await deps.journal.read(pn),
-        bridge, bridgeNic, origLink, renamed,
+        bridge, bridgeNic, origLink, origAltOf, renamed,
         nicPort: nic ? vs.getPort(nic) : undefined,
         nicLink, nicAddresses, bridgeMappings,
         macMappings: parseMappings(ids[CHASSIS_MAC_MAPPINGS]),
@@ -248,6 +258,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
               if (d.kind === 'present') await unmanageNic(deps, op.from);
               await renameOrRollBack(tdeps(), pn, op.from, op.to, op.bridge); again = true; break;
             case 'deleteVlan': await deps.netlink().deleteLink(deps.netns, op.name, { ignoreMissing: true }); break;
+            case 'dropAltname': await deps.netlink().deleteAltname(deps.netns, op.link, op.altname); again = true; break;
             case 'labels':
               await deps.patchNode({ labels: op.labels, ...(op.clearErr ? { annotations: { [labelKey(pn, 'err_mesg')]: null } } : {}) });
               if (op.succeeded) deps.event('Normal', 'InitOVSBridgeSucceeded', `node=${deps.nodeName} interface=${nic} provider network ${pn} is ready`);

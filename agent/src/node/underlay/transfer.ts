@@ -12,7 +12,7 @@
 //   bridge while the NIC is still its port, port removed, bridge deleted).
 // Link-local addresses and the kernel's own routes (proto kernel: connected, local) stay where the kernel put them.
 
-import type { AddressSpec, Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
+import type { AddressSpec, LinkInfo, Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
 import type { Vswitch } from '../../datapath/ovsdb/port.ts';
 import type { Journal, LinkSnapshot, MoveRecord, SnapAddress, SnapRoute } from './journal.ts';
 
@@ -222,22 +222,35 @@ async function nicByMac(nl: Netlink, netns: Netns, mac: string, names: readonly 
   return undefined;
 }
 
+/** The link under exactly this name (the kernel's lookup also answers for a name another link holds as an altname). */
+export async function linkNamed(nl: Netlink, netns: Netns, name: string): Promise<LinkInfo | null> {
+  const l = await nl.getLink(netns, name);
+  return l && l.name === name ? l : null;
+}
+
 async function renameSteps(d: TransferDeps, base: MoveRecord, from: string, to: string): Promise<void> {
   const { netlink: nl, netns } = d;
   const s = base.snapshot;
   await step(d, base, 'rename-down', async () => {
-    if (await nl.getLink(netns, from)) await nl.setLink(netns, from, { up: false });
+    if (await linkNamed(nl, netns, from)) await nl.setLink(netns, from, { up: false });
   });
   // a rename relabels the IPv4 addresses (the kernel names the second and later ones `<new>:2`, `<new>:3`, and a
   // replace keeps a label), so they go before and come back with the link's own name as their label
   await step(d, base, 'rename-addresses-off', async () => {
-    if (await nl.getLink(netns, from)) for (const a of s.addresses) await nl.deleteAddress(netns, from, a.cidr, { ignoreMissing: true });
+    if (await linkNamed(nl, netns, from)) for (const a of s.addresses) await nl.deleteAddress(netns, from, a.cidr, { ignoreMissing: true });
   });
   await step(d, base, 'rename', async () => {
-    if (await nl.getLink(netns, from)) {
-      if (await nl.getLink(netns, to)) throw new Error(`cannot rename ${from} to ${to}: a link named ${to} exists`);
+    const src = await linkNamed(nl, netns, from);
+    if (src) {
+      // a name held as an alternative name cannot be taken, not even by its holder: the link's own altname goes first
+      if (src.altnames?.includes(to)) await nl.deleteAltname(netns, from, to);
+      const taken = await nl.getLink(netns, to);
+      if (taken) throw new Error(`cannot rename ${from} to ${to}: ${taken.name === to ? `a link named ${to} exists` : `${to} is an alternative name of ${taken.name}`}`);
       await nl.renameLink(netns, from, to);
     }
+    // udev may keep the old name as an altname of the renamed link, which would keep the bridge from taking it (spec
+    // §6.2 step 8); one that comes later is found by the next pass (op dropAltname)
+    await nl.deleteAltname(netns, to, from);
   });
   await step(d, base, 'rename-up', async () => {
     await nl.setLink(netns, to, { up: true });
