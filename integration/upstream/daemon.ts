@@ -22,6 +22,11 @@ export const UPSTREAM_DAEMON = join(FIXTURE_BIN, 'kube-ovn-daemon');
 /** Upstream's CNI executable, alone in its dir (the CNI_PATH of a conflist whose type is `kube-ovn`). */
 export const UPSTREAM_CNI = join(FIXTURE_BIN, 'upstream-cni', 'kube-ovn');
 
+/** Why upstream's CNI executable is not here (fixture not built), or undefined. */
+export function upstreamCniMissing(): string | undefined {
+  return existsSync(UPSTREAM_CNI) ? undefined : `fixture missing (${UPSTREAM_CNI}): build it with \`npm run setup\` (without KOA_BUILD_UPSTREAM=0)`;
+}
+
 /** Why upstream's daemon cannot run here (fixture not built), or undefined. */
 export function upstreamDaemonMissing(): string | undefined {
   const gone = [UPSTREAM_DAEMON, UPSTREAM_CNI].filter((f) => !existsSync(f));
