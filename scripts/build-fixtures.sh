@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Go test fixtures (kube-apiserver, etcd, cnitool; kubelet, kube-ovn-controller, multus for the
-# real-node bed) from the Go module proxy into a cache
+# Builds the Go test fixtures (kube-apiserver, etcd, cnitool; kubelet, kube-ovn-controller, Multus' thin `multus`
+# and thick `multus-daemon` + `multus-shim` for the real-node bed) from the Go module proxy into a cache
 # outside the repository. Idempotent: a fixture whose stamp matches its pinned version is not rebuilt.
 # The product contains no Go; these binaries only serve the integration test bed.
 set -euo pipefail
@@ -168,6 +168,22 @@ if [ "${KOA_BUILD_UPSTREAM:-1}" = 1 ] && { ! stamp_ok multus "$MULTUS_VERSION" |
   ( cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 nice -n 15 go build -trimpath -ldflags='-s -w' -o "$BIN/multus" ./cmd/multus )
   echo "multus built in $(( $(date +%s) - t )) s"
   echo "$MULTUS_VERSION" > "$BIN/multus.version"
+fi
+
+# Multus' thick plugin from the same release: multus-daemon (runs in the node, serves the CNI requests) and
+# multus-shim (the CNI executable the node's conflist names; it forwards each request to the daemon's socket).
+# Each builds to a temporary name and is moved into place, because other test runs read the cache meanwhile.
+if [ "${KOA_BUILD_UPSTREAM:-1}" = 1 ] && { ! stamp_ok multus-daemon "$MULTUS_VERSION" || ! stamp_ok multus-shim "$MULTUS_VERSION"; }; then
+  need_go
+  [ -f "$src/go.mod" ] || unpack_upstream "$UPSTREAM/multus-cni-$MULTUS_VERSION.tar.gz" "$src"
+  for cmd in multus-daemon multus-shim; do
+    echo "building $cmd $MULTUS_VERSION (thick plugin)"
+    t=$(date +%s)
+    ( cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 nice -n 15 go build -trimpath -ldflags='-s -w' -o "$BIN/.$cmd.tmp" "./cmd/$cmd" )
+    mv "$BIN/.$cmd.tmp" "$BIN/$cmd"
+    echo "$cmd built in $(( $(date +%s) - t )) s"
+    echo "$MULTUS_VERSION" > "$BIN/$cmd.version"
+  done
 fi
 
 if ! stamp_ok cnitool "$CNI_VERSION"; then

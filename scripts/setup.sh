@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent setup for a fresh Debian 12 machine of this kind, as root:
-# system packages, Go test fixtures (kube-apiserver, etcd, cnitool, kubelet, kube-ovn-controller, multus), the
-# real-node bed's local images, npm dependencies, builds.
+# system packages, Go test fixtures (kube-apiserver, etcd, cnitool, kubelet, kube-ovn-controller, Multus thin and
+# thick), the real-node bed's local images, npm dependencies, builds.
 # A second run only checks and returns in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
-// Multus v4.3.0 with the real kube-ovn-controller v1.16.2 on the real node (no stand-in at all): the NAD CRD from
+// Multus v4.3.0 (thick plugin: multus-shim + multus-daemon; KOA_MULTUS_MODE=thin for the thin one) with the real
+// kube-ovn-controller v1.16.2 on the real node (no stand-in at all): the NAD CRD from
 // the Multus release, a Subnet `attach` whose provider is the NAD's (`attach.default.ovn`), created through the API
 // and set up by the controller, and a NAD whose config is a Kube-OVN attachment. A pod annotated with it: the
 // controller allocates eth0 (ovn-default) and net1 (attach) from the NAD, Multus runs our `kube-ovn` twice, the
@@ -16,7 +17,7 @@ import { newPrefix } from '../bed/netns.ts';
 import { downRealNode, upRealCluster, type RealCluster } from './cluster.ts';
 import { subnetReady, upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
-import { createKubeOvnNad, diagnosePod, installMultus, installNadCrd, multusMissing } from './multus.ts';
+import { createKubeOvnNad, diagnosePod, installMultus, installNadCrd, MULTUS_MODE, multusMissing, shimForwardedAdd, type Multus } from './multus.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished } from './pods.ts';
 
 let bed: Bed;
@@ -24,8 +25,9 @@ let node: BedNode;
 let agent: DaemonSetAgent;
 let cluster: RealCluster | undefined;
 let prefix: string;
+let multus: Multus | undefined;
 // both fixtures are built by `npm run setup` unless KOA_BUILD_UPSTREAM=0: without them the test is reported as skipped, with the reason
-const skip = upstreamMissing() ?? multusMissing();
+const skip = upstreamMissing() ?? multusMissing(MULTUS_MODE);
 
 before(async () => {
   if (skip) return;
@@ -35,7 +37,11 @@ before(async () => {
 }, { timeout: 900_000 });
 
 after(async () => {
-  await downRealNode(prefix, cluster);
+  try {
+    await multus?.stop();
+  } finally {
+    await downRealNode(prefix, cluster);
+  }
 }, { timeout: 300_000 });
 
 test('Multus and the real controller: a pod with a Kube-OVN attachment gets eth0 and net1 with the controller\'s addresses', { timeout: 900_000, skip }, async () => {
@@ -47,7 +53,7 @@ test('Multus and the real controller: a pod with a Kube-OVN attachment gets eth0
     return /Network attachment informer cache synced/.test(l) ? l : undefined;
   }, 60_000, 200);
   assert.doesNotMatch(ctlLog, /Network attachment CRD not found at startup/);
-  await installMultus(bed.kube!, cluster!.rn);
+  multus = await installMultus(bed.kube!, cluster!.rn, { mode: MULTUS_MODE });
   const provider = await createKubeOvnNad(bed.kube!, 'attach');
   await api.post('/apis/kubeovn.io/v1/subnets', {
     apiVersion: 'kubeovn.io/v1', kind: 'Subnet', metadata: { name: 'attach' },
@@ -79,6 +85,7 @@ test('Multus and the real controller: a pod with a Kube-OVN attachment gets eth0
   const after = await cniRequestCounts(agent);
   assert.ok(countOf(after, 'ADD', true) - countOf(before, 'ADD', true) >= 2, 'two ADDs through Multus: eth0 and net1');
   assert.equal(countOf(after, 'ADD', false), 0, `no failed ADD: ${JSON.stringify([...after])}`);
+  if (MULTUS_MODE === 'thick') assert.ok(shimForwardedAdd(multus), 'the calls went through multus-shim to the daemon');
 
   await deleteAndWait(api, name);
   await waitFor('DELs of both NICs', async () => countOf(await cniRequestCounts(agent), 'DEL', true) - countOf(before, 'DEL', true) >= 2, 120_000, 1000);

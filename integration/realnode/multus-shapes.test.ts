@@ -1,4 +1,5 @@
-// The seeds' two other Multus shapes on the real node, with Multus v4.3.0 (thin plugin) and the real
+// The seeds' two other Multus shapes on the real node, with Multus v4.3.0 (thick plugin: multus-shim +
+// multus-daemon; KOA_MULTUS_MODE=thin for the thin one) and the real
 // kube-ovn-controller v1.16.2 (no stand-in), each in a bring-up of its own (upRealCluster, the NAD CRD before the
 // controller starts):
 // 1. `macvlan` with kube-ovn as its IPAM (seed 003): a NAD of Debian's `macvlan` (mode bridge, master `rn-peer`,
@@ -22,11 +23,11 @@ import { newPrefix } from '../bed/netns.ts';
 import { downRealNode, upRealCluster, type RealCluster } from './cluster.ts';
 import { subnetReady, upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf } from './daemonset.ts';
-import { createKubeOvnNad, createMacvlanIpamNad, diagnosePod, installMultus, installNadCrd, multusMissing } from './multus.ts';
+import { createKubeOvnNad, createMacvlanIpamNad, diagnosePod, installMultus, installNadCrd, MULTUS_MODE, multusMissing, shimForwardedAdd, type Multus } from './multus.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished, waitRunning } from './pods.ts';
 
 // both fixtures are built by `npm run setup` unless KOA_BUILD_UPSTREAM=0: without them the tests are reported as skipped, with the reason
-const skip = upstreamMissing() ?? multusMissing();
+const skip = upstreamMissing() ?? multusMissing(MULTUS_MODE);
 /** Debian's containernetworking-plugins (the image carries macvlan, not bridge/host-local) */
 const DEBIAN_CNI = '/usr/lib/cni';
 const re = (ip: string) => ip.replaceAll('.', '\\.');
@@ -87,20 +88,25 @@ async function deleteAll(c: RealCluster, names: string[], before: Map<string, nu
 describe('Multus: macvlan with kube-ovn IPAM (real controller)', () => {
   let cluster: RealCluster | undefined;
   let prefix: string | undefined;
+  let multus: Multus | undefined;
   before(async () => {
     if (skip) return;
     prefix = newPrefix('koamv');
     cluster = await upRealCluster(prefix, (b) => installNadCrd(b.kube!));
   }, { timeout: 900_000 });
   after(async () => {
-    await downRealNode(prefix, cluster);
+    try {
+      await multus?.stop();
+    } finally {
+      await downRealNode(prefix, cluster);
+    }
   }, { timeout: 300_000 });
 
   test('two pods with a macvlan NIC get the controller\'s addresses and reach each other over net1', { timeout: 900_000, skip }, async () => {
     const c = cluster!;
     const api = c.bed.kube!.api;
     await waitNadInformer(c);
-    await installMultus(c.bed.kube!, c.rn);
+    multus = await installMultus(c.bed.kube!, c.rn, { mode: MULTUS_MODE });
     // the master: the node namespace's side of the node-IP veth pair (up, no address); the two macvlan children
     // in bridge mode switch between each other inside the kernel
     const provider = await createMacvlanIpamNad(c.bed.kube!, 'mvlan', 'rn-peer');
@@ -141,6 +147,7 @@ describe('Multus: macvlan with kube-ovn IPAM (real controller)', () => {
     // eth0 (kube-ovn) and net1 (kube-ovn IPAM under macvlan) of each pod
     assert.ok(countOf(afterAdd, 'ADD', true) - countOf(before, 'ADD', true) >= 4, JSON.stringify([...afterAdd]));
     assert.equal(countOf(afterAdd, 'ADD', false), 0, `no failed ADD: ${JSON.stringify([...afterAdd])}`);
+    if (MULTUS_MODE === 'thick') assert.ok(shimForwardedAdd(multus!), 'the calls went through multus-shim to the daemon');
 
     await deleteAll(c, ['mva', 'mvb'], before, 4);
   });
@@ -149,6 +156,7 @@ describe('Multus: macvlan with kube-ovn IPAM (real controller)', () => {
 describe('Multus: Kube-OVN as the secondary CNI, bridge as the primary (--non-primary-cni-mode)', () => {
   let cluster: RealCluster | undefined;
   let prefix: string | undefined;
+  let multus: Multus | undefined;
   before(async () => {
     if (skip) return;
     prefix = newPrefix('koamv');
@@ -157,7 +165,11 @@ describe('Multus: Kube-OVN as the secondary CNI, bridge as the primary (--non-pr
     });
   }, { timeout: 900_000 });
   after(async () => {
-    await downRealNode(prefix, cluster);
+    try {
+      await multus?.stop();
+    } finally {
+      await downRealNode(prefix, cluster);
+    }
   }, { timeout: 300_000 });
 
   test('eth0 from the bridge plugin, net1 from Kube-OVN: both carry their addresses and reach their gateway and peer', { timeout: 900_000, skip }, async () => {
@@ -171,7 +183,8 @@ describe('Multus: Kube-OVN as the secondary CNI, bridge as the primary (--non-pr
     // Multus v4.3.0 keeps for DEL a copy re-encoded through libcni's generic plugin struct (LoadDelegateNetConfFromConfList
     // marshals types.NetConfList), which drops every plugin-specific key; the bridge plugin's DEL then fails in
     // host-local with "no IP ranges specified", and kubelet retries it for ever (the pod never finishes). From a
-    // directory it keeps the file's bytes as they are.
+    // directory it keeps the file's bytes as they are. The thick daemon runs the same code; the directory goes into
+    // its daemon config, which it lays over every call's config (its generated 00-multus.conf names our conflist).
     const bridgeDir = join(c.rn.dir, 'primary-net.d');
     mkdirSync(bridgeDir);
     writeFileSync(join(bridgeDir, '10-bridge.conflist'), JSON.stringify({
@@ -179,7 +192,7 @@ describe('Multus: Kube-OVN as the secondary CNI, bridge as the primary (--non-pr
       plugins: [{ type: 'bridge', bridge: 'koamvbr0', isGateway: true, ipMasq: false,
         ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.0.0/24', gateway: '10.244.0.1' }]], routes: [{ dst: '0.0.0.0/0' }] } }],
     }, null, 2));
-    await installMultus(c.bed.kube!, c.rn, bridgeDir);
+    multus = await installMultus(c.bed.kube!, c.rn, { mode: MULTUS_MODE, clusterNetwork: bridgeDir });
     const provider = await createKubeOvnNad(c.bed.kube!, 'attach');
     await createSubnet(api, 'attach', '172.18.0.0/16', provider);
     const before = await cniRequestCounts(c.agent);
@@ -220,6 +233,7 @@ describe('Multus: Kube-OVN as the secondary CNI, bridge as the primary (--non-pr
     const afterAdd = await cniRequestCounts(c.agent);
     assert.equal(countOf(afterAdd, 'ADD', true) - countOf(before, 'ADD', true), 2, JSON.stringify([...afterAdd]));
     assert.equal(countOf(afterAdd, 'ADD', false), 0, JSON.stringify([...afterAdd]));
+    if (MULTUS_MODE === 'thick') assert.ok(shimForwardedAdd(multus!), 'the calls went through multus-shim to the daemon');
     // non-primary: no iptables chain of ours in the node namespace
     const saved = (await c.node.ns.exec(['iptables-save'])).stdout;
     assert.doesNotMatch(saved, /^:OVN-/m, saved);

@@ -52,6 +52,8 @@ export interface RealNode {
   readonly podLogsDir: string;
   /** The holder's /var overlay upper dir: everything kubelet and containerd wrote under /var. */
   readonly varUpper: string;
+  /** What the node's processes see as /run (and /var/run): a private dir bound over it in the holder. */
+  readonly runDir: string;
   /** Runs argv inside the node (the holder's mount and network namespaces). */
   exec(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
   /** Starts a long-running process inside the node; its output goes to <dir>/<name>.log. */
@@ -351,7 +353,7 @@ export async function startRealNode(bed: Bed, node: BedNode, opts: RealNodeOptio
   return {
     node, dir, nodeIp, holderPid,
     cniBinDir: d('cni', 'bin'), cniConfDir: d('cni', 'net.d'), kubeletDir: d('kubelet'),
-    containerdLog: d('containerd.log'), kubeletLog: d('kubelet.log'), podLogsDir: d('pod-logs'), varUpper: d('var-upper'),
+    containerdLog: d('containerd.log'), kubeletLog: d('kubelet.log'), podLogsDir: d('pod-logs'), varUpper: d('var-upper'), runDir: d('run'),
     exec, spawn: spawnIn, startRuntime, processes,
     podPid: (uid) => podPids(uid).at(0),
     podPids,
