@@ -30,6 +30,12 @@ function config(server: string, caData: string, user: { token?: string; username
   return kc;
 }
 
+/** Waits for `cond` (each step a 10 ms pause), at most 5 s, then asserts it. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), what);
+}
+
 describe('KubeRest connections', () => {
   it('requests over HTTPS reuse their TLS connections, each with the current token', async () => {
     const tls = selfSigned();
@@ -79,6 +85,26 @@ describe('KubeRest connections', () => {
     three.transport.retire();
   });
 
+  it('a request given the old transport just before a rotation, sent after it: answered, and no socket stays pooled', async () => {
+    const tls = selfSigned();
+    const server = createServer(tls, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"kind":"Pod"}'); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const kc = config(`https://127.0.0.1:${(server.address() as { port: number }).port}`, tls.cert.toString('base64'), { token: 't1' });
+      const { transport: old } = await requestAuth(kc);
+      old.retire();
+      assert.equal(old.closed, true);
+      const url = new KubeRest(kc).url('/api/v1/namespaces/default/pods/p');
+      const res = await old.send(url, 'GET', { authorization: 'Bearer t1' });
+      for await (const _ of res) { /* drain */ }
+      assert.equal(res.statusCode, 200);
+      await until('no socket left in the retired Agent', () => Object.keys(old.agent.freeSockets).length + Object.keys(old.agent.sockets).length === 0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('a rotation while a watch runs: the watch keeps its connection until it ends, then the old Agent is destroyed', async () => {
     const tls = selfSigned();
     const streams: import('node:http').ServerResponse[] = [];
@@ -93,7 +119,7 @@ describe('KubeRest connections', () => {
       const seen: unknown[] = [];
       const stop = new AbortController();
       const watching = rest.watch('/api/v1/pods', {}, (e) => seen.push(e.object.n), { signal: stop.signal, idleTimeoutMs: 60_000 });
-      while (seen.length < 1) await new Promise((r) => setImmediate(r));
+      await until('the first event', () => seen.length >= 1);
       const old = (await requestAuth(kc)).transport;
       (kc.clusters[0] as { caData?: string }).caData = Buffer.concat([tls.cert, selfSigned().cert]).toString('base64');
       forgetAuth(kc);
@@ -102,11 +128,11 @@ describe('KubeRest connections', () => {
       assert.notEqual(now, old);
       assert.equal(old.closed, false, 'the running watch holds the old Agent');
       streams[0]!.write('{"type":"ADDED","object":{"n":2}}\n');
-      while (seen.length < 2) await new Promise((r) => setImmediate(r));
+      await until('the event sent after the rotation', () => seen.length >= 2);
       stop.abort();
       await watching;
       assert.deepEqual(seen, [1, 2]);
-      while (!old.closed) await new Promise((r) => setImmediate(r));
+      await until('the old Agent destroyed after the watch', () => old.closed);
       now.retire();
     } finally {
       server.closeAllConnections();

@@ -40,6 +40,11 @@ async function withServer(handler: (req: IncomingMessage, res: ServerResponse) =
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+/** Waits for `cond` (each step a 10 ms pause), at most 5 s, then asserts it. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), what);
+}
 
 describe('KubeRest.watch over node:https', () => {
   it('puts lines split across chunks back together, skips a torn line, resolves when the server ends the stream', async () => {
@@ -81,7 +86,7 @@ describe('KubeRest.watch over node:https', () => {
       await assert.rejects(rest.watch('/api/v1/pods', {}, (e) => seen.push(e.object.n), { signal: new AbortController().signal, idleTimeoutMs: 300 }),
         (e: Error) => e.name === 'TimeoutError' && /nothing received for 300 ms/.test(e.message));
       assert.deepEqual(seen, [1]);
-      while (!closed) await tick();
+      await until('the server sees the connection closed', () => closed);
     });
   });
 
@@ -96,10 +101,10 @@ describe('KubeRest.watch over node:https', () => {
     }, async (rest) => {
       const stop = new AbortController();
       const watching = rest.watch('/api/v1/pods', {}, () => undefined, { signal: stop.signal, idleTimeoutMs: 60_000 });
-      while (!started) await tick();
+      await until('the watch started', () => started);
       stop.abort();
       await watching;
-      while (!closed) await tick();
+      await until('the server sees the connection closed', () => closed);
       // aborted before it starts: no request at all
       started = false;
       await rest.watch('/api/v1/pods', {}, () => undefined, { signal: stop.signal, idleTimeoutMs: 60_000 });

@@ -123,14 +123,16 @@ export class Transport {
     });
   }
 
-  /** The TLS material changed: no new request comes here; the sockets go after the running requests. */
+  /** The TLS material changed: new requests go elsewhere; the sockets go after the running requests. */
   retire(): void {
     this.#retired = true;
     this.#closeIfDone();
   }
 
+  // also after a request that was given this transport just before the rotation and sent after it: its socket would
+  // otherwise stay in the pool of an Agent nobody uses
   #closeIfDone(): void {
-    if (!this.#retired || this.#active > 0 || this.#closed) return;
+    if (!this.#retired || this.#active > 0) return;
     this.#closed = true;
     this.agent.destroy();
   }
