@@ -3,8 +3,8 @@
 // (esbuild escapes strings; test/deploy/bundle.test.ts checks the rest), so V8 keeps the 4 MB source as one-byte
 // text instead of 8 MB as two-byte; identifiers keep their names for readable stack traces. client-node's generated
 // API is replaced by a stub (scripts/bundle-stubs/client-node-gen.ts): the agent takes only KubeConfig from it.
-// undici's index.js is replaced by its dispatchers and request API (scripts/bundle-stubs/undici-slim.ts), and ES
-// imports of node:http go through require (scripts/bundle-stubs/node-http.ts).
+// client-node's imports of undici and the SOCKS libraries are replaced by a stub (scripts/bundle-stubs/client-node-proxy.ts):
+// the agent's requests go over node:https. ES imports of node:http go through require (scripts/bundle-stubs/node-http.ts).
 import { fileURLToPath } from 'node:url';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
 
@@ -19,13 +19,15 @@ export const clientNodeGenStub: Plugin = {
   },
 };
 
-const UNDICI_SLIM = fileURLToPath(new URL('./bundle-stubs/undici-slim.ts', import.meta.url));
+const PROXY_STUB = fileURLToPath(new URL('./bundle-stubs/client-node-proxy.ts', import.meta.url));
 
-/** `undici` (index.js) from any importer resolves to the slim entry; its own deep imports resolve as usual. */
-export const undiciSlim: Plugin = {
-  name: 'undici-slim',
+/** client-node's dist/config.js imports undici, socks and socks-proxy-agent only to build its own connections:
+ * resolve those three imports (of that importer only) to the stub. */
+export const clientNodeProxyStub: Plugin = {
+  name: 'client-node-proxy-stub',
   setup(b) {
-    b.onResolve({ filter: /^undici$/ }, () => ({ path: UNDICI_SLIM }));
+    b.onResolve({ filter: /^(undici|socks|socks-proxy-agent)$/ }, (args) =>
+      /@kubernetes[\\/]client-node[\\/]dist[\\/]config\.js$/.test(args.importer) ? { path: PROXY_STUB } : undefined);
   },
 };
 
@@ -52,7 +54,7 @@ export const bundleOptions: BuildOptions = {
   legalComments: 'none',
   charset: 'ascii',
   logLevel: 'warning',
-  plugins: [clientNodeGenStub, undiciSlim, nodeHttpByRequire],
+  plugins: [clientNodeGenStub, clientNodeProxyStub, nodeHttpByRequire],
   // The native addon is loaded from build/ at run time; CJS deps need `require` inside an ESM bundle.
   external: ['*.node'],
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },

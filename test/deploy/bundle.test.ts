@@ -35,15 +35,12 @@ test('the agent bundle is ASCII only and leaves client-node\'s generated API out
   assert.ok(inputs.some((f) => f.endsWith('scripts/bundle-stubs/client-node-gen.ts')), 'the generated API is stubbed');
 });
 
-test('the agent bundle takes only undici\'s dispatchers and request API, and loading it leaves Node\'s own undici unloaded (README "Memory")', async () => {
+test('the agent bundle holds no undici and no SOCKS library, and loading it leaves Node\'s own undici unloaded (README "Memory")', async () => {
   const r = await build({ ...bundleOptions, absWorkingDir: ROOT, write: false, sourcemap: false, metafile: true, outfile: '/tmp/koa-bundle-test.mjs' });
   const inputs = Object.keys(r.metafile!.inputs);
-  // (the request API's body mixins bring a few of fetch's helpers along)
-  assert.deepEqual(inputs.filter((f) => /undici\/(index\.js|lib\/(web\/(fetch\/index|websocket|eventsource|cache)|mock|cache)\b)/.test(f)), [],
-    'fetch, WebSocket, EventSource, mocks and caches stay out');
-  for (const f of ['lib/dispatcher/agent.js', 'lib/dispatcher/proxy-agent.js', 'lib/api/api-request.js']) {
-    assert.ok(inputs.some((i) => i.endsWith(`undici/${f}`)), `undici/${f} is in`);
-  }
+  // the agent's requests go over node:https (agent/src/k8s/rest.ts); client-node's imports of them are stubbed
+  assert.deepEqual(inputs.filter((f) => /node_modules\/(undici|socks|socks-proxy-agent|smart-buffer)\//.test(f)), []);
+  assert.ok(inputs.some((f) => f.endsWith('scripts/bundle-stubs/client-node-proxy.ts')), 'client-node\'s undici and SOCKS imports are stubbed');
   const js = r.outputFiles[0]!.text;
   const esImports = Object.values(r.metafile!.outputs).flatMap((o) => o.imports).filter((i) => i.kind === 'import-statement').map((i) => i.path);
   assert.ok(esImports.includes('node:module'), 'the metafile lists the bundle\'s ES imports');
@@ -60,4 +57,12 @@ test('the agent bundle takes only undici\'s dispatchers and request API, and loa
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the stub for client-node\'s undici and SOCKS imports refuses to build a connection, with a clear error', async () => {
+  const stub = await import('../../scripts/bundle-stubs/client-node-proxy.ts');
+  for (const C of [stub.Agent, stub.ProxyAgent, stub.SocksProxyAgent]) {
+    assert.throws(() => new C(), /is not available in the agent bundle \(agent\/src\/k8s\/rest\.ts makes the requests over node:https\)/);
+  }
+  assert.throws(() => stub.SocksClient.createConnection(), /SocksClient \(a socks proxy-url\) is not available/);
 });

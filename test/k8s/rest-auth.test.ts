@@ -1,5 +1,5 @@
-// KubeRest's connection to the API server: one shared dispatcher per TLS material (client-node 2.0.1 builds a new
-// undici Agent, so a new TCP + TLS connection, for every request), fresh headers on every request.
+// KubeRest's connection to the API server: one shared node:https keep-alive Agent per TLS material (client-node 2.0.1
+// builds a new undici Agent, so a new TCP + TLS connection, for every request), fresh headers on every request.
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -30,6 +30,12 @@ function config(server: string, caData: string, user: { token?: string; username
   return kc;
 }
 
+/** Waits for `cond` (each step a 10 ms pause), at most 5 s, then asserts it. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(cond(), what);
+}
+
 describe('KubeRest connections', () => {
   it('requests over HTTPS reuse their TLS connections, each with the current token', async () => {
     const tls = selfSigned();
@@ -46,7 +52,7 @@ describe('KubeRest connections', () => {
       const kc = config(`https://127.0.0.1:${(server.address() as { port: number }).port}`, tls.cert.toString('base64'), { token: 't1' });
       const rest = new KubeRest(kc);
       for (let i = 0; i < 10; i++) assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
-      // undici may dispatch the second request before the first's socket is back in the pool: at most two
+      // the second request may be sent before the first's socket is back in the pool: at most two
       assert.ok(handshakes <= 2, `${handshakes} TLS handshakes for 10 sequential requests (a new Agent per request: 10)`);
       (kc.getCurrentUser() as { token?: string }).token = 't2'; // as a token file or exec plugin would rotate it
       forgetAuth(kc); // (the cached answer's age is the next test's subject)
@@ -62,21 +68,76 @@ describe('KubeRest connections', () => {
     }
   });
 
-  it('a new CA gets a new dispatcher and the old one is closed; basic auth becomes a header', async () => {
+  it('a new CA gets a new transport and the old one is destroyed; basic auth becomes a header', async () => {
     const a = selfSigned();
     const kc = config('https://127.0.0.1:1', a.cert.toString('base64'), { username: 'admin', password: 'secret' });
     const one = await requestAuth(kc);
     const two = await requestAuth(kc);
-    assert.ok(one.dispatcher, 'a dispatcher for the CA');
-    assert.equal(two.dispatcher, one.dispatcher);
+    assert.equal(two.transport, one.transport);
+    assert.equal(String((one.transport.agent as import('node:https').Agent).options.ca), a.cert.toString(), 'the CA reaches the Agent');
     assert.equal(one.headers.Authorization, `Basic ${Buffer.from('admin:secret').toString('base64')}`);
     (kc.clusters[0] as { caData?: string }).caData = selfSigned().cert.toString('base64');
     forgetAuth(kc);
     const three = await requestAuth(kc);
-    assert.notEqual(three.dispatcher, one.dispatcher);
-    await new Promise((r) => setImmediate(r));
-    assert.equal((one.dispatcher as unknown as { closed: boolean }).closed, true);
-    await three.dispatcher!.close();
+    assert.notEqual(three.transport, one.transport);
+    assert.equal(one.transport.closed, true, 'no request was running on the old one: destroyed at once');
+    assert.equal(three.transport.closed, false);
+    three.transport.retire();
+  });
+
+  it('a request given the old transport just before a rotation, sent after it: answered, and no socket stays pooled', async () => {
+    const tls = selfSigned();
+    const server = createServer(tls, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"kind":"Pod"}'); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const kc = config(`https://127.0.0.1:${(server.address() as { port: number }).port}`, tls.cert.toString('base64'), { token: 't1' });
+      const { transport: old } = await requestAuth(kc);
+      old.retire();
+      assert.equal(old.closed, true);
+      const url = new KubeRest(kc).url('/api/v1/namespaces/default/pods/p');
+      const res = await old.send(url, 'GET', { authorization: 'Bearer t1' });
+      for await (const _ of res) { /* drain */ }
+      assert.equal(res.statusCode, 200);
+      await until('no socket left in the retired Agent', () => Object.keys(old.agent.freeSockets).length + Object.keys(old.agent.sockets).length === 0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a rotation while a watch runs: the watch keeps its connection until it ends, then the old Agent is destroyed', async () => {
+    const tls = selfSigned();
+    const streams: import('node:http').ServerResponse[] = [];
+    const server = createServer(tls, (req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      if (req.url!.includes('watch=true')) { streams.push(res); res.write('{"type":"ADDED","object":{"n":1}}\n'); } else res.end('{"kind":"Pod"}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const kc = config(`https://127.0.0.1:${(server.address() as { port: number }).port}`, tls.cert.toString('base64'), { token: 't1' });
+      const rest = new KubeRest(kc);
+      const seen: unknown[] = [];
+      const stop = new AbortController();
+      const watching = rest.watch('/api/v1/pods', {}, (e) => seen.push(e.object.n), { signal: stop.signal, idleTimeoutMs: 60_000 });
+      await until('the first event', () => seen.length >= 1);
+      const old = (await requestAuth(kc)).transport;
+      (kc.clusters[0] as { caData?: string }).caData = Buffer.concat([tls.cert, selfSigned().cert]).toString('base64');
+      forgetAuth(kc);
+      assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
+      const now = (await requestAuth(kc)).transport;
+      assert.notEqual(now, old);
+      assert.equal(old.closed, false, 'the running watch holds the old Agent');
+      streams[0]!.write('{"type":"ADDED","object":{"n":2}}\n');
+      await until('the event sent after the rotation', () => seen.length >= 2);
+      stop.abort();
+      await watching;
+      assert.deepEqual(seen, [1, 2]);
+      await until('the old Agent destroyed after the watch', () => old.closed);
+      now.retire();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('the KubeConfig is asked once per AUTH_TTL_MS (monotonic clock), concurrent requests share the ask, a 401 makes the next one ask again', async () => {
@@ -123,7 +184,7 @@ describe('KubeRest connections', () => {
     }
   });
 
-  it('a kubeconfig loaded as the agent loads it: a rewritten CA file gets a new dispatcher, and requests go on', async () => {
+  it('a kubeconfig loaded as the agent loads it: a rewritten CA file gets a new transport, and requests go on', async () => {
     const tls = selfSigned();
     const server = createServer(tls, (_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"kind":"Pod"}'); });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -139,15 +200,16 @@ describe('KubeRest connections', () => {
       const kc = loadKubeConfig(join(dir, 'kubeconfig'));
       const rest = new KubeRest(kc);
       assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
-      const before = (await requestAuth(kc)).dispatcher;
+      const before = (await requestAuth(kc)).transport;
       // the CA bundle gains a second CA, as a rotation does
       writeFileSync(ca, Buffer.concat([tls.cert, selfSigned().cert]));
       forgetAuth(kc);
       assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
-      const after = (await requestAuth(kc)).dispatcher;
-      assert.notEqual(after, before, 'a new dispatcher for the new CA bundle');
+      const after = (await requestAuth(kc)).transport;
+      assert.notEqual(after, before, 'a new transport for the new CA bundle');
+      assert.equal(before.closed, true, 'the old one is destroyed (no request left on it)');
       assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
-      await after?.close();
+      after.retire();
     } finally {
       rmSync(dir, { recursive: true, force: true });
       server.closeAllConnections();

@@ -1,19 +1,17 @@
-// Wiring to Kubernetes: client-node 2.0.1's KubeConfig for the connection and its authentication (one undici
-// dispatcher per cluster/user pair, so every request and watch shares its connection pool), our own lean REST
+// Wiring to Kubernetes: client-node 2.0.1's KubeConfig for the connection and its authentication (rest.ts keeps one
+// node:https keep-alive Agent per TLS material, so every request and watch shares its connection pool), our own lean REST
 // calls and list+watch over it (rest.ts, listwatch.ts: plain JSON, no generated model classes), the resource
 // watches the agent needs, each cache slimmed to the fields the agent reads (slim.ts), and the IP CR API.
 // README "Kubernetes layer and pod planning" has the 1.x-vs-2.x evidence, README "Memory" why the lean path.
 
 // config.js, not the package index: the index pulls in the whole generated API (scripts/bundle.ts keeps it out)
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
-import type { Cluster } from '@kubernetes/client-node/dist/config_types.js';
-import { Agent, type Dispatcher } from 'undici';
 import type { Config } from '../config/config.ts';
 import type { BackoffOptions } from './backoff.ts';
 import type { IpCrApi } from './ipcr.ts';
 import { KubeListWatch } from './listwatch.ts';
 import { storePodSource, type PodSource } from './pods.ts';
-import { apiError, KubeApiError, KubeRest } from './rest.ts';
+import { apiError, KubeApiError, KubeRest, refuseProxy } from './rest.ts';
 import { slimNode, slimPod, slimSubnet } from './slim.ts';
 import { SERVICE_CIDR_RESOURCE, ServiceCidrSource, type ServiceCidr } from './service-cidrs.ts';
 import type { IpCr, KubeList, KubeObject, Node, Pod, Subnet } from './types.ts';
@@ -22,34 +20,14 @@ import { ResilientListWatch, type InformerFactory, type ListFn, type Log, type W
 export const KUBEOVN_GROUP = 'kubeovn.io';
 export const KUBEOVN_VERSION = 'v1';
 
-/** Kubeconfig file when given, else the in-cluster service account (as upstream's --kubeconfig ""). */
+/** Kubeconfig file when given, else the in-cluster service account (as upstream's --kubeconfig ""). A cluster with
+ * `proxy-url` is refused here, at start (rest.ts refuseProxy says why). */
 export function loadKubeConfig(kubeconfigPath: string): KubeConfig {
   const kc = new KubeConfig();
   if (kubeconfigPath !== '') kc.loadFromFile(kubeconfigPath);
   else kc.loadFromCluster();
-  shareDispatcher(kc);
+  refuseProxy(kc);
   return kc;
-}
-
-/** The undici dispatcher options of every API connection: no body timeout (a watch is quiet for minutes by design;
- * its liveness is the watch layer's watchdog), headers within 60 s. */
-export const DISPATCHER_OPTIONS = { bodyTimeout: 0, headersTimeout: 60_000 } as const;
-
-/**
- * client-node 2.0.1 builds a new undici Agent for every request (a new TLS connection per REST call and per watch),
- * each with undici's default 300 s body timeout, which keeps undici's 0.5 s timer tick running for as long as a
- * watch is open, so an idle agent woke twice a second. rest.ts asks for a dispatcher only when the TLS material
- * changes and shares it until then; the one made here has no body timeout. Proxied clusters keep the library's own.
- */
-function shareDispatcher(kc: KubeConfig): void {
-  const own = kc as unknown as { createDispatcher(cluster: Cluster | null, agentOptions: object): Dispatcher | undefined };
-  const library = own.createDispatcher.bind(kc);
-  own.createDispatcher = (cluster, agentOptions) => {
-    const o = kc.createDispatcherOptions(cluster, agentOptions);
-    if (o.type !== 'agent' && o.type !== 'none') return library(cluster, agentOptions);
-    // a new one each time: the TLS material (o.connect) is what changed when rest.ts asks again
-    return new Agent({ ...DISPATCHER_OPTIONS, ...(o.type === 'agent' ? { connect: o.connect } : {}) });
-  };
 }
 
 /** An informer factory: a lean list+watch (listwatch.ts) of `path` with selectors (the same selectors go into `list`). */

@@ -1,17 +1,20 @@
-// The agent's Kubernetes REST calls, plain JSON over one shared undici dispatcher: list, get, put, patch, post,
-// and a watch stream. client-node's generated API classes decode every response through its ObjectSerializer into
-// model classes; bundling them (and the ~700 model classes they reference) cost the agent more resident memory than
-// anything else it loads (README "Memory"). Authentication stays client-node's: each request asks the KubeConfig
-// for its headers and TLS material (tokens and token files re-read, exec plugins, client certificates), and its
-// answer serves for AUTH_TTL_MS.
-// The dispatcher is ours to keep: client-node 2.0.1's applySecurityAuthentication builds a new undici Agent for every
-// request, so every call opened a new TCP connection with a full TLS handshake (CPU on both ends; in a 50-pod burst
-// the handshakes were a large part of the agent's and the API server's CPU). One Agent per distinct TLS material
-// is kept and shared by every KubeRest of the KubeConfig; a rotated certificate or CA gets a new one.
+// The agent's Kubernetes REST calls, plain JSON over node:https with one shared keep-alive Agent: list, get, put,
+// patch, post, and a watch stream. client-node's generated API classes decode every response through its
+// ObjectSerializer into model classes; bundling them (and the ~700 model classes they reference) cost the agent more
+// resident memory than anything else it loads (README "Memory"). Authentication stays client-node's: each request
+// asks the KubeConfig for its headers and TLS material (tokens and token files re-read, exec plugins, client
+// certificates), and its answer serves for AUTH_TTL_MS.
+// The transport is node:https (node:http for an http:// server), not undici: loading undici's dispatchers and request
+// API held ~7 MB more RSS than node:https in the agent (README "Memory"). The connection pool is ours to keep:
+// client-node 2.0.1's applySecurityAuthentication builds a new undici Agent for every request, so every call opened a
+// new TCP connection with a full TLS handshake. One keep-alive Agent per distinct TLS material is kept and shared by
+// every KubeRest of the KubeConfig; a rotated certificate or CA gets a new one, and the old one is destroyed once its
+// last request (a long watch included) has finished.
 
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
-import { request, type Dispatcher } from 'undici';
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -56,12 +59,86 @@ interface HttpsMaterial {
   servername?: string;
 }
 
-/** client-node builds the dispatcher for a cluster (plain, proxy or SOCKS) in a method its typings keep private. */
-interface DispatcherFactory {
-  createDispatcher(cluster: ReturnType<KubeConfig['getCurrentCluster']>, agentOptions: Record<string, unknown>): Dispatcher | undefined;
+/**
+ * A kubeconfig's `proxy-url` is refused, not honoured: the agent runs on the node's host network next to the API
+ * server it reaches (in-cluster, through the kubernetes Service or a node-local address), where upstream's manifests
+ * set no proxy, and a tunnel would be one more hop that every CNI ADD waits on. SOCKS (which client-node supports
+ * through undici and the socks library, both left out of the bundle) could not be carried over node:https anyway.
+ */
+export function refuseProxy(kc: KubeConfig): void {
+  const proxy = kc.getCurrentCluster()?.proxyUrl;
+  if (proxy) {
+    throw new Error(`the kubeconfig's cluster "${kc.getCurrentCluster()?.name}" sets proxy-url (${proxy}): the agent does not ` +
+      'connect to the API server through a proxy; remove proxy-url from the kubeconfig');
+  }
 }
 
-const shared = new WeakMap<KubeConfig, { fingerprint: string; dispatcher: Dispatcher | undefined }>();
+/** No response headers within this long: the request fails (undici's headersTimeout, as before). Bodies have no
+ * timeout: a watch is quiet for minutes by design, and its liveness is the watch layer's idle timer. */
+export const HEADERS_TIMEOUT_MS = 60_000;
+
+/**
+ * One keep-alive Agent for one TLS material. `active` counts requests not yet closed, so a retired transport (the
+ * TLS material changed) destroys its sockets only after the last of them: Agent.destroy() would cut running watches.
+ */
+export class Transport {
+  readonly agent: http.Agent;
+  readonly #request: typeof http.request;
+  #active = 0;
+  #retired = false;
+  #closed = false;
+
+  constructor(server: string, tls: Pick<HttpsMaterial, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase' | 'rejectUnauthorized' | 'servername'>) {
+    // keepAliveMsecs: the TCP keep-alive probe delay, 30 s as client-node and client-go use
+    const common = { keepAlive: true, keepAliveMsecs: 30_000 };
+    if (server.startsWith('http:')) {
+      this.agent = new http.Agent(common);
+      this.#request = http.request;
+    } else {
+      const o: https.AgentOptions = { ...common };
+      for (const k of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const) {
+        if (tls[k] !== undefined) (o as Record<string, unknown>)[k] = tls[k];
+      }
+      this.agent = new https.Agent(o);
+      this.#request = https.request;
+    }
+  }
+
+  /** true once the Agent's sockets are destroyed (retired and no request left) */
+  get closed(): boolean { return this.#closed; }
+
+  /** Sends one request; resolves with the response once its headers arrived. */
+  send(url: URL, method: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = this.#request(url, { method, headers, agent: this.agent, ...(signal ? { signal } : {}) });
+      this.#active++;
+      req.once('close', () => { this.#active--; this.#closeIfDone(); });
+      const timer = setTimeout(() => {
+        req.destroy(Object.assign(new Error(`${method} ${url.pathname}: no response headers within ${HEADERS_TIMEOUT_MS} ms`), { name: 'TimeoutError' }));
+      }, HEADERS_TIMEOUT_MS);
+      req.once('response', (res) => { clearTimeout(timer); resolve(res); });
+      // stays attached: a socket error after the headers is the response stream's error too, and must not be unhandled
+      req.on('error', (e) => { clearTimeout(timer); reject(e); });
+      req.end(body);
+    });
+  }
+
+  /** The TLS material changed: new requests go elsewhere; the sockets go after the running requests. */
+  retire(): void {
+    this.#retired = true;
+    this.#closeIfDone();
+  }
+
+  // also after a request that was given this transport just before the rotation and sent after it: its socket would
+  // otherwise stay in the pool of an Agent nobody uses
+  #closeIfDone(): void {
+    if (!this.#retired || this.#active > 0) return;
+    this.#closed = true;
+    this.agent.destroy();
+  }
+}
+
+const shared = new WeakMap<KubeConfig, { fingerprint: string; transport: Transport }>();
 
 /**
  * How long one answer of the KubeConfig serves later requests. Asking it re-reads the CA, certificate and key files
@@ -70,7 +147,7 @@ const shared = new WeakMap<KubeConfig, { fingerprint: string; dispatcher: Dispat
  * top; client-go re-reads a token file once a minute too). Monotonic time: a clock step cannot stretch the 10 s.
  */
 export const AUTH_TTL_MS = 10_000;
-type Auth = { headers: Readonly<Record<string, string>>; dispatcher: Dispatcher | undefined };
+type Auth = { headers: Readonly<Record<string, string>>; transport: Transport };
 /** the last answer, or the ask in flight that every concurrent request shares */
 const recent = new WeakMap<KubeConfig, { at: number; answer: Promise<Auth> }>();
 
@@ -78,10 +155,10 @@ const recent = new WeakMap<KubeConfig, { at: number; answer: Promise<Auth> }>();
 export function forgetAuth(kc: KubeConfig): void { recent.delete(kc); }
 
 /**
- * Headers and dispatcher for one request to the KubeConfig's current cluster: the headers at most AUTH_TTL_MS old
- * (a token file or exec plugin may rotate the token), the dispatcher shared while the TLS material stays the same.
+ * Headers and transport for one request to the KubeConfig's current cluster: the headers at most AUTH_TTL_MS old
+ * (a token file or exec plugin may rotate the token), the transport shared while the TLS material stays the same.
  */
-export async function requestAuth(kc: KubeConfig): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+export async function requestAuth(kc: KubeConfig): Promise<{ headers: Record<string, string>; transport: Transport }> {
   let r = recent.get(kc);
   if (!r || performance.now() - r.at >= AUTH_TTL_MS) {
     const entry = { at: performance.now(), answer: askKubeConfig(kc) };
@@ -90,31 +167,38 @@ export async function requestAuth(kc: KubeConfig): Promise<{ headers: Record<str
     r = entry;
   }
   const a = await r.answer;
-  return { headers: { ...a.headers }, dispatcher: a.dispatcher };
+  return { headers: { ...a.headers }, transport: a.transport };
 }
 
-async function askKubeConfig(kc: KubeConfig): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+async function askKubeConfig(kc: KubeConfig): Promise<Auth> {
+  refuseProxy(kc);
   const m: HttpsMaterial = {};
+  // (it also builds and caches client-node's own https.Agent per cluster/user, which is never used: no socket)
   await kc.applyToHTTPSOptions(m as never);
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(m.headers ?? {})) headers[k] = String(v);
   if (m.auth) headers.Authorization = `Basic ${Buffer.from(m.auth).toString('base64')}`;
   const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const h = createHash('sha256');
-  for (const part of [cluster?.server, cluster?.proxyUrl, m.ca, m.cert, m.key, m.pfx, m.passphrase, String(m.rejectUnauthorized), m.servername]) {
+  for (const part of [cluster.server, m.ca, m.cert, m.key, m.pfx, m.passphrase, String(m.rejectUnauthorized), m.servername]) {
     h.update(part === undefined ? '\0u' : part).update('\0');
   }
   const fingerprint = h.digest('hex');
   const have = shared.get(kc);
-  if (have?.fingerprint === fingerprint) return { headers, dispatcher: have.dispatcher };
-  const agentOptions: Record<string, unknown> = { ca: m.ca, cert: m.cert, key: m.key, pfx: m.pfx, passphrase: m.passphrase };
-  if (m.rejectUnauthorized !== undefined) agentOptions.rejectUnauthorized = m.rejectUnauthorized;
-  if (m.servername !== undefined) agentOptions.servername = m.servername;
-  const dispatcher = (kc as unknown as DispatcherFactory).createDispatcher(cluster, agentOptions);
-  shared.set(kc, { fingerprint, dispatcher });
-  // requests still running on the old one finish; it closes its connections after them
-  if (have?.dispatcher && have.dispatcher !== dispatcher) void have.dispatcher.close().catch(() => undefined);
-  return { headers, dispatcher };
+  if (have?.fingerprint === fingerprint) return { headers, transport: have.transport };
+  const transport = new Transport(cluster.server, m);
+  shared.set(kc, { fingerprint, transport });
+  // requests still running on the old one finish; its sockets are destroyed after them
+  have?.transport.retire();
+  return { headers, transport };
+}
+
+/** The whole body as text (rejects when the connection ends before it). */
+async function readText(res: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res as AsyncIterable<Buffer>) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export class KubeRest {
@@ -124,6 +208,7 @@ export class KubeRest {
   constructor(kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
+    refuseProxy(kc);
     this.#kc = kc;
     this.#server = cluster.server.replace(/\/+$/, '');
   }
@@ -134,22 +219,17 @@ export class KubeRest {
     return u;
   }
 
-  #auth(): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
-    return requestAuth(this.#kc);
-  }
-
   /** One JSON request; resolves with the decoded body, rejects with KubeApiError on a non-2xx answer. */
   async call<T = unknown>(method: 'GET' | 'PUT' | 'PATCH' | 'POST', path: string,
     o: { query?: Query; body?: unknown; contentType?: string } = {}): Promise<T> {
-    const { headers, dispatcher } = await this.#auth();
+    const { headers, transport } = await requestAuth(this.#kc);
     headers.accept = 'application/json';
     if (o.body !== undefined) headers['content-type'] = o.contentType ?? 'application/json';
-    const r = await request(this.url(path, o.query), {
-      method, headers, ...(dispatcher ? { dispatcher } : {}), ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
-    });
-    const text = await r.body.text();
-    if (r.statusCode === 401) forgetAuth(this.#kc);
-    if (r.statusCode < 200 || r.statusCode > 299) throw statusError(`${method} ${path}`, r.statusCode, text);
+    const r = await transport.send(this.url(path, o.query), method, headers, o.body !== undefined ? JSON.stringify(o.body) : undefined);
+    const text = await readText(r);
+    const status = r.statusCode ?? 0;
+    if (status === 401) forgetAuth(this.#kc);
+    if (status < 200 || status > 299) throw statusError(`${method} ${path}`, status, text);
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
@@ -159,7 +239,7 @@ export class KubeRest {
    * TimeoutError after `idleTimeoutMs` without a byte, or the transport's error.
    */
   async watch(path: string, query: Query, onEvent: (e: WatchEvent) => void, o: WatchStreamOptions): Promise<void> {
-    const { headers, dispatcher } = await this.#auth();
+    const { headers, transport } = await requestAuth(this.#kc);
     headers.accept = 'application/json';
     const abort = new AbortController();
     const onOuterAbort = (): void => abort.abort();
@@ -174,15 +254,13 @@ export class KubeRest {
     try {
       if (o.signal.aborted) return;
       arm();
-      const r = await request(this.url(path, { ...query, watch: true }), {
-        method: 'GET', headers, signal: abort.signal, ...(dispatcher ? { dispatcher } : {}),
-      });
+      const r = await transport.send(this.url(path, { ...query, watch: true }), 'GET', headers, undefined, abort.signal);
       if (r.statusCode === 401) forgetAuth(this.#kc);
-      if (r.statusCode !== 200) throw statusError(`watch ${path}`, r.statusCode, await r.body.text().catch(() => ''));
+      if (r.statusCode !== 200) throw statusError(`watch ${path}`, r.statusCode ?? 0, await readText(r).catch(() => ''));
       arm();
       let buf = '';
-      r.body.setEncoding('utf8');
-      for await (const chunk of r.body as AsyncIterable<string>) {
+      r.setEncoding('utf8');
+      for await (const chunk of r as AsyncIterable<string>) {
         arm();
         buf += chunk;
         let nl: number;
