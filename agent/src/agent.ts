@@ -23,6 +23,7 @@ import { parseFlags } from './config/flags.ts';
 import { NetlinkComponent, OvsdbComponent } from './datapath/component.ts';
 import { kernelCalls } from './datapath/kernel-calls.ts';
 import { VswitchdControl } from './datapath/ovsdb/unixctl.ts';
+import { OvsOfctl } from './datapath/ovsdb/ofctl.ts';
 import { AgentError } from './errors.ts';
 import { KubeComponent } from './k8s/component.ts';
 import { mergeServiceCidrs } from './k8s/service-cidrs.ts';
@@ -186,6 +187,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
         subnets: () => kube.watches.subnets.store.list(), onSubnetChange: (l) => kube.watches.subnets.store.subscribe(() => l()),
         subnetsSynced: () => kube.watches.subnets.health().synced,
         vswitchd: new VswitchdControl(dirname(cfg.ovsSocket)),
+        externalLbAddress: cfg.enableExternalLbAddress,
+        openflow: new OvsOfctl(dirname(cfg.ovsSocket)),
       }));
   }
   try {

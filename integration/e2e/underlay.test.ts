@@ -1,7 +1,8 @@
 // Provider networks end to end: two bed nodes (kube-apiserver, OVS userspace datapath, OVN) whose third NIC eth2 (eth1 is the bed's tunnel underlay)
 // is a veth into a "switch" namespace (a Linux bridge that also owns the physical gateway 172.30.50.1/24), and the
 // real agent on each node. A ProviderNetwork is applied, one node is excluded, the network is deleted; the NICs,
-// the node labels, the mappings and the Events are checked at each stage.
+// the node labels, the mappings and the Events are checked at each stage. On the underlay subnet, a LoadBalancer
+// Service annotated with it gets its external-LB flows on the provider bridge, and wire traffic passes them.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -126,6 +127,49 @@ test('an underlay pod on each node (subnet with vlan, OVN localnet) pings the ph
     }
   }
   for (const [i, { p }] of pods.entries()) assert.equal((await podCall('DEL', agents[i]!, p)).code, 0);
+});
+
+test('external LB address: a Service annotated with the subnet gets its flows on br-phys; a SYN from the wire hits them; deleting the Service removes them', async () => {
+  const c = bed.controller!;
+  const n = bed.nodes[0]!;
+  const api = bed.kube!.api;
+  // the Vlan the subnet names (the planner resolves subnet -> Vlan -> provider network), and a pod, so that
+  // ovn-controller makes the localnet patch port on this node
+  await api.post('/apis/kubeovn.io/v1/vlans', { apiVersion: 'kubeovn.io/v1', kind: 'Vlan', metadata: { name: 'vl0' }, spec: { id: 0, provider: 'phys' } });
+  const p = await newPod(bed, n, 'ullb');
+  await c.allocatePod(p.namespace, p.name, { subnet: 'ul' });
+  await api.mergePatch(`/api/v1/namespaces/${p.namespace}/pods/${p.name}`, { metadata: { annotations: { 'ovn.kubernetes.io/provider_network': 'phys' } } });
+  assert.equal((await podCall('ADD', agents[0]!, p)).code, 0);
+  const ofport = async (iface: string) => Number(await n.ovs.vsctl(['get', 'Interface', iface, 'ofport']));
+  const nic = await ofport('eth2');
+  const patch = await waitFor('the localnet patch port', async () => { const x = await ofport('patch-localnet.ul-to-br-int').catch(() => 0); return x > 0 && x; }, 30_000);
+  await api.mergePatch('/apis/kubeovn.io/v1/subnets/ul', { spec: { enableExternalLBAddress: true } });
+  const svc = '/api/v1/namespaces/default/services';
+  await api.post(svc, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'lb1', annotations: { 'ovn.kubernetes.io/service_external_ip_from_subnet': 'ul' } },
+    spec: { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }] } });
+  await api.mergePatch(`${svc}/lb1/status`, { status: { loadBalancer: { ingress: [{ ip: '172.30.50.200' }] } } });
+  const ours = async (stats = false) => (await n.ovs.ofctl([...(stats ? [] : ['--no-stats']), '--no-names', 'dump-flows', 'br-phys', 'cookie=0x1000/-1']))
+    .split('\n').map((l) => l.trim()).filter((l) => l.includes('cookie=0x1000')).sort();
+  const want = [
+    `cookie=0x1000, priority=10000,tcp,in_port=${nic},nw_dst=172.30.50.200,tp_dst=80 actions=mod_dl_dst:00:00:00:01:00:01,output:${patch}`,
+    `cookie=0x1000, priority=10000,udp,in_port=${nic},nw_dst=172.30.50.200,tp_dst=53 actions=mod_dl_dst:00:00:00:01:00:01,output:${patch}`,
+  ];
+  await waitFor('the two flows on br-phys', async () => JSON.stringify(await ours()) === JSON.stringify(want), 30_000);
+  // a TCP SYN to the address from the wire (the switch's MAC table does not know the address's MAC: flooded to the
+  // NICs) passes the flow
+  await sw.ip(['neigh', 'replace', '172.30.50.200', 'lladdr', '02:00:00:00:00:c8', 'dev', 'br0', 'nud', 'permanent']);
+  try {
+    await sw.exec(['timeout', '2', 'bash', '-c', 'echo > /dev/tcp/172.30.50.200/80'], { allowFail: true });
+    const tcp = (await ours(true)).find((l) => l.includes(',tcp,'))!;
+    assert.ok(Number(/n_packets=(\d+)/.exec(tcp)?.[1]) > 0, tcp);
+  } finally {
+    await sw.ip(['neigh', 'del', '172.30.50.200', 'dev', 'br0']);
+  }
+  await api.delete(`${svc}/lb1`);
+  await waitFor('the flows gone with the Service', async () => (await ours()).length === 0, 30_000);
+  assert.equal((await podCall('DEL', agents[0]!, p)).code, 0);
+  await api.mergePatch('/apis/kubeovn.io/v1/subnets/ul', { spec: { enableExternalLBAddress: null } });
+  await api.delete('/apis/kubeovn.io/v1/vlans/vl0');
 });
 
 test('the physical gateway drops ICMP to itself: the ARP gateway check passes; an address a host on the wire holds fails the ADD naming its MAC', async () => {

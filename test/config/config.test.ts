@@ -106,6 +106,11 @@ describe('config: flag syntax', () => {
     assert.equal(load([], { KOA_NODE_RESYNC_PERIOD: '5' }).nodeResyncMs, 5000);
     assert.match(configError(() => load(['--node-resync-period=-1'])).message, /--node-resync-period="-1": expected an integer in \[0, 86400\]/);
   });
+  it('--enable-external-lb-address is on by default (upstream always runs the flows), off by flag or env', () => {
+    assert.equal(load([]).enableExternalLbAddress, true);
+    assert.equal(load(['--enable-external-lb-address=false']).enableExternalLbAddress, false);
+    assert.equal(load([], { KOA_ENABLE_EXTERNAL_LB_ADDRESS: 'false' }).enableExternalLbAddress, false);
+  });
   it('binds to POD_IPS with ENABLE_BIND_LOCAL_IP=true', () => {
     const c = load([], { ENABLE_BIND_LOCAL_IP: 'true', POD_IPS: '10.0.0.5,fd00::5', POD_IP: '10.0.0.5' });
     assert.deepEqual(c.listenAddresses, ['10.0.0.5', 'fd00::5']);

@@ -21,7 +21,7 @@ const skip = ARCHIVE ? undefined : `kube-ovn-${VERSION}.tar.gz not found in ../s
 /** plural.group -> the fields the agent reads, as dotted paths in the v1 schema (`[]` = array items) */
 const READ: Record<string, string[]> = {
   'subnets.kubeovn.io': ['spec.provider', 'spec.protocol', 'spec.cidrBlock', 'spec.gateway', 'spec.vpc', 'spec.vlan',
-    'spec.logicalGateway', 'spec.u2oInterconnection', 'spec.disableGatewayCheck', 'spec.mtu', 'spec.nodeNetwork',
+    'spec.logicalGateway', 'spec.u2oInterconnection', 'spec.enableExternalLBAddress', 'spec.disableGatewayCheck', 'spec.mtu', 'spec.nodeNetwork',
     'status.u2oInterconnectionIP', 'status.u2oInterconnectionMAC'],
   'ips.kubeovn.io': ['spec.podName', 'spec.namespace', 'spec.subnet', 'spec.nodeName', 'spec.ipAddress', 'spec.attachIps[]',
     'spec.attachMacs[]', 'spec.attachSubnets[]'],

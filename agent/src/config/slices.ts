@@ -68,6 +68,8 @@ export interface NodeConfig {
   readonly nonPrimaryCniMode: boolean;
   readonly setVxlanTxOff: boolean;
   readonly macLearningFallback: boolean;
+  /** external-LB OpenFlow flows on provider bridges (node/underlay/lb-flows.ts) */
+  readonly enableExternalLbAddress: boolean;
   /** intent log of provider-network NIC moves (node/underlay/journal.ts) */
   readonly underlayJournalDir: string;
   readonly enableMirror: boolean;

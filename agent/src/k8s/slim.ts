@@ -4,7 +4,7 @@
 // (kube-ovn #6119/#6546); the agent reads far less than that. On a 1,000-node cluster the Node cache is the big
 // one: README "Memory" has the measured sizes.
 
-import type { Node, ObjectMeta, Pod, Subnet } from './types.ts';
+import type { Node, ObjectMeta, Pod, Service, Subnet } from './types.ts';
 
 const NETWORK_UNAVAILABLE = 'NetworkUnavailable';
 
@@ -47,4 +47,23 @@ export function slimSubnet(s: Subnet): Subnet {
       },
     } : {}),
   };
+}
+
+/** The annotation naming the subnet a Service's LoadBalancer addresses come from (spec §5.17). */
+export const EXTERNAL_IP_FROM_SUBNET = 'ovn.kubernetes.io/service_external_ip_from_subnet';
+
+/** Service: name, namespace, uid, resourceVersion and, only when it carries EXTERNAL_IP_FROM_SUBNET, that
+ * annotation, spec.ports (port, protocol) and status.loadBalancer.ingress[].ip. A cluster has many Services; the
+ * agent reads a few. */
+export function slimService(s: Service): Service {
+  const m = s.metadata ?? {};
+  const out: Service = { metadata: pick(m, ['name', 'namespace', 'uid', 'resourceVersion'] as const) ?? {} };
+  const from = m.annotations?.[EXTERNAL_IP_FROM_SUBNET];
+  if (from === undefined) return out;
+  out.metadata!.annotations = { [EXTERNAL_IP_FROM_SUBNET]: from };
+  const ports = s.spec?.ports?.map((p) => pick(p, ['port', 'protocol'] as const)!);
+  if (ports) out.spec = { ports };
+  const ingress = s.status?.loadBalancer?.ingress?.filter((i) => typeof i.ip === 'string' && i.ip !== '').map((i) => ({ ip: i.ip! }));
+  if (ingress?.length) out.status = { loadBalancer: { ingress } };
+  return out;
 }

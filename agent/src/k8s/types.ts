@@ -51,6 +51,8 @@ export interface Subnet extends KubeObject {
     vlan?: string;
     logicalGateway?: boolean;
     u2oInterconnection?: boolean;
+    /** LoadBalancer addresses from this subnet get OpenFlow flows on the provider bridge (node/underlay/lb-flows.ts) */
+    enableExternalLBAddress?: boolean;
     disableGatewayCheck?: boolean;
     mtu?: number;
     nodeNetwork?: string;
@@ -64,6 +66,13 @@ export interface Subnet extends KubeObject {
     natOutgoingPolicyRules?: unknown[];
     conditions?: { type?: string; status?: string }[];
   };
+}
+
+/** v1 Service: what the external-LB flows read (slim.ts keeps only the one annotation, the ports and the
+ * LoadBalancer ingress IPs, and nothing of Services without that annotation). */
+export interface Service extends KubeObject {
+  spec?: { ports?: { port?: number; protocol?: string }[] };
+  status?: { loadBalancer?: { ingress?: { ip?: string }[] } };
 }
 
 /** kubeovn.io/v1 IP (cluster-scoped), named `<pod>.<ns>[.<provider>]`. */

@@ -11,7 +11,8 @@ import { KUBEOVN_GROUP, KUBEOVN_VERSION, listOf, listWatchFactory } from '../../
 import { KubeRest } from '../../k8s/rest.ts';
 import type { EventRecorder } from '../../k8s/events.ts';
 import type { NodeApi } from '../../k8s/node-api.ts';
-import type { KubeList, Node, Subnet } from '../../k8s/types.ts';
+import type { KubeList, Node, Service, Subnet } from '../../k8s/types.ts';
+import { EXTERNAL_IP_FROM_SUBNET, slimService } from '../../k8s/slim.ts';
 import { ResilientListWatch, type Log } from '../../k8s/watch.ts';
 import type { Component } from '../../lifecycle.ts';
 import type { PassOutcome, ReconcilerLog } from '../reconciler.ts';
@@ -22,6 +23,8 @@ import { FDB_RESYNC_MS, fdbSpec, wantedKey } from './fdb.ts';
 import { BRIDGE_MAPPINGS } from './reconciler.ts';
 import { Reconciler } from '../reconciler.ts';
 import type { Unixctl } from '../../datapath/ovsdb/unixctl.ts';
+import type { OpenFlow } from '../../datapath/ovsdb/ofctl.ts';
+import { LB_FLOWS_RESYNC_MS, lbFlowsSpec, lbInterfaceEvent, subnetsKey } from './lb-flows.ts';
 import type { ProviderNetwork, Vlan } from './types.ts';
 import { DBusNetworkManager, NmMarks, type NetworkManagerPort } from './network-manager.ts';
 
@@ -47,6 +50,10 @@ export interface UnderlayComponentDeps {
   readonly vswitchd: Unixctl;
   /** NetworkManager on the system bus (default: found as spec §6.5 says) */
   readonly networkManager?: NetworkManagerPort;
+  /** --enable-external-lb-address: a Service watch and the external-LB OpenFlow flows (lb-flows.ts) */
+  readonly externalLbAddress: boolean;
+  /** ovs-ofctl on the bridges' management sockets */
+  readonly openflow: OpenFlow;
 }
 
 export class UnderlayComponent implements Component {
@@ -56,6 +63,8 @@ export class UnderlayComponent implements Component {
   #vlans: ResilientListWatch<Vlan> | undefined;
   #controller: UnderlayController | undefined;
   #fdb: Reconciler<unknown, unknown, unknown> | undefined;
+  #services: ResilientListWatch<Service> | undefined;
+  #lbFlows: Reconciler<unknown, unknown, unknown> | undefined;
   #unsubscribe: (() => void)[] = [];
 
   constructor(d: UnderlayComponentDeps) { this.#d = d; }
@@ -120,13 +129,45 @@ export class UnderlayComponent implements Component {
     // a localnet patch port (re)appearing, e.g. after an OVS restart, which also forgot the entries
     this.#unsubscribe.push(d.vswitch().onInterfaceChange((e) => { if (e.name.startsWith('patch-localnet.')) fdb.trigger('ovsdb'); }));
     fdb.start();
+    if (d.externalLbAddress) this.#startLbFlows(pns, vlans);
+  }
+
+  /** The external-LB flows (lb-flows.ts): a Service watch of its own (only this feature reads Services) and the
+   * reconciler, triggered by Service, Subnet, Vlan and ProviderNetwork events and OVSDB changes of the ports. */
+  #startLbFlows(pns: ResilientListWatch<ProviderNetwork>, vlans: ResilientListWatch<Vlan>): void {
+    const d = this.#d;
+    const rest = new KubeRest(d.kubeConfig());
+    const path = '/api/v1/services';
+    const services = this.#services = new ResilientListWatch<Service>({
+      resource: 'services', idleTimeoutMs: d.watchIdleTimeoutMs, log: d.log, decode: slimService,
+      list: listOf<Service>(rest, path), informer: listWatchFactory<Service>(rest, path, {}, 250, d.watchIdleTimeoutMs),
+    });
+    const lb = this.#lbFlows = new Reconciler(lbFlowsSpec({
+      nodeName: d.nodeName, services: () => services.store.list(), subnets: d.subnets, vlans: () => vlans.store.list(),
+      providerNetworks: () => pns.store.list(), node: d.node, vswitch: d.vswitch, openflow: d.openflow,
+      synced: () => services.health().synced && d.subnetsSynced() && pns.health().synced && vlans.health().synced,
+    }), { resyncMs: LB_FLOWS_RESYNC_MS, log: d.log, ...(d.onPass ? { onPass: d.onPass } : {}) }) as Reconciler<unknown, unknown, unknown>;
+    const kick = (why: string) => () => lb.trigger(why);
+    // slimService keeps the annotation only where it is set: other Services' events are none of ours
+    const annotated = (s: Service | undefined): boolean => s?.metadata?.annotations?.[EXTERNAL_IP_FROM_SUBNET] !== undefined;
+    let subnetsWanted = '\0';
+    const onSubnet = (): void => { const k = subnetsKey(d.subnets()); if (k !== subnetsWanted) { subnetsWanted = k; lb.trigger('subnet'); } };
+    this.#unsubscribe.push(
+      services.store.subscribe((_e, s, old) => { if (annotated(s) || annotated(old)) lb.trigger('service'); }),
+      d.onSubnetChange(onSubnet), vlans.store.subscribe(kick('vlan')), pns.store.subscribe(kick('provider-network')),
+      d.vswitch().onInterfaceChange((e) => { if (lbInterfaceEvent(e, d.vswitch())) lb.trigger('ovsdb'); }),
+    );
+    services.start();
+    void Promise.all([services.waitSynced(), pns.waitSynced(), vlans.waitSynced()]).then(kick('synced'));
+    lb.start();
   }
 
   async stop(): Promise<void> {
     for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#lbFlows?.stop();
     await this.#fdb?.stop();
     await this.#controller?.stop();
-    await Promise.all([this.#pns?.stop(), this.#vlans?.stop()]);
+    await Promise.all([this.#pns?.stop(), this.#vlans?.stop(), this.#services?.stop()]);
   }
 
   ready(): true | string {
@@ -134,7 +175,8 @@ export class UnderlayComponent implements Component {
     if (!c) return 'not started';
     const unsynced = [this.#pns, this.#vlans].filter((w) => w && !w.health().synced).map((w) => w!.resource);
     if (unsynced.length) return `watches not synced: ${unsynced.join(', ')}`;
-    // the u2o FDB entries only spare floods: their failures are logged, never a reason to stop wiring pods
+    // the u2o FDB entries only spare floods, and the external-LB flows concern LoadBalancer traffic, not pods:
+    // their failures (and the Service watch's) are logged, never a reason to stop wiring pods
     return c.ready();
   }
 }
