@@ -5,7 +5,7 @@
 // integration/node/underlay-nm.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Reconciler } from '../../../agent/src/node/reconciler.ts';
@@ -50,7 +50,8 @@ test('the system bus: DBUS_SYSTEM_BUS_ADDRESS first, then the host socket mounte
 
 async function setup(nm: FakeNetworkManager) {
   const node = await makeNode();
-  const dir = mkdtempSync(join(tmpdir(), 'koa-nm-'));
+  // a directory that does not exist yet, as the journal's on a node's first move
+  const dir = join(mkdtempSync(join(tmpdir(), 'koa-nm-')), 'journal');
   const state = { pn: { metadata: { name: 'phys' }, spec: { defaultInterface: NIC } } as ProviderNetwork | undefined, labels: {} as Record<string, string> };
   const r = new Reconciler(underlaySpec({
     pn: 'phys', nodeName: 'n1', netns: NS, netlink: () => node.nl, vswitch: () => node.vs, journal: node.journal,
@@ -62,7 +63,7 @@ async function setup(nm: FakeNetworkManager) {
     randomMac: () => '02:00:00:00:00:01',
     nm: { port: nm, marks: new NmMarks(dir) },
   }), { resyncMs: 0 });
-  return { ...node, r, state, dir, marks: new NmMarks(dir), done: () => rmSync(dir, { recursive: true, force: true }) };
+  return { ...node, r, state, dir, marks: new NmMarks(dir), done: () => rmSync(join(dir, '..'), { recursive: true, force: true }) };
 }
 
 test('a managed NIC is set unmanaged while it still has its addresses, before the move; removal hands it back', async () => {
@@ -105,7 +106,7 @@ test('no NetworkManager, a device it does not know, one already unmanaged, or an
       assert.ok((await s.r.runNow()).ok);
       assert.deepEqual((await linkState(s.nl, 'br-phys')).addrs, before.addrs);
       assert.equal(await s.marks.get('phys'), undefined);
-      assert.deepEqual(readdirSync(s.dir), []);
+      assert.deepEqual(existsSync(s.dir) ? readdirSync(s.dir) : [], []);
       s.state.pn = undefined;
       assert.ok((await s.r.runNow()).ok);
       assert.deepEqual(await linkState(s.nl, NIC), before);

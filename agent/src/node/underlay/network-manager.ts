@@ -12,7 +12,7 @@
 // reconciler sees them on the NIC itself (observed nicAddresses > 0) and moves them, whoever added them.
 
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BUS_NAME, BUS_PATH, DBusConnection, DBusError, socketFromAddress } from '../../datapath/dbus/connection.ts';
 import type { DBusValue, Variant } from '../../datapath/dbus/codec.ts';
@@ -191,7 +191,11 @@ export class NmMarks {
   readonly #dir: string;
   constructor(dir: string) { this.#dir = dir; }
   #file(pn: string): string { return join(this.#dir, `${encodeURIComponent(pn)}.nm-unmanaged`); }
-  async mark(pn: string, nic: string): Promise<void> { await writeFile(this.#file(pn), nic); }
+  async mark(pn: string, nic: string): Promise<void> {
+    // the journal's directory is made on its first write, which comes after this one
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    await writeFile(this.#file(pn), nic);
+  }
   async get(pn: string): Promise<string | undefined> {
     return readFile(this.#file(pn), 'utf8').then((s) => s.trim() || undefined, () => undefined);
   }
