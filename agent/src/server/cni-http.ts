@@ -57,7 +57,7 @@ export interface CniHttpOptions {
 export interface CniHttp {
   handle(req: IncomingMessage, res: ServerResponse): void;
   clientError(err: NodeJS.ErrnoException, socket: Socket): void;
-  /** From now on requests (on connections kept alive) are answered 503 and their connection closed. */
+  /** From now on answers close their connection; a request that still reaches the server is answered 503. */
   startClosing(): void;
 }
 

@@ -138,7 +138,7 @@ export async function startCniServer(opts: CniServerOptions): Promise<CniServer>
         const inFlight = opts.dispatcher.inFlight;
         opts.log.info({ inFlight, drainMs }, 'CNI server stops accepting; draining the calls in flight');
         // new connections are refused at once (the listening socket goes, and Node unlinks its file); idle kept-alive
-        // ones are closed; a request arriving on a busy kept-alive one is answered 503 and its connection closed
+        // ones are closed; busy ones close with their answer (cni-http.ts), so the server's close ends with the calls
         startClosing();
         const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
