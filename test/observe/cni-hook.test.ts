@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Dispatcher } from '../../agent/src/cni/dispatcher.ts';
@@ -65,4 +66,29 @@ test('cniMetricsObserver records commands, results, upstream labels and shim rep
   assert.equal(value(e, `${s}_sum`, { command: 'ADD', result: 'ok' }), 0.04);
   assert.equal(value(e, `${s}_count`, { command: 'DEL', result: 'cni_11' }), 1);
   assert.equal(find(e, `${s}_count`).length, 2, 'the malformed report was dropped');
+});
+
+test('a call whose client leaves before the answer is recorded with the answer it got, once it has one', async () => {
+  const m = createAgentMetrics({ nodeName: 'n1', version: 'v', defaultMetrics: false, sysctls: false });
+  const backend = new FakeBackend({ delayMs: () => 150, fail: (op) => (op === 'add' ? agentError('KOA_TRY_AGAIN', 'not yet') : undefined) });
+  const dir = await tempDir();
+  const sock = join(dir, 'agent.sock');
+  const srv = await startCniServer({ socketPath: sock, dispatcher: new Dispatcher({ backend }), log: quietLog(), observer: cniMetricsObserver(m) });
+  const h = `${NAMESPACE}cni_request_duration_seconds_count`;
+  try {
+    const body = JSON.stringify({ env: cniEnv('ADD'), stdin: SOCK_NC(sock) });
+    const s = connect({ path: sock });
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    s.write(`POST ${CNI_CALL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    while (backend.events.length === 0) await new Promise((r) => setTimeout(r, 5));
+    s.destroy(); // gone while the ADD runs
+    while (find(parseExposition(await m.registry.metrics()), h).length === 0) await new Promise((r) => setTimeout(r, 20));
+    const e = parseExposition(await m.registry.metrics());
+    assert.equal(value(e, h, { command: 'ADD', result: 'cni_11' }), 1);
+    assert.equal(find(e, h).length, 1, 'recorded once, not as ok when the client left');
+  } finally {
+    await srv.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

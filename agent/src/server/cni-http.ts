@@ -111,14 +111,21 @@ export function createCniHttp(o: CniHttpOptions): CniHttp {
     let timer: NodeJS.Timeout | undefined;
     let decoded: { body: unknown } | undefined;
     let answer: RouteAnswer | undefined;
+    let closed = false;
+    // reported once the answer is known and out, or known after its client went away (the call still ran)
+    const report = (): void => {
+      if (!closed || !decoded || !answer || !o.observer?.answered) return;
+      const x: CniExchange = { path, body: decoded.body, status: answer.status, exitStatus: answer.exitStatus, payload: answer.body ?? '',
+        seconds: (performance.now() - t0) / 1000 };
+      decoded = undefined;
+      try { o.observer.answered(x); } catch (err) { o.log.warn({ err }, 'CNI observer failed'); } // metrics must not take the server down
+    };
     res.once('close', () => {
       clearTimeout(timer);
       budget.release(held);
       held = 0;
-      if (decoded && o.observer?.answered) {
-        o.observer.answered({ path, body: decoded.body, status: answer?.status ?? res.statusCode, exitStatus: answer?.exitStatus,
-          payload: answer?.body ?? '', seconds: (performance.now() - t0) / 1000 });
-      }
+      closed = true;
+      report();
     });
     try {
       const kind = bodyKind(req, o.bodyLimit);
@@ -153,6 +160,7 @@ export function createCniHttp(o: CniHttpOptions): CniHttp {
     // while closing, a kept-alive connection is not kept: the server's close waits for it (else it idles until the
     // header deadline)
     send(res, answer, closing);
+    report();
   }
 
   return {
