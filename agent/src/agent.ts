@@ -45,7 +45,7 @@ import { podGcSpec } from './pod/gc.ts';
 import { portContainerPrefix } from './pod/names.ts';
 import { qosSyncSpec } from './pod/qos-sync.ts';
 import { INTEGRATION_BRIDGE } from './pod/plan.ts';
-import type { CniApp, CniServer } from './server/cni-server.ts';
+import type { CniObserver, CniServer } from './server/cni-server.ts';
 import { CniServerComponent, DeleteQueueComponent } from './server/component.ts';
 
 export { instrument } from './observe/instrument.ts';
@@ -82,8 +82,8 @@ export interface Agent {
 }
 
 export interface AgentHooks {
-  /** sees the CNI app before it listens (metrics instrumentation) */
-  onCniApp?: (app: CniApp) => void;
+  /** sees every CNI exchange and may add routes (metrics) */
+  cniObserver?: CniObserver;
   metrics?: AgentMetrics;
   /** the readiness registry behind /readyz (a private one when absent) */
   readiness?: Readiness;
@@ -104,7 +104,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, hooks: AgentHook
   const life = new Lifecycle({ readiness, log });
   let dispatcher: Dispatcher | undefined;
   const getDispatcher = (): Dispatcher => dispatcher!;
-  const cni = new CniServerComponent({ socketPath: cfg.bindSocket, dispatcher: getDispatcher, log, ...(hooks.onCniApp ? { onApp: hooks.onCniApp } : {}) });
+  const cni = new CniServerComponent({ socketPath: cfg.bindSocket, dispatcher: getDispatcher, log, ...(hooks.cniObserver ? { observer: hooks.cniObserver } : {}) });
   let backend: CniBackend;
 
   if (hooks.backend) {

@@ -5,7 +5,7 @@ import type { LevelWithSilent } from 'pino';
 import { parseArgs, startAgent, type Agent, type AgentConfig, type AgentHooks } from './agent.ts';
 import { startObservability, type Observability } from './observe/index.ts';
 import { agentRevision, agentVersion } from './observe/version.ts';
-import { instrumentCniApp } from './observe/cni-hook.ts';
+import { cniMetricsObserver } from './observe/cni-hook.ts';
 import { levelFromVerbosity } from './observe/log.ts';
 import { runInstallCniConfig, wantsInstallCniConfig } from './install-cni-config.ts';
 import { flagsUsage, wantsHelp } from './config/flags-doc.ts';
@@ -67,7 +67,7 @@ export async function runMain(argv: readonly string[], hooks: MainHooks = {}): P
   process.on('SIGINT', () => stop('SIGINT'));
   try {
     agent = await startAgent(cfg, log, {
-      ...hooks, onCniApp: (app) => instrumentCniApp(app, obs.metrics), metrics: obs.metrics, readiness: obs.readiness,
+      ...hooks, cniObserver: cniMetricsObserver(obs.metrics), metrics: obs.metrics, readiness: obs.readiness,
     });
     log.info({ components: agent.components }, 'agent started');
     if (stopping) await agent.stop();

@@ -51,7 +51,7 @@ export async function rssRiseUnderBodies(n = 100, stdinBytes = MAX_STDIN_BYTES -
   try {
     await a.waitFor(/CNI server listening/);
     const pid = a.proc.pid!;
-    // a few small calls first: lazy initialisation (fastify routes, JSON schemas) is not the burst's cost
+    // a few small calls first: lazy initialisation (lazily compiled functions, first-use caches) is not the burst's cost
     for (let i = 0; i < 5; i++) await call(sock, forwardedAdd(sock, 1000 + i, 1024));
     await new Promise((r) => setTimeout(r, 200));
     const idleKb = statusKb(pid, 'VmRSS');

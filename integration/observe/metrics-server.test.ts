@@ -1,4 +1,4 @@
-// The metrics/health server on 127.0.0.1 (ephemeral port) beside the real CNI server (fastify app of
+// The metrics/health server on 127.0.0.1 (ephemeral port) beside the real CNI server (node:http server of
 // agent/src/server/cni-server.ts with the in-memory fake backend) on a real Unix socket: probes through start-up,
 // steady state and shutdown, and /metrics scraped over HTTP after real CNI requests. Loopback only.
 import { test } from 'node:test';
@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startObservability, type Observability } from '../../agent/src/observe/index.ts';
 import { NAMESPACE } from '../../agent/src/observe/metrics.ts';
-import { buildCniApp, CALL_PATH } from '../../agent/src/server/cni-server.ts';
-import { CNI_CALL_PATH, SHIM_METRICS_PATH, instrumentCniApp } from '../../agent/src/observe/cni-hook.ts';
+import { CALL_PATH, startCniServer } from '../../agent/src/server/cni-server.ts';
+import { CNI_CALL_PATH, SHIM_METRICS_PATH, cniMetricsObserver } from '../../agent/src/observe/cni-hook.ts';
 import { isLoopback, startMetricsServer } from '../../agent/src/observe/metrics-server.ts';
 import { Dispatcher } from '../../agent/src/cni/dispatcher.ts';
 import { FakeBackend } from '../../agent/src/cni/fake-backend.ts';
@@ -37,10 +37,8 @@ function http(opts: { port?: number; host?: string; socketPath?: string; method?
 }
 
 async function startCni(socketPath: string, log: Logger, obs: Observability | null, backend = new FakeBackend()) {
-  const app = buildCniApp(new Dispatcher({ backend, log }), log);
-  if (obs) instrumentCniApp(app, obs.metrics);
-  await app.listen({ path: socketPath });
-  return app;
+  const srv = await startCniServer({ socketPath, dispatcher: new Dispatcher({ backend, log }), log, ...(obs ? { observer: cniMetricsObserver(obs.metrics) } : {}) });
+  return { close: () => srv.close() };
 }
 
 const silent = { write: (_s: string): void => {} };
@@ -129,7 +127,7 @@ test('probes through start-up, steady state, a deleted socket file, restart and 
   assert.equal((await get('/livez')).status, 200);
   assert.equal((await get('/readyz')).status, 200);
 
-  // shutdown: the CNI server goes first (socket removed by fastify on close) -> livez fails; then the metrics server
+  // shutdown: the CNI server goes first (socket removed on close) -> livez fails; then the metrics server
   await apps.pop()!.close();
   const live2 = await get('/livez');
   assert.deepEqual([live2.status, live2.body], [503, 'probe failed']);

@@ -255,3 +255,64 @@ test('close() drains: calls in flight finish and are answered; new ones find no 
   }
   await rm(dir, { recursive: true, force: true });
 });
+
+test('close() with a connection kept alive: the answer in flight is sent with `connection: close` and ends the connection; nothing later on it is served', async () => {
+  const dir = await tempDir();
+  const sock = join(dir, 'agent.sock');
+  let started = 0;
+  const d = new Dispatcher({ backend: new FakeBackend({ delayMs: (op) => { if (op === 'add') started++; return op === 'add' ? 200 : 0; } }) });
+  const srv = await startCniServer({ socketPath: sock, dispatcher: d, log: quietLog() });
+  try {
+    const body = JSON.stringify({ env: cniEnv('ADD', { CNI_CONTAINERID: 'koac-ka1' }), stdin: SOCK_NC(sock) });
+    const s = connect({ path: sock });
+    s.on('error', () => undefined);
+    let out = '';
+    s.on('data', (c: Buffer) => { out += c.toString('latin1'); });
+    const ended = new Promise<void>((r) => s.on('close', () => r()));
+    s.write(`POST ${CALL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    while (started < 1) await new Promise((r) => setTimeout(r, 5));
+    const closing = srv.close(5000);
+    const version = JSON.stringify({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' });
+    s.write(`POST ${CALL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${version.length}\r\n\r\n${version}`);
+    await ended;
+    await closing;
+    // the second request was pipelined behind the first, after close() began: the connection ends with the first answer
+    const answers = out.split(/(?=HTTP\/1\.1 )/);
+    assert.equal(answers.length, 1, out);
+    assert.match(answers[0]!, /^HTTP\/1\.1 200 /);
+    assert.match(answers[0]!, /\r\nx-cni-exit-status: 0\r\n/);
+    assert.match(answers[0]!, /\r\nconnection: close\r\n/i);
+  } finally {
+    await srv.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('request bodies: media types, empty, BOM, prototype keys, oversized chunked; each answer says why', async () => {
+  await withServer(async (sock) => {
+    const version = JSON.stringify({ env: { CNI_COMMAND: 'VERSION' }, stdin: '' });
+    const req = (body: string, headers: string) => `POST ${CALL_PATH} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n${headers}\r\n${body}`;
+    const sized = (body: string, ct: string) => req(body, `Content-Type: ${ct}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`);
+    const chunk = (s: string) => `${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`;
+    const cases: [string, string, RegExp, RegExp][] = [
+      ['BOM before JSON', sized(`\ufeff${version}`, 'application/json'), /^HTTP\/1\.1 200 /, /"supportedVersions"/],
+      ['charset parameter', sized(version, 'Application/JSON; charset=utf-8'), /^HTTP\/1\.1 200 /, /"supportedVersions"/],
+      ['chunked JSON', req(chunk(version) + '0\r\n\r\n', 'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n'), /^HTTP\/1\.1 200 /, /"supportedVersions"/],
+      ['empty JSON', sized('', 'application/json'), /^HTTP\/1\.1 400 /, /Body cannot be empty/],
+      ['__proto__ key', sized('{"env":{},"stdin":"","__proto__":{"x":1}}', 'application/json'), /^HTTP\/1\.1 400 /, /Body is not valid JSON/],
+      ['escaped __proto__ key', sized('{"env":{"\\u005f_proto__":{}},"stdin":""}', 'application/json'), /^HTTP\/1\.1 400 /, /Body is not valid JSON/],
+      ['constructor.prototype', sized('{"env":{},"stdin":"","constructor":{"prototype":{}}}', 'application/json'), /^HTTP\/1\.1 400 /, /Body is not valid JSON/],
+      ['text/plain', sized('env=1', 'text/plain'), /^HTTP\/1\.1 400 /, /expected \{\\"env\\"/],
+      ['form', sized('env=1', 'application/x-www-form-urlencoded'), /^HTTP\/1\.1 400 /, /content-type must be application\/json/],
+      ['no content-type', req('{}', 'Content-Length: 2\r\n'), /^HTTP\/1\.1 400 /, /content-type must be application\/json/],
+      ['oversized chunked', req(chunk('x'.repeat(1024 * 1024)) + chunk('x'.repeat(1024 * 1024)) + chunk('x') + '0\r\n\r\n',
+        'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n'), /^HTTP\/1\.1 413 /, /"code":5,.*exceeds the limit of 2097152 bytes/],
+    ];
+    for (const [what, bytes, status, body] of cases) {
+      const out = await raw(sock, bytes);
+      assert.match(out, status, `${what}: ${out}`);
+      assert.match(out, /\r\nx-cni-exit-status: [01]\r\n/, what);
+      assert.match(out, body, `${what}: ${out}`);
+    }
+  });
+});

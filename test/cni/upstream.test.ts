@@ -1,12 +1,14 @@
 // The upstream kube-ovn protocol: exact CniRequest in, exact CniResponse shape out (spec §1.6, §2.3, §2.4).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Dispatcher } from '../../agent/src/cni/dispatcher.ts';
 import { FakeBackend } from '../../agent/src/cni/fake-backend.ts';
 import { handleUpstream, networkOf, parseUpstreamRequest, toUpstreamResponse } from '../../agent/src/cni/upstream.ts';
-import { buildCniApp } from '../../agent/src/server/cni-server.ts';
+import { startCniServer } from '../../agent/src/server/cni-server.ts';
 import { AgentError, agentError, ERRORS, toAgentError } from '../../agent/src/errors.ts';
-import { quietLog } from './helpers.ts';
+import { post, quietLog, raw, tempDir } from './helpers.ts';
 
 /** A request exactly as the upstream kube-ovn CNI binary sends it for ADD (all fields, Go zero values). */
 const upstreamAdd = {
@@ -95,21 +97,28 @@ test('upstream request mapping keeps provider, routes, dns and device keys', () 
   assert.deepEqual(toUpstreamResponse({}), { ips: [], mac_address: '', routes: null, mtu: 0, nicname: '', dns: {}, error: '' });
 });
 
-test('routes over HTTP (inject): /api/v1/add 200, /api/v1/del 204 with an empty body, bad JSON 400', async () => {
-  const app = buildCniApp(new Dispatcher({ backend: new FakeBackend() }), quietLog());
-  const add = await app.inject({ method: 'POST', url: '/api/v1/add', payload: upstreamAdd });
-  assert.equal(add.statusCode, 200);
-  assert.match(add.headers['content-type'] as string, /application\/json/);
-  assert.equal(JSON.parse(add.body).nicname, 'eth0');
-  const del = await app.inject({ method: 'POST', url: '/api/v1/del', payload: upstreamAdd });
-  assert.equal(del.statusCode, 204);
-  assert.equal(del.body, '');
-  const bad = await app.inject({ method: 'POST', url: '/api/v1/add', headers: { 'content-type': 'application/json' }, payload: '{"pod_name":' });
-  assert.equal(bad.statusCode, 400);
-  assert.match(JSON.parse(bad.body).error, /cannot decode request body/);
-  const nf = await app.inject({ method: 'GET', url: '/api/v1/add' });
-  assert.equal(nf.statusCode, 404);
-  await app.close();
+test('routes over HTTP (a real socket): /api/v1/add 200, /api/v1/del 204 with an empty body, bad JSON 400', async () => {
+  const dir = await tempDir();
+  const sock = join(dir, 'agent.sock');
+  const srv = await startCniServer({ socketPath: sock, dispatcher: new Dispatcher({ backend: new FakeBackend() }), log: quietLog() });
+  try {
+    const add = await post(sock, '/api/v1/add', JSON.stringify(upstreamAdd));
+    assert.equal(add.status, 200);
+    assert.match(add.headers['content-type'] as string, /application\/json/);
+    assert.equal(JSON.parse(add.body).nicname, 'eth0');
+    const del = await post(sock, '/api/v1/del', JSON.stringify(upstreamAdd));
+    assert.equal(del.status, 204);
+    assert.equal(del.body, '');
+    assert.equal(del.headers['content-type'], undefined);
+    const bad = await post(sock, '/api/v1/add', '{"pod_name":');
+    assert.equal(bad.status, 400);
+    assert.match(JSON.parse(bad.body).error, /cannot decode request body/);
+    const nf = await raw(sock, 'GET /api/v1/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.match(nf, /^HTTP\/1\.1 404 /);
+  } finally {
+    await srv.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('errors carry their HTTP status and retryability from the one table; a validation RangeError is not internal', () => {

@@ -66,3 +66,11 @@ test('the stub for client-node\'s undici and SOCKS imports refuses to build a co
   }
   assert.throws(() => stub.SocksClient.createConnection(), /SocksClient \(a socks proxy-url\) is not available/);
 });
+
+test('the agent bundle holds no fastify module: the CNI server is node:http (README "Memory")', async () => {
+  const r = await build({ ...bundleOptions, absWorkingDir: ROOT, write: false, sourcemap: false, metafile: true, outfile: '/tmp/koa-bundle-test.mjs' });
+  const inputs = Object.keys(r.metafile!.inputs);
+  const framework = /node_modules\/(fastify|@fastify\/[^/]+|ajv|ajv-formats|avvio|find-my-way|light-my-request|fast-json-stringify|fast-uri|fast-querystring|ret|safe-regex2|secure-json-parse|toad-cache|json-schema-ref-resolver|rfdc|abstract-logging|fastq)\//;
+  assert.deepEqual(inputs.filter((f) => framework.test(f)), []);
+  assert.ok(inputs.some((f) => f.endsWith('agent/src/server/cni-http.ts')), 'the CNI server\'s own router is in');
+});

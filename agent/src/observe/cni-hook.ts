@@ -1,34 +1,24 @@
-// Instruments the CNI server (fastify on the Unix socket) from the outside: request durations into both the
-// upstream `cni_op_latency_seconds` and `kube_ovn_agent_cni_request_duration_seconds`, plus the shim-observed
-// times. Call `instrumentCniApp(app, metrics)` on the app before it listens (fastify refuses hooks after ready).
+// Instruments the CNI server from the outside: request durations into both the upstream `cni_op_latency_seconds`
+// and `kube_ovn_agent_cni_request_duration_seconds`, plus the shim-observed times. `cniMetricsObserver(metrics)` is
+// the server's observer (cni-http.ts CniObserver), wired by the composition root.
 //
 // Shim-observed time arrives two ways (see README "Metrics, health and logs"):
 //  - `shim_prev` in the forwarded call's body: {command, ms, result} (or an array of them) describing an earlier
 //    invocation of the CNI executable;
 //  - a side call `POST /cni/v1/shim-metrics` with the same object (or array), answered 204.
 
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { CniExchange, CniObserver } from '../server/cni-http.ts';
 import type { AgentMetrics } from './metrics.ts';
 
 /** The own protocol's call route (kept equal to cni-server.ts CALL_PATH; a test checks it). */
 export const CNI_CALL_PATH = '/cni/v1/call';
 export const SHIM_METRICS_PATH = '/cni/v1/shim-metrics';
 const UPSTREAM_ROUTES: Readonly<Record<string, 'ADD' | 'DEL'>> = { '/api/v1/add': 'ADD', '/api/v1/del': 'DEL' };
-const EXIT_HEADER = 'x-cni-exit-status';
 const MAX_REPORTS_PER_REQUEST = 16;
 
-// The hooks only need these members; typed loosely so any fastify generic instantiation fits.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyFastify = FastifyInstance<any, any, any, any, any>;
-
-interface CallState { command: string; result: string }
-const STATE = Symbol('koaCniMetrics');
-type Req = FastifyRequest & { [STATE]?: CallState };
-
-function commandOf(req: FastifyRequest): string | null {
-  const path = req.routeOptions.url ?? req.url;
+function commandOf(path: string, body: unknown): string | null {
   if (path === CNI_CALL_PATH) {
-    const env = (req.body as { env?: { CNI_COMMAND?: unknown } } | undefined)?.env;
+    const env = (body as { env?: { CNI_COMMAND?: unknown } } | undefined)?.env;
     return typeof env?.CNI_COMMAND === 'string' ? env.CNI_COMMAND : 'other';
   }
   return UPSTREAM_ROUTES[path] ?? null;
@@ -59,31 +49,21 @@ function recordShim(metrics: AgentMetrics, x: unknown): number {
   return n;
 }
 
-export function instrumentCniApp(app: AnyFastify, metrics: AgentMetrics): void {
-  app.addHook('preHandler', async (req: Req) => {
-    const command = commandOf(req);
-    if (command === null) return;
-    req[STATE] = { command: command.toUpperCase(), result: 'error' };
-    const prev = (req.body as { shim_prev?: unknown } | undefined)?.shim_prev;
-    if (prev !== undefined) recordShim(metrics, prev);
-  });
-  app.addHook('onSend', async (req: Req, reply: FastifyReply, payload: unknown) => {
-    const st = req[STATE];
-    if (st) {
-      const exit = reply.getHeader(EXIT_HEADER);
-      st.result = resultFromPayload(exit === undefined ? undefined : String(exit), reply.statusCode, payload);
-    }
-    return payload;
-  });
-  app.addHook('onResponse', async (req: Req, reply: FastifyReply) => {
-    const st = req[STATE];
-    if (!st) return;
-    const seconds = reply.elapsedTime / 1000;
-    const upstreamMethod = st.command === 'ADD' ? '/api/v1/add' : st.command === 'DEL' ? '/api/v1/del' : null;
-    metrics.observeCni(st.command, st.result, seconds, upstreamMethod, upstreamStatus(st.command, st.result, reply.statusCode));
-  });
-  app.post(SHIM_METRICS_PATH, async (req: FastifyRequest, reply: FastifyReply) => {
-    const n = recordShim(metrics, req.body);
-    return n > 0 ? reply.code(204).send() : reply.code(400).send({ error: 'expected {"command","ms","result"} or an array of them' });
-  });
+export function cniMetricsObserver(metrics: AgentMetrics): CniObserver {
+  return {
+    routes: {
+      [SHIM_METRICS_PATH]: (body) => (recordShim(metrics, body) > 0 ? { status: 204, body: null }
+        : { status: 400, body: JSON.stringify({ error: 'expected {"command","ms","result"} or an array of them' }) }),
+    },
+    answered(x: CniExchange) {
+      const raw = commandOf(x.path, x.body);
+      if (raw === null) return;
+      const command = raw.toUpperCase();
+      const prev = (x.body as { shim_prev?: unknown } | undefined)?.shim_prev;
+      if (prev !== undefined) recordShim(metrics, prev);
+      const result = resultFromPayload(x.exitStatus, x.status, x.payload);
+      const upstreamMethod = command === 'ADD' ? '/api/v1/add' : command === 'DEL' ? '/api/v1/del' : null;
+      metrics.observeCni(command, result, x.seconds, upstreamMethod, upstreamStatus(command, result, x.status));
+    },
+  };
 }

@@ -1,26 +1,22 @@
-// The agent's CNI server: fastify on the Unix socket, speaking two protocols.
+// The agent's CNI server: node:http on the Unix socket, speaking two protocols (routes and bodies: cni-http.ts).
 //   POST /cni/v1/call   the project's own: body {env: {CNI_*...}, stdin: "..."} as forwarded by cni-shim/kube-ovn;
 //                       answer 200 with the bytes the shim must print and header `x-cni-exit-status` (0 or 1).
 //   POST /api/v1/add    the upstream kube-ovn protocol (CniRequest -> CniResponse), see agent/src/cni/upstream.ts.
 //   POST /api/v1/del
 // Socket hygiene: the directory is created 0700 when we create it, the socket is chmod 0600, a stale socket left
 // by a crashed agent is removed, but start-up is refused when a live agent still answers on it.
+import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { chmod, lstat, mkdir, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import Fastify, { LogController, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { agentError, AgentError } from '../errors.ts';
-import { encodeError } from '../cni/codec.ts';
+import { agentError } from '../errors.ts';
 import type { Dispatcher } from '../cni/dispatcher.ts';
-import { sniffVersion } from '../cni/netconf.ts';
-import { handleUpstream } from '../cni/upstream.ts';
-import { LATEST_VERSION, type CallOutcome, type ForwardedCall } from '../cni/types.ts';
-import { ByteBudget } from '../limits.ts';
+import type { ForwardedCall } from '../cni/types.ts';
+import { createCniHttp, type CniObserver } from './cni-http.ts';
 import { installReadDeadlines, SWEEP_DISABLED_MS } from './read-deadline.ts';
 
-export const CALL_PATH = '/cni/v1/call';
-export const EXIT_HEADER = 'x-cni-exit-status';
+export { CALL_PATH, EXIT_HEADER, type CniExchange, type CniObserver } from './cni-http.ts';
 /** Forwarded stdin is bounded to 1 MiB by the shim; JSON escaping grows a netconf by its quotes, so 2 MiB. */
 export const BODY_LIMIT = 2 * 1024 * 1024;
 /** Bytes of request bodies held at once (raw, decoded and parsed: a few times this): 100 clients sending 1 MiB
@@ -42,14 +38,12 @@ export interface CniServerOptions {
   bodyBudget?: number;
   /** bound of receiving a body once its budget is granted (default 30 s) */
   receiveMs?: number;
-  /** Called with the app before it listens (fastify refuses hooks later): e.g. metrics instrumentation. */
-  onApp?: (app: CniApp) => void;
+  /** Sees every exchange and may add routes: metrics (observe/cni-hook.ts). */
+  observer?: CniObserver;
 }
 
-export type CniApp = ReturnType<typeof buildCniApp>;
-
 export interface CniServer {
-  app: CniApp;
+  readonly server: Server;
   socketPath: string;
   /**
    * Stops accepting at once (new calls see no server: the shim answers code 11, and queues DELs), lets the calls in
@@ -105,116 +99,49 @@ export async function prepareSocketPath(path: string, log?: Logger): Promise<voi
   await unlink(path).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
 }
 
-function replyCall(reply: FastifyReply, out: CallOutcome, status = 200): FastifyReply {
-  return reply.code(status).header(EXIT_HEADER, String(out.exitCode)).type('application/json; charset=utf-8').send(out.stdout);
-}
+/** Kept-alive connections idle this long are closed (as with fastify before: `Keep-Alive: timeout=72`). */
+const KEEP_ALIVE_MS = 72_000;
 
-
-/** Builds the fastify app (not listening); exported so tests can use inject(). */
-export function buildCniApp(dispatcher: Dispatcher, log: Logger, bodyLimit = BODY_LIMIT, bodyBudget = BODY_BUDGET, receiveMs = RECEIVE_MS) {
-  const budget = new ByteBudget(bodyBudget);
-  const app = Fastify({
-    loggerInstance: log,
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit,
-    // read deadlines are per-connection timers, not Node's periodic sweep (read-deadline.ts): 3 s for the headers, as
-    // upstream's ReadHeaderTimeout. The body's bound (RECEIVE_MS) starts once its budget is granted (below): a request
-    // waiting for the budget has not started sending its body, and a deadline counted from its headers reset it
-    // (Node's requestTimeout answered 408 to 68 of 100 simultaneous 1 MiB calls on a loaded machine)
-    http: { connectionsCheckingInterval: SWEEP_DISABLED_MS },
-    return503OnClosing: true,
+/** Builds the HTTP server (not listening) and its closing switch. */
+function buildCniServer(opts: Omit<CniServerOptions, 'socketPath'>): { server: Server; startClosing(): void } {
+  const http = createCniHttp({
+    dispatcher: opts.dispatcher, log: opts.log, bodyLimit: opts.bodyLimit ?? BODY_LIMIT, bodyBudget: opts.bodyBudget ?? BODY_BUDGET,
+    receiveMs: opts.receiveMs ?? RECEIVE_MS, validate: parseForwardedCall, ...(opts.observer ? { observer: opts.observer } : {}),
   });
-  installReadDeadlines(app.server, { headersMs: 3000 });
-
-  // Take the body's size from the budget before the body is read; give it back once answered (or aborted). A body
-  // of unknown size (chunked) counts as the limit. Oversized bodies are refused by fastify without taking anything.
-  const held = new WeakMap<FastifyRequest, number>();
-  const giveBack = (req: FastifyRequest): void => {
-    const n = held.get(req);
-    if (n === undefined) return;
-    held.delete(req);
-    budget.release(n);
-  };
-  // receiving the body (once its budget is granted) is bounded; the handler's time is bounded by the backend
-  const receiving = new WeakMap<FastifyRequest, NodeJS.Timeout>();
-  const received = (req: FastifyRequest): void => { clearTimeout(receiving.get(req)); receiving.delete(req); };
-  app.addHook('onRequest', async (req) => {
-    const len = Number(req.headers['content-length'] ?? bodyLimit);
-    if (len <= bodyLimit) {
-      const n = await budget.acquire(Math.max(len, 1024));
-      // the client may have gone while it waited: nothing will answer it, so nothing would give the bytes back
-      if (req.raw.destroyed || req.raw.socket?.destroyed) { budget.release(n); throw agentError('KOA_IO', 'client went away while waiting'); }
-      held.set(req, n);
-    }
-    receiving.set(req, setTimeout(() => {
-      log.warn({ url: req.url, ms: receiveMs }, 'request body not received in time; closing the connection');
-      received(req);
-      giveBack(req);
-      req.raw.destroy();
-    }, receiveMs));
-  });
-  app.addHook('preHandler', async (req) => received(req));
-  app.addHook('onResponse', async (req) => { received(req); giveBack(req); });
-  app.addHook('onRequestAbort', async (req) => { received(req); giveBack(req); });
-
-  app.post(CALL_PATH, async (req, reply) => {
-    const call = parseForwardedCall(req.body);
-    return replyCall(reply, await dispatcher.call(call));
-  });
-
-  app.post('/api/v1/add', async (req, reply) => {
-    const r = await handleUpstream(dispatcher, 'ADD', req.body);
-    return reply.code(r.status).send(r.body);
-  });
-
-  app.post('/api/v1/del', async (req, reply) => {
-    const r = await handleUpstream(dispatcher, 'DEL', req.body);
-    if (r.status === 204) return reply.code(204).send();
-    return reply.code(r.status).send(r.body);
-  });
-
-  app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send({ error: `no route ${req.method} ${req.url}; use POST ${CALL_PATH}, /api/v1/add or /api/v1/del` });
-  });
-
-  app.setErrorHandler((err: FastifyError | AgentError, req: FastifyRequest, reply: FastifyReply) => {
-    let e: AgentError;
-    if (err instanceof AgentError) e = err;
-    else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = agentError('KOA_TOO_LARGE', Number(req.headers['content-length']) || 0, bodyLimit);
-    else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') e = agentError('KOA_BAD_JSON', 'request', 'content-type must be application/json');
-    else if (err.code?.startsWith('FST_ERR_CTP') || (err.statusCode ?? 500) < 500) e = agentError('KOA_BAD_JSON', 'request body', err.message);
-    else { e = agentError('KOA_INTERNAL', err.message); log.error({ err, url: req.url }, 'CNI server error'); }
-    // the table decides; a forwarded call whose body is fine but whose CNI call failed never gets here (it is a 200)
-    const status = e.httpStatus === 503 ? 500 : e.httpStatus;
-    if (req.url === CALL_PATH) {
-      const version = typeof (req.body as { stdin?: unknown } | undefined)?.stdin === 'string'
-        ? sniffVersion((req.body as { stdin: string }).stdin) ?? LATEST_VERSION : LATEST_VERSION;
-      return replyCall(reply, { stdout: JSON.stringify(encodeError(e, version)), exitCode: 1 }, status);
-    }
-    return reply.code(status).send({ ips: null, mac_address: '', routes: null, mtu: 0, nicname: '', dns: {}, error: e.message });
-  });
-
-  return app;
+  // read deadlines are per-connection timers, not Node's periodic sweep (read-deadline.ts): 3 s for the headers, as
+  // upstream's ReadHeaderTimeout. The body's bound (RECEIVE_MS) starts once its budget is granted (cni-http.ts): a
+  // request waiting for the budget has not started sending its body, and a deadline counted from its headers reset
+  // it (Node's requestTimeout answered 408 to 68 of 100 simultaneous 1 MiB calls on a loaded machine)
+  const server = createServer({ connectionsCheckingInterval: SWEEP_DISABLED_MS, requestTimeout: 0, keepAliveTimeout: KEEP_ALIVE_MS }, http.handle);
+  server.on('clientError', http.clientError);
+  installReadDeadlines(server, { headersMs: 3000 });
+  return { server, startClosing: http.startClosing };
 }
 
 /** Prepares the socket path, listens, sets the socket mode to 0600. */
 export async function startCniServer(opts: CniServerOptions): Promise<CniServer> {
   await prepareSocketPath(opts.socketPath, opts.log);
-  const app = buildCniApp(opts.dispatcher, opts.log, opts.bodyLimit, opts.bodyBudget, opts.receiveMs);
-  opts.onApp?.(app);
-  await app.listen({ path: opts.socketPath });
+  const { server, startClosing } = buildCniServer(opts);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.socketPath, () => { server.off('error', reject); resolve(); });
+  });
   await chmod(opts.socketPath, 0o600);
   const ino = (await lstat(opts.socketPath)).ino;
   opts.log.info({ socket: opts.socketPath }, 'CNI server listening');
   let closing: Promise<void> | undefined;
   return {
-    app,
+    server,
     socketPath: opts.socketPath,
     async close(drainMs = DEFAULT_DRAIN_MS) {
       closing ??= (async () => {
         const inFlight = opts.dispatcher.inFlight;
         opts.log.info({ inFlight, drainMs }, 'CNI server stops accepting; draining the calls in flight');
-        const closed = app.close();
+        // new connections are refused at once (the listening socket goes, and Node unlinks its file); idle kept-alive
+        // ones are closed; busy ones close with their answer (cni-http.ts), so the server's close ends with the calls
+        startClosing();
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections();
         let timer: NodeJS.Timeout | undefined;
         const drained = await Promise.race([closed.then(() => true), new Promise<false>((r) => { timer = setTimeout(() => r(false), drainMs); })]);
         clearTimeout(timer);

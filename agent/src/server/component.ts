@@ -5,14 +5,14 @@ import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Dispatcher } from '../cni/dispatcher.ts';
 import type { Component } from '../lifecycle.ts';
-import { drainDeleteQueue, startCniServer, type CniApp, type CniServer } from './cni-server.ts';
+import { drainDeleteQueue, startCniServer, type CniObserver, type CniServer } from './cni-server.ts';
 
 export class CniServerComponent implements Component {
   readonly name = 'cni-server';
   #server: CniServer | undefined;
-  readonly #o: { socketPath: string; dispatcher: () => Dispatcher; log: Logger; onApp?: (app: CniApp) => void; drainMs?: number };
+  readonly #o: { socketPath: string; dispatcher: () => Dispatcher; log: Logger; observer?: CniObserver; drainMs?: number };
 
-  constructor(o: { socketPath: string; dispatcher: () => Dispatcher; log: Logger; onApp?: (app: CniApp) => void; drainMs?: number }) {
+  constructor(o: { socketPath: string; dispatcher: () => Dispatcher; log: Logger; observer?: CniObserver; drainMs?: number }) {
     this.#o = o;
   }
 
@@ -24,7 +24,7 @@ export class CniServerComponent implements Component {
   async start(): Promise<void> {
     this.#server = await startCniServer({
       socketPath: this.#o.socketPath, dispatcher: this.#o.dispatcher(), log: this.#o.log,
-      ...(this.#o.onApp ? { onApp: this.#o.onApp } : {}),
+      ...(this.#o.observer ? { observer: this.#o.observer } : {}),
     });
   }
 
