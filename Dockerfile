@@ -28,21 +28,33 @@ RUN npm run build:shim \
  && npm run build:agent \
  && CNI_PLUGINS_DIR=/usr/lib/cni bash scripts/image-rootfs.sh /rootfs
 
+# ---- ofctl: Debian's ovs-ofctl, for the runtime stage to copy (the package's python3 and OVS scripts stay here) ----
+# A stage of its own, so adding it left the build stage's cached layers (npm ci) alone.
+FROM debian:12 AS ofctl
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openvswitch-common \
+ && rm -rf /var/lib/apt/lists/* \
+ && ovs-ofctl --version
+
 # ---- runtime: only what the agent runs at run time ----
 FROM debian:12-slim
-# iptables/ipset: the agent's batched iptables-restore / ipset restore and iptables-wrapper; nothing else is run.
-# Not installed, because nothing here uses them: iproute2 and ethtool (links, addresses, routes and offloads go
-# through netlink and SIOCETHTOOL in the addon), ca-certificates (Node has its own CA store, and the API server's CA
-# is the service account's ca.crt or the kubeconfig's), OVS userland (the agent speaks OVSDB natively).
+# iptables/ipset: the agent's batched iptables-restore / ipset restore and iptables-wrapper. ovs-ofctl (copied from
+# the ofctl stage, with the libraries it links: libssl3 libcap-ng0 libnuma1 libxdp1 libbpf1 libunbound8, which pull
+# libelf1 libevent-2.1-7) for the underlay LB-flows reconciler's OpenFlow on `<ovs rundir>/<bridge>.mgmt`; nothing
+# else is run. Not installed, because nothing here uses them: iproute2 and ethtool (links, addresses, routes and
+# offloads go through netlink and SIOCETHTOOL in the addon), ca-certificates (Node has its own CA store, and the API
+# server's CA is the service account's ca.crt or the kubeconfig's), the rest of OVS userland (OVSDB is spoken
+# natively; no daemons, ovs-vsctl/ovs-appctl or python3).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      iptables ipset \
+      iptables ipset libssl3 libcap-ng0 libnuma1 libxdp1 libbpf1 libunbound8 \
  && rm -rf /var/lib/apt/lists/*
+COPY --from=ofctl /usr/bin/ovs-ofctl /usr/bin/ovs-ofctl
 COPY --from=build /rootfs/ /
 # the tree's /usr/sbin/iptables* links to iptables-wrapper, made again in case COPY kept Debian's alternatives links
 RUN for c in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do \
       ln -sfn iptables-wrapper "/usr/sbin/$c"; \
-    done && iptables-legacy -V && iptables-nft -V
+    done && iptables-legacy -V && iptables-nft -V && ovs-ofctl --version
 WORKDIR /kube-ovn
 # the DaemonSet runs `bash /kube-ovn/start-cniserver.sh <flags>` (and the init container /kube-ovn/install-cni.sh)
 CMD ["bash", "/kube-ovn/start-cniserver.sh"]

@@ -17,9 +17,15 @@ export interface Containerd {
   readonly address: string;
   /** `ctr` with this containerd's address and namespace */
   ctr(args: string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string }>;
-  /** runs argv in a new container of `image` (removed afterwards); never rejects: the exit code is returned */
-  runIn(image: string, argv: string[], env?: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** runs argv in a new container of `image` (removed afterwards); never rejects: the exit code is returned.
+   *  `binds`: host directories bind-mounted (read-write) at container paths; `input`: the program's stdin (then its end) */
+  runIn(image: string, argv: string[], env?: Record<string, string>, opts?: RunInOptions): Promise<{ code: number; stdout: string; stderr: string }>;
   stop(): Promise<void>;
+}
+
+export interface RunInOptions {
+  binds?: readonly { src: string; dst: string }[];
+  input?: string;
 }
 
 export async function startContainerd(dir: string): Promise<Containerd> {
@@ -81,11 +87,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
     }
   }
 
-  const runIn = async (image: string, argv: string[], env: Record<string, string> = {}) => {
+  const runIn = async (image: string, argv: string[], env: Record<string, string> = {}, opts: RunInOptions = {}) => {
     const id = `koaim-${process.pid}-${++seq}`;
     const envArgs = Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]);
+    const mountArgs = (opts.binds ?? []).flatMap((b) => ['--mount', `type=bind,src=${b.src},dst=${b.dst},options=rbind:rw`]);
+    // `ctr run` copies its stdin to the container but never closes the container's end (a reader of `-` waits
+    // forever), so the input goes through a pipe made inside the container by the image's sh, argv unchanged after it
+    const cmd = opts.input === undefined ? argv : ['sh', '-c', 'printf "%s" "$0" | "$@"', opts.input, ...argv];
     try {
-      const r = await ctr(['run', '--rm', '--runc-root', join(dir, 'runc'), ...envArgs, image, id, ...argv]);
+      const r = await ctr(['run', '--rm', '--runc-root', join(dir, 'runc'), ...envArgs, ...mountArgs, image, id, ...cmd]);
       return { code: 0, stdout: r.stdout, stderr: r.stderr };
     } catch (e) {
       const err = e as { code?: number | string; stdout?: string; stderr?: string };

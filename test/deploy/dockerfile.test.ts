@@ -1,6 +1,6 @@
 // The Dockerfile cannot be built here (no Docker engine), so its wiring is checked against the repository: the
-// build stage runs the npm scripts that exist and scripts/image-rootfs.sh, the runtime stage copies that tree and
-// installs only run-time packages, .dockerignore keeps host builds out, and the layer before `npm ci` has what the
+// build stage runs the npm scripts that exist and scripts/image-rootfs.sh, the ofctl stage only gets ovs-ofctl from
+// Debian, the runtime stage copies that tree and that one program and installs only run-time packages, .dockerignore keeps host builds out, and the layer before `npm ci` has what the
 // install script needs. (integration/image/ tests the tree itself; the same sequence was run from a clean
 // `git archive` by hand: npm ci 15 s, then build:shim, build:agent, image-rootfs.sh.)
 import { describe, it } from 'node:test';
@@ -23,8 +23,14 @@ const aptPackages = (lines: string[]) => lines.filter((l) => l.startsWith('RUN')
   .flatMap((l) => l.slice(l.indexOf('apt-get install')).split('&&')[0]!.split(/\s+/).slice(2).filter((w) => w !== '' && !w.startsWith('-') && w !== 'DEBIAN_FRONTEND=noninteractive'));
 
 describe('Dockerfile', () => {
-  it('two stages: debian:12 build, debian:12-slim runtime', () => {
-    assert.deepEqual(stages.map((s) => s.from), ['FROM debian:12 AS build', 'FROM debian:12-slim']);
+  it('three stages: debian:12 build, debian:12 ofctl, debian:12-slim runtime', () => {
+    assert.deepEqual(stages.map((s) => s.from), ['FROM debian:12 AS build', 'FROM debian:12 AS ofctl', 'FROM debian:12-slim']);
+  });
+
+  it('ofctl stage: openvswitch-common only, for the runtime stage to copy ovs-ofctl from', () => {
+    const o = stages[1]!.lines;
+    assert.deepEqual(aptPackages(o), ['openvswitch-common']);
+    assert.ok(o.some((l) => l.startsWith('RUN') && l.includes('ovs-ofctl --version')));
   });
 
   it('build stage: toolchain, npm ci on a minimal layer, the repo\'s npm scripts, image-rootfs.sh', () => {
@@ -52,10 +58,14 @@ describe('Dockerfile', () => {
   });
 
   it('runtime stage: run-time packages only, the assembled tree, the upstream entry point', () => {
-    const r = stages[1]!.lines;
+    const r = stages[2]!.lines;
     const apt = aptPackages(r);
-    // only what the agent and the image's scripts run (iptables-restore, ipset, iptables-wrapper's iptables-*)
-    assert.deepEqual(apt.sort(), ['ipset', 'iptables']);
+    // only what the agent and the image's scripts run (iptables-restore, ipset, iptables-wrapper's iptables-*) and
+    // the libraries ovs-ofctl links (integration/image/build.test.ts checks them against the binary's NEEDED list)
+    assert.deepEqual(apt.sort(), ['ipset', 'iptables', 'libbpf1', 'libcap-ng0', 'libnuma1', 'libssl3', 'libunbound8', 'libxdp1']);
+    for (const p of ['openvswitch-common', 'openvswitch-switch', 'python3']) assert.equal(apt.includes(p), false, `${p} not at run time`);
+    // of OVS only ovs-ofctl (the underlay LB-flows reconciler's OpenFlow), copied from the ofctl stage
+    assert.deepEqual(r.filter((l) => l.startsWith('COPY --from=ofctl')), ['COPY --from=ofctl /usr/bin/ovs-ofctl /usr/bin/ovs-ofctl']);
     for (const p of ['build-essential', 'nodejs', 'npm', 'python3', 'gcc', 'make']) assert.equal(apt.includes(p), false, `${p} not at run time`);
     assert.ok(r.includes('COPY --from=build /rootfs/ /'));
     assert.ok(r.some((l) => l.startsWith('RUN') && l.includes('--no-install-recommends') && l.includes('rm -rf /var/lib/apt/lists/*')));
