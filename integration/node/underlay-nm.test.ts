@@ -123,14 +123,14 @@ test('NetworkManager manages the NIC: the reconciler sets it unmanaged before th
   };
   await settle();
   assert.equal(await nm.deviceProp(NIC, 'Managed'), false);
-  assert.equal(await new NmMarks(dir).get('phys'), NIC);
+  assert.deepEqual(await new NmMarks(dir).list('phys'), [NIC]);
   assert.deepEqual(await routes(bed.node, 'br-phys', NIC), beforeRoutes);
   assert.match(nm.log(), /audit: op="device-managed" interface="eth1" .*args="false".*result="success"/);
 
   state.pn = undefined;
   await settle();
   assert.equal(await nm.deviceProp(NIC, 'Managed'), true);
-  assert.equal(await new NmMarks(dir).get('phys'), undefined);
+  assert.deepEqual(await new NmMarks(dir).list('phys'), []);
   assert.deepEqual(await routes(bed.node, NIC), beforeRoutes);
   await waitFor('eth1 as it was', async () => (await detailed(bed.node, NIC)) === beforeDetail, 30_000, 200)
     .catch(async () => assert.equal(await detailed(bed.node, NIC), beforeDetail));

@@ -10,7 +10,7 @@ import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { HEADERS_TIMEOUT_MS, KubeApiError, KubeRest, type WatchEvent } from '../../agent/src/k8s/rest.ts';
+import { CALL_TIMEOUT_MS, ERROR_BODY_MS, HEADERS_TIMEOUT_MS, KubeApiError, KubeRest, type WatchEvent } from '../../agent/src/k8s/rest.ts';
 
 const tls = (() => {
   const dir = mkdtempSync(join(tmpdir(), 'koak-tls-'));
@@ -130,6 +130,61 @@ describe('KubeRest.call over node:https', () => {
         assert.equal(state.outcome, 'pending', 'not before the timeout');
         mock.timers.tick(1);
         await assert.rejects(calling, (e: Error) => e.name === 'TimeoutError' && /no response headers within 60000 ms/.test(e.message));
+      } finally {
+        mock.timers.reset();
+      }
+    });
+  });
+
+  it('an answer whose body stalls: the call fails after CALL_TIMEOUT_MS instead of waiting forever', async () => {
+    let arrived!: () => void;
+    const reached = new Promise<void>((r) => { arrived = r; });
+    await withServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"kin');
+      arrived();
+    }, async (rest) => {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      try {
+        const calling = rest.call('GET', '/api/v1/nodes/n1');
+        const state: { outcome: unknown } = { outcome: 'pending' };
+        calling.then(() => { state.outcome = 'resolved'; }, (e: unknown) => { state.outcome = e; });
+        await reached;
+        for (let i = 0; i < 5; i++) await tick();
+        mock.timers.tick(CALL_TIMEOUT_MS - 1);
+        for (let i = 0; i < 5; i++) await tick();
+        assert.equal(state.outcome, 'pending', 'not before the deadline');
+        mock.timers.tick(1);
+        await assert.rejects(calling, (e: Error) => e.name === 'TimeoutError' && /no complete answer within 120000 ms/.test(e.message));
+      } finally {
+        mock.timers.reset();
+      }
+    });
+  });
+});
+
+describe('KubeRest.watch: an error answer whose body stalls', () => {
+  it('is still a KubeApiError with its status, after ERROR_BODY_MS, not an idle timeout', async () => {
+    let arrived!: () => void;
+    const reached = new Promise<void>((r) => { arrived = r; });
+    await withServer((_req, res) => {
+      res.writeHead(403, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"kind":"Status"');
+      arrived();
+    }, async (rest) => {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      try {
+        const stop = new AbortController();
+        const watching = rest.watch('/api/v1/pods', {}, () => undefined, { signal: stop.signal, idleTimeoutMs: 500 });
+        const state: { outcome: unknown } = { outcome: 'pending' };
+        watching.then(() => { state.outcome = 'resolved'; }, (e: unknown) => { state.outcome = e; });
+        await reached;
+        for (let i = 0; i < 5; i++) await tick();
+        mock.timers.tick(ERROR_BODY_MS - 1);
+        for (let i = 0; i < 5; i++) await tick();
+        assert.equal(state.outcome, 'pending', 'the idle bound no longer applies once the status is known');
+        mock.timers.tick(1);
+        await assert.rejects(watching, (e: unknown) => e instanceof KubeApiError && e.statusCode === 403);
       } finally {
         mock.timers.reset();
       }

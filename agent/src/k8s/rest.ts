@@ -76,6 +76,14 @@ export function refuseProxy(kc: KubeConfig): void {
 /** No response headers within this long: the request fails (undici's headersTimeout, as before). Bodies have no
  * timeout: a watch is quiet for minutes by design, and its liveness is the watch layer's idle timer. */
 export const HEADERS_TIMEOUT_MS = 60_000;
+/** A REST call's whole answer, headers and body (a connection that stalls mid-body must not hold a pass forever;
+ * undici's default body timeout used to bound it). Watches have their own idle bound instead. */
+export const CALL_TIMEOUT_MS = 120_000;
+/** An error answer's body (its Status message) on a watch: read for at most this long, then reported without it. */
+export const ERROR_BODY_MS = 10_000;
+/** A pooled connection unused this long is closed by us (kube-apiserver closes idle ones after 90 s; a request sent
+ * on a socket the server is closing at that moment fails). Only free sockets: Node's Agent leaves busy ones alone. */
+export const IDLE_SOCKET_MS = 30_000;
 
 /**
  * One keep-alive Agent for one TLS material. `active` counts requests not yet closed, so a retired transport (the
@@ -90,7 +98,7 @@ export class Transport {
 
   constructor(server: string, tls: Pick<HttpsMaterial, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase' | 'rejectUnauthorized' | 'servername'>) {
     // keepAliveMsecs: the TCP keep-alive probe delay, 30 s as client-node and client-go use
-    const common = { keepAlive: true, keepAliveMsecs: 30_000 };
+    const common = { keepAlive: true, keepAliveMsecs: 30_000, timeout: IDLE_SOCKET_MS };
     if (server.startsWith('http:')) {
       this.agent = new http.Agent(common);
       this.#request = http.request;
@@ -201,6 +209,18 @@ async function readText(res: http.IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** An error answer's body, for its Status message; a body that stalls is given up after ERROR_BODY_MS (the status
+ * code is what matters). */
+async function errorBody(res: http.IncomingMessage): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => { timer = setTimeout(() => { res.destroy(); resolve(''); }, ERROR_BODY_MS); });
+  try {
+    return await Promise.race([readText(res).catch(() => ''), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export class KubeRest {
   readonly #kc: KubeConfig;
   readonly #server: string;
@@ -225,8 +245,19 @@ export class KubeRest {
     const { headers, transport } = await requestAuth(this.#kc);
     headers.accept = 'application/json';
     if (o.body !== undefined) headers['content-type'] = o.contentType ?? 'application/json';
-    const r = await transport.send(this.url(path, o.query), method, headers, o.body !== undefined ? JSON.stringify(o.body) : undefined);
-    const text = await readText(r);
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), CALL_TIMEOUT_MS);
+    let text: string;
+    let r: http.IncomingMessage;
+    try {
+      r = await transport.send(this.url(path, o.query), method, headers, o.body !== undefined ? JSON.stringify(o.body) : undefined, deadline.signal);
+      text = await readText(r);
+    } catch (e) {
+      if (deadline.signal.aborted) throw Object.assign(new Error(`${method} ${path}: no complete answer within ${CALL_TIMEOUT_MS} ms`), { name: 'TimeoutError' });
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
     const status = r.statusCode ?? 0;
     if (status === 401) forgetAuth(this.#kc);
     if (status < 200 || status > 299) throw statusError(`${method} ${path}`, status, text);
@@ -256,7 +287,10 @@ export class KubeRest {
       arm();
       const r = await transport.send(this.url(path, { ...query, watch: true }), 'GET', headers, undefined, abort.signal);
       if (r.statusCode === 401) forgetAuth(this.#kc);
-      if (r.statusCode !== 200) throw statusError(`watch ${path}`, r.statusCode ?? 0, await readText(r).catch(() => ''));
+      if (r.statusCode !== 200) {
+        clearTimeout(timer); // the answer came: the status is the outcome, however slowly its body follows
+        throw statusError(`watch ${path}`, r.statusCode ?? 0, await errorBody(r));
+      }
       arm();
       let buf = '';
       r.setEncoding('utf8');

@@ -77,7 +77,7 @@ test('a managed NIC is set unmanaged while it still has its addresses, before th
     assert.ok((await s.r.runNow()).ok);
     assert.deepEqual(addrsAtUnmanage, before.addrs);
     assert.equal(nm.devices.get(NIC)!.managed, false);
-    assert.equal(await s.marks.get('phys'), NIC);
+    assert.deepEqual(await s.marks.list('phys'), [NIC]);
     assert.deepEqual((await linkState(s.nl, 'br-phys')).addrs, before.addrs);
     // converged: the next pass does not ask NM again
     assert.equal((await s.r.runNow()).changes, 0);
@@ -87,7 +87,7 @@ test('a managed NIC is set unmanaged while it still has its addresses, before th
     assert.deepEqual(await linkState(s.nl, NIC), before);
     assert.equal(nm.devices.get(NIC)!.managed, true);
     assert.deepEqual(nm.calls, [`unmanage ${NIC}`, `manage ${NIC}`]);
-    assert.equal(await s.marks.get('phys'), undefined);
+    assert.deepEqual(await s.marks.list('phys'), []);
   } finally { s.done(); }
 });
 
@@ -105,7 +105,7 @@ test('no NetworkManager, a device it does not know, one already unmanaged, or an
       const before = await linkState(s.nl, NIC);
       assert.ok((await s.r.runNow()).ok);
       assert.deepEqual((await linkState(s.nl, 'br-phys')).addrs, before.addrs);
-      assert.equal(await s.marks.get('phys'), undefined);
+      assert.deepEqual(await s.marks.list('phys'), []);
       assert.deepEqual(existsSync(s.dir) ? readdirSync(s.dir) : [], []);
       s.state.pn = undefined;
       assert.ok((await s.r.runNow()).ok);
@@ -125,9 +125,52 @@ test('a bus that answers but fails the call fails the pass with nothing moved; t
     await assert.rejects(s.r.runNow(), /NetworkManager: setting eth1 unmanaged: .*AccessDenied/);
     assert.deepEqual(await linkState(s.nl, NIC), before);
     assert.equal(s.vs.getPort(NIC), undefined);
-    assert.equal(await s.marks.get('phys'), undefined);
+    assert.deepEqual(await s.marks.list('phys'), []);
     assert.ok((await s.r.runNow()).ok);
     assert.equal(nm.devices.get(NIC)!.managed, false);
     assert.equal(s.vs.getPort(NIC)?.bridge, 'br-phys');
+  } finally { s.done(); }
+});
+
+test('a network whose NIC changes: each NIC set unmanaged is marked, and removal hands back both', async () => {
+  const nm = new FakeNetworkManager();
+  nm.devices.set(NIC, { managed: true, deviceType: 1 });
+  nm.devices.set('eth2', { managed: true, deviceType: 1 });
+  const s = await setup(nm);
+  try {
+    s.nl.addLink(NS, { name: 'eth2', kind: 'veth', mtu: 1500 });
+    await s.nl.addAddress(NS, 'eth2', { cidr: '172.31.0.10/24' });
+    assert.ok((await s.r.runNow()).ok);
+    s.state.pn = { metadata: { name: 'phys' }, spec: { defaultInterface: 'eth2' } };
+    await s.r.runNow();
+    await s.r.runNow();
+    assert.deepEqual(await s.marks.list('phys'), [NIC, 'eth2']);
+    assert.equal(nm.devices.get('eth2')!.managed, false);
+    s.state.pn = undefined;
+    await s.r.runNow();
+    assert.equal(nm.devices.get(NIC)!.managed, true);
+    assert.equal(nm.devices.get('eth2')!.managed, true);
+    assert.deepEqual(await s.marks.list('phys'), []);
+  } finally { s.done(); }
+});
+
+test('handing back a NIC NetworkManager does not know yet keeps the mark, and the next pass hands it back', async () => {
+  const nm = new FakeNetworkManager();
+  nm.devices.set(NIC, { managed: true, deviceType: 1 });
+  const s = await setup(nm);
+  try {
+    assert.ok((await s.r.runNow()).ok);
+    const dev = nm.devices.get(NIC)!;
+    nm.devices.delete(NIC); // NM has not seen the NIC under its name again
+    s.state.pn = undefined;
+    assert.ok((await s.r.runNow()).ok);
+    assert.deepEqual(await s.marks.list('phys'), [NIC]);
+    const next = await s.r.runNow();
+    assert.equal(next.changes, 1, 'the hand-back is still to do');
+    nm.devices.set(NIC, dev);
+    await s.r.runNow();
+    assert.equal(dev.managed, true);
+    assert.deepEqual(await s.marks.list('phys'), []);
+    assert.equal((await s.r.runNow()).changes, 0);
   } finally { s.done(); }
 });

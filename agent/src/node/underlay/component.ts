@@ -152,10 +152,13 @@ export class UnderlayComponent implements Component {
     const annotated = (s: Service | undefined): boolean => s?.metadata?.annotations?.[EXTERNAL_IP_FROM_SUBNET] !== undefined;
     let subnetsWanted = '\0';
     const onSubnet = (): void => { const k = subnetsKey(d.subnets()); if (k !== subnetsWanted) { subnetsWanted = k; lb.trigger('subnet'); } };
+    let nodeLabels = JSON.stringify(d.node()?.metadata?.labels ?? {});
     this.#unsubscribe.push(
       services.store.subscribe((_e, s, old) => { if (annotated(s) || annotated(old)) lb.trigger('service'); }),
       d.onSubnetChange(onSubnet), vlans.store.subscribe(kick('vlan')), pns.store.subscribe(kick('provider-network')),
       d.vswitch().onInterfaceChange((e) => { if (lbInterfaceEvent(e, d.vswitch())) lb.trigger('ovsdb'); }),
+      // the NIC choice and the exclusion read this Node's labels (nodeSelector); other Node updates change nothing here
+      d.onNodeChange(() => { const k = JSON.stringify(d.node()?.metadata?.labels ?? {}); if (k !== nodeLabels) { nodeLabels = k; lb.trigger('node'); } }),
     );
     services.start();
     void Promise.all([services.waitSynced(), pns.waitSynced(), vlans.waitSynced()]).then(kick('synced'));

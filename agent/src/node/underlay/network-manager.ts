@@ -12,7 +12,7 @@
 // reconciler sees them on the NIC itself (observed nicAddresses > 0) and moves them, whoever added them.
 
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BUS_NAME, BUS_PATH, DBusConnection, DBusError, socketFromAddress } from '../../datapath/dbus/connection.ts';
 import type { DBusValue, Variant } from '../../datapath/dbus/codec.ts';
@@ -183,21 +183,33 @@ export class DBusNetworkManager implements NetworkManagerPort {
 }
 
 /**
- * Which NIC the agent set unmanaged for a provider network: a file beside the move journal (on /run, like NM's own
- * runtime state, so a reboot forgets both). Written before the change, so a crash between the two leaves a marker
- * for a NIC that is still managed; handing it back then finds it `already` managed.
+ * Which NICs the agent set unmanaged for a provider network (a network's NIC can change): a file beside the move
+ * journal, one name a line (on /run, like NM's own runtime state, so a reboot forgets both). A name is written before
+ * the change, so a crash between the two leaves a mark for a NIC that is still managed; handing it back then finds
+ * it `already` managed.
  */
 export class NmMarks {
   readonly #dir: string;
   constructor(dir: string) { this.#dir = dir; }
   #file(pn: string): string { return join(this.#dir, `${encodeURIComponent(pn)}.nm-unmanaged`); }
-  async mark(pn: string, nic: string): Promise<void> {
+  async list(pn: string): Promise<string[]> {
+    return readFile(this.#file(pn), 'utf8').then((s) => s.split('\n').map((x) => x.trim()).filter(Boolean), () => []);
+  }
+  async add(pn: string, nic: string): Promise<void> {
+    const have = await this.list(pn);
+    if (have.includes(nic)) return;
     // the journal's directory is made on its first write, which comes after this one
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    await writeFile(this.#file(pn), nic);
+    await this.#write(pn, [...have, nic]);
   }
-  async get(pn: string): Promise<string | undefined> {
-    return readFile(this.#file(pn), 'utf8').then((s) => s.trim() || undefined, () => undefined);
+  async remove(pn: string, nic: string): Promise<void> {
+    const rest = (await this.list(pn)).filter((n) => n !== nic);
+    if (rest.length) await this.#write(pn, rest);
+    else await rm(this.#file(pn), { force: true });
   }
-  async clear(pn: string): Promise<void> { await rm(this.#file(pn), { force: true }); }
+  async #write(pn: string, nics: readonly string[]): Promise<void> {
+    const tmp = `${this.#file(pn)}.tmp`;
+    await writeFile(tmp, nics.join('\n') + '\n');
+    await rename(tmp, this.#file(pn));
+  }
 }

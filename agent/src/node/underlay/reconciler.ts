@@ -41,6 +41,8 @@ export interface UnderlayObserved {
   /** this Node's labels and annotations under `<pn>.provider-network.kubernetes.io/` */
   readonly labels: Readonly<Record<string, string>>;
   readonly errAnnotation: string | undefined;
+  /** NICs this agent set unmanaged in NetworkManager for this network (NmMarks), to hand back on removal */
+  readonly nmMarked?: readonly string[];
   /** VLAN links this agent created for this provider network (alias kube-ovn:<pn>), and whether each is an OVS port */
   readonly autoVlans: readonly { readonly name: string; readonly ported: boolean }[];
 }
@@ -56,6 +58,7 @@ export type UnderlayOp =
   | { readonly op: 'createVlan'; readonly name: string; readonly parent: string; readonly id: number }
   | { readonly op: 'deleteVlan'; readonly name: string }
   | { readonly op: 'dropAltname'; readonly link: string; readonly altname: string }
+  | { readonly op: 'nmHandBack'; readonly nics: readonly string[] }
   | { readonly op: 'labels'; readonly labels: Record<string, string | null>; readonly clearErr: boolean; readonly succeeded?: true }
   | { readonly op: 'fail'; readonly message: string };
 
@@ -104,6 +107,8 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
     if (bm.size !== o.bridgeMappings.size || mm.size !== o.macMappings.size) ops.push({ op: 'mappings', bridgeMappings: formatMappings(bm), macMappings: formatMappings(mm) });
     // after the restore (which takes the NIC off the bridge), as upstream §6.4 step 5
     for (const v of o.autoVlans) ops.push({ op: 'deleteVlan', name: v.name === renamed?.from ? renamed.to : v.name });
+    // once the NIC is back under its name: an op of its own, so a pass that cannot hand it back yet is repeated
+    if (o.nmMarked?.length) ops.push({ op: 'nmHandBack', nics: o.nmMarked });
     const want = nodeLabels(d.pn, d.why === 'excluded' ? { kind: 'excluded' } : { kind: 'deleted' });
     const patch = labelPatch(want, o.labels);
     if (Object.keys(patch).length || o.errAnnotation !== undefined) ops.push({ op: 'labels', labels: patch, clearErr: o.errAnnotation !== undefined });
@@ -222,6 +227,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
         nicLink, nicAddresses, bridgeMappings,
         macMappings: parseMappings(ids[CHASSIS_MAC_MAPPINGS]),
         labels, errAnnotation: meta.annotations[labelKey(pn, 'err_mesg')], autoVlans,
+        nmMarked: d.kind === 'absent' && deps.nm ? await deps.nm.marks.list(pn) : [],
       };
     },
     diff: (d, o) => diffUnderlay(d, o, { datapathType: deps.datapathType(), mac: deps.randomMac }),
@@ -259,6 +265,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
               await renameOrRollBack(tdeps(), pn, op.from, op.to, op.bridge); again = true; break;
             case 'deleteVlan': await deps.netlink().deleteLink(deps.netns, op.name, { ignoreMissing: true }); break;
             case 'dropAltname': await deps.netlink().deleteAltname(deps.netns, op.link, op.altname); again = true; break;
+            case 'nmHandBack': await handBackToNm(deps, op.nics); break;
             case 'labels':
               await deps.patchNode({ labels: op.labels, ...(op.clearErr ? { annotations: { [labelKey(pn, 'err_mesg')]: null } } : {}) });
               if (op.succeeded) deps.event('Normal', 'InitOVSBridgeSucceeded', `node=${deps.nodeName} interface=${nic} provider network ${pn} is ready`);
@@ -266,7 +273,6 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
             case 'fail': throw new Error(op.message);
           }
         }
-        if (d.kind === 'absent') await handBackToNm(deps);
       } catch (e) {
         await fail(e instanceof Error ? e.message : String(e), nic);
         throw e;
@@ -285,16 +291,16 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
 async function unmanageNic(deps: UnderlayDeps, nic: string): Promise<void> {
   const nm = deps.nm;
   if (!nm) return;
-  const marked = await nm.marks.get(deps.pn);
-  if (!marked) await nm.marks.mark(deps.pn, nic);
+  const marked = (await nm.marks.list(deps.pn)).includes(nic);
+  if (!marked) await nm.marks.add(deps.pn, nic);
   let r: Awaited<ReturnType<NetworkManagerPort['unmanage']>>;
   try {
     r = await nm.port.unmanage(nic, await vlanChildren(deps, nic));
   } catch (e) {
-    if (!marked) await nm.marks.clear(deps.pn);
+    if (!marked) await nm.marks.remove(deps.pn, nic);
     throw new Error(`NetworkManager: setting ${nic} unmanaged: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
-  if (r.result !== 'changed' && !marked) await nm.marks.clear(deps.pn);
+  if (r.result !== 'changed' && !marked) await nm.marks.remove(deps.pn, nic);
   if (r.result === 'changed') nm.log?.info({ pn: deps.pn, nic }, 'NetworkManager: device set unmanaged before the move');
   else if (r.result === 'kept') nm.log?.warn({ pn: deps.pn, nic, reason: r.reason }, 'NetworkManager keeps managing the device');
   else nm.log?.debug({ pn: deps.pn, nic, ...r }, 'NetworkManager: nothing to change');
@@ -308,15 +314,20 @@ async function vlanChildren(deps: UnderlayDeps, nic: string): Promise<string[]> 
   return (await nl.listLinks(deps.netns, { kind: 'vlan' })).filter((l) => l.link === parent.index).map((l) => l.name);
 }
 
-/** After removal: the NIC this agent set unmanaged goes back to NetworkManager (upstream leaves it unmanaged). */
-async function handBackToNm(deps: UnderlayDeps): Promise<void> {
+/**
+ * After removal: the NICs this agent set unmanaged go back to NetworkManager (upstream leaves them unmanaged). A NIC
+ * NM does not know (yet: NM may not have seen the rename back) keeps its mark, and the op comes again on the next
+ * pass (the resync); one that no longer exists at all, or no NM, drops the mark.
+ */
+async function handBackToNm(deps: UnderlayDeps, nics: readonly string[]): Promise<void> {
   const nm = deps.nm;
-  const nic = nm ? await nm.marks.get(deps.pn) : undefined;
-  if (!nm || !nic) return;
-  const r = await nm.port.manage(nic);
-  if (r.result === 'unknown-device') return; // not back under its name yet: the next pass tries again
-  await nm.marks.clear(deps.pn);
-  if (r.result === 'changed') nm.log?.info({ pn: deps.pn, nic }, 'NetworkManager: device handed back (managed)');
+  if (!nm) return;
+  for (const nic of nics) {
+    const r = await nm.port.manage(nic);
+    if (r.result === 'unknown-device' && await linkNamed(deps.netlink(), deps.netns, nic)) continue;
+    await nm.marks.remove(deps.pn, nic);
+    if (r.result === 'changed') nm.log?.info({ pn: deps.pn, nic }, 'NetworkManager: device handed back (managed)');
+  }
 }
 
 /**
