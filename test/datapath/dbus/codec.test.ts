@@ -88,6 +88,11 @@ test('refusals: truncated input, wrong value types, trailing bytes, a bad endian
   assert.throws(() => unmarshal('y', Buffer.from('0102', 'hex')), /left after/);
   assert.throws(() => unmarshal('b', Buffer.from('02000000', 'hex')), /not 0 or 1/);
   assert.throws(() => marshal('u', ['x']), /expected a number/);
+  assert.throws(() => marshal('y', [256]), /out of range/);
+  assert.throws(() => marshal('u', [-1]), /out of range/);
+  assert.throws(() => marshal('n', [1.5]), /out of range/);
+  // a dict whose length ends inside an entry
+  assert.throws(() => unmarshal('a{yy}', Buffer.from('03000000' + '00000000' + '0102' + '00', 'hex')), DBusCodecError);
   assert.throws(() => marshal('s', ['a\0b']), /NUL/);
   assert.throws(() => marshal('ss', ['a']), /2 types, 1 values/);
   assert.throws(() => marshal('v', [{ sig: 'ss', value: 'x' }]), /not one complete type/);

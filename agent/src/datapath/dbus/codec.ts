@@ -67,8 +67,12 @@ class Writer {
   done(): Buffer { return this.buf.subarray(0, this.pos); }
 }
 
+const RANGE: Record<string, [number, number]> = { y: [0, 0xff], n: [-0x8000, 0x7fff], q: [0, 0xffff], i: [-0x80000000, 0x7fffffff], u: [0, 0xffffffff] };
+
 function num(v: DBusValue, sig: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new DBusCodecError(`${sig}: expected a number, got ${typeof v}`);
+  const r = RANGE[sig];
+  if (r && (!Number.isInteger(v) || v < r[0] || v > r[1])) throw new DBusCodecError(`${sig}: ${v} is out of range`);
   return v;
 }
 
@@ -77,7 +81,7 @@ function writeValue(w: Writer, sig: string, v: DBusValue, depth = 0): void {
   const c = sig[0]!;
   w.align(ALIGN[c] ?? 1);
   switch (c) {
-    case 'y': w.u8(num(v, c) & 0xff); return;
+    case 'y': w.u8(num(v, c)); return;
     case 'b': if (typeof v !== 'boolean') throw new DBusCodecError('b: expected a boolean'); w.u32(v ? 1 : 0); return;
     case 'n': w.ensure(2); w.buf.writeInt16LE(num(v, c), w.pos); w.pos += 2; return;
     case 'q': w.ensure(2); w.buf.writeUInt16LE(num(v, c), w.pos); w.pos += 2; return;
@@ -199,6 +203,7 @@ function readValue(r: Reader, sig: string, depth = 0): DBusValue {
       if (elem[0] === '{') {
         const m = new Map<DBusValue, DBusValue>();
         while (r.pos < end) { const [k, v] = readValue(r, elem, depth + 1) as DBusValue[]; m.set(k!, v!); }
+        if (r.pos !== end) throw new DBusCodecError('array length does not match its elements');
         return m;
       }
       const out: DBusValue[] = [];
