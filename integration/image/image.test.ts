@@ -318,6 +318,9 @@ describe('start-cniserver.sh', () => {
     // exec chain: ip netns exec -> bash -> sh wrapper -> node, all the same process (signals reach the agent)
     assert.match(await readFile(`/proc/${pid}/cmdline`, 'utf8'), /node.*dist\/agent\.mjs.*--ovs-socket=.*db\.sock.*--bind-socket=/);
     await p.waitFor(/agent started/, 60_000);
+    // started is not ready (the watches' first sync gates STATUS, as in the test above): wait for /readyz, bounded
+    const port = probe.startsWith('node') ? 10667 : 10666;
+    await waitFor('agent /readyz 200', async () => (await httpIn(node, port, '/readyz')).status === 200, 180_000, 500);
     const r = await runShim(sock, 'STATUS', 'koaistart1', STATUS_CONF);
     assert.equal(r.code, 0, r.stdout);
     p.proc.kill('SIGTERM');
