@@ -143,7 +143,14 @@ test(`kill -9 of the agent at random moments during a ${STORM}-pod ADD/DEL storm
     // the next kill falls while it serves, not only during its start-up: on a busy machine the start-up alone outlasts
     // the 1.5-5.5 s gap, and then every ADD of the storm was answered 11 and no kill ever hit a wiring pod
     const a = agent;
-    await waitFor('restarted agent ready', async () => a.alive() && (await a.http('/readyz')).status === 200, 300_000, 200);
+    // the last /readyz answer goes into the timeout's error: it names what the agent still waits for
+    let last = 'no answer yet';
+    await waitFor('restarted agent ready', async () => {
+      if (!a.alive()) { last = 'the agent exited'; return false; }
+      const r = await a.http('/readyz');
+      last = `${r.status} ${r.body.slice(0, 500)}`;
+      return r.status === 200;
+    }, 300_000, 200).catch((e: unknown) => { throw new Error(`${String(e)}; last /readyz: ${last}`); });
   }
   await sleep(3000);
   stop = true;

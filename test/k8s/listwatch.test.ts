@@ -88,4 +88,23 @@ describe('KubeListWatch', () => {
       await lw.stop();
     });
   });
+
+  it('a list that times out is reported as error, not retried at once as a quiet watch is (it never synced, and looked alive)', async () => {
+    let lists = 0;
+    await withServer(() => undefined, async (rest, watches) => {
+      const lw = new KubeListWatch<Pod>(async () => {
+        lists++;
+        throw Object.assign(new Error('GET /api/v1/pods: no complete answer within 120000 ms'), { name: 'TimeoutError' });
+      }, { rest, path: '/api/v1/pods', minIntervalMs: 10, idleTimeoutMs: 60_000 });
+      const errors: Error[] = [];
+      lw.on('error', (e) => errors.push(e as Error));
+      await lw.start();
+      await until('an error', () => errors.length > 0);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(lists, 1, 'not retried by the informer itself');
+      assert.equal(watches.length, 0);
+      assert.equal(errors[0]!.name, 'TimeoutError');
+      await lw.stop();
+    });
+  });
 });

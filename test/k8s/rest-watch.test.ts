@@ -10,7 +10,8 @@ import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { CALL_TIMEOUT_MS, ERROR_BODY_MS, HEADERS_TIMEOUT_MS, KubeApiError, KubeRest, type WatchEvent } from '../../agent/src/k8s/rest.ts';
+import { CALL_TIMEOUT_MS, CONNECT_TIMEOUT_MS, ERROR_BODY_MS, HEADERS_TIMEOUT_MS, KubeApiError, KubeRest, type WatchEvent } from '../../agent/src/k8s/rest.ts';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 
 const tls = (() => {
   const dir = mkdtempSync(join(tmpdir(), 'koak-tls-'));
@@ -189,5 +190,37 @@ describe('KubeRest.watch: an error answer whose body stalls', () => {
         mock.timers.reset();
       }
     });
+  });
+});
+
+describe('KubeRest: a server that accepts the TCP connection but never finishes the TLS handshake', () => {
+  it('fails the call with a ConnectTimeoutError after CONNECT_TIMEOUT_MS (a failure, not a quiet watch)', async () => {
+    const held: Socket[] = [];
+    let accepted!: () => void;
+    const reached = new Promise<void>((r) => { accepted = r; });
+    const server = createTcpServer((s) => { held.push(s); s.on('error', () => undefined); accepted(); });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `https://127.0.0.1:${(server.address() as { port: number }).port}`, caData: tls.cert.toString('base64') }],
+      users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+    });
+    try {
+      mock.timers.enable({ apis: ['setTimeout'] });
+      const calling = new KubeRest(kc).call('GET', '/api/v1/nodes/n1');
+      const state: { outcome: unknown } = { outcome: 'pending' };
+      calling.then(() => { state.outcome = 'resolved'; }, (e: unknown) => { state.outcome = e; });
+      await reached;
+      for (let i = 0; i < 5; i++) await tick();
+      mock.timers.tick(CONNECT_TIMEOUT_MS - 1);
+      for (let i = 0; i < 5; i++) await tick();
+      assert.equal(state.outcome, 'pending', 'not before the bound');
+      mock.timers.tick(1);
+      await assert.rejects(calling, (e: Error) => e.name === 'ConnectTimeoutError' && /no connection to 127\.0\.0\.1:\d+ within 10000 ms/.test(e.message));
+    } finally {
+      mock.timers.reset();
+      for (const s of held) s.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

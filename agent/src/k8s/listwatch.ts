@@ -67,6 +67,7 @@ export class KubeListWatch<T> implements InformerLike<T> {
 
   async #run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
+      let watching = false;
       try {
         this.#emit('connect');
         if (this.#rv === '') {
@@ -82,12 +83,15 @@ export class KubeListWatch<T> implements InformerLike<T> {
           timeoutSeconds: watchTimeoutSeconds(this.#o.idleTimeoutMs, (this.#o.random ?? Math.random)()),
           labelSelector: this.#o.labelSelector, fieldSelector: this.#o.fieldSelector,
         };
+        watching = true;
         await this.#o.rest.watch(this.#o.path, q, (e) => this.#onEvent(e), { signal, idleTimeoutMs: this.#o.idleTimeoutMs });
       } catch (e) {
         if (signal.aborted) return;
         const code = (e as { statusCode?: number }).statusCode;
         if (code === 410) { this.#rv = ''; continue; }
-        if ((e as Error).name === 'TimeoutError') continue; // quiet for the whole period: resume from the last resourceVersion
+        // a watch quiet for the whole period: resume from the last resourceVersion. A list that timed out is a failure
+        // like any other (logged, backed off): retried here at once, it looked alive to the watchdog and never synced
+        if (watching && (e as Error).name === 'TimeoutError') continue;
         this.#stopped = true;
         this.#emit('error', e);
         return;

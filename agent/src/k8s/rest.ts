@@ -84,6 +84,10 @@ export const ERROR_BODY_MS = 10_000;
 /** A pooled connection unused this long is closed by us (kube-apiserver closes idle ones after 90 s; a request sent
  * on a socket the server is closing at that moment fails). Only free sockets: Node's Agent leaves busy ones alone. */
 export const IDLE_SOCKET_MS = 30_000;
+/** A new connection's TCP and TLS handshakes. Node's https has no bound of its own (undici's was 10 s): a handshake
+ * the server never finishes (seen under a kill -9 storm) held every request on it until the headers bound, and a
+ * list retried on it forever. Its error is not a TimeoutError: it is a failure, logged and backed off. */
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
  * One keep-alive Agent for one TLS material. `active` counts requests not yet closed, so a retired transport (the
@@ -124,6 +128,15 @@ export class Transport {
       const timer = setTimeout(() => {
         req.destroy(Object.assign(new Error(`${method} ${url.pathname}: no response headers within ${HEADERS_TIMEOUT_MS} ms`), { name: 'TimeoutError' }));
       }, HEADERS_TIMEOUT_MS);
+      req.once('socket', (s) => {
+        if (req.reusedSocket) return; // a pooled connection: already up
+        const up = setTimeout(() => {
+          req.destroy(Object.assign(new Error(`${method} ${url.pathname}: no connection to ${url.host} within ${CONNECT_TIMEOUT_MS} ms`), { name: 'ConnectTimeoutError' }));
+        }, CONNECT_TIMEOUT_MS);
+        const done = (): void => clearTimeout(up);
+        s.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', done);
+        s.once('close', done);
+      });
       req.once('response', (res) => { clearTimeout(timer); resolve(res); });
       // stays attached: a socket error after the headers is the response stream's error too, and must not be unhandled
       req.on('error', (e) => { clearTimeout(timer); reject(e); });
