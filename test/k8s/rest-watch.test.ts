@@ -41,6 +41,22 @@ async function withServer(handler: (req: IncomingMessage, res: ServerResponse) =
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
+
+/**
+ * With mock timers on (setTimeout): once `reached`, `p` is still pending `ms - 1` ms later and rejects as `check`
+ * says at `ms`: the bound is the behaviour under test, so the clock is the test's.
+ */
+async function rejectsAt(p: Promise<unknown>, reached: Promise<void>, ms: number, check: (e: Error) => boolean): Promise<void> {
+  const state: { outcome: unknown } = { outcome: 'pending' };
+  p.then(() => { state.outcome = 'resolved'; }, (e: unknown) => { state.outcome = e; });
+  await reached;
+  for (let i = 0; i < 5; i++) await tick();
+  mock.timers.tick(ms - 1);
+  for (let i = 0; i < 5; i++) await tick();
+  assert.equal(state.outcome, 'pending', 'not before the bound');
+  mock.timers.tick(1);
+  await assert.rejects(p, check);
+}
 /** Waits for `cond` (each step a 10 ms pause), at most 5 s, then asserts it. */
 async function until(what: string, cond: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -122,15 +138,8 @@ describe('KubeRest.call over node:https', () => {
     await withServer(() => arrived(), async (rest) => {
       mock.timers.enable({ apis: ['setTimeout'] });
       try {
-        const calling = rest.call('GET', '/api/v1/nodes/n1');
-        const state: { outcome: unknown } = { outcome: 'pending' };
-        calling.then(() => { state.outcome = 'resolved'; }, (e: unknown) => { state.outcome = e; });
-        await reached;
-        mock.timers.tick(HEADERS_TIMEOUT_MS - 1);
-        for (let i = 0; i < 5; i++) await tick();
-        assert.equal(state.outcome, 'pending', 'not before the timeout');
-        mock.timers.tick(1);
-        await assert.rejects(calling, (e: Error) => e.name === 'TimeoutError' && /no response headers within 60000 ms/.test(e.message));
+        await rejectsAt(rest.call('GET', '/api/v1/nodes/n1'), reached, HEADERS_TIMEOUT_MS,
+          (e) => e.name === 'TimeoutError' && /no response headers within 60000 ms/.test(e.message));
       } finally {
         mock.timers.reset();
       }
@@ -147,16 +156,8 @@ describe('KubeRest.call over node:https', () => {
     }, async (rest) => {
       mock.timers.enable({ apis: ['setTimeout'] });
       try {
-        const calling = rest.call('GET', '/api/v1/nodes/n1');
-        const state: { outcome: unknown } = { outcome: 'pending' };
-        calling.then(() => { state.outcome = 'resolved'; }, (e: unknown) => { state.outcome = e; });
-        await reached;
-        for (let i = 0; i < 5; i++) await tick();
-        mock.timers.tick(CALL_TIMEOUT_MS - 1);
-        for (let i = 0; i < 5; i++) await tick();
-        assert.equal(state.outcome, 'pending', 'not before the deadline');
-        mock.timers.tick(1);
-        await assert.rejects(calling, (e: Error) => e.name === 'TimeoutError' && /no complete answer within 120000 ms/.test(e.message));
+        await rejectsAt(rest.call('GET', '/api/v1/nodes/n1'), reached, CALL_TIMEOUT_MS,
+          (e) => e.name === 'TimeoutError' && /no complete answer within 120000 ms/.test(e.message));
       } finally {
         mock.timers.reset();
       }
@@ -176,16 +177,9 @@ describe('KubeRest.watch: an error answer whose body stalls', () => {
       mock.timers.enable({ apis: ['setTimeout'] });
       try {
         const stop = new AbortController();
-        const watching = rest.watch('/api/v1/pods', {}, () => undefined, { signal: stop.signal, idleTimeoutMs: 500 });
-        const state: { outcome: unknown } = { outcome: 'pending' };
-        watching.then(() => { state.outcome = 'resolved'; }, (e: unknown) => { state.outcome = e; });
-        await reached;
-        for (let i = 0; i < 5; i++) await tick();
-        mock.timers.tick(ERROR_BODY_MS - 1);
-        for (let i = 0; i < 5; i++) await tick();
-        assert.equal(state.outcome, 'pending', 'the idle bound no longer applies once the status is known');
-        mock.timers.tick(1);
-        await assert.rejects(watching, (e: unknown) => e instanceof KubeApiError && e.statusCode === 403);
+        // the idle bound (500 ms) no longer applies once the status is known
+        await rejectsAt(rest.watch('/api/v1/pods', {}, () => undefined, { signal: stop.signal, idleTimeoutMs: 500 }), reached, ERROR_BODY_MS,
+          (e) => e instanceof KubeApiError && e.statusCode === 403);
       } finally {
         mock.timers.reset();
       }
@@ -207,16 +201,8 @@ describe('KubeRest: a server that accepts the TCP connection but never finishes 
     });
     try {
       mock.timers.enable({ apis: ['setTimeout'] });
-      const calling = new KubeRest(kc).call('GET', '/api/v1/nodes/n1');
-      const state: { outcome: unknown } = { outcome: 'pending' };
-      calling.then(() => { state.outcome = 'resolved'; }, (e: unknown) => { state.outcome = e; });
-      await reached;
-      for (let i = 0; i < 5; i++) await tick();
-      mock.timers.tick(CONNECT_TIMEOUT_MS - 1);
-      for (let i = 0; i < 5; i++) await tick();
-      assert.equal(state.outcome, 'pending', 'not before the bound');
-      mock.timers.tick(1);
-      await assert.rejects(calling, (e: Error) => e.name === 'ConnectTimeoutError' && /no connection to 127\.0\.0\.1:\d+ within 10000 ms/.test(e.message));
+      await rejectsAt(new KubeRest(kc).call('GET', '/api/v1/nodes/n1'), reached, CONNECT_TIMEOUT_MS,
+        (e) => e.name === 'ConnectTimeoutError' && /no connection to 127\.0\.0\.1:\d+ within 10000 ms/.test(e.message));
     } finally {
       mock.timers.reset();
       for (const s of held) s.destroy();
