@@ -32,3 +32,22 @@ test('a failing API never throws into the caller', async () => {
   await new Promise((res) => setImmediate(res));
   assert.equal(errors.length, 1);
 });
+
+test('a burst of events is sent a few at a time, in order; a full queue drops the new event', async () => {
+  const started: string[] = [];
+  const finish: (() => void)[] = [];
+  const r = new EventRecorder({ create: (_ns, body) => { started.push(String(body.message)); return new Promise<void>((res) => finish.push(res)); } },
+    { component: 'c', host: 'h', inFlight: 2, maxQueued: 3 });
+  const ev = (i: number) => ({ target: podTarget('ns', `p${i}`), type: 'Normal' as const, reason: 'PodNetworkConfigured', message: `m${i}` });
+  const accepted = Array.from({ length: 6 }, (_, i) => r.record(ev(i)));
+  assert.deepEqual(accepted, [true, true, true, true, true, false], '2 in flight + 3 queued; the 6th is dropped');
+  assert.deepEqual(started, ['m0', 'm1']);
+  assert.equal(r.queued, 3);
+  assert.equal(r.dropped, 1);
+  finish.shift()!();
+  await new Promise((res) => setImmediate(res));
+  assert.deepEqual(started, ['m0', 'm1', 'm2'], 'one finished: the next one starts');
+  while (finish.length > 0) { finish.shift()!(); await new Promise((res) => setImmediate(res)); }
+  assert.deepEqual(started, ['m0', 'm1', 'm2', 'm3', 'm4']);
+  assert.equal(r.queued, 0);
+});

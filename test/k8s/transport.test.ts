@@ -1,6 +1,6 @@
 // One node:https keep-alive Agent while the TLS material stays the same (client-node 2.0.1 builds a new undici Agent,
 // so a new TLS connection, for every request); node:http for an http:// server; a proxy-url is refused at start.
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
@@ -58,5 +58,54 @@ test('a cluster with proxy-url is refused at start, naming the field; so is a Ku
       assert.throws(() => new KubeRest(kc), /proxy-url/);
       await assert.rejects(requestAuth(kc), /proxy-url/);
     });
+  }
+});
+
+test('calls share at most MAX_CALL_SOCKETS connections and the rest wait; a watch has its own pool and is not held behind them', async () => {
+  const { createServer } = await import('node:http');
+  const { CONNECT_TIMEOUT_MS, MAX_CALL_SOCKETS } = await import('../../agent/src/k8s/rest.ts');
+  const held: import('node:http').ServerResponse[] = [];
+  const conns = new Set<unknown>();
+  let watched = false;
+  const server = createServer((req, res) => {
+    if (req.url?.includes('watch=true')) { watched = true; res.writeHead(200, { 'content-type': 'application/json' }); res.end(); return; }
+    held.push(res);
+  });
+  server.on('connection', (s) => conns.add(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  try {
+    await withKubeconfig({ server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true }, async (file) => {
+      const rest = new KubeRest(loadKubeConfig(file));
+      const calls = Array.from({ length: MAX_CALL_SOCKETS + 8 }, (_, i) => rest.call('GET', `/api/v1/namespaces/x${i}`));
+      while (held.length < MAX_CALL_SOCKETS) await new Promise((r) => setImmediate(r));
+      // the watch is answered while every call connection is busy
+      await rest.watch('/api/v1/pods', {}, () => {}, { signal: new AbortController().signal, idleTimeoutMs: 600_000 });
+      assert.equal(watched, true);
+      assert.equal(held.length, MAX_CALL_SOCKETS, 'the calls beyond the cap wait for a connection');
+      assert.equal(conns.size, MAX_CALL_SOCKETS + 1, 'the calls\' connections and the watch\'s');
+      // answering releases connections to the waiting calls, on the same connections; a call that waited for a
+      // pooled connection is not held to the new-connection bound (mock clock: CONNECT_TIMEOUT_MS passes)
+      const answer = (): void => { for (const res of held.splice(0)) { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}'); } };
+      const failed: unknown[] = [];
+      for (const c of calls) c.catch((e: unknown) => failed.push(e));
+      mock.timers.enable({ apis: ['setTimeout'] });
+      try {
+        answer();
+        while (held.length < 8) await new Promise((r) => setImmediate(r));
+        mock.timers.tick(CONNECT_TIMEOUT_MS + 1);
+        for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+        assert.deepEqual(failed, [], 'no ConnectTimeoutError for a call on a pooled connection');
+        answer();
+        await Promise.all(calls);
+      } finally {
+        mock.timers.reset();
+      }
+      assert.equal(conns.size, MAX_CALL_SOCKETS + 1, 'no new connection for the calls that waited');
+      (await requestAuth(loadKubeConfig(file))).transport.retire();
+    });
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
   }
 });

@@ -3,6 +3,9 @@
 // like client-go's spam filter (a token bucket per object and reason: a burst, then one per interval), so a pod
 // failing in a loop cannot flood the API server; repeats within the bucket are dropped, not queued. Sending never
 // blocks or fails the caller: the Event is best effort, as upstream's recorder.
+// Sending goes through a short queue with a few requests in flight (client-go's broadcaster sends one at a time from
+// a 1000-event queue): a burst of 500 ADDs must not open 500 API connections at once for its Events, a TLS handshake
+// storm against the API server that the pod wiring's own calls then queue behind. A full queue drops the new Event.
 
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { KubeRest } from './rest.ts';
@@ -33,6 +36,10 @@ export interface RecorderOptions {
   readonly burst?: number;
   /** one more allowed per interval (default 300 s, client-go's 1/300 qps) */
   readonly refillMs?: number;
+  /** Events sent at once (default 2) */
+  readonly inFlight?: number;
+  /** Events waiting to be sent before new ones are dropped (default 1000) */
+  readonly maxQueued?: number;
   /** objects tracked before the oldest bucket is forgotten (default 4096) */
   readonly maxKeys?: number;
   readonly now?: () => number;
@@ -41,17 +48,22 @@ export interface RecorderOptions {
 
 export class EventRecorder {
   readonly #sink: EventSink;
-  readonly #o: Required<Pick<RecorderOptions, 'burst' | 'refillMs' | 'maxKeys'>> & RecorderOptions;
+  readonly #o: Required<Pick<RecorderOptions, 'burst' | 'refillMs' | 'maxKeys' | 'inFlight' | 'maxQueued'>> & RecorderOptions;
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  readonly #queue: { namespace: string; body: Record<string, unknown> }[] = [];
+  #sending = 0;
   #dropped = 0;
 
   constructor(sink: EventSink, o: RecorderOptions) {
     this.#sink = sink;
-    this.#o = { burst: 25, refillMs: 300_000, maxKeys: 4096, ...o };
+    this.#o = { burst: 25, refillMs: 300_000, maxKeys: 4096, inFlight: 2, maxQueued: 1000, ...o };
   }
 
-  /** events dropped by the rate limit so far */
+  /** events dropped so far, by the rate limit or a full queue */
   get dropped(): number { return this.#dropped; }
+
+  /** events waiting to be sent */
+  get queued(): number { return this.#queue.length; }
 
   /** Records an event if its bucket allows; returns whether it was sent. */
   record(e: AgentEvent): boolean {
@@ -80,8 +92,20 @@ export class EventRecorder {
       firstTimestamp: ts, lastTimestamp: ts, count: 1,
       reportingComponent: this.#o.component, reportingInstance: this.#o.host,
     };
-    this.#sink.create(ns, body).catch((err: unknown) => this.#o.onError?.(err));
+    if (this.#queue.length >= this.#o.maxQueued) { this.#dropped++; return false; }
+    this.#queue.push({ namespace: ns, body });
+    this.#pump();
     return true;
+  }
+
+  #pump(): void {
+    while (this.#sending < this.#o.inFlight && this.#queue.length > 0) {
+      const { namespace, body } = this.#queue.shift()!;
+      this.#sending++;
+      this.#sink.create(namespace, body)
+        .catch((err: unknown) => this.#o.onError?.(err))
+        .finally(() => { this.#sending--; this.#pump(); });
+    }
   }
 }
 

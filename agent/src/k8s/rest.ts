@@ -88,14 +88,24 @@ export const IDLE_SOCKET_MS = 30_000;
  * the server never finishes (seen under a kill -9 storm) held every request on it until the headers bound, and a
  * list retried on it forever. Its error is not a TimeoutError: it is a failure, logged and backed off. */
 export const CONNECT_TIMEOUT_MS = 10_000;
+/** Connections for calls (lists, gets, puts, patches, Events) at once; more calls wait for a free one. Without a cap a
+ * burst of 500 ADDs (an IP CR get and put and an Event each) opened a connection per call in flight: hundreds of TLS
+ * handshakes at once against the API server, and against the agent's own event loop. Watches hold their connection
+ * for minutes, so they have a pool of their own and never take a call's place. */
+export const MAX_CALL_SOCKETS = 32;
 
 /**
  * One keep-alive Agent for one TLS material. `active` counts requests not yet closed, so a retired transport (the
  * TLS material changed) destroys its sockets only after the last of them: Agent.destroy() would cut running watches.
  */
 export class Transport {
+  /** the pool of calls, at most MAX_CALL_SOCKETS connections */
   readonly agent: http.Agent;
+  /** the pool of watches: one connection each, as many as there are watches */
+  readonly streams: http.Agent;
   readonly #request: typeof http.request;
+  /** connections whose handshakes are done */
+  readonly #up = new WeakSet<object>();
   #active = 0;
   #retired = false;
   #closed = false;
@@ -103,15 +113,18 @@ export class Transport {
   constructor(server: string, tls: Pick<HttpsMaterial, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase' | 'rejectUnauthorized' | 'servername'>) {
     // keepAliveMsecs: the TCP keep-alive probe delay, 30 s as client-node and client-go use
     const common = { keepAlive: true, keepAliveMsecs: 30_000, timeout: IDLE_SOCKET_MS };
+    const calls = { ...common, maxSockets: MAX_CALL_SOCKETS, maxFreeSockets: MAX_CALL_SOCKETS };
     if (server.startsWith('http:')) {
-      this.agent = new http.Agent(common);
+      this.agent = new http.Agent(calls);
+      this.streams = new http.Agent(common);
       this.#request = http.request;
     } else {
-      const o: https.AgentOptions = { ...common };
+      const o: https.AgentOptions = {};
       for (const k of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const) {
         if (tls[k] !== undefined) (o as Record<string, unknown>)[k] = tls[k];
       }
-      this.agent = new https.Agent(o);
+      this.agent = new https.Agent({ ...o, ...calls });
+      this.streams = new https.Agent({ ...o, ...common });
       this.#request = https.request;
     }
   }
@@ -119,22 +132,24 @@ export class Transport {
   /** true once the Agent's sockets are destroyed (retired and no request left) */
   get closed(): boolean { return this.#closed; }
 
-  /** Sends one request; resolves with the response once its headers arrived. */
-  send(url: URL, method: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  /** Sends one request (a watch: `stream`); resolves with the response once its headers arrived. The headers bound
+   * includes a call's wait for a free connection. */
+  send(url: URL, method: string, headers: Record<string, string>, body?: string, signal?: AbortSignal, stream = false): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = this.#request(url, { method, headers, agent: this.agent, ...(signal ? { signal } : {}) });
+      const req = this.#request(url, { method, headers, agent: stream ? this.streams : this.agent, ...(signal ? { signal } : {}) });
       this.#active++;
       req.once('close', () => { this.#active--; this.#closeIfDone(); });
       const timer = setTimeout(() => {
         req.destroy(Object.assign(new Error(`${method} ${url.pathname}: no response headers within ${HEADERS_TIMEOUT_MS} ms`), { name: 'TimeoutError' }));
       }, HEADERS_TIMEOUT_MS);
       req.once('socket', (s) => {
-        if (req.reusedSocket) return; // a pooled connection: already up
+        // a pooled connection is already up (`reusedSocket` is not set on one handed to a call that waited for it)
+        if (this.#up.has(s)) return;
         const up = setTimeout(() => {
           req.destroy(Object.assign(new Error(`${method} ${url.pathname}: no connection to ${url.host} within ${CONNECT_TIMEOUT_MS} ms`), { name: 'ConnectTimeoutError' }));
         }, CONNECT_TIMEOUT_MS);
         const done = (): void => clearTimeout(up);
-        s.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', done);
+        s.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => { this.#up.add(s); done(); });
         s.once('close', done);
       });
       req.once('response', (res) => { clearTimeout(timer); resolve(res); });
@@ -156,6 +171,7 @@ export class Transport {
     if (!this.#retired || this.#active > 0) return;
     this.#closed = true;
     this.agent.destroy();
+    this.streams.destroy();
   }
 }
 
@@ -298,7 +314,7 @@ export class KubeRest {
     try {
       if (o.signal.aborted) return;
       arm();
-      const r = await transport.send(this.url(path, { ...query, watch: true }), 'GET', headers, undefined, abort.signal);
+      const r = await transport.send(this.url(path, { ...query, watch: true }), 'GET', headers, undefined, abort.signal, true);
       if (r.statusCode === 401) forgetAuth(this.#kc);
       if (r.statusCode !== 200) {
         clearTimeout(timer); // the answer came: the status is the outcome, however slowly its body follows
