@@ -39,39 +39,23 @@ export class ByteBudget {
   }
 }
 
-/**
- * A limit on how many of something run at once (ADDs working the datapath). Waiters are served in arrival order,
- * except that a holder coming back (`resume`: an ADD that gave its slot up while it only waited for OVN) goes before
- * every newcomer: work already half done finishes first, so a burst's latency is not paid twice.
- */
+/** A FIFO limit on how many of something run at once (ADDs in the datapath). */
 export class Slots {
   readonly #max: number;
   #busy = 0;
-  readonly #resumed: (() => void)[] = [];
   readonly #queue: (() => void)[] = [];
   constructor(max: number) { this.#max = Math.max(1, max); }
   get busy(): number { return this.#busy; }
-  get waiting(): number { return this.#queue.length + this.#resumed.length; }
-
-  /** Waits for a slot and takes it; the returned function gives it back (once; later calls do nothing). */
-  async acquire(o: { resume?: boolean } = {}): Promise<() => void> {
-    if (this.#busy < this.#max && this.waiting === 0) this.#busy++;
-    else await new Promise<void>((r) => (o.resume ? this.#resumed : this.#queue).push(r));
-    let held = true;
-    return () => {
-      if (!held) return;
-      held = false;
-      const next = this.#resumed.shift() ?? this.#queue.shift();
-      if (next) next(); else this.#busy--;
-    };
-  }
+  get waiting(): number { return this.#queue.length; }
 
   async run<T>(f: () => Promise<T>): Promise<T> {
-    const release = await this.acquire();
+    if (this.#busy >= this.#max || this.#queue.length) await new Promise<void>((r) => this.#queue.push(r));
+    else this.#busy++;
     try {
       return await f();
     } finally {
-      release();
+      const next = this.#queue.shift();
+      if (next) next(); else this.#busy--;
     }
   }
 }

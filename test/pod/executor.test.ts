@@ -92,26 +92,6 @@ describe('executor: ADD', () => {
     assert.deepEqual(w.waits.map(([s]) => s), ['ovn_installed', 'gateway_check']);
   });
 
-  it('holds the admission slot while it works the datapath, gives it up during the waits, takes it back (resume) to go on', async () => {
-    const w = world();
-    const events: string[] = [];
-    let held = false;
-    const deps: ExecutorDeps = {
-      ...w.deps,
-      admission: { acquire: async (o) => { events.push(o?.resume ? 'resume' : 'acquire'); held = true; return () => { events.push('release'); held = false; }; } },
-      beforeStep: (step) => { events.push(`${step.op}${held ? ' (held)' : ''}`); },
-    };
-    await applyAdd(plan(v4), deps);
-    assert.deepEqual(events, ['acquire', 'podSysctls (held)', 'createVeth (held)', 'renameInNetns (held)', 'hostLinkUp (held)', 'ovsAddPort (held)',
-      'txChecksumOff (held)', 'release', 'waitOvnInstalled', 'resume', 'configureContainerNic (held)', 'addRoutes (held)', 'release', 'gatewayCheck']);
-    // a failure after the slot was given back rolls back and leaves no slot taken
-    const w2 = world({ reachable: [] });
-    let taken = 0;
-    await rejects(applyAdd(plan(v4), { ...w2.deps, admission: { acquire: async () => { taken++; let once = true; return () => { if (once) taken--; once = false; }; } } }));
-    assert.equal(taken, 0);
-    await assertEmpty(w2);
-  });
-
   it('waits (bounded) for the veth carrier before sending ARP: addresses only once link events say both ends are RUNNING', async () => {
     for (const carrierComes of [true, false]) {
       const w = world();

@@ -49,26 +49,3 @@ test('Slots: at most N at once, the rest in arrival order; a failing task frees 
   assert.equal(peak, 2);
   assert.equal(s.busy, 0);
 });
-
-test('Slots: a holder that gave its slot up and resumes goes before every newcomer; a release runs once', async () => {
-  const s = new Slots(1);
-  const order: string[] = [];
-  const a = await s.acquire();
-  const took = (name: string, p: Promise<() => void>) => p.then((release) => { order.push(name); return release; });
-  const newcomer = took('new', s.acquire());
-  a();
-  a(); // a second call gives nothing back twice
-  const resumed = took('resumed', s.acquire({ resume: true }));
-  // 'new' was handed the slot by a's release before 'resumed' asked: it holds it now
-  const n = await newcomer;
-  const later = took('later', s.acquire());
-  const again = took('again', s.acquire({ resume: true }));
-  assert.equal(s.waiting, 3);
-  n();
-  (await resumed)();
-  (await again)();
-  (await later)();
-  assert.deepEqual(order, ['new', 'resumed', 'again', 'later']);
-  assert.equal(s.busy, 0);
-  assert.equal(s.waiting, 0);
-});

@@ -123,11 +123,10 @@ export class OvnBackend implements CniBackend {
       });
       let outcome: AddOutcome;
       try {
-        // at most maxParallelAdds ADDs working the datapath at once; the rest wait their turn in arrival order (the
-        // annotation wait above holds no slot: a pod waiting for the controller never delays another; nor do the
-        // executor's waits for ovn-controller and the gateway)
+        // at most maxParallelAdds ADDs in the datapath at once; the rest wait their turn in arrival order (the
+        // annotation wait above holds no slot: a pod waiting for the controller never delays another)
         const signal = stop ? AbortSignal.any([gone.signal, stop]) : gone.signal;
-        outcome = await applyAdd(plan, { ...this.#o.exec, admission: this.#slots }, signal);
+        outcome = await this.#slots.run(() => applyAdd(plan, this.#o.exec, signal));
       } finally {
         unsubscribe();
       }

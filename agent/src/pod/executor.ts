@@ -37,12 +37,6 @@ export interface ExecutorDeps {
   readonly gatewayPingTryMs?: number;
   /** does a netns path still exist (ownership proof of a leftover; default: the filesystem) */
   readonly netnsExists?: (path: string) => Promise<boolean>;
-  /**
-   * The datapath's admission (pod/backend.ts: at most --max-parallel-adds at once): held while a step works the
-   * kernel or OVSDB, given up while a step only waits (for OVN, for the gateway), taken back before the next working
-   * step. Without it every ADD runs at once.
-   */
-  readonly admission?: { acquire(o?: { resume?: boolean }): Promise<() => void> };
   /** test hook: runs before each ADD step (throw to inject a fault at that step) */
   readonly beforeStep?: (step: AddStep, index: number) => void | Promise<void>;
 }
@@ -72,44 +66,28 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function applyAdd(plan: AddPlan, deps: ExecutorDeps, signal?: AbortSignal): Promise<AddOutcome> {
   const applied: AddStep[] = [];
   const stepMs: { op: AddStep['op']; ms: number }[] = [];
-  let release = await deps.admission?.acquire();
-  try {
-    for (const [i, step] of plan.steps.entries()) {
-      // a burst's ADDs spend most of their time waiting for ovn-controller and the gateway: a slot held through
-      // those waits made 500 ADDs run 32 at a time end to end
-      if (WAITS.has(step.op)) {
-        release?.();
-        release = undefined;
-      } else if (!release && deps.admission) {
-        release = await deps.admission.acquire({ resume: true });
-      }
-      const t0 = performance.now();
-      try {
-        await deps.beforeStep?.(step, i);
-        if (signal?.aborted) throw agentError('KOA_TRY_AGAIN', `ADD stopped before ${step.op}: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`);
-        await runAddStep(step, deps, signal);
-      } catch (e) {
-        // the failing step may have half-happened (a veth whose name existed, a port write that timed out): its own
-        // undo runs too; every undo step is "if exists"
-        // ...except when the step refused to touch a live attachment it did not create (a repeated ADD)
-        const undo = undoSteps(e instanceof AlreadyWired ? applied : [...applied, step]);
-        const err = toAgentError(e);
-        deps.log?.warn({ step: step.op, code: err.code, err: err.message, undo: undo.map((u) => u.op) }, 'ADD failed; rolling back');
-        const left = await applyDelSteps(undo, deps, { bestEffort: true });
-        if (left.length) deps.log?.warn({ failed: left }, 'rollback left something behind');
-        throw err;
-      }
-      applied.push(step);
-      stepMs.push({ op: step.op, ms: performance.now() - t0 });
+  for (const [i, step] of plan.steps.entries()) {
+    const t0 = performance.now();
+    try {
+      await deps.beforeStep?.(step, i);
+      if (signal?.aborted) throw agentError('KOA_TRY_AGAIN', `ADD stopped before ${step.op}: ${String(signal.reason instanceof Error ? signal.reason.message : signal.reason)}`);
+      await runAddStep(step, deps, signal);
+    } catch (e) {
+      // the failing step may have half-happened (a veth whose name existed, a port write that timed out): its own
+      // undo runs too; every undo step is "if exists"
+      // ...except when the step refused to touch a live attachment it did not create (a repeated ADD)
+      const undo = undoSteps(e instanceof AlreadyWired ? applied : [...applied, step]);
+      const err = toAgentError(e);
+      deps.log?.warn({ step: step.op, code: err.code, err: err.message, undo: undo.map((u) => u.op) }, 'ADD failed; rolling back');
+      const left = await applyDelSteps(undo, deps, { bestEffort: true });
+      if (left.length) deps.log?.warn({ failed: left }, 'rollback left something behind');
+      throw err;
     }
-  } finally {
-    release?.();
+    applied.push(step);
+    stepMs.push({ op: step.op, ms: performance.now() - t0 });
   }
   return { stepMs };
 }
-
-/** steps that only wait for others (ovn-controller, the gateway): they hold no admission slot */
-const WAITS: ReadonlySet<AddStep['op']> = new Set(['waitOvnInstalled', 'waitLocalnet', 'gatewayCheck']);
 
 /** A repeated ADD found this container's NIC already wired, or the name belongs to another pod: the failing step must not be undone. */
 class AlreadyWired extends AgentError {}
