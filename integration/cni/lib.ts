@@ -69,12 +69,12 @@ export async function killStartedAgents(): Promise<void> {
  * Runs the agent as a process. `backend: 'fake'` runs the test entry point with the in-memory FakeBackend (no
  * Kubernetes, OVS or kernel); `'real'` runs the production entry point agent/src/main.ts as it is.
  */
-export function startAgentProcess(args: string[], o: { backend?: 'fake' | 'real'; nodeArgs?: string[] } = {}): AgentProc {
+export function startAgentProcess(args: string[], o: { backend?: 'fake' | 'real'; nodeArgs?: string[]; env?: Record<string, string> } = {}): AgentProc {
   // an ephemeral metrics/health port, so that several agents (and other tests) never collide on :10665
   const all = args.some((a) => a.startsWith('--pprof-port')) ? args : [...args, '--pprof-port=0'];
   const fake = (o.backend ?? 'fake') === 'fake';
   const proc = spawn(process.execPath, [...(o.nodeArgs ?? []), fake ? TEST_MAIN : MAIN, ...all], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KOA_TEST_BACKEND: fake ? 'fake' : '' },
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...o.env, KOA_TEST_BACKEND: fake ? 'fake' : '' },
   });
   started.add(proc);
   // start-up takes ~1 s; the bound is for a machine loaded by parallel builds (seen: 15 s was not enough at load 15)

@@ -1,5 +1,5 @@
 // Memory under many large requests (issue 14 item 5): an agent process (the test entry point with the in-memory
-// FakeBackend: the request path is the production one, no datapath; the image's Node flags) gets N simultaneous forwarded ADD calls whose
+// FakeBackend: the request path is the production one, no datapath; the image's Node flags and environment) gets N simultaneous forwarded ADD calls whose
 // stdin is just under the shim's 1 MiB limit, each sent in full at connect, the way N shims would. The rise is the
 // agent's VmHWM (peak RSS) after the burst minus its VmRSS at rest before it: an upper bound of what the burst took.
 import { request } from 'node:http';
@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startAgentProcess, stopAgent, tempDir } from '../cni/lib.ts';
-import { imageNodeFlags } from '../e2e/agent-harness.ts';
+import { imageNodeEnv, imageNodeFlags } from '../e2e/agent-harness.ts';
 import { MAX_STDIN_BYTES } from '../../agent/src/cni/dispatcher.ts';
 import { CALL_PATH, EXIT_HEADER } from '../../agent/src/server/cni-server.ts';
 
@@ -49,8 +49,9 @@ export async function rssRiseUnderBodies(n = 100, stdinBytes = MAX_STDIN_BYTES -
   const dir = await tempDir('koaft-mem-');
   const sock = join(dir, 'agent.sock');
   const a = startAgentProcess(['--bind-socket', sock, '--cni-del-queue-dir', join(dir, 'q')], 
-    // the Node flags the image runs the agent with: V8's heap limits decide how much garbage a burst leaves resident
-    { nodeArgs: imageNodeFlags() });
+    // the Node flags and environment the image runs the agent with: V8's heap limits and glibc's arenas decide how
+    // much of a burst's garbage stays resident
+    { nodeArgs: imageNodeFlags(), env: imageNodeEnv() });
   try {
     await a.waitFor(/CNI server listening/);
     const pid = a.proc.pid!;

@@ -41,6 +41,7 @@ test('a burst of events is sent a few at a time, in order; a full queue drops th
   const ev = (i: number) => ({ target: podTarget('ns', `p${i}`), type: 'Normal' as const, reason: 'PodNetworkConfigured', message: `m${i}` });
   const accepted = Array.from({ length: 6 }, (_, i) => r.record(ev(i)));
   assert.deepEqual(accepted, [true, true, true, true, true, false], '2 in flight + 3 queued; the 6th is dropped');
+  await new Promise((res) => setImmediate(res));
   assert.deepEqual(started, ['m0', 'm1']);
   assert.equal(r.queued, 3);
   assert.equal(r.dropped, 1);
@@ -50,4 +51,35 @@ test('a burst of events is sent a few at a time, in order; a full queue drops th
   while (finish.length > 0) { finish.shift()!(); await new Promise((res) => setImmediate(res)); }
   assert.deepEqual(started, ['m0', 'm1', 'm2', 'm3', 'm4']);
   assert.equal(r.queued, 0);
+});
+
+test('a sink that throws, rejects, or whose error handler throws never stalls the queue nor reaches the caller', async () => {
+  for (const how of ['throw', 'reject'] as const) {
+    const tried: string[] = [];
+    const errors: unknown[] = [];
+    const r = new EventRecorder({
+      create: (_ns, body) => {
+        tried.push(String(body.message));
+        if (how === 'throw') throw new Error('sync');
+        return Promise.reject(new Error('HTTP 500'));
+      },
+    }, { component: 'c', host: 'h', inFlight: 2, onError: (e) => { errors.push(e); throw new Error('handler fails too'); } });
+    for (let i = 0; i < 6; i++) assert.equal(r.record({ target: podTarget('ns', `p${i}`), type: 'Normal', reason: 'X', message: `m${i}` }), true);
+    for (let i = 0; i < 20; i++) await new Promise((res) => setImmediate(res));
+    assert.deepEqual(tried, ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'], `${how}: every event was tried, 2 at a time`);
+    assert.equal(errors.length, 6);
+    assert.equal(r.queued, 0);
+  }
+});
+
+test('an event dropped for a full queue does not use up its object\'s rate-limit allowance', async () => {
+  const finish: (() => void)[] = [];
+  const r = new EventRecorder({ create: () => new Promise<void>((res) => finish.push(res)) }, { component: 'c', host: 'h', burst: 1, inFlight: 1, maxQueued: 1 });
+  const ev = (name: string) => ({ target: podTarget('ns', name), type: 'Normal' as const, reason: 'X', message: name });
+  assert.equal(r.record(ev('a')), true);
+  await new Promise((res) => setImmediate(res)); // a in flight
+  assert.equal(r.record(ev('b')), true); // queued
+  assert.equal(r.record(ev('c')), false, 'queue full');
+  while (finish.length > 0 || r.queued > 0) { finish.shift()?.(); await new Promise((res) => setImmediate(res)); }
+  assert.equal(r.record(ev('c')), true, "c's one token was not spent on the drop");
 });

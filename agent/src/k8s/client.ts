@@ -36,9 +36,26 @@ export function listWatchFactory<T>(rest: KubeRest, path: string, selectors: { l
   return (list: ListFn<T>) => new KubeListWatch<T>(list, { rest, path, ...selectors, minIntervalMs: watchMinIntervalMs, idleTimeoutMs });
 }
 
-/** GET of a list (JSON, no model classes), with selectors. */
-export const listOf = <T>(rest: KubeRest, path: string, selectors: { labelSelector?: string; fieldSelector?: string } = {}): ListFn<T> =>
-  () => rest.call<KubeList<T>>('GET', path, { query: selectors });
+/** Objects per page of a list (client-go's reflector pages its lists by 500 too). */
+export const LIST_PAGE = 500;
+
+/**
+ * GET of a list (JSON, no model classes), with selectors, in pages of LIST_PAGE: a cluster's every Node in one answer
+ * is one string of tens of MB parsed at once. The pages are one snapshot (the server's continue token); the items
+ * come back as one list with the last page's resourceVersion (the snapshot's).
+ */
+export const listOf = <T>(rest: Pick<KubeRest, 'call'>, path: string, selectors: { labelSelector?: string; fieldSelector?: string } = {},
+  page = LIST_PAGE): ListFn<T> =>
+  async () => {
+    const items: T[] = [];
+    let token: string | undefined;
+    for (;;) {
+      const l = await rest.call<KubeList<T>>('GET', path, { query: { ...selectors, limit: page, ...(token ? { continue: token } : {}) } });
+      for (const x of l.items ?? []) items.push(x);
+      token = l.metadata?.continue || undefined;
+      if (!token) return { ...l, items, metadata: { ...(l.metadata?.resourceVersion !== undefined ? { resourceVersion: l.metadata.resourceVersion } : {}) } };
+    }
+  };
 
 /** What the watch set starts, stops and asks for health: a ResilientListWatch, or the ServiceCIDR source. */
 export interface WatchLike {

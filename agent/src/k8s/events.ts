@@ -79,7 +79,7 @@ export class EventRecorder {
       if (refill > 0) b = { tokens: Math.min(this.#o.burst, b.tokens + refill), at: b.at + refill * this.#o.refillMs };
     }
     this.#buckets.set(key, b);
-    if (b.tokens <= 0) { this.#dropped++; return false; }
+    if (b.tokens <= 0 || this.#queue.length >= this.#o.maxQueued) { this.#dropped++; return false; }
     b.tokens--;
     const ts = new Date(now).toISOString();
     const ns = e.target.namespace || 'default';
@@ -92,7 +92,6 @@ export class EventRecorder {
       firstTimestamp: ts, lastTimestamp: ts, count: 1,
       reportingComponent: this.#o.component, reportingInstance: this.#o.host,
     };
-    if (this.#queue.length >= this.#o.maxQueued) { this.#dropped++; return false; }
     this.#queue.push({ namespace: ns, body });
     this.#pump();
     return true;
@@ -102,8 +101,9 @@ export class EventRecorder {
     while (this.#sending < this.#o.inFlight && this.#queue.length > 0) {
       const { namespace, body } = this.#queue.shift()!;
       this.#sending++;
-      this.#sink.create(namespace, body)
-        .catch((err: unknown) => this.#o.onError?.(err))
+      // through a promise: a sink that throws instead of rejecting must not stall the queue or reach the caller
+      Promise.resolve().then(() => this.#sink.create(namespace, body))
+        .catch((err: unknown) => { try { this.#o.onError?.(err); } catch { /* best effort */ } })
         .finally(() => { this.#sending--; this.#pump(); });
     }
   }

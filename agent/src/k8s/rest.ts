@@ -88,7 +88,7 @@ export const IDLE_SOCKET_MS = 30_000;
  * the server never finishes (seen under a kill -9 storm) held every request on it until the headers bound, and a
  * list retried on it forever. Its error is not a TimeoutError: it is a failure, logged and backed off. */
 export const CONNECT_TIMEOUT_MS = 10_000;
-/** Connections for calls (lists, gets, puts, patches, Events) at once; more calls wait for a free one. Without a cap a
+/** Calls (lists, gets, puts, patches, Events) in flight at once, so connections for them; more calls wait their turn. Without a cap a
  * burst of 500 ADDs (an IP CR get and put and an Event each) opened a connection per call in flight: hundreds of TLS
  * handshakes at once against the API server, and against the agent's own event loop. Watches hold their connection
  * for minutes, so they have a pool of their own and never take a call's place. */
@@ -106,6 +106,9 @@ export class Transport {
   readonly #request: typeof http.request;
   /** connections whose handshakes are done */
   readonly #up = new WeakSet<object>();
+  /** call slots taken, and the calls waiting for one (in arrival order) */
+  #calls = 0;
+  readonly #callQueue: (() => void)[] = [];
   #active = 0;
   #retired = false;
   #closed = false;
@@ -132,32 +135,89 @@ export class Transport {
   /** true once the Agent's sockets are destroyed (retired and no request left) */
   get closed(): boolean { return this.#closed; }
 
-  /** Sends one request (a watch: `stream`); resolves with the response once its headers arrived. The headers bound
-   * includes a call's wait for a free connection. */
+  /**
+   * Sends one request (a watch: `stream`); resolves with the response once its headers arrived. A call first waits
+   * for one of the MAX_CALL_SOCKETS call slots (here, not in the Agent's queue: a request waiting there cannot be
+   * failed until a connection frees); the headers bound and `signal` count from the start and end the wait too.
+   */
   send(url: URL, method: string, headers: Record<string, string>, body?: string, signal?: AbortSignal, stream = false): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const req = this.#request(url, { method, headers, agent: stream ? this.streams : this.agent, ...(signal ? { signal } : {}) });
+      const what = `${method} ${url.pathname}`;
+      let req: http.ClientRequest | undefined;
+      let waiter: (() => void) | undefined;
       this.#active++;
-      req.once('close', () => { this.#active--; this.#closeIfDone(); });
+      const giveUp = (e: Error): void => {
+        signal?.removeEventListener('abort', onAbort);
+        this.#leaveQueue(waiter);
+        this.#active--;
+        this.#closeIfDone();
+        reject(e);
+      };
       const timer = setTimeout(() => {
-        req.destroy(Object.assign(new Error(`${method} ${url.pathname}: no response headers within ${HEADERS_TIMEOUT_MS} ms`), { name: 'TimeoutError' }));
+        const e = Object.assign(new Error(`${what}: no response headers within ${HEADERS_TIMEOUT_MS} ms`), { name: 'TimeoutError' });
+        if (req) req.destroy(e); else giveUp(e);
       }, HEADERS_TIMEOUT_MS);
-      req.once('socket', (s) => {
-        // a pooled connection is already up (`reusedSocket` is not set on one handed to a call that waited for it)
-        if (this.#up.has(s)) return;
-        const up = setTimeout(() => {
-          req.destroy(Object.assign(new Error(`${method} ${url.pathname}: no connection to ${url.host} within ${CONNECT_TIMEOUT_MS} ms`), { name: 'ConnectTimeoutError' }));
-        }, CONNECT_TIMEOUT_MS);
-        const done = (): void => clearTimeout(up);
-        s.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => { this.#up.add(s); done(); });
-        s.once('close', done);
-      });
-      req.once('response', (res) => { clearTimeout(timer); resolve(res); });
-      // stays attached: a socket error after the headers is the response stream's error too, and must not be unhandled
-      req.on('error', (e) => { clearTimeout(timer); reject(e); });
-      req.end(body);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        giveUp(Object.assign(new Error(`${what}: aborted while waiting for a connection`), { name: 'AbortError', code: 'ABORT_ERR' }));
+      };
+      const go = (release: () => void): void => {
+        signal?.removeEventListener('abort', onAbort);
+        const r = this.#request(url, { method, headers, agent: stream ? this.streams : this.agent, ...(signal ? { signal } : {}) });
+        req = r;
+        r.once('close', () => { release(); this.#active--; this.#closeIfDone(); });
+        r.once('socket', (s) => {
+          // a pooled connection is already up (`reusedSocket` is not set on one handed over after a wait)
+          if (this.#up.has(s)) return;
+          const up = setTimeout(() => {
+            r.destroy(Object.assign(new Error(`${what}: no connection to ${url.host} within ${CONNECT_TIMEOUT_MS} ms`), { name: 'ConnectTimeoutError' }));
+          }, CONNECT_TIMEOUT_MS);
+          const done = (): void => clearTimeout(up);
+          s.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => { this.#up.add(s); done(); });
+          s.once('close', done);
+        });
+        r.once('response', (res) => { clearTimeout(timer); resolve(res); });
+        // stays attached: a socket error after the headers is the response stream's error too, and must not be unhandled
+        r.on('error', (e) => { clearTimeout(timer); reject(e); });
+        r.end(body);
+      };
+      if (stream) { go(() => {}); return; }
+      if (signal?.aborted) { onAbort(); return; }
+      waiter = this.#takeCallSlot(go);
+      if (waiter) signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
+
+  /** Runs `go` with a call slot now (returns undefined) or once one frees (returns its place in the queue). */
+  #takeCallSlot(go: (release: () => void) => void): (() => void) | undefined {
+    if (this.#calls < MAX_CALL_SOCKETS) {
+      this.#calls++;
+      go(this.#releaser());
+      return undefined;
+    }
+    const w = (): void => go(this.#releaser());
+    this.#callQueue.push(w);
+    return w;
+  }
+
+  /** Gives the slot to the next waiting call, or frees it; once. */
+  #releaser(): () => void {
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const next = this.#callQueue.shift();
+      if (next) next(); else this.#calls--;
+    };
+  }
+
+  #leaveQueue(w: (() => void) | undefined): void {
+    const i = w ? this.#callQueue.indexOf(w) : -1;
+    if (i >= 0) this.#callQueue.splice(i, 1);
+  }
+
+  /** calls waiting for a slot */
+  get queuedCalls(): number { return this.#callQueue.length; }
 
   /** The TLS material changed: new requests go elsewhere; the sockets go after the running requests. */
   retire(): void {

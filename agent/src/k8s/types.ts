@@ -20,7 +20,8 @@ export interface KubeObject {
 
 export interface KubeList<T> {
   items: T[];
-  metadata?: { resourceVersion?: string };
+  /** `continue`: a paged list (limit) has more; ask again with it */
+  metadata?: { resourceVersion?: string; continue?: string };
 }
 
 export interface Pod extends KubeObject {
