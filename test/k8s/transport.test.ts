@@ -84,75 +84,71 @@ async function heldServer(): Promise<{ port: number; held: ServerResponse[]; con
 const answer = (held: ServerResponse[]): void => { for (const res of held.splice(0)) { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{}'); } };
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-test('calls share at most MAX_CALL_SOCKETS connections and the rest wait; a watch has its own pool and is not held behind them', { timeout: 30_000 }, async () => {
+/** A held server, a kubeconfig for it and the mock clock (from the start: every bound of the calls is a mock timer;
+ * a real one would outlive the test), all undone after `fn`. */
+async function onHeldServer(fn: (srv: Awaited<ReturnType<typeof heldServer>>, kc: ReturnType<typeof loadKubeConfig>) => Promise<void>): Promise<void> {
   const srv = await heldServer();
-  // mock clock from the start: every bound of these calls is a mock timer (a real one would outlive the test)
   mock.timers.enable({ apis: ['setTimeout'] });
   try {
-    await withKubeconfig({ server: `http://127.0.0.1:${srv.port}`, 'insecure-skip-tls-verify': true }, async (file) => {
-      const kc = loadKubeConfig(file);
-      const rest = new KubeRest(kc);
-      const { transport } = await requestAuth(kc);
-      const calls = Array.from({ length: MAX_CALL_SOCKETS + 8 }, (_, i) => rest.call('GET', `/api/v1/namespaces/x${i}`));
-      const failed: unknown[] = [];
-      for (const c of calls) c.catch((e: unknown) => failed.push(e));
-      while (srv.held.length < MAX_CALL_SOCKETS) await turn();
-      // the watch is answered while every call connection is busy
-      await rest.watch('/api/v1/pods', {}, () => {}, { signal: new AbortController().signal, idleTimeoutMs: 600_000 });
-      assert.equal(srv.watched(), true);
-      assert.equal(srv.held.length, MAX_CALL_SOCKETS, 'the calls beyond the cap wait for a connection');
-      assert.equal(transport.queuedCalls, 8);
-      assert.equal(srv.conns.size, MAX_CALL_SOCKETS + 1, 'the calls\' connections and the watch\'s');
-      // answering hands the connections to the waiting calls; a call that waited for a pooled connection is not
-      // held to the new-connection bound (CONNECT_TIMEOUT_MS passes on the mock clock)
-      answer(srv.held);
-      while (srv.held.length < 8) await turn();
-      mock.timers.tick(CONNECT_TIMEOUT_MS + 1);
-      for (let i = 0; i < 20; i++) await turn();
-      assert.deepEqual(failed, [], 'no ConnectTimeoutError for a call on a pooled connection');
-      answer(srv.held);
-      await Promise.all(calls);
-      assert.equal(srv.conns.size, MAX_CALL_SOCKETS + 1, 'no new connection for the calls that waited');
-      transport.retire();
-      assert.equal(transport.closed, true);
-      for (let i = 0; i < 20; i++) await turn();
-      assert.equal(Object.keys(transport.streams.freeSockets).length + Object.keys(transport.streams.sockets).length, 0, 'retire destroys the watch pool too');
-    });
+    await withKubeconfig({ server: `http://127.0.0.1:${srv.port}`, 'insecure-skip-tls-verify': true }, (file) => fn(srv, loadKubeConfig(file)));
   } finally {
     mock.timers.reset();
     await srv.close();
   }
+}
+
+test('calls share at most MAX_CALL_SOCKETS connections and the rest wait; a watch has its own pool and is not held behind them', { timeout: 30_000 }, async () => {
+  await onHeldServer(async (srv, kc) => {
+    const rest = new KubeRest(kc);
+    const { transport } = await requestAuth(kc);
+    const calls = Array.from({ length: MAX_CALL_SOCKETS + 8 }, (_, i) => rest.call('GET', `/api/v1/namespaces/x${i}`));
+    const failed: unknown[] = [];
+    for (const c of calls) c.catch((e: unknown) => failed.push(e));
+    while (srv.held.length < MAX_CALL_SOCKETS) await turn();
+    // the watch is answered while every call connection is busy
+    await rest.watch('/api/v1/pods', {}, () => {}, { signal: new AbortController().signal, idleTimeoutMs: 600_000 });
+    assert.equal(srv.watched(), true);
+    assert.equal(srv.held.length, MAX_CALL_SOCKETS, 'the calls beyond the cap wait for a connection');
+    assert.equal(transport.queuedCalls, 8);
+    assert.equal(srv.conns.size, MAX_CALL_SOCKETS + 1, 'the calls\' connections and the watch\'s');
+    // answering hands the connections to the waiting calls; a call that waited for a pooled connection is not
+    // held to the new-connection bound (CONNECT_TIMEOUT_MS passes on the mock clock)
+    answer(srv.held);
+    while (srv.held.length < 8) await turn();
+    mock.timers.tick(CONNECT_TIMEOUT_MS + 1);
+    for (let i = 0; i < 20; i++) await turn();
+    assert.deepEqual(failed, [], 'no ConnectTimeoutError for a call on a pooled connection');
+    answer(srv.held);
+    await Promise.all(calls);
+    assert.equal(srv.conns.size, MAX_CALL_SOCKETS + 1, 'no new connection for the calls that waited');
+    transport.retire();
+    assert.equal(transport.closed, true);
+    for (let i = 0; i < 20; i++) await turn();
+    assert.equal(Object.keys(transport.streams.freeSockets).length + Object.keys(transport.streams.sockets).length, 0, 'retire destroys the watch pool too');
+  });
 });
 
 test('a call waiting for a slot fails at the headers bound or on abort, at once, and leaves the queue', { timeout: 30_000 }, async () => {
-  const srv = await heldServer();
-  mock.timers.enable({ apis: ['setTimeout'] });
-  try {
-    await withKubeconfig({ server: `http://127.0.0.1:${srv.port}`, 'insecure-skip-tls-verify': true }, async (file) => {
-      const kc = loadKubeConfig(file);
-      const { transport } = await requestAuth(kc);
-      const url = (i: number): URL => new URL(`http://127.0.0.1:${srv.port}/api/v1/namespaces/y${i}`);
-      const busy = Array.from({ length: MAX_CALL_SOCKETS }, (_, i) => transport.send(url(i), 'GET', {}));
-      while (srv.held.length < MAX_CALL_SOCKETS) await turn();
-      const abort = new AbortController();
-      const aborted = transport.send(url(100), 'GET', {}, undefined, abort.signal);
-      const timedOut = transport.send(url(101), 'GET', {});
-      assert.equal(transport.queuedCalls, 2);
-      abort.abort();
-      await assert.rejects(aborted, { name: 'AbortError' });
-      assert.equal(transport.queuedCalls, 1);
-      mock.timers.tick(HEADERS_TIMEOUT_MS);
-      // every held call times out too (their requests are destroyed); the queued one is rejected without a connection
-      await assert.rejects(timedOut, (e: Error) => e.name === 'TimeoutError' && /no response headers/.test(e.message));
-      assert.equal(transport.queuedCalls, 0);
-      for (const b of busy) await assert.rejects(b, { name: 'TimeoutError' });
-      assert.equal(srv.held.length, MAX_CALL_SOCKETS, 'the queued calls never reached the server');
-      for (let i = 0; i < 20; i++) await turn(); // the destroyed requests' close events
-      transport.retire();
-      assert.equal(transport.closed, true, 'nothing left running');
-    });
-  } finally {
-    mock.timers.reset();
-    await srv.close();
-  }
+  await onHeldServer(async (srv, kc) => {
+    const { transport } = await requestAuth(kc);
+    const url = (i: number): URL => new URL(`http://127.0.0.1:${srv.port}/api/v1/namespaces/y${i}`);
+    const busy = Array.from({ length: MAX_CALL_SOCKETS }, (_, i) => transport.send(url(i), 'GET', {}));
+    while (srv.held.length < MAX_CALL_SOCKETS) await turn();
+    const abort = new AbortController();
+    const aborted = transport.send(url(100), 'GET', {}, undefined, abort.signal);
+    const timedOut = transport.send(url(101), 'GET', {});
+    assert.equal(transport.queuedCalls, 2);
+    abort.abort();
+    await assert.rejects(aborted, { name: 'AbortError' });
+    assert.equal(transport.queuedCalls, 1);
+    mock.timers.tick(HEADERS_TIMEOUT_MS);
+    // every held call times out too (their requests are destroyed); the queued one is rejected without a connection
+    await assert.rejects(timedOut, (e: Error) => e.name === 'TimeoutError' && /no response headers/.test(e.message));
+    assert.equal(transport.queuedCalls, 0);
+    for (const b of busy) await assert.rejects(b, { name: 'TimeoutError' });
+    assert.equal(srv.held.length, MAX_CALL_SOCKETS, 'the queued calls never reached the server');
+    for (let i = 0; i < 20; i++) await turn(); // the destroyed requests' close events
+    transport.retire();
+    assert.equal(transport.closed, true, 'nothing left running');
+  });
 });
