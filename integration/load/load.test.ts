@@ -9,7 +9,8 @@
 //    deleted and, after the GC pass of a fresh agent, nothing is left.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
 import { cleanupAll, newPrefix, ping, type Netns } from '../bed/netns.ts';
@@ -150,7 +151,15 @@ test(`kill -9 of the agent at random moments during a ${STORM}-pod ADD/DEL storm
       const r = await a.http('/readyz');
       last = `${r.status} ${r.body.slice(0, 500)}`;
       return r.status === 200;
-    }, 300_000, 200).catch((e: unknown) => { throw new Error(`${String(e)}; last /readyz: ${last}`); });
+    }, 300_000, 200).catch((e: unknown) => {
+      stop = true; // the drivers end their current sandbox instead of running on into the clean-up
+      // the agent's warnings and errors (its log goes with its dir at clean-up): why its lists did not sync
+      let warned = '';
+      try {
+        warned = readFileSync(join(a.dir, `agent-${a.pid}.log`), 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n');
+      } catch (err) { warned = `(no log: ${String(err)})`; }
+      throw new Error(`${String(e)}; last /readyz: ${last}; the agent's last warnings:\n${warned}`);
+    });
   }
   await sleep(3000);
   stop = true;
