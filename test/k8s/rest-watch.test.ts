@@ -24,14 +24,20 @@ const tls = (() => {
   }
 })();
 
+/** A KubeConfig for https://127.0.0.1:<port> trusting the test certificate, with a bearer token. */
+function kubeConfigFor(port: number): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: `https://127.0.0.1:${port}`, caData: tls.cert.toString('base64') }],
+    users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+  });
+  return kc;
+}
+
 async function withServer(handler: (req: IncomingMessage, res: ServerResponse) => void, fn: (rest: KubeRest) => Promise<void>): Promise<void> {
   const server = createServer(tls, handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server: `https://127.0.0.1:${(server.address() as { port: number }).port}`, caData: tls.cert.toString('base64') }],
-    users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
-  });
+  const kc = kubeConfigFor((server.address() as { port: number }).port);
   try {
     await fn(new KubeRest(kc));
   } finally {
@@ -194,11 +200,7 @@ describe('KubeRest: a server that accepts the TCP connection but never finishes 
     const reached = new Promise<void>((r) => { accepted = r; });
     const server = createTcpServer((s) => { held.push(s); s.on('error', () => undefined); accepted(); });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `https://127.0.0.1:${(server.address() as { port: number }).port}`, caData: tls.cert.toString('base64') }],
-      users: [{ name: 'u', token: 't' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
-    });
+    const kc = kubeConfigFor((server.address() as { port: number }).port);
     try {
       mock.timers.enable({ apis: ['setTimeout'] });
       await rejectsAt(new KubeRest(kc).call('GET', '/api/v1/nodes/n1'), reached, CONNECT_TIMEOUT_MS,
