@@ -39,7 +39,7 @@ export class ByteBudget {
   }
 }
 
-/** A FIFO limit on how many of something run at once (ADDs in the datapath). */
+/** A FIFO limit on how many of something run at once (ADDs in the datapath, API calls in flight). */
 export class Slots {
   readonly #max: number;
   #busy = 0;
@@ -48,14 +48,43 @@ export class Slots {
   get busy(): number { return this.#busy; }
   get waiting(): number { return this.#queue.length; }
 
+  /**
+   * Waits for a slot and takes it; the returned function gives it back (once). A waiter whose `signal` aborts first
+   * leaves the queue and rejects with the signal's reason.
+   */
+  acquire(signal?: AbortSignal): Promise<() => void> {
+    const release = (): (() => void) => {
+      let held = true;
+      return () => {
+        if (!held) return;
+        held = false;
+        const next = this.#queue.shift();
+        if (next) next(); else this.#busy--;
+      };
+    };
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#busy < this.#max && this.#queue.length === 0) {
+      this.#busy++;
+      return Promise.resolve(release());
+    }
+    return new Promise((resolve, reject) => {
+      const grant = (): void => { signal?.removeEventListener('abort', onAbort); resolve(release()); };
+      const onAbort = (): void => {
+        const i = this.#queue.indexOf(grant);
+        if (i >= 0) this.#queue.splice(i, 1);
+        reject(signal!.reason);
+      };
+      this.#queue.push(grant);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
   async run<T>(f: () => Promise<T>): Promise<T> {
-    if (this.#busy >= this.#max || this.#queue.length) await new Promise<void>((r) => this.#queue.push(r));
-    else this.#busy++;
+    const release = await this.acquire();
     try {
       return await f();
     } finally {
-      const next = this.#queue.shift();
-      if (next) next(); else this.#busy--;
+      release();
     }
   }
 }

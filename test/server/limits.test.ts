@@ -49,3 +49,22 @@ test('Slots: at most N at once, the rest in arrival order; a failing task frees 
   assert.equal(peak, 2);
   assert.equal(s.busy, 0);
 });
+
+test('Slots: a waiter whose signal aborts leaves the queue with the reason; the others keep their order', async () => {
+  const s = new Slots(1);
+  const first = await s.acquire();
+  const ctl = new AbortController();
+  const gone = s.acquire(ctl.signal);
+  const next = s.acquire();
+  assert.equal(s.waiting, 2);
+  ctl.abort(new Error('bound'));
+  await assert.rejects(gone, /bound/);
+  assert.equal(s.waiting, 1);
+  await assert.rejects(s.acquire(ctl.signal), /bound/, 'an aborted signal is refused at once');
+  first();
+  first(); // gives back once only
+  const second = await next;
+  assert.equal(s.busy, 1);
+  second();
+  assert.equal(s.busy, 0);
+});

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node/dist/config.js';
+import { Slots } from '../limits.ts';
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -106,9 +107,8 @@ export class Transport {
   readonly #request: typeof http.request;
   /** connections whose handshakes are done */
   readonly #up = new WeakSet<object>();
-  /** call slots taken, and the calls waiting for one (in arrival order) */
-  #calls = 0;
-  readonly #callQueue: (() => void)[] = [];
+  /** calls in flight, the rest waiting in arrival order */
+  readonly #calls = new Slots(MAX_CALL_SOCKETS);
   #active = 0;
   #retired = false;
   #closed = false;
@@ -138,29 +138,22 @@ export class Transport {
   /**
    * Sends one request (a watch: `stream`); resolves with the response once its headers arrived. A call first waits
    * for one of the MAX_CALL_SOCKETS call slots (here, not in the Agent's queue: a request waiting there cannot be
-   * failed until a connection frees); the headers bound and `signal` count from the start and end the wait too.
+   * failed until a connection frees); the headers bound and `signal` count from the start and end the wait too. The
+   * Agent keeps the same cap: a slot is handed on at the request's close, and an uncapped Agent that saw the next
+   * call before the freed socket was back in its pool would open a new connection.
    */
   send(url: URL, method: string, headers: Record<string, string>, body?: string, signal?: AbortSignal, stream = false): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       const what = `${method} ${url.pathname}`;
       let req: http.ClientRequest | undefined;
-      let waiter: (() => void) | undefined;
+      // ends a call's wait for a slot: the headers bound or the caller's signal
+      const waiting = new AbortController();
+      const onAbort = (): void => waiting.abort(Object.assign(new Error(`${what}: aborted while waiting for a connection`), { name: 'AbortError', code: 'ABORT_ERR' }));
       this.#active++;
-      const giveUp = (e: Error): void => {
-        signal?.removeEventListener('abort', onAbort);
-        this.#leaveQueue(waiter);
-        this.#active--;
-        this.#closeIfDone();
-        reject(e);
-      };
       const timer = setTimeout(() => {
         const e = Object.assign(new Error(`${what}: no response headers within ${HEADERS_TIMEOUT_MS} ms`), { name: 'TimeoutError' });
-        if (req) req.destroy(e); else giveUp(e);
+        if (req) req.destroy(e); else waiting.abort(e);
       }, HEADERS_TIMEOUT_MS);
-      const onAbort = (): void => {
-        clearTimeout(timer);
-        giveUp(Object.assign(new Error(`${what}: aborted while waiting for a connection`), { name: 'AbortError', code: 'ABORT_ERR' }));
-      };
       const go = (release: () => void): void => {
         signal?.removeEventListener('abort', onAbort);
         const r = this.#request(url, { method, headers, agent: stream ? this.streams : this.agent, ...(signal ? { signal } : {}) });
@@ -182,42 +175,19 @@ export class Transport {
         r.end(body);
       };
       if (stream) { go(() => {}); return; }
-      if (signal?.aborted) { onAbort(); return; }
-      waiter = this.#takeCallSlot(go);
-      if (waiter) signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) onAbort(); else signal?.addEventListener('abort', onAbort, { once: true });
+      this.#calls.acquire(waiting.signal).then(go, (e: Error) => {
+        signal?.removeEventListener('abort', onAbort);
+        clearTimeout(timer);
+        this.#active--;
+        this.#closeIfDone();
+        reject(e);
+      });
     });
   }
 
-  /** Runs `go` with a call slot now (returns undefined) or once one frees (returns its place in the queue). */
-  #takeCallSlot(go: (release: () => void) => void): (() => void) | undefined {
-    if (this.#calls < MAX_CALL_SOCKETS) {
-      this.#calls++;
-      go(this.#releaser());
-      return undefined;
-    }
-    const w = (): void => go(this.#releaser());
-    this.#callQueue.push(w);
-    return w;
-  }
-
-  /** Gives the slot to the next waiting call, or frees it; once. */
-  #releaser(): () => void {
-    let held = true;
-    return () => {
-      if (!held) return;
-      held = false;
-      const next = this.#callQueue.shift();
-      if (next) next(); else this.#calls--;
-    };
-  }
-
-  #leaveQueue(w: (() => void) | undefined): void {
-    const i = w ? this.#callQueue.indexOf(w) : -1;
-    if (i >= 0) this.#callQueue.splice(i, 1);
-  }
-
   /** calls waiting for a slot */
-  get queuedCalls(): number { return this.#callQueue.length; }
+  get queuedCalls(): number { return this.#calls.waiting; }
 
   /** The TLS material changed: new requests go elsewhere; the sockets go after the running requests. */
   retire(): void {
