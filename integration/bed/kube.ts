@@ -6,7 +6,7 @@
 // in-cluster config; the caller then creates the ServiceAccounts and kube-root-ca.crt a controller-manager would),
 // and a pod bound to a node needs gracePeriodSeconds=0 to be deleted (no kubelet confirms it).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { loadAllYaml } from '@kubernetes/client-node';
@@ -208,7 +208,8 @@ async function boot(dir: string, children: ChildProcess[], pids: () => number[],
 }
 
 // Per apiserver dir: namespace name -> its forwarder's start promise and stop step.
-const forwarders = new Map<string, Map<string, { started: Promise<void>; stop: () => Promise<void> }>>();
+type Forwarder = { started: Promise<void>; stop: () => Promise<void>; report: () => string };
+const forwarders = new Map<string, Map<string, Forwarder>>();
 
 function exposeIn(ns: Netns, dir: string, port: number): Promise<void> {
   let mine = forwarders.get(dir);
@@ -225,21 +226,30 @@ async function stopForwarders(dir: string): Promise<void> {
   forwarders.delete(dir);
 }
 
-function startForwarder(ns: Netns, dir: string, port: number): { started: Promise<void>; stop: () => Promise<void> } {
+function startForwarder(ns: Netns, dir: string, port: number): Forwarder {
   const sock = join(dir, `fwd-${ns.name}.sock`);
   // host half: unix socket -> 127.0.0.1:port, served by this process
   const open = new Set<Socket>();
+  const stats = { accepted: 0, errors: new Map<string, number>() };
+  const count = (what: string, e: NodeJS.ErrnoException): void => {
+    const k = `${what} ${e.code ?? e.message}`;
+    stats.errors.set(k, (stats.errors.get(k) ?? 0) + 1);
+  };
   const relay = createServer((c) => {
+    stats.accepted++;
     const up = connect(port, '127.0.0.1');
     // long-lived watches would keep close() waiting forever: remember both ends to destroy them on stop
     for (const s of [c, up]) {
       open.add(s);
       s.on('close', () => open.delete(s));
     }
+    let connected = false;
+    up.once('connect', () => { connected = true; });
     c.pipe(up).pipe(c);
-    c.on('error', () => up.destroy());
-    up.on('error', () => c.destroy());
+    c.on('error', (e) => { count('unix', e); up.destroy(); });
+    up.on('error', (e) => { count(connected ? 'api' : 'api-connect', e); c.destroy(); });
   });
+  relay.on('error', (e) => count('listener', e));
   let child: ChildProcess | undefined;
   const stop = onCleanup({
     label: `apiserver forwarder in ${ns.name}`,
@@ -265,7 +275,33 @@ function startForwarder(ns: Netns, dir: string, port: number): { started: Promis
       c.stdout!.once('data', () => resolve());
     });
   })();
-  return { started, stop };
+  const report = (): string => {
+    let nodeSide = '';
+    try {
+      const lines = readFileSync(`${sock}.errors`, 'utf8').trim().split('\n');
+      const byKind = new Map<string, number>();
+      for (const l of lines) { const k = l.split(' ').slice(1).join(' '); byKind.set(k, (byKind.get(k) ?? 0) + 1); }
+      nodeSide = `${JSON.stringify(Object.fromEntries(byKind))}, last at ${lines.at(-1)?.split(' ')[0]}`;
+    } catch { nodeSide = 'none'; }
+    return `${ns.name}: host relay accepted ${stats.accepted}, ${open.size} sockets open, errors ${JSON.stringify(Object.fromEntries(stats.errors))}; namespace relay errors ${nodeSide}`;
+  };
+  return { started, stop, report };
+}
+
+/**
+ * What the apiserver forwarders saw, for a test whose agent's API connections failed: per namespace, the host
+ * relay's accepted connections, open sockets and errors by hop and code, and the namespace relay's errors; then this
+ * process's open fds and the host namespace's TCP sockets in TIME_WAIT (read from /proc, nothing changed).
+ */
+export function forwarderReport(): string {
+  const lines = [...forwarders.values()].flatMap((m) => [...m.values()].map((f) => f.report()));
+  let fds = -1;
+  try { fds = readdirSync('/proc/self/fd').length; } catch { /* not Linux */ }
+  let timeWait = 0;
+  for (const f of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    try { timeWait += readFileSync(f, 'utf8').split('\n').filter((l) => l.split(/\s+/)[4] === '06').length; } catch { /* no IPv6 */ }
+  }
+  return [...lines, `test process: ${fds} open fds; host namespace: ${timeWait} TCP sockets in TIME_WAIT`].join('\n');
 }
 
 /**

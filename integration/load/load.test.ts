@@ -13,6 +13,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
 import { waitFor } from '../bed/exec.ts';
+import { forwarderReport } from '../bed/kube.ts';
 import { cleanupAll, newPrefix, ping, type Netns } from '../bed/netns.ts';
 import { buildShim, createPodNetns, deletePod, newContainerId, podCall, startNodeAgent, type AgentOptions, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
 import { burst, eventLoopLagP99Ms, formatStages, inBatches, nodeLeaks, p99, preparePods, waitStages } from './lib.ts';
@@ -44,7 +45,7 @@ after(async () => {
   if (prefix) assert.deepEqual(leaks(prefix), { netns: [], tmpDirs: [], processes: [] });
 });
 
-const say = (s: string): void => { process.stdout.write(`# ${s}\n`); };
+const say = (s: string): void => { process.stdout.write(`# ${s.replaceAll('\n', '\n# ')}\n`); };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const codeOf = (r: { code: number | null; json: unknown }): number | string => (r.code === 0 ? 0 : (r.json as { code?: number } | undefined)?.code ?? `exit ${r.code}`);
 
@@ -158,13 +159,14 @@ test(`kill -9 of the agent at random moments during a ${STORM}-pod ADD/DEL storm
       try {
         warned = readFileSync(join(a.dir, `agent-${a.pid}.log`), 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n');
       } catch (err) { warned = `(no log: ${String(err)})`; }
-      throw new Error(`${String(e)}; last /readyz: ${last}; the agent's last warnings:\n${warned}`);
+      throw new Error(`${String(e)}; last /readyz: ${last}; the agent's last warnings:\n${warned}\napiserver forwarders:\n${forwarderReport()}`);
     });
   }
   await sleep(3000);
   stop = true;
   await drivers;
   say(`storm: ${pods.reduce((a, p) => a + p.sandboxes, 0)} sandboxes, ADD answers ${JSON.stringify(Object.fromEntries(addCodes))}, ${dels} DELs, 5 kills`);
+  say(`apiserver forwarders after the storm:\n${forwarderReport()}`);
   assert.deepEqual(delFailures, [], 'a DEL answers 0, or 11 while the agent is down (then the shim queues it)');
   assert.ok((addCodes.get(0) ?? 0) > 0, 'the storm wired pods (ADD answered 0), so the kills hit live wiring');
   await waitFor('delete queue drained', () => readdirSync(agent.delQueueDir).filter((f) => f.endsWith('.json')).length === 0, 120_000, 200);
