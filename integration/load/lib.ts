@@ -2,7 +2,7 @@
 // parallel batches (Pod object, netns, the stand-in controller's allocation), a whole-node leak count, the agent's
 // event-loop lag p99 from its /metrics, and a burst of concurrent CNI calls through the real shim (burst-spawn).
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -149,3 +149,58 @@ export function p99(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(0.99 * s.length) - 1))] ?? Number.NaN;
 }
+
+/** CPU time so far: the whole machine's busy time (/proc/stat) and each live process's own (utime + stime). */
+export interface CpuSnapshot {
+  readonly busyS: number;
+  readonly cpus: number;
+  /** pid -> [comm, seconds] */
+  readonly procs: ReadonlyMap<number, readonly [string, number]>;
+}
+
+const TICK = 100; // USER_HZ, fixed at 100 on Linux
+
+export async function cpuSnapshot(): Promise<CpuSnapshot> {
+  const stat = await readFile('/proc/stat', 'utf8');
+  const cpuLine = stat.split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+  const busy = cpuLine.slice(0, 8).reduce((a, x, i) => (i === 3 || i === 4 ? a : a + x), 0);
+  const cpus = stat.split('\n').filter((l) => /^cpu\d/.test(l)).length;
+  const procs = new Map<number, readonly [string, number]>();
+  for (const e of await readdir('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = await readFile(`/proc/${e}/stat`, 'utf8');
+      const close = s.lastIndexOf(')');
+      let comm = s.slice(s.indexOf('(') + 1, close);
+      // Node names its main thread MainThread: name a Node process after its script (agent.mjs, main.ts, ...)
+      if (comm === 'MainThread' || comm === 'node') {
+        const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8')).split('\0').filter(Boolean);
+        const script = argv.slice(1).find((x) => !x.startsWith('-'));
+        comm = `node ${script?.split('/').pop() ?? ''}`;
+      }
+      const f = s.slice(close + 2).split(' '); // f[0] = state (field 3); utime, stime = fields 14, 15
+      procs.set(Number(e), [comm, (Number(f[11]) + Number(f[12])) / TICK]);
+    } catch { /* exited meanwhile */ }
+  }
+  return { busyS: busy / TICK, cpus, procs };
+}
+
+/**
+ * Where the machine's CPU went between two snapshots: busy CPU-seconds in all, and the processes that used the most,
+ * grouped by command name with digits dropped (kernel workers rename themselves after their work queue, e.g.
+ * `kworker/u4:2-mld`). Processes that started and ended in between (the CNI executables) count only in the total.
+ */
+export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot, top = 8): { busyS: number; cpus: number; byCommand: [string, number][] } {
+  const by = new Map<string, number>();
+  for (const [pid, [comm, s]] of b.procs) {
+    const d = s - (a.procs.get(pid)?.[1] ?? 0);
+    if (d <= 0) continue;
+    const k = comm.replace(/\d+/g, '');
+    by.set(k, (by.get(k) ?? 0) + d);
+  }
+  return { busyS: b.busyS - a.busyS, cpus: b.cpus, byCommand: [...by].sort((x, y) => y[1] - x[1]).slice(0, top) };
+}
+
+export const formatCpu = (c: ReturnType<typeof cpuBetween>): string =>
+  `${c.busyS.toFixed(1)} CPU-s busy on ${c.cpus} CPUs; ${c.byCommand.map(([k, s]) => `${k} ${s.toFixed(2)}`).join(', ')}`;

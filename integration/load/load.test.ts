@@ -16,7 +16,7 @@ import { waitFor } from '../bed/exec.ts';
 import { forwarderReport } from '../bed/kube.ts';
 import { cleanupAll, newPrefix, ping, type Netns } from '../bed/netns.ts';
 import { buildShim, createPodNetns, deletePod, newContainerId, podCall, startNodeAgent, type AgentOptions, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
-import { burst, eventLoopLagP99Ms, formatStages, inBatches, nodeLeaks, p99, preparePods, waitStages } from './lib.ts';
+import { burst, cpuBetween, cpuSnapshot, eventLoopLagP99Ms, formatCpu, formatStages, inBatches, nodeLeaks, p99, preparePods, waitStages } from './lib.ts';
 
 let bed: Bed;
 let node: BedNode;
@@ -65,8 +65,12 @@ test(`${BURST} concurrent ADDs through the shim, then ${BURST} concurrent DELs: 
 
   async function burstAddDel(): Promise<void> {
     await eventLoopLagP99Ms(agent); // resets the agent's lag histogram: the next read covers the burst only
+    const cpu0 = await cpuSnapshot();
     const add = await burst('ADD', agent, pods);
+    const addCpu = cpuBetween(cpu0, await cpuSnapshot());
     const addLag = await eventLoopLagP99Ms(agent);
+    // what bounds the burst on this machine: the CPU all parts of the node spent, the agent's share among them
+    say(`ADD x${BURST}, the machine's CPU over the burst: ${formatCpu(addCpu)}`);
     say(`ADD x${BURST}, agent side, average per ADD: ${formatStages(await waitStages(agent))}`);
     const addMs = add.results.map((r) => r.ms).sort((a, b) => a - b);
     say(`ADD x${BURST}: ${add.errors.length} errors, total ${Math.round(add.totalMs)} ms, p50 ${Math.round(addMs[Math.floor(addMs.length / 2)]!)} ms, ` +
