@@ -290,6 +290,11 @@ describe('kube-ovn-daemon from the image tree', () => {
     }
     const m = (await httpIn(node, port, '/metrics')).body;
     assert.match(m, /kube_ovn_agent_cni_request_duration_seconds_count\{command="DEL",result="ok"\} 1/);
+    // the launcher exec'd node itself (same PID) with the image's V8 flags and malloc settings (README "Memory")
+    const argv = readFileSync(`/proc/${a.proc.pid}/cmdline`, 'utf8').split('\0');
+    for (const f of ['--max-semi-space-size=1', '--v8-pool-size=1', '--max-opt=2', '--max-old-space-size=1024']) assert.ok(argv.includes(f), `${f} in ${argv.join(' ')}`);
+    const environ = readFileSync(`/proc/${a.proc.pid}/environ`, 'utf8').split('\0');
+    for (const e of ['MALLOC_ARENA_MAX=2', 'MALLOC_MMAP_THRESHOLD_=32768', 'MALLOC_TRIM_THRESHOLD_=32768']) assert.ok(environ.includes(e), `${e} in the agent's environment`);
     // the node wing's netfilter passes (before ready) ran through the image's process launcher, not forks of the agent
     const exes = descendants(a.proc.pid!).map((pid) => { try { return readlinkSync(`/proc/${pid}/exe`); } catch { return ''; } });
     assert.ok(exes.includes(join(rootfs, 'kube-ovn/kube-ovn-exec')), `a kube-ovn-exec under the agent: ${exes.join(', ')}`);
