@@ -299,7 +299,8 @@ export function forwarderReport(): string {
   try { fds = readdirSync('/proc/self/fd').length; } catch { /* not Linux */ }
   let timeWait = 0;
   for (const f of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
-    try { timeWait += readFileSync(f, 'utf8').split('\n').filter((l) => l.split(/\s+/)[4] === '06').length; } catch { /* no IPv6 */ }
+    // columns: sl local_address rem_address st ...; the slot is printed as %4d, so trim before splitting
+    try { timeWait += readFileSync(f, 'utf8').split('\n').filter((l) => l.trim().split(/\s+/)[3] === '06').length; } catch { /* no IPv6 */ }
   }
   return [...lines, `test process: ${fds} open fds; host namespace: ${timeWait} TCP sockets in TIME_WAIT`].join('\n');
 }

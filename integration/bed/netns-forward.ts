@@ -19,6 +19,10 @@ const server = createServer((client) => {
   upstream.once('connect', () => { connected = true; });
   upstream.on('error', (e) => { record(connected ? 'unix' : 'unix-connect', e); client.destroy(); });
 });
-server.on('error', (e) => record('listener', e));
+server.on('error', (e) => {
+  record('listener', e);
+  // not listening yet (EADDRINUSE, ...): fail loudly, as an unhandled error did, so the bed's start says why
+  if (!server.listening) { process.stderr.write(`netns-forward: ${e.stack ?? String(e)}\n`); process.exit(1); }
+});
 server.listen(Number(portArg), '127.0.0.1', () => process.stdout.write('ready\n'));
 process.on('SIGTERM', () => process.exit(0));

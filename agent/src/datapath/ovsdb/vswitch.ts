@@ -352,7 +352,8 @@ export class OvsVswitch implements Vswitch {
       const portUuid = this.names.Port.get(name);
       if (!portUuid) return { ops: [], done: () => false };
       const ops: Operation[] = [this.present('Port', portUuid, 'name', name)];
-      // the index, not a scan of the bridge's port set: that set has every pod's port, and a burst deletes hundreds
+      // the index, not a scan of the bridge's port set: that set has every pod's port, and a burst deletes hundreds.
+      // A port is on one bridge (ovs-vswitchd refuses a port in two; upsertPortOps assumes the same).
       const bridge = this.bridgeOfPort.get(portUuid);
       const bridges = bridge !== undefined && this.row('Bridge', bridge) ? [bridge] : [];
       for (const b of bridges) ops.push(mutate('Bridge', byUuid(b), [['ports', 'delete', set([uuid(portUuid)])]]));
