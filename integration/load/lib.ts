@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import type { Bed, BedNode } from '../bed/bed.ts';
 import { ROOT, cniCallInput, createPod, createPodNetns, newContainerId, type CniCallResult, type NodeAgent, type TestPod } from '../e2e/agent-harness.ts';
 import { find, parseExposition } from '../../test/observe/prom-text.ts';
+import { parseStat, TICKS_PER_S } from '../upstream/proc.ts';
 
 const execFileP = promisify(execFile);
 
@@ -158,8 +159,6 @@ export interface CpuSnapshot {
   readonly procs: ReadonlyMap<number, readonly [string, number]>;
 }
 
-const TICK = 100; // USER_HZ, fixed at 100 on Linux
-
 export async function cpuSnapshot(): Promise<CpuSnapshot> {
   const stat = await readFile('/proc/stat', 'utf8');
   const cpuLine = stat.split('\n')[0]!.split(/\s+/).slice(1).map(Number);
@@ -170,20 +169,18 @@ export async function cpuSnapshot(): Promise<CpuSnapshot> {
   for (const e of await readdir('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      const s = await readFile(`/proc/${e}/stat`, 'utf8');
-      const close = s.lastIndexOf(')');
-      let comm = s.slice(s.indexOf('(') + 1, close);
+      const st = parseStat(Number(e), await readFile(`/proc/${e}/stat`, 'utf8'));
+      let comm = st.comm;
       // Node names its main thread MainThread: name a Node process after its script (agent.mjs, main.ts, ...)
       if (comm === 'MainThread' || comm === 'node') {
         const argv = (await readFile(`/proc/${e}/cmdline`, 'utf8')).split('\0').filter(Boolean);
         const script = argv.slice(1).find((x) => !x.startsWith('-'));
         comm = `node ${script?.split('/').pop() ?? ''}`;
       }
-      const f = s.slice(close + 2).split(' '); // f[0] = state (field 3); utime, stime = fields 14, 15
-      procs.set(Number(e), [comm, (Number(f[11]) + Number(f[12])) / TICK]);
+      procs.set(st.pid, [comm, st.selfTicks / TICKS_PER_S]);
     } catch { /* exited meanwhile */ }
   }
-  return { busyS: busy / TICK, cpus, procs };
+  return { busyS: busy / TICKS_PER_S, cpus, procs };
 }
 
 /**

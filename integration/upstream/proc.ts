@@ -3,16 +3,25 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { vmRssMb } from '../e2e/agent-harness.ts';
 
-const TICKS_PER_S = 100; // USER_HZ on Linux
+export const TICKS_PER_S = 100; // USER_HZ on Linux
 
-interface Stat { pid: number; ppid: number; cpuTicks: number }
+export interface Stat {
+  pid: number;
+  /** the name between the parentheses (it may hold spaces and parentheses itself) */
+  comm: string;
+  ppid: number;
+  /** utime + stime + cutime + cstime: its own time and that of the children it reaped */
+  cpuTicks: number;
+  /** utime + stime: its own time only */
+  selfTicks: number;
+}
 
-/** Fields of /proc/<pid>/stat after the parenthesised comm: ppid, and utime+stime+cutime+cstime (reaped children). */
+/** The fields of /proc/<pid>/stat this file and the load tests read. */
 export function parseStat(pid: number, text: string): Stat {
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state): field n is rest[n - 3]
   const f = (n: number) => Number(rest[n - 3]);
-  return { pid, ppid: f(4), cpuTicks: f(14) + f(15) + f(16) + f(17) };
+  return { pid, comm: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')), ppid: f(4), cpuTicks: f(14) + f(15) + f(16) + f(17), selfTicks: f(14) + f(15) };
 }
 
 function readStat(pid: number): Stat | undefined {
