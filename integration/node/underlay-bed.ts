@@ -6,6 +6,12 @@
 import { startOvs, type OvsNode } from '../bed/ovs.ts';
 import { addVeth, createNetns, type Netns } from '../bed/netns.ts';
 import { OvsVswitch } from '../../agent/src/datapath/ovsdb/vswitch.ts';
+import type { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
+import { Reconciler } from '../../agent/src/node/reconciler.ts';
+import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
+import { planUnderlay } from '../../agent/src/node/underlay/plan.ts';
+import { underlaySpec } from '../../agent/src/node/underlay/reconciler.ts';
+import type { ProviderNetwork } from '../../agent/src/node/underlay/types.ts';
 
 export const NIC = 'eth1';
 export const NODE_IP = '172.30.50.10';
@@ -62,4 +68,31 @@ export async function linkJson(ns: Netns, dev: string): Promise<{ address: strin
 /** `ip -d addr show dev` with the counters that legitimately move normalised away (none expected; kept explicit). */
 export async function detailed(ns: Netns, dev: string): Promise<string> {
   return (await ns.ip(['-d', 'addr', 'show', 'dev', dev])).stdout;
+}
+
+/** The provider network `phys` on the bed's node through its reconciler, with Kubernetes (labels, annotations,
+ *  Events) kept in memory: these tests are about the kernel and OVS. `settle` runs passes to a fixed point. */
+export function bedNetwork(bed: UnderlayBed, nl: RtNetlink, journalDir: string, spec: NonNullable<ProviderNetwork['spec']>) {
+  const state = {
+    pn: { metadata: { name: 'phys' }, spec } as ProviderNetwork | undefined,
+    labels: {} as Record<string, string>, annotations: {} as Record<string, string>, events: [] as string[],
+  };
+  let macs = 0;
+  const r = new Reconciler(underlaySpec({
+    pn: 'phys', nodeName: 'n1', netns: bed.node.path, netlink: () => nl, vswitch: () => bed.vs, journal: new FileJournal(journalDir),
+    desired: () => planUnderlay({ pnName: 'phys', pn: state.pn, vlans: [], node: { metadata: { name: 'n1' } }, nodeName: 'n1', macLearningFallback: false }),
+    nodeMeta: () => ({ labels: state.labels, annotations: state.annotations }),
+    patchNode: async (p) => {
+      for (const [k, v] of Object.entries(p.labels ?? {})) { if (v === null) delete state.labels[k]; else state.labels[k] = v; }
+      for (const [k, v] of Object.entries(p.annotations ?? {})) { if (v === null) delete state.annotations[k]; else state.annotations[k] = v; }
+    },
+    event: (type, reason, message) => { state.events.push(`${type} ${reason} ${message}`); },
+    datapathType: () => 'netdev',
+    randomMac: () => `02:00:00:00:01:${(macs++).toString(16).padStart(2, '0')}`,
+  }), { resyncMs: 0 });
+  const settle = async (): Promise<void> => {
+    for (let n = 0; n < 8; n++) if ((await r.runNow()).changes === 0) return;
+    throw new Error('no fixed point in 8 passes');
+  };
+  return { state, r, settle };
 }

@@ -10,12 +10,7 @@ import { cleanupAll, newPrefix, onCleanup } from '../bed/netns.ts';
 import { waitFor } from '../bed/exec.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
-import { Reconciler } from '../../agent/src/node/reconciler.ts';
-import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
-import { planUnderlay } from '../../agent/src/node/underlay/plan.ts';
-import { underlaySpec } from '../../agent/src/node/underlay/reconciler.ts';
-import type { ProviderNetwork } from '../../agent/src/node/underlay/types.ts';
-import { GW, NIC, REMOTE, detailed, inet, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, REMOTE, bedNetwork, detailed, inet, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koaux');
 const PORT = 'br-phys';
@@ -47,31 +42,7 @@ const settled = async (dev: string): Promise<string> => {
   return detailed(bed.node, dev);
 };
 
-/** The provider network `phys` (exchangeLinkName) through its reconciler, Kubernetes kept in memory. */
-function exchangeNetwork() {
-  const state = {
-    pn: { metadata: { name: 'phys' }, spec: { defaultInterface: NIC, exchangeLinkName: true } } as ProviderNetwork | undefined,
-    labels: {} as Record<string, string>, annotations: {} as Record<string, string>, events: [] as string[],
-  };
-  let macs = 0;
-  const r = new Reconciler(underlaySpec({
-    pn: 'phys', nodeName: 'n1', netns: bed.node.path, netlink: () => nl, vswitch: () => bed.vs, journal: new FileJournal(dir),
-    desired: () => planUnderlay({ pnName: 'phys', pn: state.pn, vlans: [], node: { metadata: { name: 'n1' } }, nodeName: 'n1', macLearningFallback: false }),
-    nodeMeta: () => ({ labels: state.labels, annotations: state.annotations }),
-    patchNode: async (p) => {
-      for (const [k, v] of Object.entries(p.labels ?? {})) { if (v === null) delete state.labels[k]; else state.labels[k] = v; }
-      for (const [k, v] of Object.entries(p.annotations ?? {})) { if (v === null) delete state.annotations[k]; else state.annotations[k] = v; }
-    },
-    event: (type, reason, message) => { state.events.push(`${type} ${reason} ${message}`); },
-    datapathType: () => 'netdev',
-    randomMac: () => `02:00:00:00:01:${(macs++).toString(16).padStart(2, '0')}`,
-  }), { resyncMs: 0 });
-  const settle = async (): Promise<void> => {
-    for (let n = 0; n < 8; n++) if ((await r.runNow()).changes === 0) return;
-    throw new Error('no fixed point in 8 passes');
-  };
-  return { state, r, settle };
-}
+const exchangeNetwork = () => bedNetwork(bed, nl, dir, { defaultInterface: NIC, exchangeLinkName: true });
 
 test('exchangeLinkName: the bridge carries the NIC\'s name, addresses, routes and MAC; removal restores both names exactly', async () => {
   const before = { detail: await settled(NIC), inet: await inet(bed.node, NIC), routes: await routes(bed.node, NIC), link: await linkJson(bed.node, NIC) };

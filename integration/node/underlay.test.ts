@@ -13,7 +13,8 @@ import { sleep, waitFor } from '../bed/exec.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
-import { finishMove, restoreNic, transferNic, type TransferDeps } from '../../agent/src/node/underlay/transfer.ts';
+import { restoreNic, transferNic, type TransferDeps } from '../../agent/src/node/underlay/transfer.ts';
+import { finishMove } from '../../agent/src/node/underlay/moves.ts';
 import { GW, NIC, NODE_IP, REMOTE, detailed, inet, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koaul');

@@ -3,8 +3,12 @@
 // in-memory journal.
 import { FakeNetlink } from '../../../agent/src/datapath/netlink/fake.ts';
 import { FakeVswitch } from '../../../agent/src/datapath/ovsdb/fake.ts';
-import type { ApplyOptions, BridgeInfo, BridgeSpec } from '../../../agent/src/datapath/ovsdb/port.ts';
+import type { ApplyOptions, BridgeInfo, BridgePortSpec, BridgeSpec, PortInfo } from '../../../agent/src/datapath/ovsdb/port.ts';
+import { Reconciler } from '../../../agent/src/node/reconciler.ts';
 import type { Journal, MoveRecord } from '../../../agent/src/node/underlay/journal.ts';
+import { planUnderlay } from '../../../agent/src/node/underlay/plan.ts';
+import { underlaySpec } from '../../../agent/src/node/underlay/reconciler.ts';
+import type { ProviderNetwork, Vlan } from '../../../agent/src/node/underlay/types.ts';
 
 export const NS = '/var/run/netns/node1';
 export const NIC = 'eth1';
@@ -19,7 +23,8 @@ export class MemoryJournal implements Journal {
   async list(): Promise<MoveRecord[]> { return [...this.records.values()]; }
 }
 
-/** A FakeVswitch whose bridges have a kernel device in the node namespace (a tap, as with the userspace datapath). */
+/** A FakeVswitch whose bridges and internal ports have a kernel device in the node namespace (a tap, as with the
+ *  userspace datapath). */
 export class LinkedVswitch extends FakeVswitch {
   readonly nl: FakeNetlink;
   readonly ns: string;
@@ -32,8 +37,26 @@ export class LinkedVswitch extends FakeVswitch {
     return b;
   }
   override async deleteBridge(name: string, opts?: ApplyOptions): Promise<boolean> {
+    const ports = this.getBridge(name)?.ports ?? [];
     const r = await super.deleteBridge(name, opts);
-    if (r) await this.nl.deleteLink(this.ns, name, { ignoreMissing: true });
+    if (r) {
+      await this.nl.deleteLink(this.ns, name, { ignoreMissing: true });
+      for (const p of ports) if (p !== name && this.#internal.delete(p)) await this.nl.deleteLink(this.ns, p, { ignoreMissing: true });
+    }
+    return r;
+  }
+  readonly #internal = new Set<string>();
+  override async addBridgePort(spec: BridgePortSpec, opts?: ApplyOptions): Promise<PortInfo> {
+    const p = await super.addBridgePort(spec, opts);
+    if (spec.type === 'internal' && !(await this.nl.getLink(this.ns, spec.name))) {
+      this.nl.addLink(this.ns, { name: spec.name, kind: 'tun', tunType: 'tap', ...(spec.mac ? { mac: spec.mac } : {}) });
+      this.#internal.add(spec.name);
+    }
+    return p;
+  }
+  override async deletePort(name: string, opts?: ApplyOptions): Promise<boolean> {
+    const r = await super.deletePort(name, opts);
+    if (this.#internal.delete(name)) await this.nl.deleteLink(this.ns, name, { ignoreMissing: true });
     return r;
   }
 }
@@ -70,4 +93,32 @@ export async function nodeReachable(nl: FakeNetlink, bridge: string): Promise<st
   for (const want of ['172.30.50.10/24', '172.30.60.10/24']) if (!addrs.includes(want)) return `address ${want} on neither link`;
   const def = (await nl.listRoutes(NS)).some((r) => r.dst === null && r.oif !== undefined && idx.has(r.oif));
   return def ? true : 'no default route';
+}
+
+/** One provider network `phys` on node n1 through its reconciler, Kubernetes kept in memory (labels, annotations,
+ *  Events). */
+export async function setupNetwork(spec: ProviderNetwork['spec'] = { defaultInterface: NIC }) {
+  const node = await makeNode();
+  const state = {
+    pn: { metadata: { name: 'phys' }, spec, status: { vlans: [] as string[] } } as ProviderNetwork | undefined,
+    vlans: [] as Vlan[],
+    labels: {} as Record<string, string>,
+    annotations: {} as Record<string, string>,
+    events: [] as string[],
+  };
+  let macs = 0;
+  const spec_ = underlaySpec({
+    pn: 'phys', nodeName: 'n1', netns: NS, netlink: () => node.nl, vswitch: () => node.vs, journal: node.journal,
+    desired: () => planUnderlay({ pnName: 'phys', pn: state.pn, vlans: state.vlans, node: { metadata: { name: 'n1', labels: state.labels } }, nodeName: 'n1', macLearningFallback: false }),
+    nodeMeta: () => ({ labels: state.labels, annotations: state.annotations }),
+    patchNode: async (p) => {
+      for (const [key, v] of Object.entries(p.labels ?? {})) { if (v === null) delete state.labels[key]; else state.labels[key] = v; }
+      for (const [key, v] of Object.entries(p.annotations ?? {})) { if (v === null) delete state.annotations[key]; else state.annotations[key] = v; }
+    },
+    event: (type, reason, message) => { state.events.push(`${type} ${reason} ${message}`); },
+    datapathType: () => 'netdev',
+    randomMac: () => `02:00:00:00:00:${(macs++).toString(16).padStart(2, '0')}`,
+  });
+  const r = new Reconciler(spec_, { resyncMs: 0 });
+  return { ...node, state, r, spec: spec_ };
 }

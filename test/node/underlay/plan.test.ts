@@ -43,7 +43,8 @@ test('plan: deleted, terminating and excluded are absent; otherwise present with
   assert.equal((planUnderlay({ ...base, pn: { ...pn({ defaultInterface: 'eth1' }), metadata: { name: 'phys', deletionTimestamp: '2026-01-01T00:00:00Z' } } }) as { why: string }).why, 'terminating');
   assert.equal((planUnderlay({ ...base, pn: pn({ defaultInterface: 'eth1', excludeNodes: ['n1'] }) }) as { why: string }).why, 'excluded');
   assert.deepEqual(planUnderlay({ ...base, pn: pn({ defaultInterface: 'eth1' }, { vlans: ['v100'] }) }),
-    { kind: 'present', pn: 'phys', bridge: 'br-phys', nic: 'eth1', port: 'eth1', trunks: [0, 100], exchangeLinkName: false, macLearningFallback: true });
+    { kind: 'present', pn: 'phys', bridge: 'br-phys', nic: 'eth1', port: 'eth1', trunks: [0, 100], exchangeLinkName: false, macLearningFallback: true,
+      vlanInterfaces: [], preserveVlanInterfaces: false });
 });
 
 test('labels: ready sets three and removes exclude; failure removes all but exclude; exclusion sets exclude only', () => {

@@ -2,40 +2,10 @@
 // Node annotation, Event), removal, exclusion and a journaled move found at start.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Reconciler } from '../../../agent/src/node/reconciler.ts';
-import { planUnderlay } from '../../../agent/src/node/underlay/plan.ts';
-import { underlaySpec } from '../../../agent/src/node/underlay/reconciler.ts';
 import { renameNic, transferNic } from '../../../agent/src/node/underlay/transfer.ts';
-import type { ProviderNetwork, Vlan } from '../../../agent/src/node/underlay/types.ts';
-import { NIC, NIC_MAC, NS, linkState, makeNode } from './helpers.ts';
+import { NIC, NIC_MAC, NS, linkState, setupNetwork as setup } from './helpers.ts';
 
 const k = (s: string): string => `phys.provider-network.kubernetes.io/${s}`;
-
-async function setup(spec: ProviderNetwork['spec'] = { defaultInterface: NIC }) {
-  const node = await makeNode();
-  const state = {
-    pn: { metadata: { name: 'phys' }, spec, status: { vlans: [] as string[] } } as ProviderNetwork | undefined,
-    vlans: [] as Vlan[],
-    labels: {} as Record<string, string>,
-    annotations: {} as Record<string, string>,
-    events: [] as string[],
-  };
-  let macs = 0;
-  const spec_ = underlaySpec({
-    pn: 'phys', nodeName: 'n1', netns: NS, netlink: () => node.nl, vswitch: () => node.vs, journal: node.journal,
-    desired: () => planUnderlay({ pnName: 'phys', pn: state.pn, vlans: state.vlans, node: { metadata: { name: 'n1', labels: state.labels } }, nodeName: 'n1', macLearningFallback: false }),
-    nodeMeta: () => ({ labels: state.labels, annotations: state.annotations }),
-    patchNode: async (p) => {
-      for (const [key, v] of Object.entries(p.labels ?? {})) { if (v === null) delete state.labels[key]; else state.labels[key] = v; }
-      for (const [key, v] of Object.entries(p.annotations ?? {})) { if (v === null) delete state.annotations[key]; else state.annotations[key] = v; }
-    },
-    event: (type, reason, message) => { state.events.push(`${type} ${reason} ${message}`); },
-    datapathType: () => 'netdev',
-    randomMac: () => `02:00:00:00:00:${(macs++).toString(16).padStart(2, '0')}`,
-  });
-  const r = new Reconciler(spec_, { resyncMs: 0 });
-  return { ...node, state, r, spec: spec_ };
-}
 
 test('a provider network converges: bridge, NIC moved, mappings, labels, InitOVSBridgeSucceeded; the next pass changes nothing', async () => {
   const { nl, vs, state, r } = await setup();

@@ -2,7 +2,8 @@
 // journal at the next start, and at no step is the node without its addresses or its default route.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { finishMove, restoreNic, transferNic, transferOrRollBack } from '../../../agent/src/node/underlay/transfer.ts';
+import { restoreNic, transferNic, transferOrRollBack } from '../../../agent/src/node/underlay/transfer.ts';
+import { finishMove } from '../../../agent/src/node/underlay/moves.ts';
 import type { MoveRecord } from '../../../agent/src/node/underlay/journal.ts';
 import { agentError } from '../../../agent/src/errors.ts';
 import { NIC, NIC_MAC, NS, linkState, makeNode, nodeReachable } from './helpers.ts';

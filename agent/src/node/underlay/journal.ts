@@ -44,14 +44,18 @@ export interface LinkSnapshot {
 export interface MoveRecord {
   readonly pn: string;
   /** 'transfer' = NIC -> bridge; 'restore' = bridge -> NIC; 'rename' = the link `nic` gets the name `to`, keeping
-   *  its addresses and routes (exchangeLinkName: the NIC frees its name for the bridge, and takes it back) */
-  readonly op: 'transfer' | 'restore' | 'rename';
+   *  its addresses and routes (exchangeLinkName: the NIC frees its name for the bridge, and takes it back);
+   *  'vlan-transfer' = the VLAN link `nic` -> the internal port `to` (vlan-ports.ts); 'vlan-restore' = back */
+  readonly op: 'transfer' | 'restore' | 'rename' | 'vlan-transfer' | 'vlan-restore';
   readonly nic: string;
   readonly bridge: string;
-  /** op 'rename': the new name */
+  /** op 'rename': the new name; 'vlan-*': the internal port */
   readonly to?: string;
+  /** op 'vlan-restore': the link to create the VLAN link on when it is gone */
+  readonly parent?: string;
   /** the source link's state when the move began */
   readonly snapshot: LinkSnapshot;
+  /** the NIC port's trunks; 'vlan-*': [the VLAN id] */
   readonly trunks: readonly number[];
   /** the step about to run (for the logs and the crash tests; recovery restarts from the first step) */
   readonly step: string;
@@ -135,7 +139,8 @@ export class FileJournal implements Journal {
 /** Validates a record read back (a torn or foreign file is an error that names the file, never a guess). */
 export function parseRecord(text: string, pn: string): MoveRecord {
   const r = JSON.parse(text) as MoveRecord;
-  const ok = r && r.pn === pn && (r.op === 'transfer' || r.op === 'restore' || (r.op === 'rename' && typeof r.to === 'string')) && typeof r.nic === 'string' && typeof r.bridge === 'string'
+  const ok = r && r.pn === pn && (r.op === 'transfer' || r.op === 'restore'
+    || ((r.op === 'rename' || r.op === 'vlan-transfer' || r.op === 'vlan-restore') && typeof r.to === 'string')) && typeof r.nic === 'string' && typeof r.bridge === 'string'
     && r.snapshot && Array.isArray(r.snapshot.addresses) && Array.isArray(r.snapshot.routes) && Array.isArray(r.trunks);
   if (!ok) throw new Error(`underlay journal of ${pn}: not a move record`);
   return r;

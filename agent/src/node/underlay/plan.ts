@@ -1,6 +1,7 @@
 // What one provider network wants on this node (spec §6.2 steps 1-4, §6.4, §6.6): pure functions of the
 // ProviderNetwork, the Vlans and this Node. No I/O here: the reconciler (reconciler.ts) compares the result with
 // what OVS and the kernel show, and the transfer (transfer.ts) moves the NIC.
+import { createHash } from 'node:crypto';
 import type { Node } from '../../k8s/types.ts';
 import type { LabelSelectorRequirement, ProviderNetwork, Vlan } from './types.ts';
 
@@ -25,6 +26,11 @@ export type UnderlayDesired =
     readonly macLearningFallback: boolean;
     /** autoCreateVlanSubinterfaces and the NIC is named `<parent>.<id>`: create it when missing (§6.2 step 5) */
     readonly autoCreateVlan?: { readonly parent: string; readonly id: number };
+    /** spec.vlanInterfaces as given (deduplicated; a non-string kept as its JSON, for the planner to refuse by name):
+     *  the links whose state moves to VLAN internal ports (§6.2 step 6) */
+    readonly vlanInterfaces: readonly string[];
+    /** spec.preserveVlanInterfaces: every kernel 802.1Q link `<nic>.<id>` joins them */
+    readonly preserveVlanInterfaces: boolean;
   };
 
 /** The alias that marks a VLAN link this agent created for a provider network: deleted with it (§6.2 step 7, §6.4 step 5). */
@@ -39,6 +45,39 @@ export function vlanSubinterface(nic: string): { parent: string; id: number } | 
 }
 
 export const bridgeName = (pn: string): string => `br-${pn}`;
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/** RFC 4648 base32 in lower case, without padding. */
+export function base32Lower(b: Uint8Array): string {
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (const x of b) {
+    acc = (acc << 8) | x;
+    bits += 8;
+    while (bits >= 5) { bits -= 5; out += BASE32[(acc >>> bits) & 31]; }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += BASE32[(acc << (5 - bits)) & 31];
+  return out;
+}
+
+/**
+ * The VLAN internal port of a bridge for VLAN `id` (spec §6.2 step 11): `<bridge>-vlan<id>`, the name upstream gives
+ * it, while that fits the kernel's 15 bytes; else `kv<id>-` and the base32 of the bridge name's SHA-256, cut to 15.
+ */
+export function vlanPortName(bridge: string, id: number): string {
+  const plain = `${bridge}-vlan${id}`;
+  if (Buffer.byteLength(plain) <= 15) return plain;
+  return `kv${id}-${base32Lower(createHash('sha256').update(bridge).digest())}`.slice(0, 15);
+}
+
+/** A port name shaped like a VLAN internal port (either scheme above); its id. */
+export function vlanPortShape(name: string): number | undefined {
+  const m = /-vlan(\d{1,4})$/.exec(name) ?? /^kv(\d{1,4})-[a-z2-7]+$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
 
 /** The NIC for this node: the customInterfaces entry naming it, else defaultInterface ('' when neither). */
 export function chooseNic(pn: ProviderNetwork, node: string): string {
@@ -108,11 +147,13 @@ export function planUnderlay(i: PlanInput): UnderlayDesired {
     kind: 'present', pn: i.pnName, bridge: exchangeLinkName ? nic : bridge, nic, port: exchangeLinkName ? bridge : nic,
     trunks: trunkSet(i.pn, i.vlans), exchangeLinkName, macLearningFallback: i.macLearningFallback,
     ...(autoCreateVlan ? { autoCreateVlan } : {}),
+    vlanInterfaces: [...new Set((Array.isArray(i.pn.spec?.vlanInterfaces) ? i.pn.spec.vlanInterfaces : []).map((x: unknown) => (typeof x === 'string' ? x : JSON.stringify(x))))],
+    preserveVlanInterfaces: i.pn.spec?.preserveVlanInterfaces === true,
   };
 }
 
 /** The node labels for a provider network's outcome (merge patch: null removes). */
-export function nodeLabels(pn: string, outcome: { kind: 'ready'; nic: string; mtu: number } | { kind: 'failed' } | { kind: 'excluded' } | { kind: 'deleted' }): Record<string, string | null> {
+export function nodeLabels(pn: string, outcome: { kind: 'ready'; nic: string; mtu: number; vlanInterfaces?: boolean } | { kind: 'failed' } | { kind: 'excluded' } | { kind: 'deleted' }): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   for (const k of LABEL_KEYS) out[labelKey(pn, k)] = null;
   switch (outcome.kind) {
@@ -120,6 +161,7 @@ export function nodeLabels(pn: string, outcome: { kind: 'ready'; nic: string; mt
       out[labelKey(pn, 'ready')] = 'true';
       out[labelKey(pn, 'interface')] = outcome.nic;
       out[labelKey(pn, 'mtu')] = String(outcome.mtu);
+      if (outcome.vlanInterfaces) out[labelKey(pn, 'vlan_interfaces')] = 'true';
       break;
     case 'failed':
       delete out[labelKey(pn, 'exclude')]; // a failure leaves `exclude` as it is (§6.2 step 12)

@@ -13,8 +13,10 @@ import type { BridgeInfo, PortInfo, Vswitch } from '../../datapath/ovsdb/port.ts
 import type { ReconcileSpec, ReconcilerLog } from '../reconciler.ts';
 import type { Journal, MoveRecord } from './journal.ts';
 import type { NetworkManagerPort, NmMarks } from './network-manager.ts';
-import { autoVlanAlias, formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, type UnderlayDesired } from './plan.ts';
-import { finishMove, isLinkLocal, linkNamed, renameOrRollBack, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
+import { autoVlanAlias, formatMappings, labelKey, LABEL_KEYS, nodeLabels, parseMappings, vlanPortShape, vlanSubinterface, type UnderlayDesired } from './plan.ts';
+import { finishMove } from './moves.ts';
+import { isLinkLocal, linkNamed, renameOrRollBack, restoreNic, transferOrRollBack, type TransferDeps } from './transfer.ts';
+import { planVlanPorts, restoreOf, VLAN_SOURCE_ID, vlanRestore, vlanTransferOrRollBack, type VlanLinkObs, type VlanMove, type VlanPortObs, type VlanRestore } from './vlan-ports.ts';
 
 export const BRIDGE_MAPPINGS = 'ovn-bridge-mappings';
 export const CHASSIS_MAC_MAPPINGS = 'ovn-chassis-mac-mappings';
@@ -45,6 +47,12 @@ export interface UnderlayObserved {
   readonly nmMarked?: readonly string[];
   /** VLAN links this agent created for this provider network (alias kube-ovn:<pn>), and whether each is an OVS port */
   readonly autoVlans: readonly { readonly name: string; readonly ported: boolean }[];
+  /** present: the VLAN interfaces that exist (spec entries, then with preserveVlanInterfaces the NIC's 802.1Q links) */
+  readonly vlanLinks?: readonly VlanLinkObs[];
+  /** present: spec entries this node does not have (skipped, as upstream; named in the success Event) */
+  readonly vlanMissing?: readonly string[];
+  /** the bridge's VLAN internal ports */
+  readonly vlanPorts?: readonly VlanPortObs[];
 }
 
 export type UnderlayOp =
@@ -55,11 +63,13 @@ export type UnderlayOp =
   | { readonly op: 'trunks'; readonly nic: string; readonly bridge: string; readonly trunks: readonly number[] }
   | { readonly op: 'mappings'; readonly bridgeMappings: string; readonly macMappings: string }
   | { readonly op: 'restore'; readonly nic: string; readonly bridge: string }
+  | { readonly op: 'vlanTransfer'; readonly bridge: string; readonly move: VlanMove }
+  | { readonly op: 'vlanRestore'; readonly bridge: string; readonly restore: VlanRestore }
   | { readonly op: 'createVlan'; readonly name: string; readonly parent: string; readonly id: number }
   | { readonly op: 'deleteVlan'; readonly name: string }
   | { readonly op: 'dropAltname'; readonly link: string; readonly altname: string }
   | { readonly op: 'nmHandBack'; readonly nics: readonly string[] }
-  | { readonly op: 'labels'; readonly labels: Record<string, string | null>; readonly clearErr: boolean; readonly succeeded?: true }
+  | { readonly op: 'labels'; readonly labels: Record<string, string | null>; readonly clearErr: boolean; readonly succeeded?: true; readonly note?: string }
   | { readonly op: 'fail'; readonly message: string };
 
 export interface UnderlayDeps {
@@ -97,6 +107,13 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
     const bridge = o.bridge?.name ?? o.bridgeMappings.get(d.pn) ?? d.bridge;
     let renamed = o.renamed;
     if (o.bridge && o.bridge.externalIds.vendor === 'kube-ovn') {
+      // the VLAN ports' state goes back to the kernel first: deleting the bridge would take it with them (§6.4 step 3)
+      const foreign = (o.vlanPorts ?? []).find((p) => !p.ours);
+      if (foreign) return [{ op: 'fail', message: `bridge ${bridge} has the VLAN port ${foreign.name}, which is not kube-ovn's: the bridge is kept until it is moved off or deleted` }];
+      const nicName = o.labels[labelKey(d.pn, 'interface')] ?? o.bridgeNic ?? '';
+      for (const p of o.vlanPorts ?? []) {
+        ops.push({ op: 'vlanRestore', bridge, restore: restoreOf(p, { bridge, nic: nicName, port: o.bridgeNic ?? nicName, named: [] }) });
+      }
       ops.push({ op: 'restore', nic: o.bridgeNic ?? '', bridge });
       // exchangeLinkName: the NIC (port `br-<pn>`) takes back its name once the bridge is gone
       if (o.bridge.externalIds['exchange-link-name'] === 'true' && o.bridgeNic) renamed = { from: o.bridgeNic, to: bridge };
@@ -132,6 +149,9 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
   if (d.exchangeLinkName && o.origLink && !o.bridge) {
     return [{ op: 'fail', message: `exchangeLinkName: the bridge cannot take the name ${d.nic}: a link of that name exists and is not the bridge (was the provider network created without exchangeLinkName? delete and re-create it)` }];
   }
+  const vp = planVlanPorts({ bridge: d.bridge, nic: d.nic, port: d.port, trunks: d.trunks, named: d.vlanInterfaces, links: o.vlanLinks ?? [], ports: o.vlanPorts ?? [] });
+  if (vp.error !== undefined) return [{ op: 'fail', message: vp.error }];
+  const trunks = vp.trunks;
   const b = o.bridge;
   const wantMlf = String(d.macLearningFallback);
   if (!b || b.externalIds.vendor !== 'kube-ovn' || b.externalIds['exchange-link-name'] !== String(d.exchangeLinkName) || b.otherConfig['mac-learning-fallback'] !== wantMlf
@@ -140,8 +160,11 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
       exchangeLinkName: d.exchangeLinkName });
   }
   // a NIC not yet on the bridge, or one that got an address back (DHCP, an operator): (re)move it
-  if (!o.nicPort || o.nicPort.bridge !== d.bridge || o.nicAddresses > 0) ops.push({ op: 'transfer', nic: d.port, bridge: d.bridge, trunks: d.trunks });
-  else if (!sameTrunks(o.nicPort.trunks, d.trunks)) ops.push({ op: 'trunks', nic: d.port, bridge: d.bridge, trunks: d.trunks });
+  if (!o.nicPort || o.nicPort.bridge !== d.bridge || o.nicAddresses > 0) ops.push({ op: 'transfer', nic: d.port, bridge: d.bridge, trunks });
+  else if (!sameTrunks(o.nicPort.trunks, trunks)) ops.push({ op: 'trunks', nic: d.port, bridge: d.bridge, trunks });
+  // after the NIC is the bridge's trunk port: until then the kernel VLAN links still work, and the ports would not
+  for (const r of vp.restores) ops.push({ op: 'vlanRestore', bridge: d.bridge, restore: r });
+  for (const m of vp.moves) ops.push({ op: 'vlanTransfer', bridge: d.bridge, move: m });
   if (bm.get(d.pn) !== d.bridge || !mm.has(d.pn)) {
     bm.set(d.pn, d.bridge);
     if (!mm.has(d.pn)) mm.set(d.pn, ctx.mac());
@@ -149,13 +172,14 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
   }
   // links this agent created for an earlier NIC choice; one still a port of a bridge is left to the port's owner
   for (const v of o.autoVlans) if (v.name !== d.nic && v.name !== d.port && !v.ported) ops.push({ op: 'deleteVlan', name: v.name });
-  const want = nodeLabels(d.pn, { kind: 'ready', nic: d.nic, mtu: o.nicLink.mtu });
+  const want = nodeLabels(d.pn, { kind: 'ready', nic: d.nic, mtu: o.nicLink.mtu, vlanInterfaces: vp.count > 0 });
   const patch = labelPatch(want, o.labels);
   const becomesReady = o.labels[labelKey(d.pn, 'ready')] !== 'true' || o.labels[labelKey(d.pn, 'interface')] !== d.nic
     || o.labels[labelKey(d.pn, 'mtu')] !== String(o.nicLink.mtu);
   if (Object.keys(patch).length || o.errAnnotation !== undefined) {
     ops.push({ op: 'labels', labels: patch, clearErr: o.errAnnotation !== undefined,
-      ...(becomesReady ? { succeeded: true } : {}) });
+      ...(becomesReady ? { succeeded: true } : {}),
+      ...(o.vlanMissing?.length ? { note: `vlanInterfaces not on this node: ${o.vlanMissing.join(', ')}` } : {}) });
   }
   return ops;
 }
@@ -220,7 +244,17 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
         const l = await nl.getLink(deps.netns, d.bridge);
         if (orig && l && !vs.getBridge(d.bridge) && !vs.getInterface(d.bridge) && !(await linkNamed(nl, deps.netns, orig))) renamed = { from: d.bridge, to: orig };
       }
+      const vlanPorts: VlanPortObs[] = [];
+      for (const p of bridge?.ports ?? []) {
+        const port = p === bridge?.name ? undefined : vs.getPort(p);
+        if (!port || vs.getInterface(p)?.type !== 'internal') continue;
+        const vlanIf = port.externalIds[VLAN_SOURCE_ID];
+        if (vlanIf === undefined && vlanPortShape(p) === undefined) continue;
+        vlanPorts.push({ name: p, tag: port.tag, vlanIf, ours: port.externalIds.vendor === 'kube-ovn' });
+      }
+      const vlan = d.kind === 'present' ? await observeVlanLinks(deps, d.vlanInterfaces, d.preserveVlanInterfaces ? nicLink : null) : undefined;
       return {
+        ...(vlan ?? {}), vlanPorts,
         journal: await deps.journal.read(pn),
         bridge, bridgeNic, origLink, origAltOf, renamed,
         nicPort: nic ? vs.getPort(nic) : undefined,
@@ -258,6 +292,8 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
               break;
             }
             case 'restore': await restoreNic(tdeps(), pn, op.nic, op.bridge); break;
+            case 'vlanTransfer': await vlanTransferOrRollBack(tdeps(), pn, op.bridge, op.move); break;
+            case 'vlanRestore': await vlanRestore(tdeps(), pn, op.bridge, op.restore); break;
             case 'createVlan': await createAutoVlan(deps, op); again = true; break;
             case 'rename':
               // the forward rename (exchangeLinkName) moves the NIC's addresses too; the rename back hands it over
@@ -268,7 +304,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
             case 'nmHandBack': await handBackToNm(deps, op.nics); break;
             case 'labels':
               await deps.patchNode({ labels: op.labels, ...(op.clearErr ? { annotations: { [labelKey(pn, 'err_mesg')]: null } } : {}) });
-              if (op.succeeded) deps.event('Normal', 'InitOVSBridgeSucceeded', `node=${deps.nodeName} interface=${nic} provider network ${pn} is ready`);
+              if (op.succeeded) deps.event('Normal', 'InitOVSBridgeSucceeded', `node=${deps.nodeName} interface=${nic} provider network ${pn} is ready${op.note ? ` (${op.note})` : ''}`);
               break;
             case 'fail': throw new Error(op.message);
           }
@@ -304,6 +340,32 @@ async function unmanageNic(deps: UnderlayDeps, nic: string): Promise<void> {
   if (r.result === 'changed') nm.log?.info({ pn: deps.pn, nic }, 'NetworkManager: device set unmanaged before the move');
   else if (r.result === 'kept') nm.log?.warn({ pn: deps.pn, nic, reason: r.reason }, 'NetworkManager keeps managing the device');
   else nm.log?.debug({ pn: deps.pn, nic, ...r }, 'NetworkManager: nothing to change');
+}
+
+/**
+ * The VLAN interfaces as this node has them: each spec entry that exists (a missing one is skipped, as upstream),
+ * then with preserveVlanInterfaces (`nic` given) every 802.1Q link on the NIC named `<name>.<id>`.
+ */
+async function observeVlanLinks(deps: UnderlayDeps, named: readonly string[], nic: LinkInfo | null): Promise<{ vlanLinks: VlanLinkObs[]; vlanMissing: string[] }> {
+  const nl = deps.netlink();
+  const vlanLinks: VlanLinkObs[] = [];
+  const vlanMissing: string[] = [];
+  const add = async (l: LinkInfo): Promise<void> => {
+    const addresses = (await nl.listAddresses(deps.netns, { dev: l.name })).filter((a) => !isLinkLocal(`${a.address}/${a.prefixLen}`)).length;
+    vlanLinks.push({ name: l.name, kind: l.kind, vlanId: l.vlanId, addresses });
+  };
+  for (const n of named) {
+    // a malformed name is the planner's error to report, not a lookup (the kernel would refuse some names)
+    const l = vlanSubinterface(n) && Buffer.byteLength(n) <= 15 ? await linkNamed(nl, deps.netns, n) : null;
+    if (l) await add(l);
+    else if (vlanSubinterface(n)) vlanMissing.push(n);
+  }
+  if (nic) {
+    for (const l of await nl.listLinks(deps.netns, { kind: 'vlan' })) {
+      if (l.link === nic.index && l.linkNetnsId === undefined && vlanSubinterface(l.name) && !named.includes(l.name)) await add(l);
+    }
+  }
+  return { vlanLinks, vlanMissing };
 }
 
 /** Kernel VLAN links whose parent is `nic`. */

@@ -75,7 +75,8 @@ export function addressSpec(a: SnapAddress): AddressSpec {
   };
 }
 
-async function step(d: TransferDeps, rec: MoveRecord, name: string, fn: () => Promise<unknown>): Promise<void> {
+/** Journals the step's intent, then runs it (the crash tests hook in between). */
+export async function journalStep(d: TransferDeps, rec: MoveRecord, name: string, fn: () => Promise<unknown>): Promise<void> {
   const r = { ...rec, step: name };
   await d.journal.write(r);
   await d.beforeStep?.(r);
@@ -91,26 +92,26 @@ export async function transferNic(d: TransferDeps, pn: string, nic: string, brid
   const timeout = d.timeoutMs ?? 10_000;
   const base: MoveRecord = rec ?? { pn, op: 'transfer', nic, bridge, trunks, snapshot: await snapshotLink(nl, netns, nic), step: 'begin' };
   const s = base.snapshot;
-  await step(d, base, 'bridge-link', async () => {
+  await journalStep(d, base, 'bridge-link', async () => {
     // the bridge's own port carries the NIC's MAC (peers' ARP caches stay valid); other_config:hwaddr keeps
     // vswitchd from putting another one back
     await d.vswitch.ensureBridge({ name: bridge, otherConfig: { hwaddr: s.mac } });
     await d.vswitch.waitOfport(bridge, timeout);
     await nl.setLink(netns, bridge, { mac: s.mac, mtu: s.mtu, up: true });
   });
-  await step(d, base, 'addresses-to-bridge', async () => {
+  await journalStep(d, base, 'addresses-to-bridge', async () => {
     for (const a of s.addresses) await nl.addAddress(netns, bridge, addressSpec(a), { replace: true });
   });
-  await step(d, base, 'nic-port', async () => {
+  await journalStep(d, base, 'nic-port', async () => {
     await d.vswitch.addBridgePort({ bridge, name: nic, trunks: base.trunks }, { wait: true, timeoutMs: timeout });
   });
-  await step(d, base, 'routes-to-bridge', async () => {
+  await journalStep(d, base, 'routes-to-bridge', async () => {
     for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, bridge), { replace: true });
   });
-  await step(d, base, 'addresses-off-nic', async () => {
+  await journalStep(d, base, 'addresses-off-nic', async () => {
     for (const a of s.addresses) await nl.deleteAddress(netns, nic, a.cidr, { ignoreMissing: true });
   });
-  await step(d, base, 'nic-up', async () => {
+  await journalStep(d, base, 'nic-up', async () => {
     await nl.setLink(netns, nic, { up: true });
   });
   await d.journal.clear(pn);
@@ -133,25 +134,25 @@ export async function restoreNic(d: TransferDeps, pn: string, nic: string, bridg
   const s = base.snapshot;
   const nicThere = nic !== '' && (await nl.getLink(netns, nic)) !== null;
   if (nicThere) {
-    await step(d, base, 'nic-up', async () => { await nl.setLink(netns, nic, { up: true }); });
-    await step(d, base, 'addresses-to-nic', async () => {
+    await journalStep(d, base, 'nic-up', async () => { await nl.setLink(netns, nic, { up: true }); });
+    await journalStep(d, base, 'addresses-to-nic', async () => {
       for (const a of s.addresses) await nl.addAddress(netns, nic, addressSpec(a), { replace: true });
     });
-    await step(d, base, 'routes-to-nic', async () => {
+    await journalStep(d, base, 'routes-to-nic', async () => {
       for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, nic), { replace: true });
     });
   }
   // the bridge's addresses (and so its connected routes, which the kernel prefers as the older ones) go while the NIC
   // is still its port: replies then leave through the NIC at once, and no reply is sent into a bridge without uplink
-  await step(d, base, 'addresses-off-bridge', async () => {
+  await journalStep(d, base, 'addresses-off-bridge', async () => {
     for (const a of s.addresses) await nl.deleteAddress(netns, bridge, a.cidr, { ignoreMissing: true });
   });
-  await step(d, base, 'nic-unport', async () => {
+  await journalStep(d, base, 'nic-unport', async () => {
     const port = nic === '' ? undefined : d.vswitch.getPort(nic);
     // absent from the replica may mean "not seen yet" (deletePort asks the server); on another bridge: not ours to take
     if (nic !== '' && (!port || port.bridge === bridge || port.bridge === undefined)) await d.vswitch.deletePort(nic, { wait: true, timeoutMs: timeout });
   });
-  await step(d, base, 'bridge-delete', async () => {
+  await journalStep(d, base, 'bridge-delete', async () => {
     await d.vswitch.deleteBridge(bridge, { wait: true, timeoutMs: timeout });
   });
   await d.journal.clear(pn);
@@ -231,15 +232,15 @@ export async function linkNamed(nl: Netlink, netns: Netns, name: string): Promis
 async function renameSteps(d: TransferDeps, base: MoveRecord, from: string, to: string): Promise<void> {
   const { netlink: nl, netns } = d;
   const s = base.snapshot;
-  await step(d, base, 'rename-down', async () => {
+  await journalStep(d, base, 'rename-down', async () => {
     if (await linkNamed(nl, netns, from)) await nl.setLink(netns, from, { up: false });
   });
   // a rename relabels the IPv4 addresses (the kernel names the second and later ones `<new>:2`, `<new>:3`, and a
   // replace keeps a label), so they go before and come back with the link's own name as their label
-  await step(d, base, 'rename-addresses-off', async () => {
+  await journalStep(d, base, 'rename-addresses-off', async () => {
     if (await linkNamed(nl, netns, from)) for (const a of s.addresses) await nl.deleteAddress(netns, from, a.cidr, { ignoreMissing: true });
   });
-  await step(d, base, 'rename', async () => {
+  await journalStep(d, base, 'rename', async () => {
     const src = await linkNamed(nl, netns, from);
     if (src) {
       // a name held as an alternative name cannot be taken, not even by its holder: the link's own altname goes first
@@ -252,32 +253,33 @@ async function renameSteps(d: TransferDeps, base: MoveRecord, from: string, to: 
     // §6.2 step 8); one that comes later is found by the next pass (op dropAltname)
     await nl.deleteAltname(netns, to, from);
   });
-  await step(d, base, 'rename-up', async () => {
+  await journalStep(d, base, 'rename-up', async () => {
     await nl.setLink(netns, to, { up: true });
   });
-  await step(d, base, 'rename-readd', async () => {
+  await journalStep(d, base, 'rename-readd', async () => {
     for (const a of s.addresses) await nl.addAddress(netns, to, addressSpec(a), { replace: true });
     for (const r of [...s.routes].sort(byScope)) await nl.addRoute(netns, routeSpec(r, to), { replace: true });
   });
 }
 
-/** Finishes a journaled move (start-up recovery, or the next reconcile pass after a failure). */
-export async function finishMove(d: TransferDeps, rec: MoveRecord): Promise<void> {
-  if (rec.op === 'transfer') await transferNic(d, rec.pn, rec.nic, rec.bridge, rec.trunks, rec);
-  else if (rec.op === 'rename') await renameOrRollBack(d, rec.pn, rec.nic, rec.to!, rec.bridge, rec);
-  else await restoreNic(d, rec.pn, rec.nic, rec.bridge, rec);
-}
-
 /**
  * A transfer whose failure (an error, not a crash) is rolled back: the NIC gets back what the transfer's snapshot
  * recorded and the bridge goes (the next pass makes it again). Throws the transfer's error after the rollback.
+ * A NIC that was already the bridge's port (it got an address back, from DHCP or an operator) is not rolled back:
+ * the bridge then holds the node's addresses from the first move, and deleting it would cut the node off. Every
+ * address of this move is still on the NIC or the bridge, so only the journal goes.
  */
 export async function transferOrRollBack(d: TransferDeps, pn: string, nic: string, bridge: string, trunks: readonly number[], rec?: MoveRecord): Promise<LinkSnapshot> {
   const snapshot = rec?.snapshot ?? await snapshotLink(d.netlink, d.netns, nic);
   const first = rec ?? { pn, op: 'transfer' as const, nic, bridge, trunks, snapshot, step: 'begin' };
+  const plugged = d.vswitch.getPort(nic)?.bridge === bridge;
   try {
     return await transferNic(d, pn, nic, bridge, trunks, first);
   } catch (e) {
+    if (plugged) {
+      await d.journal.clear(pn).catch(() => undefined);
+      throw e;
+    }
     try {
       await restoreNic(d, pn, nic, bridge, { pn, op: 'restore', nic, bridge, trunks: [], snapshot, step: 'rollback' });
     } catch (e2) {

@@ -11,6 +11,10 @@ export interface ProviderNetwork extends KubeObject {
     exchangeLinkName?: boolean;
     /** create the NIC `<parent>.<id>` as a kernel 802.1Q link when it is missing (upstream v1.15) */
     autoCreateVlanSubinterfaces?: boolean;
+    /** kernel VLAN links (`<if>.<id>`) whose addresses and routes move to a VLAN internal port of the bridge */
+    vlanInterfaces?: string[];
+    /** also every kernel 802.1Q link named `<nic>.<id>` on the NIC */
+    preserveVlanInterfaces?: boolean;
     [k: string]: unknown;
   };
   status?: { vlans?: string[]; [k: string]: unknown };
