@@ -2,7 +2,8 @@
 // journal at the next start, and at no step is the node without its addresses or its default route.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { restoreNic, transferNic, transferOrRollBack } from '../../../agent/src/node/underlay/transfer.ts';
+import { mock } from 'node:test';
+import { NETWORKD_QUIET_MAX_MS, restoreNic, routesQuiet, transferNic, transferOrRollBack } from '../../../agent/src/node/underlay/transfer.ts';
 import { finishMove } from '../../../agent/src/node/underlay/moves.ts';
 import type { MoveRecord } from '../../../agent/src/node/underlay/journal.ts';
 import { agentError } from '../../../agent/src/errors.ts';
@@ -123,4 +124,45 @@ test('a failed rollback leaves the restore in the journal for the next pass, whi
   await finishMove({ netlink: nl, vswitch: vs, journal, netns: NS }, rec!);
   assert.deepEqual(await linkState(nl, NIC), before);
   assert.equal(vs.getBridge(BR), undefined);
+});
+
+test('after a rename: the addresses wait until no route event has named the link for 50 ms, and never longer than the bound', async (t) => {
+  const { nl } = await makeNode();
+  const nic = (await nl.getLink(NS, NIC))!;
+  const flush = async (): Promise<void> => { for (let i = 0; i < 5; i++) await Promise.resolve(); };
+  mock.timers.enable({ apis: ['setTimeout'] });
+  t.after(() => mock.timers.reset());
+  // systemd-networkd re-adding a route on the link at 30 and 70 ms; a route on another link does not count
+  const q = routesQuiet(nl, NS, nic.index, 50);
+  await q.ready;
+  let done = false;
+  const p = q.settled().then(() => { done = true; });
+  mock.timers.tick(30);
+  await nl.addRoute(NS, { dst: '10.90.0.0/16', dev: NIC, scope: 253 });
+  await flush();
+  mock.timers.tick(40);
+  await nl.addRoute(NS, { dst: '10.91.0.0/16', dev: NIC, scope: 253 });
+  await nl.addRoute(NS, { dst: '10.92.0.0/16', dev: 'lo', scope: 253 }).catch(() => undefined);
+  await flush();
+  mock.timers.tick(49);
+  await flush();
+  assert.equal(done, false, '49 ms after the last event on the link');
+  mock.timers.tick(1);
+  await p;
+  q.close();
+
+  // a link whose routes never stop changing: the bound ends the wait
+  const q2 = routesQuiet(nl, NS, nic.index, 50);
+  await q2.ready;
+  let done2 = false;
+  const p2 = q2.settled().then(() => { done2 = true; });
+  for (let ms = 0; ms < NETWORKD_QUIET_MAX_MS - 40; ms += 40) {
+    mock.timers.tick(40);
+    await nl.addRoute(NS, { dst: `10.93.${ms % 250}.0/24`, dev: NIC, scope: 253 }, { replace: true });
+    await flush();
+  }
+  assert.equal(done2, false);
+  mock.timers.tick(40);
+  await p2;
+  q2.close();
 });

@@ -28,6 +28,8 @@ export interface TransferDeps {
   readonly timeoutMs?: number;
   /** tests: runs before each step, after its intent is journaled (crash injection) */
   readonly beforeStep?: (rec: MoveRecord) => void | Promise<void>;
+  /** after a rename and up: how long no route event may name the link before its addresses come back (default 50) */
+  readonly networkdQuietMs?: number;
 }
 
 export const isLinkLocal = (cidr: string): boolean => /^fe[89ab][0-9a-f]:/i.test(cidr) || cidr.startsWith('169.254.');
@@ -254,7 +256,15 @@ async function renameSteps(d: TransferDeps, base: MoveRecord, from: string, to: 
     await nl.deleteAltname(netns, to, from);
   });
   await journalStep(d, base, 'rename-up', async () => {
-    await nl.setLink(netns, to, { up: true });
+    const link = await linkNamed(nl, netns, to);
+    const quiet = link ? routesQuiet(nl, netns, link.index, d.networkdQuietMs ?? NETWORKD_QUIET_MS) : undefined;
+    try {
+      await quiet?.ready;
+      await nl.setLink(netns, to, { up: true });
+      await quiet?.settled();
+    } finally {
+      quiet?.close();
+    }
   });
   await journalStep(d, base, 'rename-readd', async () => {
     for (const a of s.addresses) await nl.addAddress(netns, to, addressSpec(a), { replace: true });
@@ -287,6 +297,45 @@ export async function transferOrRollBack(d: TransferDeps, pn: string, nic: strin
     }
     throw e;
   }
+}
+
+export const NETWORKD_QUIET_MS = 50;
+/** the longest wait for quiet; upstream has none */
+export const NETWORKD_QUIET_MAX_MS = 2000;
+/** without a route feed, upstream waits this long instead */
+const NO_FEED_WAIT_MS = 100;
+
+/**
+ * After a rename and up, systemd-networkd may apply its configuration to the link again (it matches links by name),
+ * and addresses or routes re-added before it is done can be flushed. Upstream waits until no route event has named
+ * the link for 50 ms (spec §6.2 step 8), and so does this, with the feed listening before the up. The wait ends after
+ * NETWORKD_QUIET_MAX_MS whatever happens: upstream's has no bound, so a link whose routes keep changing would hold
+ * the move, with the node's addresses off the link, forever. Without a feed it waits 100 ms, as upstream.
+ */
+export function routesQuiet(nl: Netlink, netns: Netns, index: number, quietMs: number, maxMs = NETWORKD_QUIET_MAX_MS): { ready: Promise<void>; settled(): Promise<void>; close(): void } {
+  let kick = (): void => undefined;
+  let failed = false;
+  let sub: { ready: Promise<void>; close(): void } | undefined;
+  try {
+    sub = nl.subscribe({ netns, groups: ['route'], onError: () => { failed = true; } }, (e) => {
+      if (e.kind === 'resync' || (e.kind === 'route' && e.route.oif === index)) kick();
+    });
+  } catch {
+    failed = true;
+  }
+  const ready = (sub?.ready ?? Promise.resolve()).catch(() => { failed = true; });
+  const settled = (): Promise<void> => new Promise<void>((resolve) => {
+    if (failed || quietMs <= 0) {
+      if (quietMs <= 0) resolve();
+      else setTimeout(resolve, NO_FEED_WAIT_MS);
+      return;
+    }
+    let t = setTimeout(done, quietMs);
+    const cap = setTimeout(done, Math.max(maxMs, quietMs));
+    function done(): void { clearTimeout(t); clearTimeout(cap); kick = () => undefined; resolve(); }
+    kick = () => { clearTimeout(t); t = setTimeout(done, quietMs); };
+  });
+  return { ready, settled, close: () => sub?.close() };
 }
 
 const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
