@@ -16,7 +16,7 @@ PKGS=(openvswitch-switch openvswitch-common ovn-central ovn-host ovn-common ipse
       openssl ca-certificates
       build-essential python3 make g++ gcc libc6-dev
       # `npm run image` (scripts/image.sh) and its test: base images, the build engine, a private containerd;
-      # the real-node bed: containerd, runc, busybox-static (its busybox image)
+      # the real-node bed: containerd, runc, busybox-static (its busybox image; its udhcpd serves the NetworkManager DHCP test)
       debootstrap podman containerd runc busybox-static
       # the underlay's NetworkManager test: a private system bus (NetworkManager itself is unpacked by build-fixtures.sh)
       dbus-daemon)

@@ -7,7 +7,7 @@
 //   keyfile plugin only, no automatic connections, polkit off;
 // - both are stopped by PID at clean-up.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURE_BIN } from '../bed/kube.ts';
 import { onCleanup, type Netns } from '../bed/netns.ts';
@@ -36,11 +36,13 @@ export interface NmBed {
   /** Device property over D-Bus (the test's own view of NM) */
   deviceProp(ifname: string, prop: string): Promise<unknown>;
   setManaged(ifname: string, managed: boolean): Promise<void>;
+  /** Activates an IPv4 DHCP profile on the device (keyfile written, connections reloaded, ActivateConnection) */
+  connectDhcp(ifname: string, autoconnect: boolean): Promise<void>;
 }
 
 /** `argv` in the background (exec-chains keep its PID: ip netns exec, unshare without --fork and the script all
  * exec the next program), stopped by that PID at clean-up. */
-function startProcess(label: string, argv: string[]): { pid: number; exited: Promise<void> } {
+export function startProcess(label: string, argv: string[]): { pid: number; exited: Promise<void> } {
   const p = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
   const exited = new Promise<void>((r) => p.once('exit', () => r()));
   const pid = p.pid!;
@@ -122,6 +124,18 @@ export async function startNm(prefix: string, ns: Netns, waitForDevice: string):
     },
     async setManaged(ifname, managed) {
       await nmCall(socket, await devicePath(ifname), PROPS, 'Set', 'ssv', [DEVICE, 'Managed', { sig: 'b', value: managed }]);
+    },
+    async connectDhcp(ifname, autoconnect) {
+      const uuid = '6d2a3c1e-0000-4000-8000-00000000d4c9';
+      mkdirSync(join(dir, 'connections'), { recursive: true });
+      writeFileSync(join(dir, 'connections', `dhcp-${ifname}.nmconnection`), [
+        '[connection]', `id=dhcp-${ifname}`, `uuid=${uuid}`, 'type=ethernet', `interface-name=${ifname}`, `autoconnect=${autoconnect}`,
+        '[ipv4]', 'method=auto', '[ipv6]', 'method=disabled', '',
+      ].join('\n'), { mode: 0o600 });
+      const settings = '/org/freedesktop/NetworkManager/Settings';
+      await nmCall(socket, settings, 'org.freedesktop.NetworkManager.Settings', 'ReloadConnections');
+      const conn = (await nmCall(socket, settings, 'org.freedesktop.NetworkManager.Settings', 'GetConnectionByUuid', 's', [uuid]))[0] as string;
+      await nmCall(socket, '/org/freedesktop/NetworkManager', NM_NAME, 'ActivateConnection', 'ooo', [conn, await devicePath(ifname), '/']);
     },
   };
 }

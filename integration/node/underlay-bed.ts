@@ -10,7 +10,7 @@ import type { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { Reconciler } from '../../agent/src/node/reconciler.ts';
 import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
 import { planUnderlay } from '../../agent/src/node/underlay/plan.ts';
-import { underlaySpec } from '../../agent/src/node/underlay/reconciler.ts';
+import { underlaySpec, type UnderlayDeps } from '../../agent/src/node/underlay/reconciler.ts';
 import type { ProviderNetwork } from '../../agent/src/node/underlay/types.ts';
 
 export const NIC = 'eth1';
@@ -72,7 +72,7 @@ export async function detailed(ns: Netns, dev: string): Promise<string> {
 
 /** The provider network `phys` on the bed's node through its reconciler, with Kubernetes (labels, annotations,
  *  Events) kept in memory: these tests are about the kernel and OVS. `settle` runs passes to a fixed point. */
-export function bedNetwork(bed: UnderlayBed, nl: RtNetlink, journalDir: string, spec: NonNullable<ProviderNetwork['spec']>) {
+export function bedNetwork(bed: UnderlayBed, nl: RtNetlink, journalDir: string, spec: NonNullable<ProviderNetwork['spec']>, extra: Pick<UnderlayDeps, 'nm'> = {}) {
   const state = {
     pn: { metadata: { name: 'phys' }, spec } as ProviderNetwork | undefined,
     labels: {} as Record<string, string>, annotations: {} as Record<string, string>, events: [] as string[],
@@ -89,6 +89,7 @@ export function bedNetwork(bed: UnderlayBed, nl: RtNetlink, journalDir: string, 
     event: (type, reason, message) => { state.events.push(`${type} ${reason} ${message}`); },
     datapathType: () => 'netdev',
     randomMac: () => `02:00:00:00:01:${(macs++).toString(16).padStart(2, '0')}`,
+    ...extra,
   }), { resyncMs: 0 });
   const settle = async (): Promise<void> => {
     for (let n = 0; n < 8; n++) if ((await r.runNow()).changes === 0) return;

@@ -7,21 +7,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupAll, newPrefix, onCleanup } from '../bed/netns.ts';
 import { waitFor } from '../bed/exec.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
-import { Reconciler } from '../../agent/src/node/reconciler.ts';
-import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
-import { planUnderlay } from '../../agent/src/node/underlay/plan.ts';
-import { underlaySpec } from '../../agent/src/node/underlay/reconciler.ts';
 import { DBusNetworkManager, NmMarks, type NetworkManagerPort } from '../../agent/src/node/underlay/network-manager.ts';
 import { FakeNetworkManager } from '../../agent/src/node/underlay/network-manager-fake.ts';
-import type { ProviderNetwork } from '../../agent/src/node/underlay/types.ts';
-import { NIC, detailed, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
-import { nmMissing, startNm, type NmBed } from './nm-bed.ts';
+import { GW, NIC, REMOTE, bedNetwork, detailed, inet, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { nmMissing, startNm, startProcess, type NmBed } from './nm-bed.ts';
 
 const prefix = newPrefix('koanm');
 const missing = nmMissing();
@@ -107,21 +102,7 @@ test('NetworkManager manages the NIC: the reconciler sets it unmanaged before th
   await waitFor('NetworkManager manages eth1', async () => (await nm.deviceProp(NIC, 'Managed')) === true, 30_000, 200);
   const beforeDetail = await detailed(bed.node, NIC);
   const beforeRoutes = await routes(bed.node, NIC);
-  const state = { pn: { metadata: { name: 'phys' }, spec: { defaultInterface: NIC } } as ProviderNetwork | undefined, labels: {} as Record<string, string> };
-  const r = new Reconciler(underlaySpec({
-    pn: 'phys', nodeName: 'n1', netns: bed.node.path, netlink: () => nl, vswitch: () => bed.vs, journal: new FileJournal(dir),
-    desired: () => planUnderlay({ pnName: 'phys', pn: state.pn, vlans: [], node: { metadata: { name: 'n1' } }, nodeName: 'n1', macLearningFallback: false }),
-    nodeMeta: () => ({ labels: state.labels, annotations: {} }),
-    patchNode: async (p) => { for (const [k, v] of Object.entries(p.labels ?? {})) { if (v === null) delete state.labels[k]; else state.labels[k] = v; } },
-    event: () => undefined,
-    datapathType: () => 'netdev',
-    randomMac: () => '02:00:00:00:02:01',
-    nm: { port: new DBusNetworkManager(nm.socket), marks: new NmMarks(dir) },
-  }), { resyncMs: 0 });
-  const settle = async (): Promise<void> => {
-    for (let n = 0; n < 8; n++) if ((await r.runNow()).changes === 0) return;
-    throw new Error('no fixed point in 8 passes');
-  };
+  const { state, settle } = bedNetwork(bed, nl, dir, { defaultInterface: NIC }, { nm: { port: new DBusNetworkManager(nm.socket), marks: new NmMarks(dir) } });
   await settle();
   assert.equal(await nm.deviceProp(NIC, 'Managed'), false);
   assert.deepEqual(await new NmMarks(dir).list('phys'), [NIC]);
@@ -135,6 +116,77 @@ test('NetworkManager manages the NIC: the reconciler sets it unmanaged before th
   assert.deepEqual(await routes(bed.node, NIC), beforeRoutes);
   await waitFor('eth1 as it was', async () => (await detailed(bed.node, NIC)) === beforeDetail, 30_000, 200)
     .catch(async () => assert.equal(await detailed(bed.node, NIC), beforeDetail));
+});
+
+/** busybox udhcpd on the router's side of the wire: leases 172.30.50.100-110 for 120 s, router 172.30.50.1. */
+function startDhcpServer(): void {
+  const d = mkdtempSync(`/tmp/${prefix}dhcp-`);
+  onCleanup({ label: `dhcp dir ${d}`, run: async () => rmSync(d, { recursive: true, force: true }), runSync: () => rmSync(d, { recursive: true, force: true }) });
+  writeFileSync(join(d, 'udhcpd.conf'), [
+    'start 172.30.50.100', 'end 172.30.50.110', 'interface eth0', `lease_file ${join(d, 'leases')}`, `pidfile ${join(d, 'pid')}`,
+    'option subnet 255.255.255.0', `option router ${GW}`, 'option lease 120', '',
+  ].join('\n'));
+  writeFileSync(join(d, 'leases'), '');
+  startProcess('udhcpd', ['ip', 'netns', 'exec', bed.router.name, 'busybox', 'udhcpd', '-f', join(d, 'udhcpd.conf')]);
+}
+
+/** The NIC's DHCP address as `ip -4 addr` shows it: the address and its valid_lft ("forever" or "<n>sec"). */
+async function dhcpAddress(dev: string): Promise<{ cidr: string; validLft: string } | undefined> {
+  const lines = await inet(bed.node, dev);
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^inet (172\.30\.50\.1(?:0[0-9]|10)\/24) /.exec(lines[i]!);
+    if (m) return { cidr: m[1]!, validLft: /valid_lft (\S+)/.exec(lines[i + 1] ?? '')?.[1] ?? '' };
+  }
+  return undefined;
+}
+
+/** The NIC managed by NM with the DHCP profile active and a lease (a finite lifetime) from the router. */
+async function leasedByNm(autoconnect: boolean): Promise<{ cidr: string; validLft: string }> {
+  await nm.setManaged(NIC, true);
+  await waitFor('NetworkManager manages eth1', async () => (await nm.deviceProp(NIC, 'Managed')) === true, 30_000, 200);
+  await nm.connectDhcp(NIC, autoconnect);
+  // NM_DEVICE_STATE_ACTIVATED = 100
+  await waitFor('eth1 activated with a DHCP lease', async () => (await nm.deviceProp(NIC, 'State')) === 100 && (await dhcpAddress(NIC))?.validLft.endsWith('sec') === true, 60_000, 200)
+    .catch((e: unknown) => { throw new Error(`${String(e)}\n--- NetworkManager log\n${nm.log().slice(-3000)}`); });
+  return (await dhcpAddress(NIC))!;
+}
+
+/** Applies the network `phys` on eth1 with NM, checks the move of the lease, deletes the network. */
+async function moveAndRestore(leased: { cidr: string }): Promise<void> {
+  const leasedRoutes = await routes(bed.node, NIC);
+  assert.ok(leasedRoutes.some((l) => l.startsWith(`default via ${GW} `)), `NM's default route from the lease: ${leasedRoutes.join('; ')}`);
+  const { state, settle } = bedNetwork(bed, nl, dir, { defaultInterface: NIC }, { nm: { port: new DBusNetworkManager(nm.socket), marks: new NmMarks(dir) } });
+  await settle();
+  assert.equal(await nm.deviceProp(NIC, 'Managed'), false, 'set unmanaged before the move');
+  // NM left the lease in place when it let go of the device, and the move took it with its `noprefixroute` flag and
+  // NM's own prefix route (proto kernel, metric 100): on the bridge for good, as nobody renews it there
+  assert.deepEqual(await dhcpAddress('br-phys'), { cidr: leased.cidr, validLft: 'forever' });
+  assert.equal(await dhcpAddress(NIC), undefined);
+  assert.deepEqual(await routes(bed.node, 'br-phys', NIC), leasedRoutes);
+  const r = await bed.node.exec(['ping', '-n', '-q', '-c', '2', '-i', '0.2', '-W', '2', REMOTE], { allowFail: true });
+  assert.match(r.stdout, /\b[12] received/, 'the node reaches the remote host through the bridge');
+  state.pn = undefined;
+  await settle();
+  assert.deepEqual(await new NmMarks(dir).list('phys'), []);
+}
+
+test('NetworkManager with a DHCP profile that does not connect by itself: the lease moves and becomes permanent; removal gives it back and leaves the NIC unmanaged, as NM would drop it', async () => {
+  startDhcpServer();
+  const leased = await leasedByNm(false);
+  await moveAndRestore(leased);
+  // managed again, NM would leave the device disconnected and remove its addresses (seen with this NM): kept unmanaged
+  assert.equal(await nm.deviceProp(NIC, 'Managed'), false);
+  assert.deepEqual(await dhcpAddress(NIC), { cidr: leased.cidr, validLft: 'forever' }, 'the address is back on the NIC');
+  const r = await bed.node.exec(['ping', '-n', '-q', '-c', '2', '-i', '0.2', '-W', '2', REMOTE], { allowFail: true });
+  assert.match(r.stdout, /\b[12] received/, 'the node reaches the remote host through its NIC');
+});
+
+test('NetworkManager with a DHCP profile that connects by itself: handed back after removal, NM leases the same address again', async () => {
+  const leased = await leasedByNm(true);
+  await moveAndRestore(leased);
+  assert.equal(await nm.deviceProp(NIC, 'Managed'), true, 'handed back');
+  await waitFor('eth1 leased again by NetworkManager', async () => (await nm.deviceProp(NIC, 'State')) === 100 && (await dhcpAddress(NIC))?.validLft.endsWith('sec') === true, 60_000, 200);
+  assert.equal((await dhcpAddress(NIC))?.cidr, leased.cidr);
 });
 
 test('a bus without NetworkManager: "absent" (it stopped; the bus stays)', async () => {

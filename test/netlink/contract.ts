@@ -50,6 +50,15 @@ function recorder(nl: Netlink, netns: string, groups: Parameters<Netlink['subscr
 }
 
 export const contract: ContractCase[] = [
+  ['noprefixroute: the address gets no prefix route and keeps the flag; without it the kernel adds one', async ({ nl, a, b }) => {
+    await pair(nl, a, b);
+    await nl.addAddress(b, 'p', { cidr: '10.5.0.2/24', noprefixroute: true });
+    const flags = (await nl.listAddresses(b, { dev: 'p' })).find((x) => x.address === '10.5.0.2')?.flags ?? 0;
+    assert.equal(flags & 0x200, 0x200, 'IFA_F_NOPREFIXROUTE');
+    const main = (await nl.listRoutes(b)).map((r) => r.dst);
+    assert.ok(!main.includes('10.5.0.0/24'), `no prefix route: ${main.join(', ')}`);
+    assert.ok(main.includes('10.1.0.0/24'), 'the kernel\'s own prefix route for an address without the flag');
+  }],
   ['IPv4 broadcast: computed by default, none when false, as given; a replace keeps the one the address has', async ({ nl, a, b }) => {
     await pair(nl, a, b);
     await nl.addAddress(b, 'p', { cidr: '10.2.0.2/24', broadcast: false });

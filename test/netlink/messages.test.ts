@@ -142,6 +142,16 @@ const encoders: Array<{ name: string; build: () => Buffer; hex: string }> = [
           0800 0800 02000000`,
   },
   {
+    name: 'RTM_NEWADDR IPv4 noprefixroute: 0x200 is above ifa_flags\' 8 bits, so only IFA_FLAGS carries it; replace',
+    build: () => addr.newAddr(12, 2, { cidr: '172.30.50.101/24', noprefixroute: true }, true),
+    hex: `38000000 1400 0505 0c000000 00000000
+          02 18 00 00 02000000
+          0800 0200 ac1e3265
+          0800 0100 ac1e3265
+          0800 0400 ac1e32ff
+          0800 0800 00020000`,
+  },
+  {
     name: 'RTM_DELADDR IPv4',
     build: () => addr.delAddr(11, 2, '10.16.0.5/16'),
     hex: `28000000 1500 0500 0b000000 00000000

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Reconciler } from '../../../agent/src/node/reconciler.ts';
 import { planUnderlay } from '../../../agent/src/node/underlay/plan.ts';
 import { underlaySpec } from '../../../agent/src/node/underlay/reconciler.ts';
-import { keepManagedReason, NM_DEVICE_TYPE_TEAM, NmMarks, systemBusSocket, versionAtLeast, type NmDeviceFacts } from '../../../agent/src/node/underlay/network-manager.ts';
+import { handBackRisk, keepManagedReason, NM_DEVICE_TYPE_TEAM, NmMarks, profilesFor, systemBusSocket, versionAtLeast, type NmDeviceFacts, type NmProfile } from '../../../agent/src/node/underlay/network-manager.ts';
 import { FakeNetworkManager } from '../../../agent/src/node/underlay/network-manager-fake.ts';
 import { socketFromAddress } from '../../../agent/src/datapath/dbus/connection.ts';
 import type { ProviderNetwork } from '../../../agent/src/node/underlay/types.ts';
@@ -171,6 +171,35 @@ test('handing back a NIC NetworkManager does not know yet keeps the mark, and th
     await s.r.runNow();
     assert.equal(dev.managed, true);
     assert.deepEqual(await s.marks.list('phys'), []);
+    assert.equal((await s.r.runNow()).changes, 0);
+  } finally { s.done(); }
+});
+
+test('hand-back: the profiles NM could put on the NIC (by name, else by MAC, else any ethernet profile); kept unmanaged only when some exist and none connects by itself', () => {
+  const p = (id: string, x: Partial<NmProfile> = {}): NmProfile => ({ id, autoconnect: true, type: '802-3-ethernet', ...x });
+  const all = [p('byname', { interfaceName: 'eth1', autoconnect: false }), p('other', { interfaceName: 'eth2' }), p('bymac', { mac: '52:54:00:12:34:56' }),
+    p('othermac', { mac: '52:54:00:00:00:01' }), p('generic'), p('abond', { type: 'bond' })];
+  assert.deepEqual(profilesFor('eth1', '52:54:00:12:34:56', all).map((x) => x.id), ['byname', 'bymac', 'generic']);
+  assert.deepEqual(profilesFor('eth1', '52:54:00:12:34:56'.toUpperCase(), all).map((x) => x.id), ['byname', 'bymac', 'generic']);
+  assert.deepEqual(profilesFor('bond0', undefined, [p('abond', { type: 'bond', interfaceName: 'bond0' })]).map((x) => x.id), ['abond']);
+  assert.equal(handBackRisk([]), undefined, 'no profile: NM assumes the addresses it finds');
+  assert.equal(handBackRisk([p('a', { autoconnect: false }), p('b')]), undefined, 'one connects by itself: NM activates it');
+  assert.match(handBackRisk([p('dhcp-eth1', { autoconnect: false })])!, /profiles for it \(dhcp-eth1\), none of which connects by itself/);
+});
+
+test('removal leaves the NIC unmanaged when NetworkManager would drop its addresses, drops the mark', async () => {
+  const nm = new FakeNetworkManager();
+  nm.devices.set(NIC, { managed: true, deviceType: 1, profiles: [{ id: 'dhcp-eth1', autoconnect: false, type: '802-3-ethernet', interfaceName: NIC }] });
+  const s = await setup(nm);
+  try {
+    await s.r.runNow();
+    assert.equal(nm.devices.get(NIC)!.managed, false);
+    s.state.pn = undefined;
+    await s.r.runNow();
+    assert.equal(nm.devices.get(NIC)!.managed, false, 'not handed back');
+    assert.deepEqual(nm.calls, [`unmanage ${NIC}`, `manage ${NIC}`]);
+    assert.deepEqual(await s.marks.list('phys'), [], 'not asked again');
+    assert.ok((await linkState(s.nl, NIC)).addrs.length > 0, 'the NIC has its addresses back');
     assert.equal((await s.r.runNow()).changes, 0);
   } finally { s.done(); }
 });

@@ -166,3 +166,19 @@ test('after a rename: the addresses wait until no route event has named the link
   await p2;
   q2.close();
 });
+
+test('an address NetworkManager added (noprefixroute, its own prefix route proto kernel metric 100) moves with its flag and route, and comes back exactly', async () => {
+  const { nl, vs, journal } = await makeNode();
+  await nl.addAddress(NS, NIC, { cidr: '172.30.50.101/24', noprefixroute: true });
+  await nl.addRoute(NS, { dst: '172.30.50.0/24', dev: NIC, protocol: 2, scope: 253, metric: 100, src: '172.30.50.101' });
+  const before = await linkState(nl, NIC);
+  assert.ok(before.routes.some((r) => r.includes('"metric":100') && r.includes('"protocol":2')));
+  const d = { netlink: nl, vswitch: vs, journal, netns: NS };
+  await vs.ensureBridge({ name: BR });
+  await transferNic(d, 'phys', NIC, BR, TRUNKS);
+  const br = await linkState(nl, BR);
+  assert.deepEqual(br.addrs, before.addrs, 'the flags (IFA_F_NOPREFIXROUTE) too');
+  assert.deepEqual(br.routes, before.routes, 'NM\'s metric-100 prefix route too');
+  await restoreNic(d, 'phys', NIC, BR);
+  assert.deepEqual(await linkState(nl, NIC), before);
+});

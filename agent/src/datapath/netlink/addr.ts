@@ -2,7 +2,7 @@
 import { attrString, attrU32, buildMessage, parseAttrs, type NlMessage } from './codec.ts';
 import {
   AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG_LEN, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_DEPRECATED,
-  IFA_F_NODAD, IFA_F_PERMANENT, IFA_F_TENTATIVE, IFA_LABEL, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+  IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_TENTATIVE, IFA_LABEL, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
   NLM_F_REPLACE, NLM_F_REQUEST, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from './constants.ts';
 import { invalid } from './errors.ts';
@@ -27,10 +27,11 @@ export function newAddr(seq: number, index: number, spec: AddressSpec, replace =
   const c = parseCidr(spec.cidr, 'address');
   if (spec.nodad && c.family !== 6) throw invalid('add address', `nodad applies to IPv6 only (${spec.cidr})`);
   const brd = addressBroadcast(c, spec);
-  const flags = spec.nodad ? IFA_F_NODAD : 0;
+  const flags = (spec.nodad ? IFA_F_NODAD : 0) | (spec.noprefixroute ? IFA_F_NOPREFIXROUTE : 0);
   const nlFlags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | (replace ? NLM_F_REPLACE : NLM_F_EXCL);
   return buildMessage({ type: RTM_NEWADDR, flags: nlFlags, seq }, (w) => {
-    w.u8(c.family === 4 ? AF_INET : AF_INET6).u8(c.prefixLen).u8(flags).u8(0).u32(index);
+    // ifa_flags is 8 bits wide: the flags above it exist only in IFA_FLAGS, which wins when present
+    w.u8(c.family === 4 ? AF_INET : AF_INET6).u8(c.prefixLen).u8(flags & 0xff).u8(0).u32(index);
     w.attr(IFA_LOCAL, c.bytes);
     w.attr(IFA_ADDRESS, c.bytes);
     if (brd) w.attr(IFA_BROADCAST, brd);

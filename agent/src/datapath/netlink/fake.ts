@@ -4,7 +4,7 @@
 // `subscribe` works as on the kernel: each mutation of the fake is announced to the subscribers of its namespace,
 // after the call returns (a microtask later), as link/address/route/neighbour events.
 import { RT_SCOPE_LINK, RT_SCOPE_UNIVERSE, RTN_UNICAST, RTPROT_BOOT, RTPROT_KERNEL, RT_TABLE_MAIN, IFF_UP, IFF_RUNNING,
-  IFA_F_NODAD, IFA_F_PERMANENT } from './constants.ts';
+  IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT } from './constants.ts';
 import { NetlinkError, describe, invalid, isNetlinkError } from './errors.ts';
 import { formatIp, networkOf, parseCidr, parseIp, parseMac } from './ip.ts';
 import { checkAltname, checkIfName, checkVlanId } from './link.ts';
@@ -338,6 +338,7 @@ export class FakeNetlink implements Netlink, PodNet {
     for (const a of ns.addrs.filter((x) => x.index === index)) {
       const c = parseCidr(`${a.address}/${a.prefixLen}`);
       if ((c.family === 4 && c.prefixLen === 32) || (c.family === 6 && c.prefixLen === 128)) continue;
+      if (a.flags & IFA_F_NOPREFIXROUTE) continue;
       const dst = `${formatIp(networkOf(c))}/${c.prefixLen}`;
       if (ns.routes.some((r) => r.dst === dst && r.oif === index && r.table === RT_TABLE_MAIN)) continue;
       const r: RouteInfo = { family: c.family, dst, oif: index, table: RT_TABLE_MAIN, protocol: RTPROT_KERNEL, scope: RT_SCOPE_LINK, type: RTN_UNICAST, onlink: false, ...(c.family === 4 ? { prefSrc: a.address } : {}) };
@@ -354,7 +355,7 @@ export class FakeNetlink implements Netlink, PodNet {
     const address = formatIp(c.bytes);
     const existing = ns.addrs.findIndex((a) => a.index === l.index && a.address === address);
     if (existing >= 0 && !opts.replace) throw fail('EEXIST', `add address ${spec.cidr}`);
-    const flags = IFA_F_PERMANENT | (spec.nodad ? IFA_F_NODAD : 0);
+    const flags = IFA_F_PERMANENT | (spec.nodad ? IFA_F_NODAD : 0) | (spec.noprefixroute ? IFA_F_NOPREFIXROUTE : 0);
     const info: AddressInfo = { index: l.index, family: c.family, address, prefixLen: c.prefixLen, flags, scope: 0, tentative: false, dadFailed: false, deprecated: false, permanent: true };
     // as the kernel: a replace keeps the broadcast the address was created with
     const brd = existing >= 0 ? ns.addrs[existing]!.broadcast : addressBroadcast(c, spec);

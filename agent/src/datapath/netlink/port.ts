@@ -93,6 +93,8 @@ export interface AddressSpec {
   cidr: string;
   /** IPv6: skip duplicate address detection (IFA_F_NODAD). */
   nodad?: boolean;
+  /** No prefix route for it (IFA_F_NOPREFIXROUTE): whoever adds the address adds the route (NetworkManager does). */
+  noprefixroute?: boolean;
   /** IPv4 broadcast; default: computed from the prefix for /0../30. */
   broadcast?: string | false;
 }

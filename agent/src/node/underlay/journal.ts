@@ -16,6 +16,8 @@ export interface SnapAddress {
   readonly family: 4 | 6;
   /** IPv4: the broadcast it had, null for none (absent in records written before it was kept: computed) */
   readonly broadcast?: string | null;
+  /** IFA_F_NOPREFIXROUTE: its prefix route is not the kernel's (NetworkManager adds its own, with a metric) */
+  readonly noprefixroute?: true;
 }
 
 /** A route as it was on the source link (the device is the move's business, not the record's). */

@@ -1,8 +1,8 @@
 // An in-memory NetworkManager behind NetworkManagerPort (tests only; the contract test runs it beside the real one).
 // Devices are added by name with their managed flag and type; `absent` plays a node without NM.
-import { keepManagedReason, type NetworkManagerPort, type NmOutcome } from './network-manager.ts';
+import { handBackRisk, keepManagedReason, profilesFor, type NetworkManagerPort, type NmOutcome, type NmProfile } from './network-manager.ts';
 
-export interface FakeNmDevice { managed: boolean; deviceType: number; dnsServers?: number }
+export interface FakeNmDevice { managed: boolean; deviceType: number; dnsServers?: number; profiles?: NmProfile[] }
 
 export class FakeNetworkManager implements NetworkManagerPort {
   readonly devices = new Map<string, FakeNmDevice>();
@@ -37,6 +37,8 @@ export class FakeNetworkManager implements NetworkManagerPort {
     const d = this.devices.get(nic);
     if (!d) return { result: 'unknown-device' };
     if (d.managed) return { result: 'already' };
+    const risk = handBackRisk(profilesFor(nic, undefined, d.profiles ?? []));
+    if (risk) return { result: 'kept', reason: risk };
     d.managed = true;
     return { result: 'changed' };
   }

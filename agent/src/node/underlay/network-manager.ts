@@ -1,7 +1,8 @@
 // NetworkManager and the NICs the underlay moves (spec §6.5). A NIC that NetworkManager manages is set unmanaged
 // before its addresses move to the provider bridge; otherwise NM would take the addresses back or tear the bridge's
 // routes down on its next DHCP renewal. Unlike upstream, which leaves the device unmanaged for good, the agent notes
-// what it changed (a marker beside the move journal) and hands the NIC back to NM when the NIC is restored.
+// what it changed (a marker beside the move journal) and hands the NIC back to NM when the NIC is restored, unless
+// NM would then drop the NIC's addresses (handBackRisk).
 //
 // NM is found on the system bus (DBUS_SYSTEM_BUS_ADDRESS, else the host's socket mounted into the pod, else the
 // standard path). No bus, or no NM on it, is found out within 200 ms and every NM step is skipped: most nodes have
@@ -58,6 +59,40 @@ export function keepManagedReason(f: NmDeviceFacts): string | undefined {
   return undefined;
 }
 
+/** A connection profile NetworkManager has (Settings.ListConnections), as far as the hand-back needs it. */
+export interface NmProfile {
+  readonly id: string;
+  readonly autoconnect: boolean;
+  /** connection.type: "802-3-ethernet", "bond", ... */
+  readonly type: string;
+  /** connection.interface-name, when the profile is bound to a name */
+  readonly interfaceName?: string;
+  /** 802-3-ethernet.mac-address ("aa:bb:..", lower case), when bound to a MAC */
+  readonly mac?: string;
+}
+
+/**
+ * Pure: the profiles NM could activate on the NIC: bound to its name, else bound to its MAC, else (bound to neither)
+ * any ethernet profile. The device's own AvailableConnections cannot say: NM lists none while the device is
+ * unmanaged, which it is at hand-back time.
+ */
+export function profilesFor(nic: string, mac: string | undefined, all: readonly NmProfile[]): NmProfile[] {
+  return all.filter((p) => (p.interfaceName !== undefined ? p.interfaceName === nic
+    : p.mac !== undefined ? p.mac === mac?.toLowerCase() : p.type === '802-3-ethernet'));
+}
+
+/**
+ * Pure: why handing the device back to NM could cut the node off, or undefined. Managed again, a device that no
+ * profile fits gets its present addresses assumed (NM generates an external connection), and one with a profile that
+ * connects by itself gets that profile (a DHCP profile leases again). But with profiles none of which connects by
+ * itself, NM leaves the device disconnected and removes its addresses (NM 1.42 in
+ * integration/node/underlay-nm.test.ts): then the NIC stays unmanaged, with the addresses the removal gave back.
+ */
+export function handBackRisk(profiles: readonly NmProfile[]): string | undefined {
+  if (profiles.length === 0 || profiles.some((p) => p.autoconnect)) return undefined;
+  return `NetworkManager has profiles for it (${profiles.map((p) => p.id).join(', ')}), none of which connects by itself: managed again, the NIC would lose its addresses`;
+}
+
 export type NmOutcome =
   | { readonly result: 'absent'; readonly why: string }
   | { readonly result: 'unknown-device' }
@@ -69,7 +104,7 @@ export type NmOutcome =
 export interface NetworkManagerPort {
   /** Sets `nic` unmanaged unless an exception holds; `vlanChildren` are the kernel VLAN links on it. */
   unmanage(nic: string, vlanChildren: readonly string[]): Promise<NmOutcome>;
-  /** Sets `nic` managed again. */
+  /** Sets `nic` managed again, unless handBackRisk says that would cut the node off ('kept'). */
   manage(nic: string): Promise<NmOutcome>;
 }
 
@@ -163,11 +198,39 @@ export class DBusNetworkManager implements NetworkManagerPort {
       const dev = await this.#device(c, nic);
       if (!dev) return { result: 'unknown-device' };
       if ((await this.#get(c, dev, NM_DEVICE, 'Managed')) === true) return { result: 'already' };
+      const mac = await this.#get(c, dev, NM_DEVICE, 'HwAddress');
+      const risk = handBackRisk(profilesFor(nic, typeof mac === 'string' ? mac : undefined, await this.#profiles(c)));
+      if (risk) return { result: 'kept', reason: risk };
       await this.#setManaged(c, dev, true);
       return { result: 'changed' };
     } finally {
       c.close();
     }
+  }
+
+  async #profiles(c: DBusConnection): Promise<NmProfile[]> {
+    const settingsPath = `${NM_PATH}/Settings`;
+    const list = await c.call({ destination: NM_NAME, path: settingsPath, interface: `${NM_NAME}.Settings`, member: 'ListConnections' }, CALL_MS);
+    const out: NmProfile[] = [];
+    for (const p of Array.isArray(list.body[0]) ? list.body[0] : []) {
+      const r = await c.call({ destination: NM_NAME, path: String(p), interface: `${NM_NAME}.Settings.Connection`, member: 'GetSettings' }, CALL_MS);
+      const settings = r.body[0] instanceof Map ? r.body[0] : new Map<DBusValue, DBusValue>();
+      const get = (section: string, k: string): DBusValue | undefined => {
+        const s = settings.get(section);
+        return s instanceof Map ? unwrap(s.get(k)) : undefined;
+      };
+      const iface = get('connection', 'interface-name');
+      const mac = get('802-3-ethernet', 'mac-address');
+      out.push({
+        id: String(get('connection', 'id') ?? p),
+        // autoconnect defaults to true when the profile does not say
+        autoconnect: get('connection', 'autoconnect') !== false,
+        type: String(get('connection', 'type') ?? ''),
+        ...(typeof iface === 'string' && iface !== '' ? { interfaceName: iface } : {}),
+        ...(Array.isArray(mac) && mac.length === 6 ? { mac: mac.map((b) => Number(b).toString(16).padStart(2, '0')).join(':') } : {}),
+      });
+    }
+    return out;
   }
 
   async #dnsServers(c: DBusConnection, dev: string): Promise<number> {

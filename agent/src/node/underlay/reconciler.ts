@@ -377,7 +377,8 @@ async function vlanChildren(deps: UnderlayDeps, nic: string): Promise<string[]> 
 }
 
 /**
- * After removal: the NICs this agent set unmanaged go back to NetworkManager (upstream leaves them unmanaged). A NIC
+ * After removal: the NICs this agent set unmanaged go back to NetworkManager (upstream leaves them unmanaged), unless
+ * NM would then drop their addresses (handBackRisk: the NIC stays unmanaged, with a warning). A NIC
  * NM does not know (yet: NM may not have seen the rename back) keeps its mark, and the op comes again on the next
  * pass (the resync); one that no longer exists at all, or no NM, drops the mark.
  */
@@ -389,6 +390,7 @@ async function handBackToNm(deps: UnderlayDeps, nics: readonly string[]): Promis
     if (r.result === 'unknown-device' && await linkNamed(deps.netlink(), deps.netns, nic)) continue;
     await nm.marks.remove(deps.pn, nic);
     if (r.result === 'changed') nm.log?.info({ pn: deps.pn, nic }, 'NetworkManager: device handed back (managed)');
+    else if (r.result === 'kept') nm.log?.warn({ pn: deps.pn, nic, reason: r.reason }, 'NetworkManager: device left unmanaged');
   }
 }
 

@@ -10,13 +10,24 @@
 //   addresses are deleted from the NIC -> the NIC is up.
 //   restore: the mirror image (addresses added to the NIC, routes replaced onto it, addresses deleted from the
 //   bridge while the NIC is still its port, port removed, bridge deleted).
-// Link-local addresses and the kernel's own routes (proto kernel: connected, local) stay where the kernel put them.
+// Link-local addresses and the kernel's own routes (proto kernel: connected, local; kernelMadeRoute) stay where the kernel put them.
 
 import type { AddressSpec, LinkInfo, Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
 import type { Vswitch } from '../../datapath/ovsdb/port.ts';
 import type { Journal, LinkSnapshot, MoveRecord, SnapAddress, SnapRoute } from './journal.ts';
 
 const RTPROT_KERNEL = 2;
+const RT_TABLE_LOCAL = 255;
+const IFA_F_NOPREFIXROUTE = 0x200;
+
+/**
+ * A route the kernel made for an address, which follows the address and is not moved: `proto kernel` in the local
+ * table, or with the kernel's own metric (none for IPv4, 256 for IPv6). NetworkManager marks its addresses
+ * `noprefixroute` and adds their prefix routes itself, also `proto kernel` but with its metric (100 on ethernet):
+ * those are moved like any route, or the bridge would lack them.
+ */
+export const kernelMadeRoute = (r: Pick<RouteInfo, 'protocol' | 'table' | 'family' | 'metric'>): boolean =>
+  r.protocol === RTPROT_KERNEL && (r.table === RT_TABLE_LOCAL || (r.metric ?? 0) === 0 || (r.family === 6 && r.metric === 256));
 
 export interface TransferDeps {
   readonly netlink: Netlink;
@@ -61,18 +72,22 @@ export async function snapshotLink(nl: Netlink, netns: Netns, dev: string): Prom
   const link = await nl.getLink(netns, dev);
   if (!link) throw new Error(`link ${dev} not found`);
   const addrs = (await nl.listAddresses(netns, { dev }))
-    .map((a) => ({ cidr: `${a.address}/${a.prefixLen}`, family: a.family, ...(a.family === 4 ? { broadcast: a.broadcast ?? null } : {}) }))
+    .map((a) => ({
+      cidr: `${a.address}/${a.prefixLen}`, family: a.family, ...(a.family === 4 ? { broadcast: a.broadcast ?? null } : {}),
+      ...(a.flags & IFA_F_NOPREFIXROUTE ? { noprefixroute: true as const } : {}),
+    }))
     .filter((a) => !isLinkLocal(a.cidr));
-  const routes = (await nl.listRoutes(netns, { table: 0 })).filter((r) => r.oif === link.index && r.protocol !== RTPROT_KERNEL)
+  const routes = (await nl.listRoutes(netns, { table: 0 })).filter((r) => r.oif === link.index && !kernelMadeRoute(r))
     .filter((r) => !(r.dst !== null && isLinkLocal(r.dst)))
     .map(toSnapRoute);
   return { mac: link.mac ?? '', mtu: link.mtu, up: link.up, addresses: addrs, routes };
 }
 
-/** An address as it was: IPv6 without DAD (it was in use), IPv4 with the broadcast it had (or none). */
+/** An address as it was: IPv6 without DAD (it was in use), IPv4 with the broadcast it had (or none), and without a
+ *  prefix route when it had none. Lifetimes are not kept: a DHCP lease becomes permanent (nobody renews it now). */
 export function addressSpec(a: SnapAddress): AddressSpec {
   return {
-    cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}),
+    cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}), ...(a.noprefixroute ? { noprefixroute: true } : {}),
     ...(a.broadcast !== undefined ? { broadcast: a.broadcast ?? false } : {}),
   };
 }
