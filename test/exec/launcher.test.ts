@@ -1,7 +1,7 @@
 // The process launcher: its wire codec (tables), and the real cni-shim/kube-ovn-exec driven through Launcher:
 // stdin/stdout/stderr, exit status, spawn errors, timeouts, large outputs, answers in order, and a launcher that
 // dies (pending requests fail, the next one starts a new launcher).
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -107,4 +107,24 @@ test('a launcher executable that cannot start: commands run through a direct spa
   const l = new Launcher('/nonexistent/kube-ovn-exec');
   await assert.rejects(l.run({ argv: ['true'], input: '', timeoutMs: 1000 }), /failed: spawn .*ENOENT/);
   assert.throws(() => encodeRequest({ argv: ['true'], input: '', timeoutMs: Number.NaN }), /timeoutMs/);
+});
+
+test('launchers beyond the first exit after a quiet spell; one stays, and a burst starts extras again', async (t) => {
+  const l = new Launcher(path, 4, 1000);
+  t.after(() => l.stop());
+  mock.timers.enable({ apis: ['setTimeout'] });
+  t.after(() => mock.timers.reset());
+  const burst = (): Promise<unknown> => Promise.all(Array.from({ length: 3 }, () => l.run({ argv: ['sh', '-c', 'sleep 0.1'], input: '', timeoutMs: 60_000 })));
+  await burst();
+  assert.equal(l.pids.length, 3, 'three commands at once: three launchers');
+  mock.timers.tick(999);
+  assert.equal(l.pids.length, 3);
+  mock.timers.tick(1);
+  assert.equal(l.pids.length, 1, 'the extras exit; one stays');
+  assert.equal(l.stats.idleExits, 2);
+  assert.equal((await l.run({ argv: ['echo', 'still'], input: '', timeoutMs: 10_000 })).stdout.toString(), 'still\n');
+  mock.timers.tick(1000);
+  assert.equal(l.pids.length, 1, 'the last one never exits for idleness');
+  await burst();
+  assert.equal(l.pids.length, 3);
 });
