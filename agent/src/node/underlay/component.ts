@@ -18,7 +18,7 @@ import type { Component } from '../../lifecycle.ts';
 import type { PassOutcome, ReconcilerLog } from '../reconciler.ts';
 import { UnderlayController } from './controller.ts';
 import { FileJournal } from './journal.ts';
-import { chooseNic, parseMappings, randomMac } from './plan.ts';
+import { chooseNic, parseMappings, randomMac, vlanPortShape } from './plan.ts';
 import { FDB_RESYNC_MS, fdbSpec, wantedKey } from './fdb.ts';
 import { BRIDGE_MAPPINGS } from './reconciler.ts';
 import { Reconciler } from '../reconciler.ts';
@@ -108,7 +108,8 @@ export class UnderlayComponent implements Component {
     this.#unsubscribe.push(pns.store.subscribe(sync('provider-network')), vlans.store.subscribe(sync('vlan')), d.onNodeChange(sync('node')));
     this.#unsubscribe.push(d.vswitch().onInterfaceChange((e) => {
       const nics = new Set(pns.store.list().map((p) => chooseNic(p, d.nodeName)));
-      if (e.name.startsWith('br-') || nics.has(e.name)) controller.sync('ovsdb');
+      // bridges, VLAN internal ports (`br-<pn>-vlan<id>`, or `kv<id>-...` past 15 bytes) and the NICs
+      if (e.name.startsWith('br-') || vlanPortShape(e.name) !== undefined || nics.has(e.name)) controller.sync('ovsdb');
     }));
 
     const sources = {
