@@ -183,6 +183,14 @@ describe('plan: OVN NIC', () => {
     assert.deepEqual(p.routes, [{ family: 4, dst: '0.0.0.0/0', gw: '10.16.0.100' }]);
     assert.deepEqual(p.gatewayCheck.targets.map((t) => t.gateway), ['10.16.0.100', '10.16.0.1']);
   });
+  it('u2o subnet without status.u2oInterconnectionIP: try again later (CNI 11), as upstream; with it, the u2o gateway', () => {
+    const e = agentErr(() => ovn(v4, {}, {}, { name: 'u2o', vlan: 'vl0', u2oInterconnection: true }));
+    assert.equal(e.code, 'KOA_TRY_AGAIN');
+    assert.equal(e.cniCode, 11);
+    assert.match(e.message, /subnet u2o has u2oInterconnection but no status\.u2oInterconnectionIP yet/);
+    const p = ovn(v4, {}, {}, { name: 'u2o', vlan: 'vl0', u2oInterconnection: true, u2oInterconnectionIp: '10.16.0.100' });
+    assert.deepEqual(p.routes, [{ family: 4, dst: '0.0.0.0/0', gw: '10.16.0.100' }]);
+  });
   it('MTU: subnet spec.mtu, provider-network node label, label absent = 0, bad label = error', () => {
     assert.equal(ovn(v4, {}, {}, { name: 's', mtu: 1300 }).mtu, 1300);
     const pn = { ...v4, 'ovn.kubernetes.io/provider_network': 'net-a' };

@@ -188,7 +188,7 @@ export interface IpamPlan extends PlanCommon {
 
 export type AddPlan = OvnNicPlan | IpamPlan;
 
-const fail = <C extends 'KOA_BAD_ENV' | 'KOA_UNSUPPORTED_FIELD' | 'KOA_BAD_ANNOTATION' | 'KOA_K8S' | 'KOA_DATAPATH'>(code: C, ...args: Parameters<(typeof ERRORS)[C]['msg']>): never => {
+const fail = <C extends 'KOA_BAD_ENV' | 'KOA_UNSUPPORTED_FIELD' | 'KOA_BAD_ANNOTATION' | 'KOA_K8S' | 'KOA_DATAPATH' | 'KOA_TRY_AGAIN'>(code: C, ...args: Parameters<(typeof ERRORS)[C]['msg']>): never => {
   throw agentError(code, ...args);
 };
 
@@ -345,6 +345,12 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
   // gateways: the u2o interconnection IP replaces the subnet gateway (§3.8.6)
   const u2o = (subnet?.u2oInterconnectionIp ?? '').split(',').map((s) => s.trim()).filter((s) => parseIp(s) !== undefined)
     .map((s) => formatIp(parseIp(s)!));
+  // a u2o subnet whose IP kube-ovn-controller has not allocated yet (or whose status this agent has not seen yet): fail,
+  // as upstream (§3.5), so that the runtime's retry gets the u2o gateway; going on would wire the pod for good with the
+  // physical gateway as its default route
+  if (subnet?.u2oInterconnection && u2o.length === 0) {
+    fail('KOA_TRY_AGAIN', `subnet ${subnet.name} has u2oInterconnection but no status.u2oInterconnectionIP yet (kube-ovn-controller allocates it)`);
+  }
   const defaultGws = u2o.length > 0 ? u2o : [...nic.gateways];
 
   // routes: default via each gateway on the default-route NIC, then custom routes (netconf ++ annotation)
