@@ -121,6 +121,9 @@ async function runSide(side: Side): Promise<Figures> {
 
     for (let i = 0; i < AFTER; i++) {
       const p = await nextPod();
+      // kubelet calls ADD well after the pod exists; a call right after the create can reach a daemon whose pod cache
+      // has not seen it yet (upstream's then fails the ADD, "pod not found": once in a run here)
+      await new Promise((r) => setTimeout(r, 1000));
       const pending = podCall('ADD', daemon, p, { plugin: UPSTREAM_CNI });
       await new Promise((r) => setTimeout(r, 300)); // the ADD is waiting for the controller
       await bed.controller!.allocatePod(p.namespace, p.name);
