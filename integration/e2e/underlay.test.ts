@@ -395,6 +395,7 @@ test('u2o: a pod on a VLAN subnet with u2oInterconnection fails its ADD until th
   r = await podCall('ADD', agents[0]!, p);
   assert.notEqual(r.code, 0, 'no ADD before the u2o IP');
   assert.match(r.stdout, /subnet u2o .*status\.u2oInterconnectionIP/);
+  assert.match(r.stdout, /"code":\s*11\b/, 'CNI code 11: try again later');
   assert.ok(await ifaceGone(n0, p), 'nothing wired');
   assert.equal((await podCall('DEL', agents[0]!, p)).code, 0);
 

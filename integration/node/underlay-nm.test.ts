@@ -118,8 +118,11 @@ test('NetworkManager manages the NIC: the reconciler sets it unmanaged before th
     .catch(async () => assert.equal(await detailed(bed.node, NIC), beforeDetail));
 });
 
-/** busybox udhcpd on the router's side of the wire: leases 172.30.50.100-110 for 120 s, router 172.30.50.1. */
+let dhcpStarted = false;
+/** busybox udhcpd on the router's side of the wire (once per file): leases 172.30.50.100-110 for 120 s, router 172.30.50.1. */
 function startDhcpServer(): void {
+  if (dhcpStarted) return;
+  dhcpStarted = true;
   const d = mkdtempSync(`/tmp/${prefix}dhcp-`);
   onCleanup({ label: `dhcp dir ${d}`, run: async () => rmSync(d, { recursive: true, force: true }), runSync: () => rmSync(d, { recursive: true, force: true }) });
   writeFileSync(join(d, 'udhcpd.conf'), [
@@ -142,6 +145,7 @@ async function dhcpAddress(dev: string): Promise<{ cidr: string; validLft: strin
 
 /** The NIC managed by NM with the DHCP profile active and a lease (a finite lifetime) from the router. */
 async function leasedByNm(autoconnect: boolean): Promise<{ cidr: string; validLft: string }> {
+  startDhcpServer();
   await nm.setManaged(NIC, true);
   await waitFor('NetworkManager manages eth1', async () => (await nm.deviceProp(NIC, 'Managed')) === true, 30_000, 200);
   await nm.connectDhcp(NIC, autoconnect);
@@ -171,7 +175,6 @@ async function moveAndRestore(leased: { cidr: string }): Promise<void> {
 }
 
 test('NetworkManager with a DHCP profile that does not connect by itself: the lease moves and becomes permanent; removal gives it back and leaves the NIC unmanaged, as NM would drop it', async () => {
-  startDhcpServer();
   const leased = await leasedByNm(false);
   await moveAndRestore(leased);
   // managed again, NM would leave the device disconnected and remove its addresses (seen with this NM): kept unmanaged

@@ -58,6 +58,12 @@ export const contract: ContractCase[] = [
     const main = (await nl.listRoutes(b)).map((r) => r.dst);
     assert.ok(!main.includes('10.5.0.0/24'), `no prefix route: ${main.join(', ')}`);
     assert.ok(main.includes('10.1.0.0/24'), 'the kernel\'s own prefix route for an address without the flag');
+    // an address with a metric (IFA_RT_PRIORITY): the kernel's prefix route has that metric, and the dump says it
+    await nl.addAddress(b, 'p', { cidr: '10.6.0.2/24', metric: 100 });
+    assert.equal((await nl.listAddresses(b, { dev: 'p' })).find((x) => x.address === '10.6.0.2')?.metric, 100);
+    const r = (await nl.listRoutes(b)).find((x) => x.dst === '10.6.0.0/24');
+    assert.equal(r?.metric, 100);
+    assert.equal(r?.protocol, 2, 'proto kernel');
   }],
   ['IPv4 broadcast: computed by default, none when false, as given; a replace keeps the one the address has', async ({ nl, a, b }) => {
     await pair(nl, a, b);

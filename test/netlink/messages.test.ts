@@ -152,6 +152,15 @@ const encoders: Array<{ name: string; build: () => Buffer; hex: string }> = [
           0800 0800 00020000`,
   },
   {
+    name: 'RTM_NEWADDR IPv4 with a prefix-route metric: IFA_RT_PRIORITY',
+    build: () => addr.newAddr(13, 2, { cidr: '10.6.0.2/32', metric: 100 }),
+    hex: `30000000 1400 0506 0d000000 00000000
+          02 20 00 00 02000000
+          0800 0200 0a060002
+          0800 0100 0a060002
+          0800 0900 64000000`,
+  },
+  {
     name: 'RTM_DELADDR IPv4',
     build: () => addr.delAddr(11, 2, '10.16.0.5/16'),
     hex: `28000000 1500 0500 0b000000 00000000

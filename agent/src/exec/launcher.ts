@@ -174,6 +174,7 @@ export class Launcher {
 
   /** Ends every launcher process: each exits on EOF after the command it is running. */
   stop(): void {
+    clearTimeout(this.reaper);
     for (const p of [...this.procs]) p.end();
   }
 

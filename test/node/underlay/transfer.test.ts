@@ -129,6 +129,7 @@ test('a failed rollback leaves the restore in the journal for the next pass, whi
 test('after a rename: the addresses wait until no route event has named the link for 50 ms, and never longer than the bound', async (t) => {
   const { nl } = await makeNode();
   const nic = (await nl.getLink(NS, NIC))!;
+  nl.addLink(NS, { name: 'eth9', kind: 'veth', up: true });
   const flush = async (): Promise<void> => { for (let i = 0; i < 5; i++) await Promise.resolve(); };
   mock.timers.enable({ apis: ['setTimeout'] });
   t.after(() => mock.timers.reset());
@@ -142,9 +143,11 @@ test('after a rename: the addresses wait until no route event has named the link
   await flush();
   mock.timers.tick(40);
   await nl.addRoute(NS, { dst: '10.91.0.0/16', dev: NIC, scope: 253 });
-  await nl.addRoute(NS, { dst: '10.92.0.0/16', dev: 'lo', scope: 253 }).catch(() => undefined);
   await flush();
-  mock.timers.tick(49);
+  mock.timers.tick(30);
+  await nl.addRoute(NS, { dst: '10.92.0.0/16', dev: 'eth9', scope: 253 }); // at 100 ms, on another link: no reset
+  await flush();
+  mock.timers.tick(19);
   await flush();
   assert.equal(done, false, '49 ms after the last event on the link');
   mock.timers.tick(1);
@@ -167,10 +170,13 @@ test('after a rename: the addresses wait until no route event has named the link
   q2.close();
 });
 
-test('an address NetworkManager added (noprefixroute, its own prefix route proto kernel metric 100) moves with its flag and route, and comes back exactly', async () => {
+test('an address NetworkManager added (noprefixroute, its own prefix route proto kernel metric 100) and one with a prefix-route metric move with their flag, metric and routes, and come back exactly', async () => {
   const { nl, vs, journal } = await makeNode();
   await nl.addAddress(NS, NIC, { cidr: '172.30.50.101/24', noprefixroute: true });
   await nl.addRoute(NS, { dst: '172.30.50.0/24', dev: NIC, protocol: 2, scope: 253, metric: 100, src: '172.30.50.101' });
+  // `ip addr add ... metric 300` (systemd-networkd's RouteMetric=): the kernel's prefix route has metric 300, and
+  // follows the address (moving it as a route too would leave a second one)
+  await nl.addAddress(NS, NIC, { cidr: '172.30.80.10/24', metric: 300 });
   const before = await linkState(nl, NIC);
   assert.ok(before.routes.some((r) => r.includes('"metric":100') && r.includes('"protocol":2')));
   const d = { netlink: nl, vswitch: vs, journal, netns: NS };
@@ -179,6 +185,8 @@ test('an address NetworkManager added (noprefixroute, its own prefix route proto
   const br = await linkState(nl, BR);
   assert.deepEqual(br.addrs, before.addrs, 'the flags (IFA_F_NOPREFIXROUTE) too');
   assert.deepEqual(br.routes, before.routes, 'NM\'s metric-100 prefix route too');
+  assert.equal(br.routes.filter((r) => r.includes('"172.30.80.0/24"')).length, 1, 'one prefix route for the metric-300 address');
+  assert.ok(br.routes.some((r) => r.includes('"172.30.80.0/24"') && r.includes('"metric":300')));
   await restoreNic(d, 'phys', NIC, BR);
   assert.deepEqual(await linkState(nl, NIC), before);
 });

@@ -58,7 +58,7 @@ test('names: <bridge>-vlan<id> while it fits 15 bytes, else kv<id>- and the base
 });
 
 test('the planner refuses bad names, duplicate ids, a mismatched 802.1Q id, the NIC itself and ports it does not own', () => {
-  const base = { bridge: 'br-phys', nic: NIC, port: NIC, trunks: [0], named: [] as string[], links: [], ports: [] as VlanPortObs[] };
+  const base = { bridge: 'br-phys', nic: NIC, port: NIC, trunks: [0], exchangeLinkName: false, preserve: false, named: [] as string[], links: [], ports: [] as VlanPortObs[] };
   const link = (name: string, vlanId?: number) => ({ name, kind: vlanId === undefined ? 'dummy' : 'vlan', vlanId, addresses: 1 });
   assert.match(planVlanPorts({ ...base, named: ['eth1'] }).error ?? '', /"eth1" is not named <interface>.<VLAN id 1-4094>/);
   assert.match(planVlanPorts({ ...base, named: ['eth1.5000'] }).error ?? '', /not named/);
@@ -67,6 +67,16 @@ test('the planner refuses bad names, duplicate ids, a mismatched 802.1Q id, the 
   assert.match(planVlanPorts({ ...base, nic: 'eth1.100', port: 'eth1.100', links: [link('eth1.100', 100)] }).error ?? '', /own interface/);
   assert.match(planVlanPorts({ ...base, links: [link('eth1.100', 100)], ports: [{ name: PORT, tag: 100, vlanIf: undefined, ours: false }] }).error ?? '', /not kube-ovn's: not adopted/);
   assert.match(planVlanPorts({ ...base, links: [link('eth1.100', 100)], ports: [{ name: PORT, tag: 100, vlanIf: 'bond0.100', ours: true }] }).error ?? '', /holds the state of bond0.100/);
+  assert.match(planVlanPorts({ ...base, links: [{ ...link('bond0.100', 100), onNic: false }] }).error ?? '', /bond0.100 is an 802.1Q link on another interface than eth1/);
+  assert.match(planVlanPorts({ ...base, exchangeLinkName: true, links: [link('eth1.100', 100)] }).error ?? '', /cannot be used with exchangeLinkName/);
+  assert.equal(planVlanPorts({ ...base, exchangeLinkName: true }).error, undefined, 'exchangeLinkName alone is fine');
+  // a port whose interface the spec still names stays, even with the link gone; an untagged one of ours is known by its name
+  const kept = planVlanPorts({ ...base, named: ['eth1.100'], ports: [{ name: PORT, tag: 100, vlanIf: 'eth1.100', ours: true }] });
+  assert.deepEqual(kept.error === undefined ? kept.restores : kept.error, []);
+  const kept2 = planVlanPorts({ ...base, preserve: true, ports: [{ name: 'br-phys-vlan200', tag: 200, vlanIf: 'eth1.200', ours: true }] });
+  assert.deepEqual(kept2.error === undefined ? kept2.restores : kept2.error, [], 'preserveVlanInterfaces still asks for <nic>.<id>');
+  const untagged = planVlanPorts({ ...base, ports: [{ name: 'br-phys-vlan9', tag: undefined, vlanIf: undefined, ours: true }] });
+  assert.deepEqual(untagged.error === undefined ? untagged.restores : untagged.error, [{ vlanIf: 'eth1.9', id: 9, port: 'br-phys-vlan9', parent: NIC }]);
   // a good plan: the trunks gain the ids, one move per link, a port nobody wants is restored to what it recorded
   const p = planVlanPorts({ ...base, trunks: [0, 20], links: [link('eth1.100', 100), { ...link('eth1.30'), addresses: 0 }],
     ports: [{ name: 'br-phys-vlan30', tag: 30, vlanIf: 'eth1.30', ours: true }, { name: 'br-phys-vlan7', tag: 7, vlanIf: undefined, ours: true }] });
@@ -146,6 +156,18 @@ test('an entry dropped from vlanInterfaces: its port\'s state goes back to the k
   assert.equal(vs.getPort(PORT), undefined);
   assert.deepEqual(vs.getPort(NIC)?.trunks, [0]);
   assert.equal(state.labels[k('vlan_interfaces')], undefined);
+  assert.equal(state.labels[k('ready')], 'true');
+});
+
+test('the VLAN link deleted while the network stays: its port keeps the addresses, and nothing is moved back and forth', async () => {
+  const { nl, vs, state, r } = await setupNetwork({ defaultInterface: NIC, vlanInterfaces: [V100] });
+  await vlanLink(nl, 100);
+  const vBefore = await linkState(nl, V100);
+  await r.runNow();
+  await nl.deleteLink(NS, V100);
+  assert.equal((await r.runNow()).changes, 0);
+  assert.deepEqual((await linkState(nl, PORT)).addrs, vBefore.addrs);
+  assert.equal(await nl.getLink(NS, V100), null, 'not made again');
   assert.equal(state.labels[k('ready')], 'true');
 });
 

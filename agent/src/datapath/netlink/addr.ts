@@ -1,7 +1,7 @@
 // RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR: builders and decoder. Pure.
 import { attrString, attrU32, buildMessage, parseAttrs, type NlMessage } from './codec.ts';
 import {
-  AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG_LEN, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_DEPRECATED,
+  AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG_LEN, IFA_ADDRESS, IFA_BROADCAST, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_DEPRECATED, IFA_RT_PRIORITY,
   IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_PERMANENT, IFA_F_TENTATIVE, IFA_LABEL, IFA_LOCAL, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
   NLM_F_REPLACE, NLM_F_REQUEST, RTM_DELADDR, RTM_GETADDR, RTM_NEWADDR,
 } from './constants.ts';
@@ -36,6 +36,7 @@ export function newAddr(seq: number, index: number, spec: AddressSpec, replace =
     w.attr(IFA_ADDRESS, c.bytes);
     if (brd) w.attr(IFA_BROADCAST, brd);
     if (flags) w.attrU32(IFA_FLAGS, flags);
+    if (spec.metric !== undefined) w.attrU32(IFA_RT_PRIORITY, spec.metric);
   });
 }
 
@@ -82,5 +83,7 @@ export function decodeAddr(m: NlMessage): AddressInfo | null {
   if (label) info.label = label;
   const brd = af === AF_INET ? a.get(IFA_BROADCAST) : undefined;
   if (brd?.length === 4) info.broadcast = formatIp(brd);
+  const metric = attrU32(a.get(IFA_RT_PRIORITY));
+  if (metric !== undefined) info.metric = metric;
   return info;
 }

@@ -102,6 +102,8 @@ export const IFA_LABEL = 3;
 export const IFA_BROADCAST = 4;
 export const IFA_CACHEINFO = 6;
 export const IFA_FLAGS = 8;
+/** the metric of the prefix route the kernel adds for the address (`ip addr add ... metric N`) */
+export const IFA_RT_PRIORITY = 9;
 export const IFA_F_SECONDARY = 0x01;
 export const IFA_F_NODAD = 0x02;
 export const IFA_F_OPTIMISTIC = 0x04;

@@ -341,7 +341,8 @@ export class FakeNetlink implements Netlink, PodNet {
       if (a.flags & IFA_F_NOPREFIXROUTE) continue;
       const dst = `${formatIp(networkOf(c))}/${c.prefixLen}`;
       if (ns.routes.some((r) => r.dst === dst && r.oif === index && r.table === RT_TABLE_MAIN)) continue;
-      const r: RouteInfo = { family: c.family, dst, oif: index, table: RT_TABLE_MAIN, protocol: RTPROT_KERNEL, scope: RT_SCOPE_LINK, type: RTN_UNICAST, onlink: false, ...(c.family === 4 ? { prefSrc: a.address } : {}) };
+      const r: RouteInfo = { family: c.family, dst, oif: index, table: RT_TABLE_MAIN, protocol: RTPROT_KERNEL, scope: RT_SCOPE_LINK, type: RTN_UNICAST, onlink: false,
+        ...(c.family === 4 ? { prefSrc: a.address } : {}), ...(a.metric ? { metric: a.metric } : {}) };
       ns.routes.push(r);
       this.emit(where, { kind: 'route', action: 'new', route: { ...r } });
     }
@@ -360,6 +361,7 @@ export class FakeNetlink implements Netlink, PodNet {
     // as the kernel: a replace keeps the broadcast the address was created with
     const brd = existing >= 0 ? ns.addrs[existing]!.broadcast : addressBroadcast(c, spec);
     if (brd !== undefined) info.broadcast = typeof brd === 'string' ? brd : formatIp(brd);
+    if (spec.metric !== undefined) info.metric = spec.metric;
     if (existing >= 0) ns.addrs[existing] = info;
     else ns.addrs.push(info);
     this.emit(netns, { kind: 'address', action: 'new', address: { ...info } });

@@ -86,6 +86,8 @@ export interface AddressInfo {
   label?: string;
   /** IPv4: IFA_BROADCAST, when the address has one */
   broadcast?: string;
+  /** IFA_RT_PRIORITY: its prefix route's metric, when one was given */
+  metric?: number;
 }
 
 export interface AddressSpec {
@@ -95,6 +97,8 @@ export interface AddressSpec {
   nodad?: boolean;
   /** No prefix route for it (IFA_F_NOPREFIXROUTE): whoever adds the address adds the route (NetworkManager does). */
   noprefixroute?: boolean;
+  /** The metric of the prefix route the kernel adds for it (IFA_RT_PRIORITY); default: the kernel's (0, IPv6 256). */
+  metric?: number;
   /** IPv4 broadcast; default: computed from the prefix for /0../30. */
   broadcast?: string | false;
 }

@@ -18,6 +18,8 @@ export interface SnapAddress {
   readonly broadcast?: string | null;
   /** IFA_F_NOPREFIXROUTE: its prefix route is not the kernel's (NetworkManager adds its own, with a metric) */
   readonly noprefixroute?: true;
+  /** IFA_RT_PRIORITY: the metric of the prefix route the kernel makes for it */
+  readonly metric?: number;
 }
 
 /** A route as it was on the source link (the device is the move's business, not the record's). */

@@ -2,8 +2,7 @@
 // a failed rollback. Every move restarts from its first step, which is safe because every step is idempotent.
 import type { MoveRecord } from './journal.ts';
 import { renameOrRollBack, restoreNic, transferNic, type TransferDeps } from './transfer.ts';
-import { vlanRestore, vlanTransfer } from './vlan-ports.ts';
-import { vlanSubinterface } from './plan.ts';
+import { vlanParent, vlanRestore, vlanTransfer } from './vlan-ports.ts';
 
 export async function finishMove(d: TransferDeps, rec: MoveRecord): Promise<void> {
   switch (rec.op) {
@@ -12,6 +11,6 @@ export async function finishMove(d: TransferDeps, rec: MoveRecord): Promise<void
     case 'restore': await restoreNic(d, rec.pn, rec.nic, rec.bridge, rec); return;
     case 'vlan-transfer': await vlanTransfer(d, rec.pn, rec.bridge, { vlanIf: rec.nic, id: rec.trunks[0]!, port: rec.to! }, rec); return;
     case 'vlan-restore':
-      await vlanRestore(d, rec.pn, rec.bridge, { vlanIf: rec.nic, id: rec.trunks[0]!, port: rec.to!, parent: rec.parent ?? vlanSubinterface(rec.nic)?.parent ?? '' }, rec);
+      await vlanRestore(d, rec.pn, rec.bridge, { vlanIf: rec.nic, id: rec.trunks[0]!, port: rec.to!, parent: rec.parent ?? vlanParent(rec.nic) ?? '' }, rec);
   }
 }

@@ -198,7 +198,8 @@ export class DBusNetworkManager implements NetworkManagerPort {
       const dev = await this.#device(c, nic);
       if (!dev) return { result: 'unknown-device' };
       if ((await this.#get(c, dev, NM_DEVICE, 'Managed')) === true) return { result: 'already' };
-      const mac = await this.#get(c, dev, NM_DEVICE, 'HwAddress');
+      // Device.HwAddress exists from NM 1.24 on; without it a profile bound to a MAC is not matched
+      const mac = await this.#get(c, dev, NM_DEVICE, 'HwAddress').catch(() => undefined);
       const risk = handBackRisk(profilesFor(nic, typeof mac === 'string' ? mac : undefined, await this.#profiles(c)));
       if (risk) return { result: 'kept', reason: risk };
       await this.#setManaged(c, dev, true);

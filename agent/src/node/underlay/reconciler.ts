@@ -110,7 +110,8 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
       // the VLAN ports' state goes back to the kernel first: deleting the bridge would take it with them (§6.4 step 3)
       const foreign = (o.vlanPorts ?? []).find((p) => !p.ours);
       if (foreign) return [{ op: 'fail', message: `bridge ${bridge} has the VLAN port ${foreign.name}, which is not kube-ovn's: the bridge is kept until it is moved off or deleted` }];
-      const nicName = o.labels[labelKey(d.pn, 'interface')] ?? o.bridgeNic ?? '';
+      // the NIC's own name: with exchangeLinkName the bridge has it; else the NIC port's (the label goes on a failure)
+      const nicName = o.bridge.externalIds['exchange-link-name'] === 'true' ? bridge : o.bridgeNic ?? o.labels[labelKey(d.pn, 'interface')] ?? '';
       for (const p of o.vlanPorts ?? []) {
         ops.push({ op: 'vlanRestore', bridge, restore: restoreOf(p, { bridge, nic: nicName, port: o.bridgeNic ?? nicName, named: [] }) });
       }
@@ -149,7 +150,8 @@ export function diffUnderlay(d: UnderlayDesired, o: UnderlayObserved, ctx: { dat
   if (d.exchangeLinkName && o.origLink && !o.bridge) {
     return [{ op: 'fail', message: `exchangeLinkName: the bridge cannot take the name ${d.nic}: a link of that name exists and is not the bridge (was the provider network created without exchangeLinkName? delete and re-create it)` }];
   }
-  const vp = planVlanPorts({ bridge: d.bridge, nic: d.nic, port: d.port, trunks: d.trunks, named: d.vlanInterfaces, links: o.vlanLinks ?? [], ports: o.vlanPorts ?? [] });
+  const vp = planVlanPorts({ bridge: d.bridge, nic: d.nic, port: d.port, trunks: d.trunks, exchangeLinkName: d.exchangeLinkName,
+    preserve: d.preserveVlanInterfaces, named: d.vlanInterfaces, links: o.vlanLinks ?? [], ports: o.vlanPorts ?? [] });
   if (vp.error !== undefined) return [{ op: 'fail', message: vp.error }];
   const trunks = vp.trunks;
   const b = o.bridge;
@@ -252,7 +254,7 @@ export function underlaySpec(deps: UnderlayDeps): ReconcileSpec<UnderlayDesired,
         if (vlanIf === undefined && vlanPortShape(p) === undefined) continue;
         vlanPorts.push({ name: p, tag: port.tag, vlanIf, ours: port.externalIds.vendor === 'kube-ovn' });
       }
-      const vlan = d.kind === 'present' ? await observeVlanLinks(deps, d.vlanInterfaces, d.preserveVlanInterfaces ? nicLink : null) : undefined;
+      const vlan = d.kind === 'present' ? await observeVlanLinks(deps, d.vlanInterfaces, nicLink, d.preserveVlanInterfaces) : undefined;
       return {
         ...(vlan ?? {}), vlanPorts,
         journal: await deps.journal.read(pn),
@@ -346,13 +348,14 @@ async function unmanageNic(deps: UnderlayDeps, nic: string): Promise<void> {
  * The VLAN interfaces as this node has them: each spec entry that exists (a missing one is skipped, as upstream),
  * then with preserveVlanInterfaces (`nic` given) every 802.1Q link on the NIC named `<name>.<id>`.
  */
-async function observeVlanLinks(deps: UnderlayDeps, named: readonly string[], nic: LinkInfo | null): Promise<{ vlanLinks: VlanLinkObs[]; vlanMissing: string[] }> {
+async function observeVlanLinks(deps: UnderlayDeps, named: readonly string[], nic: LinkInfo | null, preserve: boolean): Promise<{ vlanLinks: VlanLinkObs[]; vlanMissing: string[] }> {
   const nl = deps.netlink();
   const vlanLinks: VlanLinkObs[] = [];
   const vlanMissing: string[] = [];
   const add = async (l: LinkInfo): Promise<void> => {
     const addresses = (await nl.listAddresses(deps.netns, { dev: l.name })).filter((a) => !isLinkLocal(`${a.address}/${a.prefixLen}`)).length;
-    vlanLinks.push({ name: l.name, kind: l.kind, vlanId: l.vlanId, addresses });
+    vlanLinks.push({ name: l.name, kind: l.kind, vlanId: l.vlanId, addresses,
+      ...(l.kind === 'vlan' && nic ? { onNic: l.link === nic.index && l.linkNetnsId === undefined } : {}) });
   };
   for (const n of named) {
     // a malformed name is the planner's error to report, not a lookup (the kernel would refuse some names)
@@ -360,7 +363,7 @@ async function observeVlanLinks(deps: UnderlayDeps, named: readonly string[], ni
     if (l) await add(l);
     else if (vlanSubinterface(n)) vlanMissing.push(n);
   }
-  if (nic) {
+  if (nic && preserve) {
     for (const l of await nl.listLinks(deps.netns, { kind: 'vlan' })) {
       if (l.link === nic.index && l.linkNetnsId === undefined && vlanSubinterface(l.name) && !named.includes(l.name)) await add(l);
     }

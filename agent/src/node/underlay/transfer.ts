@@ -12,22 +12,33 @@
 //   bridge while the NIC is still its port, port removed, bridge deleted).
 // Link-local addresses and the kernel's own routes (proto kernel: connected, local; kernelMadeRoute) stay where the kernel put them.
 
-import type { AddressSpec, LinkInfo, Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
+import { IFA_F_NOPREFIXROUTE, RT_TABLE_LOCAL, RTPROT_KERNEL } from '../../datapath/netlink/constants.ts';
+import { formatIp, networkOf, parseCidr } from '../../datapath/netlink/ip.ts';
+import type { AddressInfo, AddressSpec, LinkInfo, Netlink, Netns, RouteInfo, RouteSpec } from '../../datapath/netlink/port.ts';
 import type { Vswitch } from '../../datapath/ovsdb/port.ts';
 import type { Journal, LinkSnapshot, MoveRecord, SnapAddress, SnapRoute } from './journal.ts';
 
-const RTPROT_KERNEL = 2;
-const RT_TABLE_LOCAL = 255;
-const IFA_F_NOPREFIXROUTE = 0x200;
+/** The kernel's metric for an IPv6 prefix route; IPv4's is none (0). */
+const IP6_RT_PRIO_ADDRCONF = 256;
 
 /**
  * A route the kernel made for an address, which follows the address and is not moved: `proto kernel` in the local
- * table, or with the kernel's own metric (none for IPv4, 256 for IPv6). NetworkManager marks its addresses
- * `noprefixroute` and adds their prefix routes itself, also `proto kernel` but with its metric (100 on ethernet):
- * those are moved like any route, or the bridge would lack them.
+ * table, or the prefix route of an address on the link (its network, with the address's IFA_RT_PRIORITY or else the
+ * kernel's metric). NetworkManager marks its addresses `noprefixroute` and adds their prefix routes itself, also
+ * `proto kernel` but with its metric (100 on ethernet): no address of the link claims those, so they are moved like
+ * any route, or the bridge would lack them.
  */
-export const kernelMadeRoute = (r: Pick<RouteInfo, 'protocol' | 'table' | 'family' | 'metric'>): boolean =>
-  r.protocol === RTPROT_KERNEL && (r.table === RT_TABLE_LOCAL || (r.metric ?? 0) === 0 || (r.family === 6 && r.metric === 256));
+export function kernelMadeRoute(r: Pick<RouteInfo, 'protocol' | 'table' | 'family' | 'metric' | 'dst'>, addrs: readonly AddressInfo[]): boolean {
+  if (r.protocol !== RTPROT_KERNEL) return false;
+  if (r.table === RT_TABLE_LOCAL) return true;
+  const dflt = r.family === 6 ? IP6_RT_PRIO_ADDRCONF : 0;
+  const metric = (m: number | undefined): number => (m === undefined || (r.family === 6 && m === 0) ? dflt : m);
+  return addrs.some((a) => {
+    if (a.family !== r.family || (a.flags & IFA_F_NOPREFIXROUTE) !== 0) return false;
+    const c = parseCidr(`${a.address}/${a.prefixLen}`);
+    return `${formatIp(networkOf(c))}/${c.prefixLen}` === r.dst && metric(a.metric) === metric(r.metric);
+  });
+}
 
 export interface TransferDeps {
   readonly netlink: Netlink;
@@ -67,27 +78,34 @@ export function routeSpec(r: SnapRoute, dev: string): RouteSpec {
   };
 }
 
+/** The state of a link that is gone: nothing to move. */
+export const EMPTY_SNAPSHOT: LinkSnapshot = { mac: '', mtu: 0, up: false, addresses: [], routes: [] };
+
 /** The movable state of a link: non-link-local addresses and non-kernel routes of every table. */
 export async function snapshotLink(nl: Netlink, netns: Netns, dev: string): Promise<LinkSnapshot> {
   const link = await nl.getLink(netns, dev);
   if (!link) throw new Error(`link ${dev} not found`);
-  const addrs = (await nl.listAddresses(netns, { dev }))
+  const onLink = await nl.listAddresses(netns, { dev });
+  const addrs = onLink
     .map((a) => ({
       cidr: `${a.address}/${a.prefixLen}`, family: a.family, ...(a.family === 4 ? { broadcast: a.broadcast ?? null } : {}),
       ...(a.flags & IFA_F_NOPREFIXROUTE ? { noprefixroute: true as const } : {}),
+      ...(a.metric !== undefined ? { metric: a.metric } : {}),
     }))
     .filter((a) => !isLinkLocal(a.cidr));
-  const routes = (await nl.listRoutes(netns, { table: 0 })).filter((r) => r.oif === link.index && !kernelMadeRoute(r))
+  const routes = (await nl.listRoutes(netns, { table: 0 })).filter((r) => r.oif === link.index && !kernelMadeRoute(r, onLink))
     .filter((r) => !(r.dst !== null && isLinkLocal(r.dst)))
     .map(toSnapRoute);
   return { mac: link.mac ?? '', mtu: link.mtu, up: link.up, addresses: addrs, routes };
 }
 
-/** An address as it was: IPv6 without DAD (it was in use), IPv4 with the broadcast it had (or none), and without a
- *  prefix route when it had none. Lifetimes are not kept: a DHCP lease becomes permanent (nobody renews it now). */
+/** An address as it was: IPv6 without DAD (it was in use), IPv4 with the broadcast it had (or none), without a
+ *  prefix route when it had none, and with its prefix route's metric. Lifetimes are not kept: a DHCP lease becomes
+ *  permanent (nobody renews it now). */
 export function addressSpec(a: SnapAddress): AddressSpec {
   return {
     cidr: a.cidr, ...(a.family === 6 ? { nodad: true } : {}), ...(a.noprefixroute ? { noprefixroute: true } : {}),
+    ...(a.metric !== undefined ? { metric: a.metric } : {}),
     ...(a.broadcast !== undefined ? { broadcast: a.broadcast ?? false } : {}),
   };
 }
@@ -145,7 +163,7 @@ export async function restoreNic(d: TransferDeps, pn: string, nic: string, bridg
   let base = rec;
   if (!base) {
     const bridgeLink = await nl.getLink(netns, bridge);
-    const snapshot: LinkSnapshot = bridgeLink ? await snapshotLink(nl, netns, bridge) : { mac: '', mtu: 0, up: false, addresses: [], routes: [] };
+    const snapshot: LinkSnapshot = bridgeLink ? await snapshotLink(nl, netns, bridge) : EMPTY_SNAPSHOT;
     base = { pn, op: 'restore', nic, bridge, trunks: [], snapshot, step: 'begin' };
   }
   const s = base.snapshot;
@@ -225,7 +243,7 @@ export async function renameOrRollBack(d: TransferDeps, pn: string, from: string
       }
       await d.journal.clear(pn);
     } catch (e2) {
-      throw new AggregateError([e, e2], `renaming ${from} to ${to} failed (${msg(e)}) and so did putting its addresses back (${msg(e2)}); the journal keeps the rename for the next pass`);
+      throw new AggregateError([e, e2], `renaming ${from} to ${to} failed (${errorText(e)}) and so did putting its addresses back (${errorText(e2)}); the journal keeps the rename for the next pass`);
     }
     throw e;
   }
@@ -308,7 +326,7 @@ export async function transferOrRollBack(d: TransferDeps, pn: string, nic: strin
     try {
       await restoreNic(d, pn, nic, bridge, { pn, op: 'restore', nic, bridge, trunks: [], snapshot, step: 'rollback' });
     } catch (e2) {
-      throw new AggregateError([e, e2], `moving ${nic} onto ${bridge} failed (${msg(e)}) and so did the rollback (${msg(e2)}); the journal keeps the move for the next pass`);
+      throw new AggregateError([e, e2], `moving ${nic} onto ${bridge} failed (${errorText(e)}) and so did the rollback (${errorText(e2)}); the journal keeps the move for the next pass`);
     }
     throw e;
   }
@@ -353,4 +371,4 @@ export function routesQuiet(nl: Netlink, netns: Netns, index: number, quietMs: n
   return { ready, settled, close: () => sub?.close() };
 }
 
-const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+export const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));

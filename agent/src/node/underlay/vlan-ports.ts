@@ -8,9 +8,9 @@
 // Upstream picks the source of a restore from the port's name (`br-<nic>-vlan<id>` -> `<nic>.<id>`), which names
 // the wrong link when the provider network is not called like its NIC; the port records its source instead
 // (external_ids:provider-vlan-interface).
-import type { LinkSnapshot, MoveRecord } from './journal.ts';
-import { vlanPortName, vlanSubinterface } from './plan.ts';
-import { addressSpec, byScope, journalStep, linkNamed, routeSpec, snapshotLink, type TransferDeps } from './transfer.ts';
+import type { MoveRecord } from './journal.ts';
+import { vlanPortName, vlanPortShape, vlanSubinterface } from './plan.ts';
+import { addressSpec, byScope, EMPTY_SNAPSHOT, errorText, journalStep, linkNamed, routeSpec, snapshotLink, type TransferDeps } from './transfer.ts';
 
 /** The external id that records which kernel link a VLAN internal port took its addresses from. */
 export const VLAN_SOURCE_ID = 'provider-vlan-interface';
@@ -20,6 +20,8 @@ export interface VlanLinkObs {
   readonly name: string;
   readonly kind: string | undefined;
   readonly vlanId: number | undefined;
+  /** an 802.1Q link: whether its parent is the provider network's NIC (undefined for other kinds) */
+  readonly onNic?: boolean;
   /** non-link-local addresses still on it */
   readonly addresses: number;
 }
@@ -55,18 +57,23 @@ export type VlanPlan =
  * entries first, then the detected 802.1Q links), `named` every spec entry (present or not, to validate names).
  */
 export function planVlanPorts(p: {
-  bridge: string; nic: string; port: string; trunks: readonly number[];
+  bridge: string; nic: string; port: string; trunks: readonly number[]; exchangeLinkName: boolean; preserve: boolean;
   named: readonly string[]; links: readonly VlanLinkObs[]; ports: readonly VlanPortObs[];
 }): VlanPlan {
   for (const n of p.named) {
     if (!vlanSubinterface(n)) return { error: `vlanInterfaces: ${JSON.stringify(n)} is not named <interface>.<VLAN id 1-4094>` };
   }
+  // the rename takes the NIC down, and its VLAN links with it (renameNic refuses while they hold addresses); the
+  // rename back on removal would then be refused for good
+  if (p.exchangeLinkName && p.links.length) return { error: `vlanInterfaces and preserveVlanInterfaces cannot be used with exchangeLinkName: renaming ${p.nic} would take its VLAN links down` };
   const byId = new Map<number, VlanLinkObs>();
   const wanted: (VlanLinkObs & { id: number })[] = [];
   for (const l of p.links) {
     const id = vlanSubinterface(l.name)!.id;
     if (l.name === p.nic || l.name === p.port) return { error: `vlanInterfaces: ${l.name} is the provider network's own interface` };
     if (l.kind === 'vlan' && l.vlanId !== undefined && l.vlanId !== id) return { error: `vlanInterfaces: ${l.name} is an 802.1Q link with id ${l.vlanId}, not ${id}` };
+    // its frames leave through another NIC: a port of this bridge is not where its addresses belong
+    if (l.onNic === false) return { error: `vlanInterfaces: ${l.name} is an 802.1Q link on another interface than ${p.nic}` };
     const other = byId.get(id);
     if (other && other.name !== l.name) return { error: `vlanInterfaces: VLAN id ${id} is claimed by both ${other.name} and ${l.name}` };
     if (other) continue;
@@ -82,10 +89,19 @@ export function planVlanPorts(p: {
     if (have?.vlanIf !== undefined && have.vlanIf !== w.name) return { error: `port ${port} holds the state of ${have.vlanIf}, not of ${w.name}` };
     if (!have || have.tag !== w.id || have.vlanIf === undefined || w.addresses > 0) moves.push({ vlanIf: w.name, id: w.id, port });
   }
+  // a port stays while the network still asks for its interface, even when the link itself is gone (an operator
+  // deleted it, or it is not there yet): restoring would make the link again, and the next pass would move it back
+  const asked = (vlanIf: string | undefined, id: number | undefined): boolean => (vlanIf !== undefined
+    ? p.named.includes(vlanIf) || (p.preserve && vlanSubinterface(vlanIf)?.parent === p.nic)
+    : p.named.some((n) => vlanSubinterface(n)?.id === id));
   const keep = new Set(wanted.map((w) => vlanPortName(p.bridge, w.id)));
-  const restores = p.ports.filter((x) => x.ours && !keep.has(x.name)).map((x) => restoreOf(x, { bridge: p.bridge, nic: p.nic, port: p.port, named: p.named }));
-  const trunks = [...new Set([...p.trunks, ...byId.keys()])].sort((a, b) => a - b);
-  return { trunks, moves, restores, count: wanted.length };
+  const restores = p.ports.filter((x) => x.ours && !keep.has(x.name) && !asked(x.vlanIf, portId(x)))
+    .map((x) => restoreOf(x, { bridge: p.bridge, nic: p.nic, port: p.port, named: p.named }));
+  // the ids of every VLAN interface, moved or to move, including kept ports whose link is gone: they still serve it
+  const restored = new Set(restores.map((r) => r.port));
+  const ids = new Set([...byId.keys(), ...p.ports.filter((x) => x.ours && !restored.has(x.name)).map(portId).filter((x): x is number => x !== undefined)]);
+  const trunks = [...new Set([...p.trunks, ...ids])].sort((a, b) => a - b);
+  return { trunks, moves, restores, count: ids.size };
 }
 
 /**
@@ -94,14 +110,18 @@ export function planVlanPorts(p: {
  * has the NIC's name and the NIC is the bridge's port.
  */
 export function restoreOf(x: VlanPortObs, ctx: { bridge: string; nic: string; port: string; named: readonly string[] }): VlanRestore {
-  const id = x.tag ?? 0;
+  const id = portId(x) ?? 0;
   const fromSpec = ctx.named.filter((n) => vlanSubinterface(n)?.id === id);
   const vlanIf = x.vlanIf ?? (fromSpec.length === 1 ? fromSpec[0]! : `${ctx.nic}.${id}`);
-  const parent = vlanSubinterface(vlanIf)?.parent ?? ctx.nic;
+  const parent = vlanParent(vlanIf) ?? ctx.nic;
   return { vlanIf, id, port: x.name, parent: parent === ctx.bridge ? ctx.port : parent };
 }
 
-const NO_STATE: LinkSnapshot = { mac: '', mtu: 0, up: false, addresses: [], routes: [] };
+/** A VLAN port's id: its tag, else the one in its name. */
+const portId = (x: VlanPortObs): number | undefined => x.tag ?? vlanPortShape(x.name);
+
+/** The parent in a VLAN link's name (`<parent>.<id>`). */
+export const vlanParent = (vlanIf: string): string | undefined => vlanSubinterface(vlanIf)?.parent;
 
 /** Moves a VLAN link's addresses and routes to its internal port (created, tagged, with the link's MAC and MTU). */
 export async function vlanTransfer(d: TransferDeps, pn: string, bridge: string, m: VlanMove, rec?: MoveRecord): Promise<void> {
@@ -118,7 +138,8 @@ export async function vlanTransfer(d: TransferDeps, pn: string, bridge: string, 
       ...(s.mac ? { mac: s.mac } : {}),
     }, { wait: true, timeoutMs: timeout });
     await d.vswitch.waitOfport(port, timeout);
-    await nl.setLink(netns, port, { ...(s.mac ? { mac: s.mac } : {}), ...(s.mtu ? { mtu: s.mtu } : {}), up: true });
+    // up as the interface was: an admin-down interface's addresses stay inactive on the port
+    await nl.setLink(netns, port, { ...(s.mac ? { mac: s.mac } : {}), ...(s.mtu ? { mtu: s.mtu } : {}), up: s.up });
   });
   await journalStep(d, base, 'addresses-to-port', async () => {
     for (const a of s.addresses) await nl.addAddress(netns, port, addressSpec(a), { replace: true });
@@ -142,7 +163,7 @@ export async function vlanRestore(d: TransferDeps, pn: string, bridge: string, r
   const timeout = d.timeoutMs ?? 10_000;
   let base = rec;
   if (!base) {
-    const snapshot = (await linkNamed(nl, netns, r.port)) ? await snapshotLink(nl, netns, r.port) : NO_STATE;
+    const snapshot = (await linkNamed(nl, netns, r.port)) ? await snapshotLink(nl, netns, r.port) : EMPTY_SNAPSHOT;
     base = { pn, op: 'vlan-restore', nic: r.vlanIf, bridge, to: r.port, parent: r.parent, trunks: [r.id], snapshot, step: 'begin' };
   }
   const s = base.snapshot;
@@ -151,14 +172,14 @@ export async function vlanRestore(d: TransferDeps, pn: string, bridge: string, r
   if (s.addresses.length || s.routes.length) {
     await journalStep(d, base, 'vlan-link', async () => {
       if (!(await linkNamed(nl, netns, vlanIf))) {
-        const parent = base.parent ?? vlanSubinterface(vlanIf)?.parent ?? '';
+        const parent = base.parent ?? vlanParent(vlanIf) ?? '';
         try {
           await nl.createVlan({ netns, name: vlanIf, parent, id: base.trunks[0]! });
         } catch (e) {
-          throw new Error(`${port} keeps its addresses: ${vlanIf} is gone and cannot be made again as VLAN ${base.trunks[0]} on ${parent}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+          throw new Error(`${port} keeps its addresses: ${vlanIf} is gone and cannot be made again as VLAN ${base.trunks[0]} on ${parent}: ${errorText(e)}`, { cause: e });
         }
       }
-      await nl.setLink(netns, vlanIf, { up: true });
+      await nl.setLink(netns, vlanIf, { up: s.up });
     });
     await journalStep(d, base, 'addresses-to-vlan', async () => {
       for (const a of s.addresses) await nl.addAddress(netns, vlanIf, addressSpec(a), { replace: true });
@@ -195,14 +216,13 @@ export async function vlanTransferOrRollBack(d: TransferDeps, pn: string, bridge
       await d.journal.clear(pn).catch(() => undefined);
       throw e;
     }
-    const parent = vlanSubinterface(m.vlanIf)?.parent ?? '';
+    const parent = vlanParent(m.vlanIf) ?? '';
     try {
       await vlanRestore(d, pn, bridge, { ...m, parent }, { ...first, op: 'vlan-restore', parent, step: 'rollback' });
     } catch (e2) {
-      throw new AggregateError([e, e2], `moving ${m.vlanIf} onto ${m.port} failed (${msg(e)}) and so did the rollback (${msg(e2)}); the journal keeps the move for the next pass`);
+      throw new AggregateError([e, e2], `moving ${m.vlanIf} onto ${m.port} failed (${errorText(e)}) and so did the rollback (${errorText(e2)}); the journal keeps the move for the next pass`);
     }
     throw e;
   }
 }
 
-const msg = (e: unknown): string => (e instanceof Error ? e.message : String(e));
