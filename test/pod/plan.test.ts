@@ -178,10 +178,14 @@ describe('plan: OVN NIC', () => {
     assert.equal(p.warnings.length, 1);
     assert.match(p.warnings[0]!, /dst is not a CIDR/);
   });
-  it('u2o interconnection IP replaces the subnet gateway and is checked first', () => {
-    const p = ovn(v4, {}, {}, { name: 'ovn-default', u2oInterconnectionIp: '10.16.0.100' });
+  it('u2o interconnection IP replaces the subnet gateway and is checked first, only while u2oInterconnection is on', () => {
+    const p = ovn(v4, {}, {}, { name: 'ovn-default', u2oInterconnection: true, u2oInterconnectionIp: '10.16.0.100' });
     assert.deepEqual(p.routes, [{ family: 4, dst: '0.0.0.0/0', gw: '10.16.0.100' }]);
     assert.deepEqual(p.gatewayCheck.targets.map((t) => t.gateway), ['10.16.0.100', '10.16.0.1']);
+    // the flag turned off, the status not cleared yet: the subnet gateway, as upstream
+    const off = ovn(v4, {}, {}, { name: 'ovn-default', u2oInterconnectionIp: '10.16.0.100' });
+    assert.deepEqual(off.routes, [{ family: 4, dst: '0.0.0.0/0', gw: '10.16.0.1' }]);
+    assert.deepEqual(off.gatewayCheck.targets.map((t) => t.gateway), ['10.16.0.1']);
   });
   it('u2o subnet without status.u2oInterconnectionIP: try again later (CNI 11), as upstream; with it, the u2o gateway', () => {
     const e = agentErr(() => ovn(v4, {}, {}, { name: 'u2o', vlan: 'vl0', u2oInterconnection: true }));

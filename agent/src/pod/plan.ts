@@ -342,8 +342,9 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
     externalIds['encap-ip'] = encap!;
   }
 
-  // gateways: the u2o interconnection IP replaces the subnet gateway (§3.8.6)
-  const u2o = (subnet?.u2oInterconnectionIp ?? '').split(',').map((s) => s.trim()).filter((s) => parseIp(s) !== undefined)
+  // gateways: the u2o interconnection IP replaces the subnet gateway (§3.8.6), only while u2oInterconnection is on (as
+  // upstream: a status the controller has not cleared yet after the flag went off must not take the default route)
+  const u2o = (subnet?.u2oInterconnection ? subnet.u2oInterconnectionIp ?? '' : '').split(',').map((s) => s.trim()).filter((s) => parseIp(s) !== undefined)
     .map((s) => formatIp(parseIp(s)!));
   // a u2o subnet whose IP kube-ovn-controller has not allocated yet (or whose status this agent has not seen yet): fail,
   // as upstream (§3.5), so that the runtime's retry gets the u2o gateway; going on would wire the pod for good with the
