@@ -7,12 +7,12 @@
 // u2oInterconnection (the u2o IP on the router port is the pods' gateway to overlay pods).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
 import { cleanupAll, createNetns, newPrefix, onCleanup, ping, type Netns } from '../bed/netns.ts';
 import { waitFor } from '../bed/exec.ts';
+import { firstFrame } from '../bed/capture.ts';
 import { buildShim, newPod, podCall, startNodeAgent, type NodeAgent } from './agent-harness.ts';
 import { parseFdbShow } from '../../agent/src/node/underlay/fdb.ts';
 
@@ -249,23 +249,7 @@ const hostRoute = async (n: BedNode, cidr: string): Promise<string> => (await n.
 const neighMac = async (ns: Netns, ip: string): Promise<string | undefined> =>
   (JSON.parse((await ns.ip(['-j', 'neigh', 'show', ip, 'dev', 'eth0'])).stdout) as { lladdr?: string }[])[0]?.lladdr?.toLowerCase();
 /** The first frame matching `filter` that tcpdump (-e: with the MACs) sees on the switch's port `port`; `send` runs until one is seen. */
-async function onTheWire(port: string, filter: string, send: () => Promise<unknown>): Promise<string> {
-  const cap = spawn('ip', ['netns', 'exec', sw.name, 'tcpdump', '-l', '-e', '-n', '-i', port, '-c', '1', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
-  onCleanup({ label: 'tcpdump', run: async () => { cap.kill(); }, runSync: () => { cap.kill(); } });
-  let out = '';
-  let err = '';
-  cap.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-  cap.stderr.on('data', (b: Buffer) => { err += b.toString(); });
-  const exited = new Promise<void>((resolve) => cap.on('close', () => resolve()));
-  try {
-    await waitFor('tcpdump listening', async () => err.includes('listening on'), 30_000);
-    await waitFor(`a frame on ${port} matching ${filter}`, async () => { await send(); return out.includes('\n'); }, 60_000);
-    await exited;
-  } finally {
-    cap.kill();
-  }
-  return out.trim();
-}
+const onTheWire = (port: string, filter: string, send: () => Promise<unknown>): Promise<string> => firstFrame(sw, port, filter, send);
 const ifaceGone = async (n: BedNode, p: { namespace: string; name: string }): Promise<boolean> =>
   (await n.ovs.vsctl(['--columns=name', 'find', 'Interface', `external_ids:iface-id=${p.name}.${p.namespace}`])).trim() === '';
 

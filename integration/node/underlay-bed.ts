@@ -3,8 +3,10 @@
 // that owns the physical gateway 172.30.50.1/24 and a remote address 10.200.0.1 on its loopback. The NIC starts
 // with two addresses (one without a broadcast), a default route, a gateway route with a metric and a link-scope route. Bed configuration
 // (not product code): the router's veth has TX checksum offload off, as the userspace datapath needs.
+import { mkdtempSync, rmSync } from 'node:fs';
 import { startOvs, type OvsNode } from '../bed/ovs.ts';
-import { addVeth, createNetns, type Netns } from '../bed/netns.ts';
+import { addVeth, createNetns, onCleanup, type Netns } from '../bed/netns.ts';
+import { waitFor } from '../bed/exec.ts';
 import { OvsVswitch } from '../../agent/src/datapath/ovsdb/vswitch.ts';
 import type { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { Reconciler } from '../../agent/src/node/reconciler.ts';
@@ -63,6 +65,19 @@ export async function linkJson(ns: Netns, dev: string): Promise<{ address: strin
   const r = await ns.ip(['-j', 'link', 'show', 'dev', dev], { allowFail: true });
   if (r.code !== 0) return undefined;
   return (JSON.parse(r.stdout) as { address: string; mtu: number; flags: string[]; operstate: string }[])[0];
+}
+
+/** A journal directory of the test's own, removed at clean-up. */
+export function journalDir(prefix: string): string {
+  const dir = mkdtempSync(`/tmp/${prefix}journal-`);
+  onCleanup({ label: `journal ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });
+  return dir;
+}
+
+/** `ip -d addr` once no address is in DAD (a down/up restarts it for the IPv6 link-local). */
+export async function settledAddr(ns: Netns, dev: string): Promise<string> {
+  await waitFor(`${dev}: no address in DAD`, async () => !/tentative/.test(await detailed(ns, dev)), 60_000);
+  return detailed(ns, dev);
 }
 
 /** `ip -d addr show dev` with the counters that legitimately move normalised away (none expected; kept explicit). */

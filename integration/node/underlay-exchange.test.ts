@@ -5,12 +5,10 @@
 // test is about the kernel and OVS.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cleanupAll, newPrefix, onCleanup } from '../bed/netns.ts';
-import { waitFor } from '../bed/exec.ts';
+import { cleanupAll, newPrefix } from '../bed/netns.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
-import { GW, NIC, REMOTE, bedNetwork, detailed, inet, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, REMOTE, bedNetwork, inet, journalDir, linkJson, routes, settledAddr, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koaux');
 const PORT = 'br-phys';
@@ -22,8 +20,7 @@ before(async () => {
   await warmUp();
   bed = await underlayBed(prefix);
   nl = new RtNetlink();
-  dir = mkdtempSync(`/tmp/${prefix}journal-`);
-  onCleanup({ label: `journal ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });
+  dir = journalDir(prefix);
 });
 after(async () => {
   bed?.vs.close();
@@ -36,11 +33,7 @@ async function nodePing(addr: string): Promise<boolean> {
   return /\b[12] received/.test(r.stdout);
 }
 
-/** `ip -d addr` once no address is in DAD (a down/up restarts it for the IPv6 link-local). */
-const settled = async (dev: string): Promise<string> => {
-  await waitFor(`${dev}: no address in DAD`, async () => !/tentative/.test(await detailed(bed.node, dev)), 60_000);
-  return detailed(bed.node, dev);
-};
+const settled = (dev: string): Promise<string> => settledAddr(bed.node, dev);
 
 const exchangeNetwork = () => bedNetwork(bed, nl, dir, { defaultInterface: NIC, exchangeLinkName: true });
 

@@ -15,7 +15,7 @@ import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { DBusNetworkManager, NmMarks, type NetworkManagerPort } from '../../agent/src/node/underlay/network-manager.ts';
 import { FakeNetworkManager } from '../../agent/src/node/underlay/network-manager-fake.ts';
-import { GW, NIC, REMOTE, bedNetwork, detailed, inet, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, REMOTE, bedNetwork, detailed, inet, journalDir, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 import { nmMissing, startNm, startProcess, type NmBed } from './nm-bed.ts';
 
 const prefix = newPrefix('koanm');
@@ -34,8 +34,7 @@ before(async () => {
   await bed.node.ip(['link', 'add', 'eth7', 'type', 'veth', 'peer', 'name', 'eth8']); // this kernel has no dummy links
   nm = await startNm(prefix, bed.node, NIC);
   nl = new RtNetlink();
-  dir = mkdtempSync(`/tmp/${prefix}journal-`);
-  onCleanup({ label: `journal ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });
+  dir = journalDir(prefix);
 });
 after(async () => {
   bed?.vs.close();

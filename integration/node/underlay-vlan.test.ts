@@ -9,13 +9,11 @@
 // the unit tests only. The tagging on the wire is real: it is OVS's, and the router's capture sees it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { cleanupAll, newPrefix, onCleanup } from '../bed/netns.ts';
-import { waitFor } from '../bed/exec.ts';
+import { cleanupAll, newPrefix } from '../bed/netns.ts';
+import { firstFrame } from '../bed/capture.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
-import { NIC, REMOTE, bedNetwork, detailed, inet, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { NIC, REMOTE, bedNetwork, inet, journalDir, routes, settledAddr, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koauv');
 const VIF = `${NIC}.100`;
@@ -30,8 +28,7 @@ before(async () => {
   await warmUp();
   bed = await underlayBed(prefix);
   nl = new RtNetlink();
-  dir = mkdtempSync(`/tmp/${prefix}journal-`);
-  onCleanup({ label: `journal ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });
+  dir = journalDir(prefix);
 });
 after(async () => {
   bed?.vs.close();
@@ -53,26 +50,11 @@ async function standIn(): Promise<void> {
   await bed.node.ip(['link', 'set', 'v100peer', 'up']); // a carrier, as a VLAN link on a live NIC has
 }
 
-const settled = async (dev: string): Promise<string> => {
-  await waitFor(`${dev}: no address in DAD`, async () => !/tentative/.test(await detailed(bed.node, dev)), 60_000);
-  return detailed(bed.node, dev);
-};
+const settled = (dev: string): Promise<string> => settledAddr(bed.node, dev);
 
-/** The first ARP request for VLAN_GW that the router sees on its wire, with its link-level header (tcpdump -e). */
-async function arpOnTheWire(send: () => Promise<unknown>): Promise<string> {
-  const cap = spawn('ip', ['netns', 'exec', bed.router.name, 'tcpdump', '-l', '-e', '-n', '-i', 'eth0', '-c', '1', 'vlan and arp and arp[24:4] = 0xac1e6401'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  onCleanup({ label: 'tcpdump', run: async () => { cap.kill(); }, runSync: () => { cap.kill(); } });
-  let out = '';
-  let err = '';
-  cap.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-  cap.stderr.on('data', (b: Buffer) => { err += b.toString(); });
-  const exited = new Promise<void>((resolve) => cap.on('close', () => resolve()));
-  await waitFor('tcpdump listening', async () => err.includes('listening on'), 30_000);
-  // each ping's ARP request goes out until one is captured (nothing answers for VLAN_GW: the request is the proof)
-  await waitFor('a tagged ARP request on the router\'s wire', async () => { await send(); return out.includes('\n'); }, 60_000);
-  await exited;
-  return out.trim();
-}
+/** The first ARP request for VLAN_GW that the router sees on its wire, with its link-level header (tcpdump -e); each
+ *  ping's ARP request goes out until one is captured (nothing answers for VLAN_GW: the request is the proof). */
+const arpOnTheWire = (send: () => Promise<unknown>): Promise<string> => firstFrame(bed.router, 'eth0', 'vlan and arp and arp[24:4] = 0xac1e6401', send);
 
 test('vlanInterfaces: the interface\'s addresses and routes move to br-phys-vlan100, which sends tagged 100; removal restores it exactly', async () => {
   await vlanInterface();

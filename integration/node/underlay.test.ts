@@ -5,17 +5,16 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { cleanupAll, newPrefix, onCleanup } from '../bed/netns.ts';
+import { cleanupAll, newPrefix } from '../bed/netns.ts';
 import { sleep, waitFor } from '../bed/exec.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
 import { restoreNic, transferNic, type TransferDeps } from '../../agent/src/node/underlay/transfer.ts';
 import { finishMove } from '../../agent/src/node/underlay/moves.ts';
-import { GW, NIC, NODE_IP, REMOTE, detailed, inet, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, NODE_IP, REMOTE, detailed, inet, journalDir, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koaul');
 const BR = 'br-phys';
@@ -28,8 +27,7 @@ before(async () => {
   await warmUp();
   bed = await underlayBed(prefix);
   nl = new RtNetlink();
-  dir = mkdtempSync(`/tmp/${prefix}journal-`);
-  onCleanup({ label: `journal ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });
+  dir = journalDir(prefix);
   d = { netlink: nl, vswitch: bed.vs, journal: new FileJournal(dir), netns: bed.node.path };
 });
 after(async () => {

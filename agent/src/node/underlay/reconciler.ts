@@ -346,7 +346,8 @@ async function unmanageNic(deps: UnderlayDeps, nic: string): Promise<void> {
 
 /**
  * The VLAN interfaces as this node has them: each spec entry that exists (a missing one is skipped, as upstream),
- * then with preserveVlanInterfaces (`nic` given) every 802.1Q link on the NIC named `<name>.<id>`.
+ * then with preserveVlanInterfaces every 802.1Q link on the NIC (`nic`) named `<name>.<id>`. `nic` also tells
+ * whether an 802.1Q entry sits on the NIC at all (`onNic`).
  */
 async function observeVlanLinks(deps: UnderlayDeps, named: readonly string[], nic: LinkInfo | null, preserve: boolean): Promise<{ vlanLinks: VlanLinkObs[]; vlanMissing: string[] }> {
   const nl = deps.netlink();
