@@ -68,7 +68,7 @@ describe('executor: ADD', () => {
     const p = plan(v4);
     const out = await applyAdd(p, w.deps);
     assert.deepEqual(out.stepMs.map((s) => s.op), ['podSysctls', 'createVeth', 'renameInNetns', 'hostLinkUp', 'ovsAddPort', 'txChecksumOff',
-      'waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'gatewayCheck']);
+      'waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'announce', 'gatewayCheck']);
     const calls = w.nl.calls.map((c) => c.split(' ')[0]);
     assert.deepEqual(calls.slice(0, 6), ['setSysctl', 'setSysctl', 'setSysctl', 'setSysctl', 'createVeth', 'setLink']);
     assert.equal(w.nl.calls[4], `createVeth - ${HOST}/0123456789ab_c`);

@@ -1,6 +1,6 @@
 // Underlay pods (issue 13, spec §3.6 step 12): on a VLAN subnet without a logical gateway, the ADD waits for the
-// localnet patch port that ovn-controller adds to the provider bridge (an OVSDB monitor event) before configuring the
-// pod side; the wait is bounded and rolls the ADD back when it runs out.
+// localnet patch port that ovn-controller adds to the provider bridge (an OVSDB monitor event) before the pod's
+// announcements and gateway check; the wait is bounded and rolls the ADD back when it runs out.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeNetlink } from '../../agent/src/datapath/netlink/fake.ts';
@@ -51,19 +51,19 @@ describe('underlay pods: the localnet patch port', () => {
 
   it('the ADD goes on when ovn-controller adds the patch port (an event), not before', async () => {
     const { nl, vs } = await world();
-    let configuredAt = -1;
+    let announcedAt = -1;
     let patchAt = -1;
     const p = applyAdd(plan({ name: 'vlan100', vlan: 'v100' }), {
       netlink: nl, podNet: nl, vswitch: vs, probe: probeTiming(10),
-      beforeStep: (step) => { if (step.op === 'configureContainerNic') configuredAt = performance.now(); },
+      beforeStep: (step) => { if (step.op === 'announce') announcedAt = performance.now(); },
     });
     await new Promise((r) => setTimeout(r, 50));
-    assert.equal(configuredAt, -1, 'the pod side waits for the patch port');
+    assert.equal(announcedAt, -1, 'the announcements wait for the patch port');
     await vs.ensureBridge({ name: 'br-phys' });
     patchAt = performance.now();
     await vs.addBridgePort({ bridge: 'br-phys', name: 'patch-localnet.vlan100-to-br-int', type: 'patch' });
     await p;
-    assert.ok(configuredAt >= patchAt, `configured at ${configuredAt}, patch port at ${patchAt}`);
+    assert.ok(announcedAt >= patchAt, `announced at ${announcedAt}, patch port at ${patchAt}`);
   });
 
   it('no patch port within the bound: the ADD fails and is rolled back', async () => {

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodePodNic, type Annotations, type PodNicAnnotations } from '../../agent/src/pod/annotations.ts';
-import { mergeRoutes, planAdd, planDel, undoSteps, type NicRequest, type NodeFacts, type OvnNicPlan, type IpamPlan,
-  type SubnetFacts } from '../../agent/src/pod/plan.ts';
+import { mergeRoutes, planAdd, podSideEarly, planDel, undoSteps, type NicRequest, type NodeFacts, type OvnNicPlan, type IpamPlan,
+  type PlannedAddress, type SubnetFacts } from '../../agent/src/pod/plan.ts';
 import { ifaceId, vethNames } from '../../agent/src/pod/names.ts';
 import { AgentError } from '../../agent/src/errors.ts';
 
@@ -103,7 +103,7 @@ describe('plan: OVN NIC', () => {
     assert.deepEqual(p.gatewayCheck, { mode: 'ping', concerned: true, targets: [{ ip: '10.16.0.9', gateway: '10.16.0.1', family: 4 }], timeoutMs: 30_000 });
     assert.deepEqual(p.ipCr, { name: 'web-1.default', subnet: 'ovn-default' });
     assert.deepEqual(p.steps.map((s) => s.op), ['podSysctls', 'createVeth', 'renameInNetns', 'hostLinkUp', 'ovsAddPort',
-      'waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'gatewayCheck']);
+      'waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'announce', 'gatewayCheck']);
     assert.deepEqual(p.steps[1], { op: 'createVeth', host: '0123456789ab_h', container: '0123456789ab_c', netns: NETNS, mtu: 1400,
       podName: 'web-1', podNamespace: 'default', undo: [{ op: 'deleteLink', link: '0123456789ab_h', onlyIfVeth: true }] });
     assert.deepEqual(p.steps[2], { op: 'renameInNetns', netns: NETNS, link: '0123456789ab_c', newName: 'eth0', alias: '0123456789ab_c' });
@@ -224,6 +224,24 @@ describe('plan: OVN NIC', () => {
     assert.equal(ovn({ ...v4, 'ovn.kubernetes.io/activation_strategy': 'x' }).gatewayCheck.mode, 'disabled');
     assert.equal(ovn(v4, {}, { gatewayCheckTimeoutMs: 0 }).gatewayCheck.mode, 'disabled');
     assert.equal(ovn(v4, {}, { enableArpDetectIpConflict: false }).ipv4ConflictProbe, false);
+  });
+  it('the pod side runs while ovn-controller binds the port only when no IPv4 probe or IPv6 DAD needs the bound port', () => {
+    const order = (p: OvnNicPlan) => p.steps.map((s) => s.op).filter((op) => ['configureContainerNic', 'addRoutes', 'waitOvnInstalled', 'announce', 'gatewayCheck'].includes(op));
+    // IPv4 without the probe: addresses and routes first, the GARP and the gateway check after ovn-installed
+    assert.deepEqual(order(ovn(v4, {}, { enableArpDetectIpConflict: false })), ['configureContainerNic', 'addRoutes', 'waitOvnInstalled', 'announce', 'gatewayCheck']);
+    // the probe, or IPv6 with DAD, must hear answers through a bound port: upstream's order
+    const after = ['waitOvnInstalled', 'configureContainerNic', 'addRoutes', 'announce', 'gatewayCheck'];
+    assert.deepEqual(order(ovn(v4)), after);
+    assert.deepEqual(order(ovn(dual, {}, { enableArpDetectIpConflict: false })), after);
+    // a migration target has neither (no DAD, no probe, no gateway check)
+    assert.deepEqual(order(ovn({ ...dual, 'kubevirt.io/migrationJobName': 'j' })), ['configureContainerNic', 'addRoutes', 'waitOvnInstalled', 'announce']);
+    assert.equal(podSideEarly([{ family: 6 } as PlannedAddress], true, false), true);
+    assert.equal(podSideEarly([{ family: 6 } as PlannedAddress], false, true), false);
+    assert.equal(podSideEarly([], true, true), true);
+    // the GARP's second round follows the probe, as upstream
+    const ann4 = ovn(v4).steps.find((s) => s.op === 'announce');
+    assert.deepEqual(ann4, { op: 'announce', netns: NETNS, link: 'eth0', addresses: ovn(v4).addresses, secondGarp: true });
+    assert.equal(ovn(ann('ovn', { allocated: 'true', mac_address: '00:00:00:00:00:07', logical_switch: 'dhcp' })).steps.some((s) => s.op === 'announce'), false);
   });
   it('subnet nodeNetwork adds encap-ip, or fails clearly', () => {
     const s = { name: 's', nodeNetwork: 'storage' };

@@ -179,6 +179,8 @@ async function runAddStep(step: AddStep, d: ExecutorDeps, signal?: AbortSignal):
       return;
     case 'configureContainerNic':
       return configureContainerNic(step, d);
+    case 'announce':
+      return announce(step, d);
     case 'addRoutes':
       for (const r of step.routes) {
         const isDefault = r.dst === '0.0.0.0/0' || r.dst === '::/0';
@@ -262,7 +264,15 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
     }
   }
   for (const a of v4) await nl.addAddress(s.netns, s.link, { cidr: a.address }, { replace: true });
-  // announcements are best effort: a lost GARP/NA only delays the neighbours' learning
+}
+
+type AnnounceStep = Extract<AddStep, { op: 'announce' }>;
+
+/** GARP / unsolicited NA once the port is bound; best effort: a lost one only delays the neighbours' learning. */
+async function announce(s: AnnounceStep, d: ExecutorDeps): Promise<void> {
+  const { podNet } = d;
+  const v4 = s.addresses.filter(isV4);
+  const v6 = s.addresses.filter((a) => !isV4(a));
   const best = (p: Promise<void>, what: string): Promise<void> =>
     p.catch((e: unknown) => d.log?.debug({ err: e instanceof Error ? e.message : String(e) }, `${what} not sent`));
   await Promise.all([
@@ -270,7 +280,7 @@ async function configureContainerNic(s: ConfigureStep, d: ExecutorDeps): Promise
     // as upstream: one unsolicited NA right after the address (with DAD on, gatewayCheck sends another once it is preferred)
     ...v6.map((a) => best(podNet.announceIPv6(s.netns, s.link, a.ip), 'neighbour advertisement')),
   ]);
-  if (v4.length && s.ipv4ConflictProbe) {
+  if (v4.length && s.secondGarp) {
     // upstream sends a second announcement 2 s later; ours goes out in the background 1 s later, never failing the ADD
     const t = setTimeout(() => { for (const a of v4) void best(podNet.announceIPv4(s.netns, s.link, a.ip, { count: 1 }), 'second gratuitous ARP'); }, 1000);
     t.unref();

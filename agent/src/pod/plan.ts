@@ -125,8 +125,13 @@ export type AddStep =
   /** underlay subnets: the localnet patch port ovn-controller adds to the provider bridge exists and is open
    * (an OVSDB monitor event; §3.6 step 12), so L2 to the physical network is there before DAD and the gateway check */
   | { op: 'waitLocalnet'; iface: string; timeoutMs: number }
+  /** MAC, MTU, up, addresses (with the IPv4 conflict probe / IPv6 DAD when asked): nothing that must reach the network
+   * unless a probe or DAD is asked for, which is why it may run before the waits (see podSideEarly) */
   | { op: 'configureContainerNic'; netns: string; link: string; mac: string; mtu: number;
       addresses: readonly PlannedAddress[]; ipv4ConflictProbe: boolean; ipv6Dad: boolean }
+  /** gratuitous ARP / unsolicited NA for the pod's addresses: after the waits, so they leave through a bound port
+   * (secondGarp: upstream's second GARP of the probe path, in the background 1 s later) */
+  | { op: 'announce'; netns: string; link: string; addresses: readonly PlannedAddress[]; secondGarp: boolean }
   | { op: 'addRoutes'; netns: string; link: string; routes: readonly PlannedRoute[] }
   | { op: 'gatewayCheck'; netns: string; link: string; check: GatewayCheck }
   | { op: 'removeDefaultRoutes'; netns: string; families: readonly Family[] };
@@ -399,15 +404,17 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
   ];
   if (qos) steps.push({ op: 'setQos', port: names.host, qos });
   if (txChecksumOff) steps.push({ op: 'txChecksumOff', netns: req.netns, link: ifName });
+  const podSide: AddStep[] = [{ op: 'configureContainerNic', netns: req.netns, link: ifName, mac: nic.mac, mtu, addresses, ipv4ConflictProbe, ipv6Dad }];
+  if (routes.length > 0) podSide.push({ op: 'addRoutes', netns: req.netns, link: ifName, routes });
+  const early = podSideEarly(addresses, ipv4ConflictProbe, ipv6Dad);
+  if (early) steps.push(...podSide);
   steps.push({ op: 'waitOvnInstalled', iface: names.host, timeoutMs: node.ovnInstalledTimeoutMs });
   const localnetSwitch = nic.logicalSwitch ?? subnet?.name;
   if (subnet?.vlan && !subnet.logicalGateway && localnetSwitch) {
     steps.push({ op: 'waitLocalnet', iface: localnetPatchPort(localnetSwitch), timeoutMs: node.ovnInstalledTimeoutMs });
   }
-  steps.push(
-    { op: 'configureContainerNic', netns: req.netns, link: ifName, mac: nic.mac, mtu, addresses, ipv4ConflictProbe, ipv6Dad },
-  );
-  if (routes.length > 0) steps.push({ op: 'addRoutes', netns: req.netns, link: ifName, routes });
+  if (!early) steps.push(...podSide);
+  if (addresses.length > 0) steps.push({ op: 'announce', netns: req.netns, link: ifName, addresses, secondGarp: ipv4ConflictProbe });
   if (gatewayCheck.mode !== 'disabled') steps.push({ op: 'gatewayCheck', netns: req.netns, link: ifName, check: gatewayCheck });
 
   // the routes the link will hold: the kernel's connected routes and ours, in the order the kernel lists them
@@ -447,6 +454,19 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
     gatewayCheck,
     mirror: nic.mirror,
   };
+}
+
+/**
+ * Whether the pod side (addresses, routes) is set up before the waits for ovn-controller, so that it runs while
+ * ovn-controller binds the port instead of after it. Upstream always waits first (§3.6 step 12, §3.8). That order
+ * matters only for what must reach the network through a bound port: the IPv4 conflict probe and IPv6 DAD (a probe
+ * through an unbound port hears no answer, so it would miss a conflict). The announcements and the gateway check go
+ * after the waits either way; until the ADD returns, nothing in the pod sends.
+ */
+export function podSideEarly(addresses: readonly PlannedAddress[], ipv4ConflictProbe: boolean, ipv6Dad: boolean): boolean {
+  const v4 = addresses.some((a) => a.family === 4);
+  const v6 = addresses.some((a) => a.family === 6);
+  return !(v4 && ipv4ConflictProbe) && !(v6 && ipv6Dad);
 }
 
 /** What DEL needs; the pod (and so its annotations) may be gone. */
