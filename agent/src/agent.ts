@@ -261,8 +261,9 @@ function ovnBackend(cfg: AgentConfig, log: Logger, hooks: AgentHooks, p: Parts):
       ...(m ? { onWait: (stage: 'ovn_installed' | 'gateway_check', s: number) => m.observeWait(stage, s) } : {}),
     },
     ...(m ? { onAnnotationWait: (s: number) => m.observeWait('annotation', s) } : {}),
-    // per-ADD step timings (the e2e bench derives the agent's own time up to the OVN binding wait from this line)
-    onAdded: (_plan, outcome, req) => log.info({ containerId: req.containerId, stepMs: outcome.stepMs.map((x) => ({ op: x.op, ms: Math.round(x.ms * 1000) / 1000 })) }, 'ADD applied'),
+    // per-ADD step timings at full resolution, for the e2e bench (it derives the agent's own time up to the OVN
+    // binding wait from this line); debug: the info line `pod NIC configured` already carries them, rounded
+    onAdded: (_plan, outcome, req) => log.debug({ containerId: req.containerId, stepMs: outcome.stepMs.map((x) => ({ op: x.op, ms: Math.round(x.ms * 1000) / 1000 })) }, 'ADD applied'),
     status: async () => {
       const e = await p.readiness.evaluate();
       return e.ok ? true : e.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.reason}`).join('; ');
