@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +57,47 @@ test('the agent bundle holds no undici and no SOCKS library, and loading it leav
     assert.match(p.stderr, /UNDICI=false/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the agent bundle leaves out what loads node:zlib, node:worker_threads, node:assert and node:vm unused, and client-node\'s auth providers (README "Memory")', async () => {
+  const r = await build({ ...bundleOptions, absWorkingDir: ROOT, write: false, sourcemap: false, metafile: true, outfile: '/tmp/koa-bundle-test.mjs' });
+  const inputs = Object.keys(r.metafile!.inputs);
+  const left = /node_modules\/(thread-stream|openid-client|oauth4webapi|jsonpath-plus|@opentelemetry\/api)\/|prom-client\/lib\/pushgateway\.js|pino\/lib\/transport\.js|client-node\/dist\/(azure|gcp|oidc)_auth\.js/;
+  assert.deepEqual(inputs.filter((f) => left.test(f)), []);
+  assert.ok(inputs.some((f) => f.endsWith('scripts/bundle-stubs/client-node-auth-providers.ts')), 'the auth providers are stubbed');
+  // the bundle as a process: --help loads every module and exits before anything else
+  const dir = mkdtempSync(join(tmpdir(), 'koa-bundle-'));
+  try {
+    writeFileSync(join(dir, 'agent.mjs'), r.outputFiles[0]!.text);
+    const probe = 'data:text/javascript,process.on("exit",()=>process.stderr.write("LOADED="+JSON.stringify(process.moduleLoadList.filter((m)=>/^NativeModule (zlib|worker_threads|assert|vm)$/.test(m)))))';
+    const p = spawnSync(process.execPath, ['--import', probe, join(dir, 'agent.mjs'), '--help'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(p.status, 0, p.stderr);
+    assert.match(p.stdout, /--cni-conf-dir/);
+    assert.match(p.stderr, /LOADED=\[\]/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the stand-ins for unused modules refuse clearly where the real ones would have been used', async () => {
+  const unused = createRequire(import.meta.url)('../../scripts/bundle-stubs/unused-node-modules.cjs') as {
+    Pushgateway: new () => unknown; transport: () => unknown; assert: (v: unknown, m?: string) => void;
+    workerThreads: { isMainThread: boolean }; openTelemetry: { trace: { getSpan: (c: unknown) => unknown }; context: { active: () => unknown } };
+  };
+  assert.throws(() => new unused.Pushgateway(), /prom-client Pushgateway is not available in the agent bundle/);
+  assert.throws(() => unused.transport(), /a pino transport is not available in the agent bundle/);
+  assert.throws(() => unused.assert(false, 'sonic.fd must be a number'), /^Error: sonic\.fd must be a number$/);
+  unused.assert(true, 'never');
+  assert.equal(unused.workerThreads.isMainThread, true);
+  assert.equal(unused.openTelemetry.trace.getSpan(unused.openTelemetry.context.active()), undefined);
+  const auth = await import('../../scripts/bundle-stubs/client-node-auth-providers.ts');
+  for (const [C, name] of [[auth.AzureAuth, 'azure'], [auth.GoogleCloudPlatformAuth, 'gcp'], [auth.OpenIDConnectAuth, 'oidc']] as const) {
+    const a = new C();
+    assert.equal(a.isAuthProvider({ authProvider: { name } }), true);
+    assert.equal(a.isAuthProvider({ authProvider: { name: 'other' } }), false);
+    assert.equal(a.isAuthProvider({}), false);
+    await assert.rejects(a.applyAuthentication(), new RegExp(`auth-provider ${name} is not available in the agent`));
   }
 });
 

@@ -13,13 +13,13 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CONNECT_TIMEOUT_MS, forgetAuth, HEADERS_TIMEOUT_MS, KubeRest, MAX_CALL_SOCKETS, requestAuth } from '../../agent/src/k8s/rest.ts';
 
-function withKubeconfig(cluster: Record<string, unknown>, fn: (file: string) => Promise<void>): Promise<void> {
+function withKubeconfig(cluster: Record<string, unknown>, fn: (file: string) => Promise<void>, user: Record<string, unknown> = { token: 't' }): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'koat-kc-'));
   const file = join(dir, 'kubeconfig');
   writeFileSync(file, JSON.stringify({
     apiVersion: 'v1', kind: 'Config', 'current-context': 'x',
     clusters: [{ name: 'c', cluster }],
-    users: [{ name: 'u', user: { token: 't' } }],
+    users: [{ name: 'u', user }],
     contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
   }));
   return fn(file).finally(() => rmSync(dir, { recursive: true, force: true }));
@@ -62,6 +62,19 @@ test('a cluster with proxy-url is refused at start, naming the field; so is a Ku
       assert.throws(() => new KubeRest(kc), /proxy-url/);
       await assert.rejects(requestAuth(kc), /proxy-url/);
     });
+  }
+});
+
+test('a user with auth-provider (azure, gcp, oidc) is refused at start, naming the field and the way out; so is a KubeRest over it', async () => {
+  for (const name of ['oidc', 'gcp', 'azure']) {
+    await withKubeconfig({ server: 'https://127.0.0.1:6443', 'insecure-skip-tls-verify': true }, async (file) => {
+      const named = (e: Error) => e.message.includes(`auth-provider (${name})`) && /"u"/.test(e.message) && /token, a client certificate or an exec plugin/.test(e.message);
+      assert.throws(() => loadKubeConfig(file), named);
+      const kc = new KubeConfig();
+      kc.loadFromFile(file);
+      assert.throws(() => new KubeRest(kc), named);
+      await assert.rejects(requestAuth(kc), named);
+    }, { 'auth-provider': { name, config: { 'id-token': 'x' } } });
   }
 });
 

@@ -74,6 +74,20 @@ export function refuseProxy(kc: KubeConfig): void {
   }
 }
 
+/**
+ * A kubeconfig user with `auth-provider` (client-node's azure, gcp and oidc token refreshers) is refused at start:
+ * upstream's daemon builds client-go without those plugins (it answers `no Auth Provider found`), the DaemonSet uses
+ * its service account, and a kubeconfig can carry a token, a client certificate or an exec plugin instead. The bundle
+ * leaves the three providers and their libraries out (scripts/bundle-stubs/client-node-auth-providers.ts).
+ */
+export function refuseAuthProvider(kc: KubeConfig): void {
+  const user = kc.getCurrentUser();
+  if (user?.authProvider) {
+    throw new Error(`the kubeconfig's user "${user.name}" sets auth-provider (${String(user.authProvider.name)}): the agent, like upstream's ` +
+      'daemon, has no auth-provider plugins; give the user a token, a client certificate or an exec plugin');
+  }
+}
+
 /** No response headers within this long: the request fails (undici's headersTimeout, as before). Bodies have no
  * timeout: a watch is quiet for minutes by design, and its liveness is the watch layer's idle timer. */
 export const HEADERS_TIMEOUT_MS = 60_000;
@@ -239,6 +253,7 @@ export async function requestAuth(kc: KubeConfig): Promise<{ headers: Record<str
 
 async function askKubeConfig(kc: KubeConfig): Promise<Auth> {
   refuseProxy(kc);
+  refuseAuthProvider(kc);
   const m: HttpsMaterial = {};
   // (it also builds and caches client-node's own https.Agent per cluster/user, which is never used: no socket)
   await kc.applyToHTTPSOptions(m as never);
@@ -288,6 +303,7 @@ export class KubeRest {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     refuseProxy(kc);
+    refuseAuthProvider(kc);
     this.#kc = kc;
     this.#server = cluster.server.replace(/\/+$/, '');
   }
