@@ -11,7 +11,8 @@
 //                             node namespace as a runtime does: runtimeCall), 30 sequential pods, default flags (the
 //                             ARP IP-conflict probe on); each pod DEL'd before the next
 //   sbs.del_seq               ms per DEL of those pods
-//   sbs.add_after_annotation  ms from the annotation patch returning (the ADD already waiting) to the ADD's exit
+//   sbs.add_after_annotation  ms from the annotation patch returning (the ADD already waiting) to the ADD's exit (as
+//                             the Node driver sees it: started with `ip netns exec`, so its exit is timed by the driver)
 //   sbs.add_seq_noprobe       as add_seq, daemon restarted with --enable-arp-detect-ip-conflict=false
 //   sbs.burst50_add           ms, 50 concurrent ADDs (probe off), first spawn to last exit, started at once with
 //                             posix_spawn as a runtime does (cni-shim/burst-spawn); any failure fails the bench
@@ -27,7 +28,7 @@ import {
 } from '../integration/e2e/agent-harness.ts';
 import { sharedFlags, startUpstreamDaemon, UPSTREAM_CNI, upstreamDaemonMissing } from '../integration/upstream/daemon.ts';
 import { treeCpuSeconds, treeRssMb } from '../integration/upstream/proc.ts';
-import { burst as spawnBurst, formatStages, waitStages } from '../integration/load/lib.ts';
+import { buildBurstSpawn, burst as spawnBurst, formatStages, waitStages } from '../integration/load/lib.ts';
 import { percentile, report, type BenchContext, type Unit } from './lib.ts';
 
 export const group = 'vs-upstream';
@@ -55,6 +56,7 @@ export default async function bench(ctx: BenchContext): Promise<void> {
   if (missing) throw new Error(`sbs (vs-upstream): ${missing}`);
   buildShim();
   buildBundle();
+  buildBurstSpawn();
   const load0 = loadavg();
   const theirs = await runSide('upstream');
   const ours = await runSide('ours');
@@ -177,7 +179,7 @@ async function runSide(side: Side): Promise<Figures> {
  * the same for both daemons.
  */
 async function runtimeCall(command: 'ADD' | 'DEL', daemon: NodeAgent, p: TestPod, plugin: string) {
-  const r = await spawnBurst(command, daemon, [p], 120_000, { plugin });
+  const r = await spawnBurst(command, daemon, [p], 120_000, { plugin, built: true });
   return r.results[0]!;
 }
 

@@ -61,12 +61,12 @@ const UNUSED = fileURLToPath(new URL('./bundle-stubs/unused-node-modules.cjs', i
 /** [importer, specifier, export of unused-node-modules.cjs that stands in for it]: what loads node:zlib,
  * node:worker_threads, node:assert and OpenTelemetry at start without the agent ever using it (the stub file says why). */
 const UNUSED_IMPORTS: readonly [RegExp, string, string][] = [
-  [/prom-client[\\/]index\.js$/, './lib/pushgateway', 'Pushgateway'],
-  [/pino[\\/]lib[\\/]tools\.js$/, './transport', 'transport'],
-  [/pino[\\/]pino\.js$/, './lib/transport', 'transport'],
-  [/pino[\\/]lib[\\/]tools\.js$/, 'worker_threads', 'workerThreads'],
-  [/sonic-boom[\\/]index\.js$/, 'assert', 'assert'],
-  [/prom-client[\\/]lib[\\/]metrics[\\/]processCpuTotal\.js$/, '@opentelemetry/api', 'openTelemetry'],
+  [/(^|[\\/])prom-client[\\/]index\.js$/, './lib/pushgateway', 'Pushgateway'],
+  [/(^|[\\/])pino[\\/]lib[\\/]tools\.js$/, './transport', 'transport'],
+  [/(^|[\\/])pino[\\/]pino\.js$/, './lib/transport', 'transport'],
+  [/(^|[\\/])pino[\\/]lib[\\/]tools\.js$/, 'worker_threads', 'workerThreads'],
+  [/(^|[\\/])sonic-boom[\\/]index\.js$/, 'assert', 'assert'],
+  [/(^|[\\/])prom-client[\\/]lib[\\/]metrics[\\/]processCpuTotal\.js$/, '@opentelemetry/api', 'openTelemetry'],
 ];
 
 /** Resolves each of UNUSED_IMPORTS (that importer and specifier only) to its stand-in. */

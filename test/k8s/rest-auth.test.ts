@@ -3,13 +3,13 @@
 import { describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../agent/src/k8s/client.ts';
-import { AUTH_TTL_MS, forgetAuth, KubeRest, requestAuth } from '../../agent/src/k8s/rest.ts';
+import { AUTH_TTL_MS, forgetAuth, KubeRest, refuseAuthProvider, requestAuth } from '../../agent/src/k8s/rest.ts';
 
 /** A self-signed certificate for 127.0.0.1 (openssl, as the test bed makes the API server's). */
 function selfSigned(): { key: Buffer; cert: Buffer } {
@@ -63,6 +63,41 @@ describe('KubeRest connections', () => {
       for (let i = 0; i < 5; i++) await rest.call('GET', '/api/v1/namespaces/default/pods/p');
       assert.equal(handshakes, before, 'sequential requests reuse an open connection');
     } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('the in-cluster service account (the DaemonSet has no kubeconfig) authenticates with its token file', async () => {
+    const tls = selfSigned();
+    const seen: string[] = [];
+    const server = createServer(tls, (req, res) => {
+      seen.push(String(req.headers.authorization));
+      res.setHeader('content-type', 'application/json');
+      res.end('{"kind":"Pod"}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const root = mkdtempSync(join(tmpdir(), 'koak-sa-'));
+    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+    try {
+      const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+      mkdirSync(sa, { recursive: true });
+      writeFileSync(join(sa, 'token'), 'sa-token');
+      writeFileSync(join(sa, 'ca.crt'), tls.cert);
+      process.env.KUBERNETES_SERVICE_HOST = '127.0.0.1';
+      process.env.KUBERNETES_SERVICE_PORT = String((server.address() as { port: number }).port);
+      const kc = new KubeConfig();
+      kc.loadFromCluster(root); // what loadKubeConfig('') does, with the files under root
+      assert.equal(kc.getCurrentUser()?.authProvider?.name, 'tokenFile', 'client-node\'s in-cluster user is an auth-provider user');
+      refuseAuthProvider(kc);
+      const rest = new KubeRest(kc);
+      assert.deepEqual(await rest.call('GET', '/api/v1/namespaces/default/pods/p'), { kind: 'Pod' });
+      assert.deepEqual(seen, ['Bearer sa-token']);
+    } finally {
+      for (const [k, v] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port]] as const) {
+        if (v === undefined) delete process.env[k]; else process.env[k] = v;
+      }
+      rmSync(root, { recursive: true, force: true });
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }

@@ -78,6 +78,14 @@ test('a user with auth-provider (azure, gcp, oidc) is refused at start, naming t
   }
 });
 
+test('client-node\'s tokenFile and exec auth-provider users are not refused (the in-cluster one: rest-auth.test.ts)', async () => {
+  for (const provider of [{ name: 'tokenFile', config: { tokenFile: '/dev/null' } }, { name: 'exec', config: { exec: { command: 'true' } } }]) {
+    await withKubeconfig({ server: 'https://127.0.0.1:6443', 'insecure-skip-tls-verify': true }, async (file) => {
+      assert.equal(loadKubeConfig(file).getCurrentUser()?.authProvider?.name, provider.name);
+    }, { 'auth-provider': provider });
+  }
+});
+
 async function heldServer(): Promise<{ port: number; held: ServerResponse[]; conns: Set<unknown>; watched: () => boolean; close: () => Promise<void> }> {
   const held: ServerResponse[] = [];
   const conns = new Set<unknown>();

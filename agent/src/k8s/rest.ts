@@ -74,15 +74,20 @@ export function refuseProxy(kc: KubeConfig): void {
   }
 }
 
+/** The `auth-provider` names of client-node's azure, gcp and oidc token refreshers. */
+export const REFUSED_AUTH_PROVIDERS: readonly string[] = ['azure', 'gcp', 'oidc'];
+
 /**
- * A kubeconfig user with `auth-provider` (client-node's azure, gcp and oidc token refreshers) is refused at start:
- * upstream's daemon builds client-go without those plugins (it answers `no Auth Provider found`), the DaemonSet uses
- * its service account, and a kubeconfig can carry a token, a client certificate or an exec plugin instead. The bundle
- * leaves the three providers and their libraries out (scripts/bundle-stubs/client-node-auth-providers.ts).
+ * A kubeconfig user whose `auth-provider` is azure, gcp or oidc (client-node's token refreshers) is refused at start:
+ * upstream's daemon builds client-go without those plugins (it answers `no Auth Provider found`), and a kubeconfig can
+ * carry a token, a client certificate or an exec plugin instead. The bundle leaves the three providers and their
+ * libraries out (scripts/bundle-stubs/client-node-auth-providers.ts). Other auth-provider users are client-node's own
+ * shapes and stay: the in-cluster service account (`tokenFile`, what loadFromCluster makes for the DaemonSet), and the
+ * `exec` / `tokenFile` configs its ExecAuth and FileAuth serve.
  */
 export function refuseAuthProvider(kc: KubeConfig): void {
   const user = kc.getCurrentUser();
-  if (user?.authProvider) {
+  if (user?.authProvider && REFUSED_AUTH_PROVIDERS.includes(String(user.authProvider.name))) {
     throw new Error(`the kubeconfig's user "${user.name}" sets auth-provider (${String(user.authProvider.name)}): the agent, like upstream's ` +
       'daemon, has no auth-provider plugins; give the user a token, a client certificate or an exec plugin');
   }

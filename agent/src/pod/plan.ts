@@ -461,7 +461,8 @@ export function planOvnNic(req: NicRequest, nic: PodNicAnnotations, node: NodeFa
  * ovn-controller binds the port instead of after it. Upstream always waits first (§3.6 step 12, §3.8). That order
  * matters only for what must reach the network through a bound port: the IPv4 conflict probe and IPv6 DAD (a probe
  * through an unbound port hears no answer, so it would miss a conflict). The announcements and the gateway check go
- * after the waits either way; until the ADD returns, nothing in the pod sends.
+ * after the waits either way. Early, only the kernel's IPv6 link-local DAD and MLD reports leave as the link comes up,
+ * into the unbound port: that address comes from the MAC OVN allocated, and the kernel repeats its reports.
  */
 export function podSideEarly(addresses: readonly PlannedAddress[], ipv4ConflictProbe: boolean, ipv6Dad: boolean): boolean {
   const v4 = addresses.some((a) => a.family === 4);
