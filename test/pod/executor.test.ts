@@ -165,6 +165,26 @@ describe('executor: ADD', () => {
     }
   });
 
+  it('probe off: the pod NIC gets its address and routes while the port waits to be bound; the GARP and the gateway check only after', async () => {
+    const w = world({ ovnController: false });
+    const p = plan(v4, {}, { enableArpDetectIpConflict: false });
+    // ovn-controller binds the port only once the pod side is done, so the ADD can finish only if that side ran first
+    let installedAt = -1;
+    let settled = false;
+    const check = (): void => {
+      if (w.nl.calls.some((c) => c.startsWith('addRoute '))) { installedAt = w.nl.calls.length; w.vs.setOvnInstalled(HOST); } else if (!settled) setImmediate(check);
+    };
+    check();
+    const out = await applyAdd(p, w.deps).finally(() => { settled = true; });
+    const ops = out.stepMs.map((x) => x.op);
+    assert.ok(ops.indexOf('addRoutes') < ops.indexOf('waitOvnInstalled') && ops.indexOf('waitOvnInstalled') < ops.indexOf('announce'), ops.join(','));
+    const calls = w.nl.calls.map((c) => c.split(' ')[0]);
+    assert.ok(calls.indexOf('addAddress') < installedAt && calls.indexOf('addRoute') < installedAt, 'address and route before the binding');
+    assert.ok(calls.indexOf('announceIPv4') >= installedAt, 'the GARP after the binding');
+    assert.ok(calls.indexOf('ping') >= installedAt, 'the gateway check after the binding');
+    assert.ok(!calls.includes('probeIPv4'), 'no probe');
+  });
+
   it('ovn-installed never set: bounded failure (KOA_TIMEOUT) and full rollback', async () => {
     const w = world({ ovnController: false });
     const t0 = Date.now();
