@@ -6,7 +6,7 @@
 // client-node's imports of undici and the SOCKS libraries are replaced by a stub (scripts/bundle-stubs/client-node-proxy.ts):
 // the agent's requests go over node:https. ES imports of node:http go through require (scripts/bundle-stubs/node-http.ts).
 // client-node's auth providers are stubbed (scripts/bundle-stubs/client-node-auth-providers.ts: the agent refuses
-// auth-provider users), and so is what loads node:zlib, node:worker_threads, node:assert and OpenTelemetry unused
+// azure, gcp and oidc auth-provider users), and so is what loads node:zlib, node:worker_threads, node:assert and OpenTelemetry unused
 // (scripts/bundle-stubs/unused-node-modules.cjs).
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,11 +69,14 @@ const UNUSED_IMPORTS: readonly [RegExp, string, string][] = [
   [/(^|[\\/])prom-client[\\/]lib[\\/]metrics[\\/]processCpuTotal\.js$/, '@opentelemetry/api', 'openTelemetry'],
 ];
 
+/** Any specifier of UNUSED_IMPORTS (esbuild calls a plugin only for the paths its filter matches). */
+const UNUSED_SPECIFIERS = new RegExp(`^(${[...new Set(UNUSED_IMPORTS.map(([, spec]) => spec.replace(/[./]/g, '\\$&')))].join('|')})$`);
+
 /** Resolves each of UNUSED_IMPORTS (that importer and specifier only) to its stand-in. */
 export const unusedNodeModules: Plugin = {
   name: 'unused-node-modules',
   setup(b) {
-    b.onResolve({ filter: /^(\.\/lib\/pushgateway|\.\/transport|\.\/lib\/transport|worker_threads|assert|@opentelemetry\/api)$/ }, (args) => {
+    b.onResolve({ filter: UNUSED_SPECIFIERS }, (args) => {
       const hit = UNUSED_IMPORTS.find(([importer, spec]) => spec === args.path && importer.test(args.importer));
       return hit ? { path: hit[2], namespace: 'koa-unused' } : undefined;
     });

@@ -11,7 +11,7 @@ import type { BackoffOptions } from './backoff.ts';
 import type { IpCrApi } from './ipcr.ts';
 import { KubeListWatch } from './listwatch.ts';
 import { storePodSource, type PodSource } from './pods.ts';
-import { apiError, KubeApiError, KubeRest, refuseAuthProvider, refuseProxy } from './rest.ts';
+import { apiError, KubeApiError, KubeRest, refuseUnsupported } from './rest.ts';
 import { slimNode, slimPod, slimSubnet } from './slim.ts';
 import { SERVICE_CIDR_RESOURCE, ServiceCidrSource, type ServiceCidr } from './service-cidrs.ts';
 import type { IpCr, KubeList, KubeObject, Node, Pod, Subnet } from './types.ts';
@@ -21,14 +21,13 @@ export const KUBEOVN_GROUP = 'kubeovn.io';
 export const KUBEOVN_VERSION = 'v1';
 
 /** Kubeconfig file when given, else the in-cluster service account (as upstream's --kubeconfig ""). A cluster with
- * `proxy-url` and a user with `auth-provider` are refused here, at start (rest.ts refuseProxy and refuseAuthProvider
- * say why). */
+ * `proxy-url` and a user whose `auth-provider` is azure, gcp or oidc are refused here, at start (rest.ts refuseProxy
+ * and refuseAuthProvider say why). */
 export function loadKubeConfig(kubeconfigPath: string): KubeConfig {
   const kc = new KubeConfig();
   if (kubeconfigPath !== '') kc.loadFromFile(kubeconfigPath);
   else kc.loadFromCluster();
-  refuseProxy(kc);
-  refuseAuthProvider(kc);
+  refuseUnsupported(kc);
   return kc;
 }
 

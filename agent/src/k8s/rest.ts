@@ -75,7 +75,7 @@ export function refuseProxy(kc: KubeConfig): void {
 }
 
 /** The `auth-provider` names of client-node's azure, gcp and oidc token refreshers. */
-export const REFUSED_AUTH_PROVIDERS: readonly string[] = ['azure', 'gcp', 'oidc'];
+const REFUSED_AUTH_PROVIDERS: readonly string[] = ['azure', 'gcp', 'oidc'];
 
 /**
  * A kubeconfig user whose `auth-provider` is azure, gcp or oidc (client-node's token refreshers) is refused at start:
@@ -91,6 +91,12 @@ export function refuseAuthProvider(kc: KubeConfig): void {
     throw new Error(`the kubeconfig's user "${user.name}" sets auth-provider (${String(user.authProvider.name)}): the agent, like upstream's ` +
       'daemon, has no auth-provider plugins; give the user a token, a client certificate or an exec plugin');
   }
+}
+
+/** What the agent refuses in a kubeconfig, at start and each time it is asked: refuseProxy, refuseAuthProvider. */
+export function refuseUnsupported(kc: KubeConfig): void {
+  refuseProxy(kc);
+  refuseAuthProvider(kc);
 }
 
 /** No response headers within this long: the request fails (undici's headersTimeout, as before). Bodies have no
@@ -257,8 +263,7 @@ export async function requestAuth(kc: KubeConfig): Promise<{ headers: Record<str
 }
 
 async function askKubeConfig(kc: KubeConfig): Promise<Auth> {
-  refuseProxy(kc);
-  refuseAuthProvider(kc);
+  refuseUnsupported(kc);
   const m: HttpsMaterial = {};
   // (it also builds and caches client-node's own https.Agent per cluster/user, which is never used: no socket)
   await kc.applyToHTTPSOptions(m as never);
@@ -307,8 +312,7 @@ export class KubeRest {
   constructor(kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    refuseProxy(kc);
-    refuseAuthProvider(kc);
+    refuseUnsupported(kc);
     this.#kc = kc;
     this.#server = cluster.server.replace(/\/+$/, '');
   }
