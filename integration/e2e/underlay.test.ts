@@ -27,8 +27,11 @@ const nodeIp = (i: number): string => `172.30.50.1${i}`;
 interface NicState { detail: string; routes: string; mac: string }
 const before0: NicState[] = [];
 
+/** The NIC once no address is in DAD: a link that went down and up has a `tentative` link-local for a while. */
 async function nicState(n: BedNode, dev = 'eth2'): Promise<NicState> {
-  const detail = (await n.ns.ip(['-d', 'addr', 'show', 'dev', dev])).stdout;
+  const show = async (): Promise<string> => (await n.ns.ip(['-d', 'addr', 'show', 'dev', dev])).stdout;
+  await waitFor(`DAD on ${n.name} ${dev}`, async () => !(await show()).includes('tentative'), 60_000);
+  const detail = await show();
   const routes = (await n.ns.ip(['-4', 'route', 'show', 'table', 'all'])).stdout.split('\n').filter((l) => / dev eth2\b/.test(l)).sort().join('\n');
   const mac = JSON.parse((await n.ns.ip(['-j', 'link', 'show', dev])).stdout)[0].address as string;
   return { detail, routes, mac };
@@ -58,8 +61,7 @@ before(async () => {
     await n.ns.ip(['route', 'add', 'default', 'via', '172.30.50.1', 'dev', 'eth2', 'metric', '1000']);
     await n.ns.ip(['route', 'add', '10.200.0.0/16', 'via', '172.30.50.1', 'dev', 'eth2', 'metric', '100']);
     await n.ns.ip(['route', 'add', '10.201.0.0/16', 'dev', 'eth2', 'scope', 'link']);
-    // the kernel's link-local IPv6 address is tentative for a while after the link comes up: compare after DAD
-    await waitFor(`DAD on ${n.name} eth2`, async () => !(await n.ns.ip(['-6', 'addr', 'show', 'dev', 'eth2'])).stdout.includes('tentative'), 10_000);
+    // the kernel's link-local IPv6 address is tentative for a while after the link comes up: nicState waits for DAD
     before0.push(await nicState(n));
     const dir = mkdtempSync(`/tmp/${prefix}ul-${i}-`);
     onCleanup({ label: `journal dir ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });

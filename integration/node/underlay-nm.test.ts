@@ -15,7 +15,7 @@ import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { DBusNetworkManager, NmMarks, type NetworkManagerPort } from '../../agent/src/node/underlay/network-manager.ts';
 import { FakeNetworkManager } from '../../agent/src/node/underlay/network-manager-fake.ts';
-import { GW, NIC, REMOTE, bedNetwork, detailed, inet, journalDir, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, REMOTE, bedNetwork, detailed, inet, journalDir, routes, settledAddr, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 import { nmMissing, startNm, startProcess, type NmBed } from './nm-bed.ts';
 
 const prefix = newPrefix('koanm');
@@ -99,7 +99,8 @@ test('no bus, or a bus that never answers: "absent" within the 200 ms probe, not
 test('NetworkManager manages the NIC: the reconciler sets it unmanaged before the move and hands it back after removal', async () => {
   await nm.setManaged(NIC, true);
   await waitFor('NetworkManager manages eth1', async () => (await nm.deviceProp(NIC, 'Managed')) === true, 30_000, 200);
-  const beforeDetail = await detailed(bed.node, NIC);
+  // NM taking the device can restart the link-local address's DAD: compare settled links (seen as `tentative` once)
+  const beforeDetail = await settledAddr(bed.node, NIC);
   const beforeRoutes = await routes(bed.node, NIC);
   const { state, settle } = bedNetwork(bed, nl, dir, { defaultInterface: NIC }, { nm: { port: new DBusNetworkManager(nm.socket), marks: new NmMarks(dir) } });
   await settle();

@@ -14,7 +14,7 @@ import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
 import { restoreNic, transferNic, type TransferDeps } from '../../agent/src/node/underlay/transfer.ts';
 import { finishMove } from '../../agent/src/node/underlay/moves.ts';
-import { GW, NIC, NODE_IP, REMOTE, detailed, inet, journalDir, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, NODE_IP, REMOTE, inet, journalDir, linkJson, routes, settledAddr, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koaul');
 const BR = 'br-phys';
@@ -59,8 +59,7 @@ async function nodePing(addr: string): Promise<boolean> {
 
 test('transfer under a 10 ms ping stream, then restore: the bridge shows what the NIC showed, the NIC comes back byte for byte', async () => {
   // right after the bed came up the NIC's link-local address can still be in DAD (`tentative`): compare settled links
-  await waitFor('the NIC\'s addresses settled (no DAD in progress)', async () => !/tentative/.test(await detailed(bed.node, NIC)), 60_000);
-  const before = { detail: await detailed(bed.node, NIC), inet: await inet(bed.node, NIC), routes: await routes(bed.node, NIC), link: await linkJson(bed.node, NIC) };
+  const before = { detail: await settledAddr(bed.node, NIC), inet: await inet(bed.node, NIC), routes: await routes(bed.node, NIC), link: await linkJson(bed.node, NIC) };
   assert.equal(before.routes.length >= 4, true, before.routes.join('\n'));
   assert.ok(await nodePing(REMOTE));
 
@@ -93,7 +92,7 @@ test('transfer under a 10 ms ping stream, then restore: the bridge shows what th
   const q = await restoreStream;
   console.log(`restore ping stream: ${q.transmitted} sent, ${q.received} received`);
   assert.ok(q.transmitted - q.received <= 1, `lost ${q.transmitted - q.received} replies during the restore: ${q.out}`);
-  assert.equal(await detailed(bed.node, NIC), before.detail);
+  assert.equal(await settledAddr(bed.node, NIC), before.detail);
   assert.deepEqual(await routes(bed.node, NIC), before.routes);
   assert.equal(await linkJson(bed.node, BR), undefined);
   assert.doesNotMatch(await bed.ovs.vsctl(['list-br']), new RegExp(BR));
