@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { onCleanup } from './cleanup.ts';
-import { run, runSyncQuiet, type RunOptions, type RunResult } from './exec.ts';
+import { run, runSyncQuiet, waitFor, type RunOptions, type RunResult } from './exec.ts';
 
 export { cleanupAll, onCleanup, pendingCleanups } from './cleanup.ts';
 
@@ -92,4 +92,24 @@ export async function ping(ns: Netns, addr: string, opts: { count?: number; inte
   const transmitted = m ? Number(m[1]) : 0;
   const received = m ? Number(m[2]) : 0;
   return { ok: received >= (opts.minReceived ?? count) && received > 0, transmitted, received, output: r.stdout + r.stderr };
+}
+
+/** `ip -d addr show dev`: the link's addresses with their flags and lifetimes, as text to compare. */
+export async function addrDetail(ns: Netns, dev: string): Promise<string> {
+  return (await ns.ip(['-d', 'addr', 'show', 'dev', dev])).stdout;
+}
+
+/**
+ * `addrDetail` once the link has settled: no address in DAD (`tentative`; a down/up or NetworkManager taking the link
+ * restarts it for the IPv6 link-local) and the same text on two reads half a second apart (a takeover that has not
+ * yet added or removed an address is not "no address in DAD").
+ */
+export async function settledAddr(ns: Netns, dev: string): Promise<string> {
+  let prev = '';
+  return waitFor(`${dev}: addresses settled (none in DAD, unchanged for 0.5 s)`, async () => {
+    const cur = await addrDetail(ns, dev);
+    const same = cur === prev;
+    prev = cur;
+    return same && !/tentative/.test(cur) && cur;
+  }, 60_000, 500);
 }

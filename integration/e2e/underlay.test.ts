@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { leaks, up, type Bed, type BedNode } from '../bed/bed.ts';
-import { cleanupAll, createNetns, newPrefix, onCleanup, ping, type Netns } from '../bed/netns.ts';
+import { cleanupAll, createNetns, newPrefix, onCleanup, ping, settledAddr, type Netns } from '../bed/netns.ts';
 import { waitFor } from '../bed/exec.ts';
 import { firstFrame } from '../bed/capture.ts';
 import { buildShim, newPod, podCall, startNodeAgent, type NodeAgent } from './agent-harness.ts';
@@ -27,11 +27,9 @@ const nodeIp = (i: number): string => `172.30.50.1${i}`;
 interface NicState { detail: string; routes: string; mac: string }
 const before0: NicState[] = [];
 
-/** The NIC once no address is in DAD: a link that went down and up has a `tentative` link-local for a while. */
+/** The NIC once its addresses have settled: a link that went down and up has a `tentative` link-local for a while. */
 async function nicState(n: BedNode, dev = 'eth2'): Promise<NicState> {
-  const show = async (): Promise<string> => (await n.ns.ip(['-d', 'addr', 'show', 'dev', dev])).stdout;
-  await waitFor(`DAD on ${n.name} ${dev}`, async () => !(await show()).includes('tentative'), 60_000);
-  const detail = await show();
+  const detail = await settledAddr(n.ns, dev);
   const routes = (await n.ns.ip(['-4', 'route', 'show', 'table', 'all'])).stdout.split('\n').filter((l) => / dev eth2\b/.test(l)).sort().join('\n');
   const mac = JSON.parse((await n.ns.ip(['-j', 'link', 'show', dev])).stdout)[0].address as string;
   return { detail, routes, mac };

@@ -6,7 +6,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { startOvs, type OvsNode } from '../bed/ovs.ts';
 import { addVeth, createNetns, onCleanup, type Netns } from '../bed/netns.ts';
-import { waitFor } from '../bed/exec.ts';
 import { OvsVswitch } from '../../agent/src/datapath/ovsdb/vswitch.ts';
 import type { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { Reconciler } from '../../agent/src/node/reconciler.ts';
@@ -72,17 +71,6 @@ export function journalDir(prefix: string): string {
   const dir = mkdtempSync(`/tmp/${prefix}journal-`);
   onCleanup({ label: `journal ${dir}`, run: async () => rmSync(dir, { recursive: true, force: true }), runSync: () => rmSync(dir, { recursive: true, force: true }) });
   return dir;
-}
-
-/** `ip -d addr` once no address is in DAD (a down/up restarts it for the IPv6 link-local). */
-export async function settledAddr(ns: Netns, dev: string): Promise<string> {
-  await waitFor(`${dev}: no address in DAD`, async () => !/tentative/.test(await detailed(ns, dev)), 60_000);
-  return detailed(ns, dev);
-}
-
-/** `ip -d addr show dev` with the counters that legitimately move normalised away (none expected; kept explicit). */
-export async function detailed(ns: Netns, dev: string): Promise<string> {
-  return (await ns.ip(['-d', 'addr', 'show', 'dev', dev])).stdout;
 }
 
 /** The provider network `phys` on the bed's node through its reconciler, with Kubernetes (labels, annotations,

@@ -5,10 +5,10 @@
 // test is about the kernel and OVS.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanupAll, newPrefix } from '../bed/netns.ts';
+import { cleanupAll, newPrefix, settledAddr } from '../bed/netns.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
-import { GW, NIC, REMOTE, bedNetwork, inet, journalDir, linkJson, routes, settledAddr, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, REMOTE, bedNetwork, inet, journalDir, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koaux');
 const PORT = 'br-phys';

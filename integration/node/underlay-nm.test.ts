@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cleanupAll, newPrefix, onCleanup } from '../bed/netns.ts';
+import { addrDetail, cleanupAll, newPrefix, onCleanup, settledAddr } from '../bed/netns.ts';
 import { waitFor } from '../bed/exec.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { DBusNetworkManager, NmMarks, type NetworkManagerPort } from '../../agent/src/node/underlay/network-manager.ts';
 import { FakeNetworkManager } from '../../agent/src/node/underlay/network-manager-fake.ts';
-import { GW, NIC, REMOTE, bedNetwork, detailed, inet, journalDir, routes, settledAddr, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, REMOTE, bedNetwork, inet, journalDir, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 import { nmMissing, startNm, startProcess, type NmBed } from './nm-bed.ts';
 
 const prefix = newPrefix('koanm');
@@ -114,8 +114,8 @@ test('NetworkManager manages the NIC: the reconciler sets it unmanaged before th
   assert.equal(await nm.deviceProp(NIC, 'Managed'), true);
   assert.deepEqual(await new NmMarks(dir).list('phys'), []);
   assert.deepEqual(await routes(bed.node, NIC), beforeRoutes);
-  await waitFor('eth1 as it was', async () => (await detailed(bed.node, NIC)) === beforeDetail, 30_000, 200)
-    .catch(async () => assert.equal(await detailed(bed.node, NIC), beforeDetail));
+  await waitFor('eth1 as it was', async () => (await addrDetail(bed.node, NIC)) === beforeDetail, 30_000, 200)
+    .catch(async () => assert.equal(await addrDetail(bed.node, NIC), beforeDetail));
 });
 
 let dhcpStarted = false;

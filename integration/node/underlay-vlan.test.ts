@@ -9,11 +9,11 @@
 // the unit tests only. The tagging on the wire is real: it is OVS's, and the router's capture sees it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanupAll, newPrefix } from '../bed/netns.ts';
+import { cleanupAll, newPrefix, settledAddr } from '../bed/netns.ts';
 import { firstFrame } from '../bed/capture.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
-import { NIC, REMOTE, bedNetwork, inet, journalDir, routes, settledAddr, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { NIC, REMOTE, bedNetwork, inet, journalDir, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koauv');
 const VIF = `${NIC}.100`;

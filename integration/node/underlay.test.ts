@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { cleanupAll, newPrefix } from '../bed/netns.ts';
+import { cleanupAll, newPrefix, settledAddr } from '../bed/netns.ts';
 import { sleep, waitFor } from '../bed/exec.ts';
 import { warmUp } from '../../agent/src/native.ts';
 import { RtNetlink } from '../../agent/src/datapath/netlink/rtnl.ts';
 import { FileJournal } from '../../agent/src/node/underlay/journal.ts';
 import { restoreNic, transferNic, type TransferDeps } from '../../agent/src/node/underlay/transfer.ts';
 import { finishMove } from '../../agent/src/node/underlay/moves.ts';
-import { GW, NIC, NODE_IP, REMOTE, inet, journalDir, linkJson, routes, settledAddr, underlayBed, type UnderlayBed } from './underlay-bed.ts';
+import { GW, NIC, NODE_IP, REMOTE, inet, journalDir, linkJson, routes, underlayBed, type UnderlayBed } from './underlay-bed.ts';
 
 const prefix = newPrefix('koaul');
 const BR = 'br-phys';
