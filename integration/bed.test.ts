@@ -10,6 +10,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { addRoute, cleanupAll, newPrefix, ping } from './bed/netns.ts';
 import { kubeApi, type KubeApiError } from './bed/kubeapi.ts';
 import { CRD_FILE } from './bed/kube.ts';
+import { lspUpState } from './bed/ovn.ts';
 
 // Reads a kubeconfig (JSON) and GETs /readyz with its client certificate; runs inside a namespace.
 const READYZ_FROM_KUBECONFIG = `
@@ -107,7 +108,7 @@ test('one-node bed: apiserver + CRDs, annotated pods, pods ping each other, the 
     const p2 = await bed.wirePod(node, 'pod2', allocs[1]!);
     assert.equal(await node.ovs.vsctl(['get', 'bridge', 'br-int', 'fail_mode']), 'secure');
     await bed.central.nbctl(['--wait=hv', 'sync']);
-    assert.equal(await bed.central.nbctl(['lsp-get-up', 'pod1.default']), 'up');
+    assert.equal(await lspUpState(bed.central, 'pod1.default'), 'up');
     const pp = await ping(p1.ns, '10.16.0.3');
     assert.ok(pp.ok, `pod1 -> pod2: ${pp.output}`);
     const gw = await ping(p2.ns, '10.16.0.1');

@@ -107,6 +107,18 @@ export async function startOvnCentral(opts: { prefix: string; ns?: Netns; schema
   return { ns, dir, nbDb, sbDb, env, nbctl, sbctl, pids: () => [...pids], stop: unregister };
 }
 
+/**
+ * The LSP's `up` as ovn-nbctl shows it, once it reads "up" or after `timeoutMs`. ovn-controller writes
+ * `ovn-installed` (OVS) and `Port_Binding.up` (SB) in separate transactions and northd copies `up` to NB a loop later,
+ * so right after an ADD (which waits for ovn-installed) NB may still say "down".
+ */
+export async function lspUpState(central: Pick<OvnCentral, 'nbctl'>, lsp: string, timeoutMs = 30_000): Promise<string> {
+  let last = '';
+  await waitFor(`LSP ${lsp} up in NB`, async () => (last = await central.nbctl(['lsp-get-up', lsp])) === 'up', timeoutMs, 100)
+    .catch(() => undefined);
+  return last;
+}
+
 export interface StartControllerOptions {
   /** Chassis name (external_ids:system-id); kube-ovn uses the node name. */
   systemId: string;

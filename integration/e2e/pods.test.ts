@@ -11,6 +11,7 @@ import { cleanupAll, newPrefix, ping } from '../bed/netns.ts';
 import {
   addressesOf, buildShim, cniCall, ifaceExternalIds, leftovers, newPod, podCall, qosCount, startNodeAgent, type NodeAgent, type TestPod,
 } from './agent-harness.ts';
+import { lspUpState } from '../bed/ovn.ts';
 
 let bed: Bed;
 let node: BedNode;
@@ -76,7 +77,7 @@ test('two pods on one node, wired through the real executable, ping each other a
     assert.equal(ids['pod_name'], p.name);
     assert.equal(ids['pod_namespace'], p.namespace);
     assert.equal(ids['ovn-installed'], 'true');
-    assert.equal(await bed.central.nbctl(['lsp-get-up', `${p.name}.${p.namespace}`]), 'up');
+    assert.equal(await lspUpState(bed.central, `${p.name}.${p.namespace}`), 'up');
   }
   // the pods really talk through OVN (br-int is fail-mode secure: only OVN's flows forward)
   const p12 = await ping(pods[0]!.ns, allocs[1]!.ips[0]!);

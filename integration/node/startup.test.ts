@@ -9,6 +9,7 @@ import { type BedNode } from '../bed/bed.ts';
 import { ping } from '../bed/netns.ts';
 import { addressesOf, ifaceExternalIds, type NodeAgent } from '../e2e/agent-harness.ts';
 import { agentPod, listen, nodeBed, startAgent, tcpConnects, type NodeBed, type Pod, downNodeBed } from './lib.ts';
+import { lspUpState } from '../bed/ovn.ts';
 
 let nb: NodeBed;
 let node: BedNode;
@@ -39,7 +40,7 @@ test('ovn0 has the annotated MAC, IP and MTU, is up, and is an internal port on 
   assert.equal(ids?.['iface-id'], `node-${node.name}`);
   assert.equal(ids?.['iface-id'], j.lsp);
   assert.equal(ids?.['ovn-installed'], 'true', 'ovn-controller bound the node LSP');
-  assert.equal(await nb.bed.central.nbctl(['lsp-get-up', j.lsp]), 'up');
+  assert.equal(await lspUpState(nb.bed.central, j.lsp), 'up');
 });
 
 test('from the node namespace: ping to a pod IP, and a TCP connect to a port the pod listens on', async () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { addVeth, cleanupAll, createNetns, newPrefix } from '../bed/netns.ts';
 import { startOvs } from '../bed/ovs.ts';
 import type { OvsNode } from '../bed/ovs.ts';
-import { startOvnCentral, startOvnController } from '../bed/ovn.ts';
+import { lspUpState, startOvnCentral, startOvnController } from '../bed/ovn.ts';
 import type { OvnCentral } from '../bed/ovn.ts';
 import { OvsVswitch } from '../../agent/src/datapath/ovsdb/vswitch.ts';
 import type { InterfaceEvent } from '../../agent/src/datapath/ports.ts';
@@ -45,7 +45,7 @@ test('ovn-installed arrives as an event when the iface-id matches a logical swit
   // it was an event: the interface changed from "not installed" to "installed" in front of our listener
   assert.ok(events.some((e) => e.old?.externalIds['ovn-installed'] !== 'true' && e.new?.externalIds['ovn-installed'] === 'true'));
   assert.equal(await ovs.vsctl(['get', 'Interface', 'koaoweb_h', 'external_ids:ovn-installed']), '"true"');
-  assert.equal(await central.nbctl(['lsp-get-up', 'web.default']), 'up');
+  assert.equal(await lspUpState(central, 'web.default'), 'up');
   assert.ok(ms < 20_000, `${ms} ms`);
   process.stderr.write(`# ovn-installed after ${ms.toFixed(1)} ms\n`);
   assert.equal(await vs.deletePort('koaoweb_h', { wait: true }), true);

@@ -12,6 +12,7 @@ import { upstreamMissing } from './controller.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
 import { waitDels, waitLspsRemoved, waitNoPodPorts } from './deletion.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished, waitRunning } from './pods.ts';
+import { lspUpState } from '../bed/ovn.ts';
 
 let bed: Bed;
 let node: BedNode;
@@ -51,7 +52,7 @@ test('the real controller annotates the node and the pods; the pods get those ad
     assert.equal(ann['ovn.kubernetes.io/logical_switch'], 'ovn-default');
     assert.equal(s.podIP, ann['ovn.kubernetes.io/ip_address'], `${name}: the pod IP is the controller's allocation`);
     ips.set(name, s.podIP!);
-    assert.equal(await bed.central.nbctl(['lsp-get-up', `${name}.default`]), 'up');
+    assert.equal(await lspUpState(bed.central, `${name}.default`), 'up');
   }
   const script = [...ips.values(), '10.16.0.1'].map((t) => `ping -c 3 -W 5 ${t}`).join(' && ');
   await createBusyboxPod(api, { name: 'pinger', nodeName: node.name, restartPolicy: 'Never', command: ['sh', '-c', script] });

@@ -22,6 +22,7 @@ import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
 import { waitLspsRemoved } from './deletion.ts';
 import { diagnosePod } from './multus.ts';
 import { createBusyboxPod, deleteAndWait, podStatus, waitRunning } from './pods.ts';
+import { lspUpState } from '../bed/ovn.ts';
 
 let bed: Bed;
 let node: BedNode;
@@ -166,7 +167,7 @@ test('SIGKILL of the agent while the kubelet creates 10 pods: after its restart 
     assert.equal(i.ids['iface-id'], `${name}.default`, `${name}: iface-id`);
     assert.equal(i.ids.pod_namespace, 'default');
     assert.ok(i.name.endsWith('_h') && i.ofport > 0 && !i.error, `${name}: a live port ${JSON.stringify(i)}`);
-    assert.equal(await bed.central.nbctl(['lsp-get-up', `${name}.default`]), 'up', `${name}: LSP up`);
+    assert.equal(await lspUpState(bed.central, `${name}.default`), 'up', `${name}: LSP up`);
     // the port's veth is the pod's eth0 (its peer), which carries the pod IP
     const pid = rn.podPid(uids.get(name)!);
     assert.ok(pid, `${name}: a process of the pod`);

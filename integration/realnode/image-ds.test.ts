@@ -24,6 +24,7 @@ import {
 } from './image-ds.ts';
 import { cgroupLeaks, startRealNode, type RealNode } from './node.ts';
 import { createBusyboxPod, podLog, podStatus, waitFinished, waitRunning } from './pods.ts';
+import { lspUpState } from '../bed/ovn.ts';
 
 const NS = 'kube-system';
 const DS = 'kube-ovn-cni';
@@ -136,7 +137,7 @@ test('busybox pods get eth0 from the DaemonSet\'s agent and ping each other and 
   for (const name of ['web', 'db']) {
     const s = await waitRunning(bed!.kube!.api, name);
     assert.equal(s.podIP, allocs.get(name)!.ips[0], `${name}: the kubelet reports the address from the CNI result`);
-    assert.equal(await bed!.central.nbctl(['lsp-get-up', `${name}.default`]), 'up');
+    assert.equal(await lspUpState(bed!.central, `${name}.default`), 'up');
   }
   const targets = [allocs.get('web')!.ips[0]!, allocs.get('db')!.ips[0]!, allocs.get('web')!.gateway];
   const script = targets.map((t) => `ping -c 3 -W 5 ${t}`).join(' && ');

@@ -15,6 +15,7 @@ import { downRealNode, upStandInNode, type StandInNode } from './cluster.ts';
 import { cniRequestCounts, countOf, type DaemonSetAgent } from './daemonset.ts';
 import type { RealNode } from './node.ts';
 import { createBusyboxPod, deleteAndWait, podLog, waitFinished, waitRunning } from './pods.ts';
+import { lspUpState } from '../bed/ovn.ts';
 
 let bed: Bed;
 let node: BedNode;
@@ -50,7 +51,7 @@ test('busybox pods on the real node get eth0 from the agent, the kubelet reports
   for (const name of names) {
     const iface = await node.ovs.vsctl(['--bare', '--columns=name', 'find', 'interface', `external_ids:iface-id=${name}.default`]);
     assert.ok(iface.endsWith('_h'), `OVS port for ${name}: ${iface}`);
-    assert.equal(await bed.central.nbctl(['lsp-get-up', `${name}.default`]), 'up');
+    assert.equal(await lspUpState(bed.central, `${name}.default`), 'up');
   }
   const targets = [...names.map((n) => allocs.get(n)!.ips[0]!), allocs.get('web')!.gateway];
   const script = targets.map((t) => `ping -c 3 -W 5 ${t}`).join(' && ');

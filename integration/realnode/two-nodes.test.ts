@@ -21,6 +21,7 @@ import { cniRequestCounts, countOf } from './daemonset.ts';
 import { waitLspsRemoved } from './deletion.ts';
 import { diagnosePod } from './multus.ts';
 import { createBusyboxPod, deleteAndWait, podLog, podStatus, waitFinished, waitRunning } from './pods.ts';
+import { lspUpState } from '../bed/ovn.ts';
 
 let bed: Bed;
 let cluster: RealCluster | undefined;
@@ -124,7 +125,7 @@ test('10 busybox pods over both nodes reach Running with the controller\'s addre
     assert.equal(pod.spec.nodeName, nodeOf(i).node.name);
     ips.set(name, pod.status.podIP);
     const lsp = `${name}.default`;
-    assert.equal(await bed.central.nbctl(['lsp-get-up', lsp]), 'up', `${name}: LSP up`);
+    assert.equal(await lspUpState(bed.central, lsp), 'up', `${name}: LSP up`);
     // bound on its own node: the port is on that node's OVS, and the SB port binding names that node's chassis
     const iface = await nodeOf(i).node.ovs.vsctl(['--bare', '--columns=name', 'find', 'interface', `external_ids:iface-id=${lsp}`]);
     assert.ok(iface.endsWith('_h'), `${name}: OVS port on ${nodeOf(i).node.name}: ${JSON.stringify(iface)}`);
