@@ -38,8 +38,8 @@ for (const [where, table, rule] of [
     // per table: mangle has the same POSTROUTING jump as nat
     const has = async () => (await node.ns.exec(['iptables-save', '-t', table])).stdout.split('\n').includes(line);
     assert.ok(await has(), `present before: ${line}`);
+    // `iptables -D` succeeding is the deletion; a resync may put the rule back before anything could look
     await ipt(['-t', table, '-D', ...rule]);
-    assert.ok(!(await has()));
     const ms = await measure(`${line} back`, has, BOUND_MS);
     console.log(`# ${where}: deleted rule back after ${ms} ms (resync ${RESYNC_S} s)`);
   });
@@ -71,8 +71,8 @@ test('a foreign rule first in nat POSTROUTING and a foreign chain survive 100 re
 
 test('an ipset member removed with `ipset del` comes back', async () => {
   assert.match(await ipsetList(node, 'ovn40subnets'), /^10\.16\.0\.0\/16$/m);
+  // `ipset del` succeeding is the deletion (as above)
   await node.ns.exec(['ipset', 'del', 'ovn40subnets', '10.16.0.0/16']);
-  assert.doesNotMatch(await ipsetList(node, 'ovn40subnets'), /^10\.16\.0\.0\/16$/m);
   const ms = await measure('10.16.0.0/16 back in ovn40subnets', async () => /^10\.16\.0\.0\/16$/m.test(await ipsetList(node, 'ovn40subnets')), BOUND_MS);
   console.log(`# ipset member back after ${ms} ms (resync ${RESYNC_S} s)`);
 });
